@@ -1,0 +1,57 @@
+"""``@pagero_token_required``: the view runs only with a valid token in ``request.pagero_token``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, overload
+
+from asgiref.sync import iscoroutinefunction
+from django.http import HttpRequest, HttpResponse
+
+from .guard import ResponseHandler, aresolve_token, resolve_token
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+@overload
+def pagero_token_required(view: View) -> View: ...
+
+
+@overload
+def pagero_token_required(
+    view: None = None, *, response_handler: ResponseHandler | None = None
+) -> Callable[[View], View]: ...
+
+
+def pagero_token_required(
+    view: View | None = None, *, response_handler: ResponseHandler | None = None
+) -> View | Callable[[View], View]:
+    """Require a valid Pagero token; works on sync and async function views.
+
+    Without one, the answer comes from :mod:`django_pagero_oauth.guard` (or from
+    ``response_handler``, a callable ``(request, exc) -> HttpResponse``).
+    """
+
+    def decorator(view_func: View) -> View:
+        if iscoroutinefunction(view_func):
+
+            @wraps(view_func)
+            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                result = await aresolve_token(request, response_handler)
+                if isinstance(result, HttpResponse):
+                    return result
+                return await view_func(request, *args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @wraps(view_func)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            result = resolve_token(request, response_handler)
+            if isinstance(result, HttpResponse):
+                return result
+            return view_func(request, *args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator(view) if view is not None else decorator

@@ -1,0 +1,98 @@
+"""Exceptions of django-pagero-oauth.
+
+None of them ever carries a token, a code or the client secret in its message.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, SuspiciousOperation
+
+
+class PageroOAuthError(Exception):
+    """Base class. ``error`` and ``description`` follow RFC 6749 section 5.2 where they apply."""
+
+    default_error = "pagero_error"
+
+    def __init__(
+        self,
+        description: str = "",
+        *,
+        error: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        self.error = error or self.default_error
+        self.description = description
+        self.status_code = status_code
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        text = self.error
+        if self.description:
+            text = f"{text}: {self.description}"
+        if self.status_code is not None:
+            text = f"{text} (HTTP {self.status_code})"
+        return text
+
+
+class OAuthErrorResponse(PageroOAuthError):
+    """The token or revocation endpoint answered with an OAuth error (RFC 6749 5.2)."""
+
+    default_error = "invalid_request"
+
+
+class PageroUnavailable(PageroOAuthError):
+    """Pagero could not be used right now: timeout, connection error, 5xx, 429, a malformed answer.
+
+    Nothing stored was changed; trying again later may work. ``retry_after`` is in seconds when
+    the server said so (``Retry-After``).
+    """
+
+    default_error = "temporarily_unavailable"
+
+    def __init__(
+        self,
+        description: str = "",
+        *,
+        error: str | None = None,
+        status_code: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(description, error=error, status_code=status_code)
+
+
+class InvalidTokenResponse(PageroUnavailable):
+    """The token endpoint answered 200 with something that is not a usable bearer token."""
+
+    default_error = "invalid_token_response"
+
+
+class PageroConfigurationError(PageroUnavailable, ImproperlyConfigured):
+    """Pagero rejected this site's client credentials (``invalid_client``).
+
+    The stored tokens are kept: the site's configuration is wrong, not the user's connection.
+    """
+
+    default_error = "invalid_client"
+
+
+class PageroAuthorizationRequired(PageroOAuthError, PermissionDenied):
+    """The user has no usable Pagero connection and must log in at Pagero (again).
+
+    A subclass of Django's ``PermissionDenied``, so an unhandled one gives a 403.
+    """
+
+    default_error = "pagero_authorization_required"
+
+
+class CallbackError(PageroOAuthError, SuspiciousOperation):
+    """The redirect back from Pagero cannot be accepted (state, ``iss``, missing code, ...).
+
+    A subclass of ``SuspiciousOperation``: Django logs these on the ``django.security`` logger.
+    """
+
+    default_error = "invalid_callback"
+
+
+class TokenDecryptionError(ImproperlyConfigured):
+    """A stored token cannot be decrypted with the configured keys."""

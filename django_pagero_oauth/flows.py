@@ -1,0 +1,105 @@
+"""Pending authorization flows, kept in the Django session, keyed by their ``state``.
+
+Each login creates one entry (RFC 6749 10.12: ``state`` binds the redirect back to the browser
+session that started it). The callback *pops* the entry on every path, so a replayed callback
+finds nothing. Entries expire after ``STATE_MAX_AGE`` seconds, and at most ``MAX_PENDING_FLOWS``
+are kept (the oldest go first), so two tabs can both log in.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import asdict, dataclass
+
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from .conf import app_settings
+from .exceptions import CallbackError
+from .oauth import generate_code_verifier, generate_state
+
+SESSION_KEY = "_pagero_oauth_flows"
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One login in progress. ``code_verifier`` is set when PKCE is on."""
+
+    state: str
+    user_id: str
+    redirect_uri: str
+    next_url: str
+    created: float
+    code_verifier: str | None = None
+
+    def is_expired(self, now: float | None = None) -> bool:
+        return (now if now is not None else time.time()) - self.created > app_settings.STATE_MAX_AGE
+
+
+def _pending(request: HttpRequest) -> dict[str, dict[str, object]]:
+    flows = request.session.get(SESSION_KEY)
+    return dict(flows) if isinstance(flows, dict) else {}
+
+
+def start_flow(request: HttpRequest, *, redirect_uri: str, next_url: str) -> Flow:
+    """Create and remember a new flow for the logged-in user of ``request``."""
+    now = time.time()
+    flow = Flow(
+        state=generate_state(),
+        user_id=str(request.user.pk),
+        redirect_uri=redirect_uri,
+        next_url=next_url,
+        created=now,
+        code_verifier=generate_code_verifier() if app_settings.PKCE else None,
+    )
+    pending = {
+        state: entry
+        for state, entry in _pending(request).items()
+        if isinstance(entry, dict)
+        and now - float(entry.get("created", 0)) <= app_settings.STATE_MAX_AGE  # type: ignore[arg-type]
+    }
+    pending[flow.state] = {key: value for key, value in asdict(flow).items() if key != "state"}
+    while len(pending) > app_settings.MAX_PENDING_FLOWS:
+        oldest = min(pending, key=lambda key: float(pending[key]["created"]))  # type: ignore[arg-type]
+        del pending[oldest]
+    request.session[SESSION_KEY] = pending
+    return flow
+
+
+def pop_flow(request: HttpRequest, state: str | None) -> Flow:
+    """Remove and return the flow for ``state``; raise :class:`CallbackError` if it is not valid.
+
+    The entry is removed before any check, so whatever happens next it cannot be used again.
+    Valid means: present in this session, started by the user now logged in, not expired.
+    """
+    if not state:
+        raise CallbackError(str(_("The answer from Pagero has no state.")), error="invalid_state")
+    pending = _pending(request)
+    # Compare in constant time; a dict lookup by an attacker-chosen key would not leak much,
+    # but this keeps the comparison obviously safe.
+    match = next((key for key in pending if hmac.compare_digest(key, state)), None)
+    entry = pending.pop(match) if match is not None else None
+    if match is not None:
+        request.session[SESSION_KEY] = pending
+    if not isinstance(entry, dict):
+        raise CallbackError(
+            str(_("This login is unknown or was already used. Please start again.")),
+            error="invalid_state",
+        )
+    try:
+        flow = Flow(state=state, **entry)  # type: ignore[arg-type]
+    except TypeError:
+        raise CallbackError(
+            str(_("This login cannot be read. Please start again.")), error="invalid_state"
+        ) from None
+    if not request.user.is_authenticated or flow.user_id != str(request.user.pk):
+        raise CallbackError(
+            str(_("This login was started by another user. Please start again.")),
+            error="invalid_state",
+        )
+    if flow.is_expired():
+        raise CallbackError(
+            str(_("This login took too long. Please start again.")), error="invalid_state"
+        )
+    return flow

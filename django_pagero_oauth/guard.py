@@ -1,0 +1,125 @@
+"""What a protected view answers when its user has no valid Pagero token.
+
+The decorator, the mixin and the middleware all call :func:`resolve_token` (or
+:func:`aresolve_token`); none of them decides anything on its own. The answer:
+
+- anonymous user: HTML -> ``settings.LOGIN_URL?next=...``; JSON or non-GET -> 401 JSON.
+- no usable connection: HTML GET -> ``pagero_oauth:login?next=...``; JSON (``Accept:
+  application/json`` preferred, or ``X-Requested-With: XMLHttpRequest``) or any non-GET -> 401
+  JSON ``{"error": "pagero_authorization_required", "login_url": ...}``.
+- Pagero unavailable: 503 with ``Retry-After``, as HTML or JSON.
+
+A project changes this with ``PAGERO_OAUTH["RESPONSE_HANDLER"]`` (dotted path to a callable
+``(request, exc) -> HttpResponse``, where ``exc`` is None for an anonymous user), or per view by
+overriding ``PageroTokenRequiredMixin.handle_no_pagero_token``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.module_loading import import_string
+
+from .conf import app_settings
+from .exceptions import PageroAuthorizationRequired, PageroOAuthError, PageroUnavailable
+from .tokens import get_valid_token
+
+if TYPE_CHECKING:
+    from .models import PageroToken
+
+ResponseHandler = Callable[[HttpRequest, "PageroOAuthError | None"], HttpResponse]
+
+
+def wants_json(request: HttpRequest) -> bool:
+    """True for XHR/fetch callers that should get JSON rather than a redirect."""
+    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
+        return True
+    if "application/json" not in request.headers.get("Accept", ""):
+        return False
+    return request.get_preferred_type(["text/html", "application/json"]) == "application/json"
+
+
+def pagero_login_url(request: HttpRequest) -> str:
+    """The URL that starts a Pagero login and comes back to this request's page."""
+    return f"{reverse('pagero_oauth:login')}?{urlencode({'next': request.get_full_path()})}"
+
+
+def default_response(request: HttpRequest, exc: PageroOAuthError | None) -> HttpResponse:
+    """The built-in answer; see the module docstring."""
+    json_wanted = wants_json(request) or request.method not in ("GET", "HEAD")
+    if exc is None:
+        if json_wanted:
+            login = redirect_to_login(request.get_full_path())["Location"]
+            return JsonResponse({"error": "login_required", "login_url": login}, status=401)
+        return redirect_to_login(request.get_full_path())
+    if isinstance(exc, PageroUnavailable):
+        retry_after = exc.retry_after or app_settings.UNAVAILABLE_RETRY_AFTER
+        response: HttpResponse
+        if json_wanted:
+            response = JsonResponse(
+                {"error": "pagero_unavailable", "retry_after": retry_after}, status=503
+            )
+        else:
+            response = TemplateResponse(
+                request,
+                "django_pagero_oauth/unavailable.html",
+                {"retry_after": retry_after},
+                status=503,
+            )
+        response["Retry-After"] = str(retry_after)
+        return response
+    login_url = pagero_login_url(request)
+    if json_wanted:
+        return JsonResponse(
+            {"error": "pagero_authorization_required", "login_url": login_url}, status=401
+        )
+    return HttpResponseRedirect(login_url)
+
+
+def get_response_handler() -> ResponseHandler:
+    path = app_settings.RESPONSE_HANDLER
+    return import_string(path) if path else default_response  # type: ignore[no-any-return]
+
+
+def handle_missing_token(request: HttpRequest, exc: PageroOAuthError | None) -> HttpResponse:
+    """Answer for a request that has no valid token (``exc`` None: the user is anonymous)."""
+    return get_response_handler()(request, exc)
+
+
+def resolve_token(
+    request: HttpRequest, handler: ResponseHandler | None = None
+) -> PageroToken | HttpResponse:
+    """The request user's valid token (also set as ``request.pagero_token``), or the answer."""
+    handler = handler or handle_missing_token
+    if not request.user.is_authenticated:
+        return handler(request, None)
+    try:
+        token = get_valid_token(request.user)
+    except (PageroAuthorizationRequired, PageroUnavailable) as exc:
+        return handler(request, exc)
+    request.pagero_token = token  # type: ignore[attr-defined]
+    return token
+
+
+async def aresolve_token(
+    request: HttpRequest, handler: ResponseHandler | None = None
+) -> PageroToken | HttpResponse:
+    """:func:`resolve_token` for async views (the DB work runs thread-sensitively)."""
+    return await sync_to_async(resolve_token, thread_sensitive=True)(request, handler)
+
+
+__all__ = [
+    "aresolve_token",
+    "default_response",
+    "handle_missing_token",
+    "pagero_login_url",
+    "resolve_token",
+    "wants_json",
+]

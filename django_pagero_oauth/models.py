@@ -1,0 +1,202 @@
+"""Storage: one :class:`PageroToken` per Django user, tokens encrypted at rest."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .conf import app_settings
+from .crypto import EncryptedTextField, fingerprint
+from .exceptions import InvalidTokenResponse
+from .oauth import TokenResponse, decode_jwt_unverified
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
+    def active(self) -> PageroTokenQuerySet:
+        """Tokens that can still be refreshed without the user."""
+        return self.filter(
+            status=PageroToken.Status.ACTIVE, refresh_token_expires_at__gt=timezone.now()
+        )
+
+    def needing_reauthorization(self) -> PageroTokenQuerySet:
+        """Tokens that are dead: marked so, or past their refresh-token lifetime."""
+        return self.filter(
+            models.Q(status=PageroToken.Status.REAUTHORIZATION_REQUIRED)
+            | models.Q(refresh_token_expires_at__lte=timezone.now())
+        )
+
+    def refresh_token_expiring_within(self, delta: timedelta) -> PageroTokenQuerySet:
+        """Active tokens whose refresh token dies within ``delta``."""
+        return self.active().filter(refresh_token_expires_at__lte=timezone.now() + delta)
+
+
+class PageroToken(models.Model):
+    """A Django user's connection to Pagero Online.
+
+    ``access_token``, ``refresh_token`` and ``id_token`` are Fernet-encrypted in the database;
+    ``fingerprint`` is a short hash of the refresh token that is safe to show.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        REAUTHORIZATION_REQUIRED = "reauthorization_required", _("Needs re-authorization")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="pagero_token",
+        verbose_name=_("user"),
+    )
+    access_token = EncryptedTextField(_("access token"))
+    refresh_token = EncryptedTextField(_("refresh token"))
+    id_token = EncryptedTextField(_("ID token"), blank=True, default="")
+    token_type = models.CharField(_("token type"), max_length=32, default="bearer")
+    scope = models.CharField(_("scope"), max_length=1024, blank=True, default="")
+    claims = models.CharField(_("claims"), max_length=1024, blank=True, default="")
+    publicid = models.CharField(
+        _("Pagero public ID"),
+        max_length=255,
+        blank=True,
+        default="",
+        db_index=True,
+        help_text=_("Read from the access token when it is a JWT; used for searching."),
+    )
+    fingerprint = models.CharField(
+        _("fingerprint"),
+        max_length=12,
+        blank=True,
+        default="",
+        help_text=_("The first 12 hex digits of the refresh token's SHA-256. Reveals nothing."),
+    )
+    access_token_issued_at = models.DateTimeField(_("access token issued at"))
+    access_token_expires_at = models.DateTimeField(_("access token expires at"), db_index=True)
+    refresh_token_expires_at = models.DateTimeField(
+        _("refresh token expires at"),
+        db_index=True,
+        help_text=_("Rolling: every refresh starts a new lifetime."),
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=32,
+        choices=Status.choices,
+        default=Status.ACTIVE,
+        db_index=True,
+    )
+    status_reason = models.CharField(_("status reason"), max_length=255, blank=True, default="")
+    last_refreshed = models.DateTimeField(_("last refreshed"), null=True, blank=True)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = PageroTokenQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("Pagero token")
+        verbose_name_plural = _("Pagero tokens")
+        ordering = ("-updated",)
+
+    def __str__(self) -> str:
+        return str(_("Pagero connection of user #%(user_id)s") % {"user_id": self.user_id})
+
+    def __repr__(self) -> str:
+        return (
+            f"<PageroToken pk={self.pk} user_id={self.user_id} status={self.status} "
+            f"fingerprint={self.fingerprint}>"
+        )
+
+    # --- state ----------------------------------------------------------------------------
+
+    def is_access_token_expired(self, now: datetime | None = None) -> bool:
+        return self.access_token_expires_at <= (now or timezone.now())
+
+    def access_token_expires_within(self, seconds: float, now: datetime | None = None) -> bool:
+        return self.access_token_expires_at <= (now or timezone.now()) + timedelta(seconds=seconds)
+
+    def access_token_needs_refresh(
+        self, leeway: int | None = None, now: datetime | None = None
+    ) -> bool:
+        """True when the access token is valid for less than ``leeway`` seconds.
+
+        The leeway (default ``REFRESH_LEEWAY``) is capped at half the token's lifetime, so a
+        server that issues very short-lived tokens does not make every fresh token "expiring"
+        (which would defeat single-flight refreshing).
+        """
+        if leeway is None:
+            leeway = app_settings.REFRESH_LEEWAY
+        lifetime = (self.access_token_expires_at - self.access_token_issued_at).total_seconds()
+        return self.access_token_expires_within(min(leeway, max(lifetime, 0) / 2), now)
+
+    def is_refresh_token_expired(self, now: datetime | None = None) -> bool:
+        return self.refresh_token_expires_at <= (now or timezone.now())
+
+    def refresh_token_expires_within(self, delta: timedelta, now: datetime | None = None) -> bool:
+        return self.refresh_token_expires_at <= (now or timezone.now()) + delta
+
+    @property
+    def needs_reauthorization(self) -> bool:
+        """True when only a new login at Pagero can restore the connection."""
+        return (
+            self.status == self.Status.REAUTHORIZATION_REQUIRED or self.is_refresh_token_expired()
+        )
+
+    def jwt_header_and_claims(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The access token's JWT header and payload, decoded but NOT verified (for display)."""
+        return decode_jwt_unverified(self.access_token)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def apply_token_response(self, response: TokenResponse, *, now: datetime | None = None) -> None:
+        """Take the tokens from a token-endpoint answer. The only place token data is written.
+
+        A response without a refresh token keeps the old one (RFC 6749 6: the server MAY issue
+        a new one); the refresh token's rolling lifetime restarts either way. Does not save.
+        """
+        now = now or timezone.now()
+        self.access_token = response.access_token
+        self.token_type = response.token_type
+        if response.refresh_token:
+            self.refresh_token = response.refresh_token
+            self.fingerprint = fingerprint(response.refresh_token)
+        if response.id_token:
+            self.id_token = response.id_token
+        self.scope = response.scope
+        self.claims = response.claims
+        decoded = decode_jwt_unverified(response.access_token)
+        if decoded is not None and isinstance(decoded[1].get("publicid"), str):
+            self.publicid = decoded[1]["publicid"][:255]
+        self.access_token_issued_at = now
+        self.access_token_expires_at = now + timedelta(seconds=response.expires_in)
+        self.refresh_token_expires_at = now + timedelta(
+            days=app_settings.REFRESH_TOKEN_LIFETIME_DAYS
+        )
+        self.status = self.Status.ACTIVE
+        self.status_reason = ""
+
+    def mark_reauthorization_required(self, reason: str) -> None:
+        """Record that the refresh token is dead. Saves only the status columns."""
+        self.status = self.Status.REAUTHORIZATION_REQUIRED
+        self.status_reason = reason[:255]
+        self.save(update_fields=["status", "status_reason", "updated"])
+
+    @classmethod
+    def store_for_user(
+        cls, user: AbstractBaseUser, response: TokenResponse, *, now: datetime | None = None
+    ) -> PageroToken:
+        """Create or replace ``user``'s token from a code exchange. Call inside a transaction."""
+        if not response.refresh_token:
+            # Without a refresh token the connection would die with the access token.
+            raise InvalidTokenResponse("the token response has no refresh_token")
+        token = cls.objects.select_for_update().filter(user=user).first()
+        if token is None:
+            token = cls(user=user)
+        token.apply_token_response(response, now=now)
+        token.last_refreshed = None
+        token.save()
+        return token

@@ -1,0 +1,344 @@
+"""The OAuth 2.0 protocol as Pagero speaks it: one function per message, nothing stored here.
+
+- :func:`build_authorization_url`: step 1, the login page URL (RFC 6749 4.1.1, RFC 7636 4.3).
+- :func:`exchange_code`: step 3, code for tokens (RFC 6749 4.1.3).
+- :func:`refresh_access_token`: RFC 6749 section 6 (Pagero: the refresh token is single-use).
+- :func:`revoke_token`: RFC 7009.
+
+Every HTTP call has a timeout, verifies TLS, and never logs a token, a code or the secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
+
+import requests
+
+from .conf import CLIENT_AUTH_METHODS, app_settings
+from .exceptions import (
+    InvalidTokenResponse,
+    OAuthErrorResponse,
+    PageroConfigurationError,
+    PageroUnavailable,
+)
+
+logger = logging.getLogger("django_pagero_oauth")
+
+#: The largest token-endpoint answer read; a bigger one is refused (a token is a few KiB).
+MAX_RESPONSE_BYTES = 1024 * 1024
+
+#: Access-token lifetime assumed when a response has no ``expires_in`` (Pagero's documented 600 s).
+DEFAULT_EXPIRES_IN = 600
+
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    """One connection-pooling session per thread (``requests.Session`` is not thread-safe)."""
+    session: requests.Session | None = getattr(_local, "session", None)
+    if session is None:
+        session = requests.Session()
+        session.headers["User-Agent"] = "django-pagero-oauth"
+        _local.session = session
+    return session
+
+
+# --- step 1 -------------------------------------------------------------------------------
+
+
+def generate_state() -> str:
+    """An unguessable ``state`` value: 256 random bits (RFC 6749 10.12)."""
+    return secrets.token_urlsafe(32)
+
+
+def generate_code_verifier() -> str:
+    """A PKCE verifier: 64 characters from 48 random bytes (RFC 7636 4.1 asks 43-128 chars)."""
+    return secrets.token_urlsafe(48)
+
+
+def code_challenge(verifier: str) -> str:
+    """``BASE64URL(SHA256(verifier))`` without padding: the S256 method (RFC 7636 4.2)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def build_authorization_url(
+    *,
+    redirect_uri: str,
+    state: str,
+    code_verifier: str | None = None,
+    prompt: str | None = None,
+) -> str:
+    """The URL of Pagero's login page for one flow (RFC 6749 4.1.1)."""
+    params = {
+        "response_type": "code",
+        "client_id": app_settings.CLIENT_ID,
+        "redirect_uri": redirect_uri,
+        "state": state,
+    }
+    if app_settings.SCOPE:
+        params["scope"] = app_settings.SCOPE
+    if prompt:
+        params["prompt"] = prompt
+    if code_verifier is not None:
+        params["code_challenge"] = code_challenge(code_verifier)
+        params["code_challenge_method"] = "S256"
+    base = urlsplit(app_settings.AUTHORIZE_URL)
+    query = f"{base.query}&{urlencode(params)}" if base.query else urlencode(params)
+    return urlunsplit((base.scheme, base.netloc, base.path, query, ""))
+
+
+# --- token responses ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    """A validated successful token response (RFC 6749 5.1). ``repr`` shows no token."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+    refresh_token: str | None = None
+    scope: str = ""
+    claims: str = ""
+    id_token: str = ""
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenResponse(token_type={self.token_type!r}, expires_in={self.expires_in}, "
+            f"has_refresh_token={self.refresh_token is not None}, scope={self.scope!r})"
+        )
+
+    @classmethod
+    def from_json(cls, data: Any) -> TokenResponse:
+        """Validate a parsed body; anything unusable raises :class:`InvalidTokenResponse`."""
+        if not isinstance(data, dict):
+            raise InvalidTokenResponse("the token response is not a JSON object")
+        access_token = data.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            raise InvalidTokenResponse("the token response has no access_token")
+        token_type = data.get("token_type")
+        if not isinstance(token_type, str) or token_type.lower() != "bearer":
+            # RFC 6749 5.1: token_type is REQUIRED and case-insensitive.
+            raise InvalidTokenResponse("the token response is not a bearer token")
+        expires_in = data.get("expires_in", DEFAULT_EXPIRES_IN)
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
+            raise InvalidTokenResponse("the token response has an invalid expires_in")
+        refresh_token = data.get("refresh_token")
+        if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
+            raise InvalidTokenResponse("the token response has an invalid refresh_token")
+        return cls(
+            access_token=access_token,
+            token_type="bearer",
+            expires_in=expires_in,
+            refresh_token=refresh_token,
+            scope=_text(data.get("scope")),
+            claims=_text(data.get("claims")),
+            id_token=_text(data.get("id_token")),
+        )
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value)
+    return str(value)
+
+
+# --- client authentication ----------------------------------------------------------------
+
+
+def client_auth(data: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Add client authentication to a token/revocation request (RFC 6749 2.3.1).
+
+    Returns ``(form, headers)``. For HTTP Basic, client id and secret are form-urlencoded
+    *before* base64, so a secret with ``:``, ``%``, ``+``, a space or non-ASCII survives.
+    """
+    method = app_settings.CLIENT_AUTH_METHOD
+    if method not in CLIENT_AUTH_METHODS:
+        raise PageroConfigurationError(
+            f"CLIENT_AUTH_METHOD must be one of {', '.join(CLIENT_AUTH_METHODS)}"
+        )
+    client_id, client_secret = app_settings.CLIENT_ID, app_settings.CLIENT_SECRET
+    if method == "client_secret_post":
+        return {**data, "client_id": client_id, "client_secret": client_secret}, {}
+    userpass = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
+    encoded = base64.b64encode(userpass.encode("utf-8")).decode("ascii")
+    return dict(data), {"Authorization": f"Basic {encoded}"}
+
+
+# --- talking to the endpoints -------------------------------------------------------------
+
+
+def _retry_after(response: requests.Response) -> int | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return int(value.strip())
+    try:
+        when = parsedate_to_datetime(value)
+        return max(0, int((when - datetime.now(when.tzinfo)).total_seconds()))
+    except (TypeError, ValueError):
+        return None
+
+
+def _read_limited(response: requests.Response) -> bytes:
+    body = b""
+    for chunk in response.iter_content(chunk_size=65536):
+        body += chunk
+        if len(body) > MAX_RESPONSE_BYTES:
+            response.close()
+            raise InvalidTokenResponse(
+                "the response is larger than 1 MiB", status_code=response.status_code
+            )
+    return body
+
+
+def _post(url: str, data: dict[str, str], *, what: str) -> tuple[int, Any, requests.Response]:
+    """POST a client-authenticated form; return ``(status, parsed JSON or None, response)``.
+
+    Transport failures raise :class:`PageroUnavailable`; nothing about the request is logged
+    but the endpoint and the outcome.
+    """
+    form, headers = client_auth(data)
+    headers["Accept"] = "application/json"
+    try:
+        response = _session().post(
+            url,
+            data=form,
+            headers=headers,
+            timeout=app_settings.TIMEOUT,
+            allow_redirects=False,
+            stream=True,
+            verify=True,
+        )
+    except requests.Timeout:
+        logger.warning("Pagero %s: timed out after %ss", what, app_settings.TIMEOUT)
+        raise PageroUnavailable(f"{what}: Pagero did not answer in time") from None
+    except requests.RequestException as exc:
+        logger.warning("Pagero %s: connection failed (%s)", what, type(exc).__name__)
+        raise PageroUnavailable(f"{what}: Pagero could not be reached") from None
+    try:
+        body = _read_limited(response)
+    except requests.RequestException:
+        raise PageroUnavailable(f"{what}: the connection broke while reading") from None
+    finally:
+        response.close()
+    try:
+        parsed: Any = json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        parsed = None
+    return response.status_code, parsed, response
+
+
+def _raise_for_error(status: int, parsed: Any, response: requests.Response, what: str) -> None:
+    """Turn a non-200 answer into the right exception (RFC 6749 5.2)."""
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    description = parsed.get("error_description") if isinstance(parsed, dict) else None
+    description = str(description)[:200] if description else ""
+    if status == 429 or status >= 500:
+        logger.warning("Pagero %s: HTTP %s", what, status)
+        raise PageroUnavailable(
+            f"{what}: Pagero answered HTTP {status}",
+            error=error if isinstance(error, str) else None,
+            status_code=status,
+            retry_after=_retry_after(response),
+        )
+    if isinstance(error, str) and error:
+        if error == "invalid_client":
+            logger.error(
+                "Pagero %s: the client credentials were rejected (invalid_client). Check "
+                "PAGERO_OAUTH CLIENT_ID, CLIENT_SECRET and CLIENT_AUTH_METHOD.",
+                what,
+            )
+            raise PageroConfigurationError(description, status_code=status)
+        logger.info("Pagero %s: OAuth error %s (HTTP %s)", what, error, status)
+        raise OAuthErrorResponse(description, error=error, status_code=status)
+    if status == 401:
+        logger.error("Pagero %s: HTTP 401, the client credentials were rejected", what)
+        raise PageroConfigurationError("HTTP 401 without an OAuth error", status_code=status)
+    logger.warning("Pagero %s: unexpected HTTP %s", what, status)
+    raise PageroUnavailable(f"{what}: unexpected answer from Pagero", status_code=status)
+
+
+def _token_request(data: dict[str, str], what: str) -> TokenResponse:
+    status, parsed, response = _post(app_settings.TOKEN_URL, data, what=what)
+    if status != 200:
+        _raise_for_error(status, parsed, response, what)
+    if parsed is None:
+        raise InvalidTokenResponse(f"{what}: the answer is not JSON", status_code=status)
+    try:
+        return TokenResponse.from_json(parsed)
+    except InvalidTokenResponse as exc:
+        logger.warning("Pagero %s: unusable token response (%s)", what, exc.description)
+        raise
+
+
+def exchange_code(
+    code: str, *, redirect_uri: str, code_verifier: str | None = None
+) -> TokenResponse:
+    """Step 3: trade an authorization code for tokens (RFC 6749 4.1.3, RFC 7636 4.5)."""
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+    if code_verifier is not None:
+        data["code_verifier"] = code_verifier
+    return _token_request(data, "code exchange")
+
+
+def refresh_access_token(refresh_token: str) -> TokenResponse:
+    """Use a (single-use) refresh token once (RFC 6749 section 6).
+
+    Call this only through :func:`django_pagero_oauth.tokens.refresh`, which makes it
+    single-flight; calling it twice with the same token loses the user's connection.
+    """
+    return _token_request(
+        {"grant_type": "refresh_token", "refresh_token": refresh_token}, "refresh"
+    )
+
+
+def revoke_token(token: str, *, token_type_hint: str = "refresh_token") -> None:
+    """Revoke a token at ``REVOKE_URL`` (RFC 7009 2.1). Success is HTTP 200 (2.2).
+
+    Raises :class:`PageroUnavailable` (transient; 503 per RFC 7009 2.2.1) or
+    :class:`OAuthErrorResponse`. The caller checks that ``REVOKE_URL`` is set.
+    """
+    data = {"token": token, "token_type_hint": token_type_hint}
+    status, parsed, response = _post(app_settings.REVOKE_URL, data, what="revocation")
+    if status != 200:
+        _raise_for_error(status, parsed, response, "revocation")
+
+
+# --- JWT display --------------------------------------------------------------------------
+
+
+def decode_jwt_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Header and payload of a JWT, NOT verified; ``None`` when the token is not a JWT.
+
+    Only for display and for reading ``publicid``: Pagero's access tokens are JWTs, older ones
+    were opaque strings, so nothing may depend on this succeeding.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header, payload = (
+            json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+            for part in parts[:2]
+        )
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        return None
+    return header, payload

@@ -1,0 +1,240 @@
+"""The token lifecycle: the ONE way to get a user a valid access token, and to revoke it.
+
+Pagero's refresh tokens are single-use: if two workers refresh with the same refresh token, one
+of them gets ``invalid_grant`` and, if it then dropped the token, the user would be logged out
+for good. So refreshing is *single-flight*: the refresher locks the user's row, re-reads it and
+refreshes only if it is still expiring; everybody else waits on the lock, then sees the fresh
+token and makes no call. This holds across threads, processes and hosts, because the lock is the
+database's:
+
+- PostgreSQL, MySQL, Oracle: ``SELECT ... FOR UPDATE`` on the row.
+- SQLite (no row locks): the first statement of the transaction is a no-op ``UPDATE`` of the
+  row, which takes SQLite's database write lock; other writers wait for it (up to the
+  connection's ``timeout`` option, which should exceed ``PAGERO_OAUTH["TIMEOUT"]``).
+
+Middleware, decorator, mixin, API client, admin action and management commands all call
+:func:`get_valid_token` (or :func:`refresh` for a forced refresh).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+from django.db import connections, router, transaction
+from django.db.models import F
+
+from . import oauth
+from .conf import app_settings
+from .exceptions import (
+    OAuthErrorResponse,
+    PageroAuthorizationRequired,
+    PageroConfigurationError,
+    PageroOAuthError,
+    PageroUnavailable,
+)
+from .models import PageroToken
+from .signals import token_refresh_failed, token_refreshed, token_revoked
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+logger = logging.getLogger("django_pagero_oauth")
+
+
+def get_valid_token(
+    user: AbstractBaseUser | AnonymousUser | None, *, force_refresh: bool = False
+) -> PageroToken:
+    """Return ``user``'s token, its access token valid for at least ``REFRESH_LEEWAY`` seconds.
+
+    Refreshes single-flight when needed (or always, with ``force_refresh``, e.g. after the API
+    answered 401). Raises :class:`PageroAuthorizationRequired` when the user must log in at
+    Pagero (again) and :class:`PageroUnavailable` when Pagero cannot be used right now; in both
+    cases the stored token is exactly as it was, unless Pagero definitely rejected the refresh
+    token (``invalid_grant``), which marks it as needing re-authorization.
+    """
+    if user is None or not user.is_authenticated or not user.is_active:
+        raise PageroAuthorizationRequired("The user is anonymous or inactive.")
+    token = PageroToken.objects.filter(user_id=user.pk).first()
+    if token is None:
+        raise PageroAuthorizationRequired("The user has not connected to Pagero.")
+    if token.needs_reauthorization:
+        raise PageroAuthorizationRequired("The Pagero connection must be renewed by logging in.")
+    if force_refresh or token.access_token_needs_refresh():
+        return refresh(token, force=force_refresh)
+    return token
+
+
+async def aget_valid_token(
+    user: AbstractBaseUser | AnonymousUser | None, *, force_refresh: bool = False
+) -> PageroToken:
+    """:func:`get_valid_token` for async code (runs it thread-sensitively)."""
+    return await sync_to_async(get_valid_token, thread_sensitive=True)(
+        user, force_refresh=force_refresh
+    )
+
+
+@contextmanager
+def locked_token(pk: Any) -> Iterator[PageroToken | None]:
+    """A transaction holding the write lock on one token row; yields the row as committed now."""
+    using = router.db_for_write(PageroToken)
+    manager = PageroToken.objects.db_manager(using)
+    with transaction.atomic(using=using):
+        if connections[using].features.has_select_for_update:
+            yield manager.select_for_update().filter(pk=pk).first()
+        else:
+            # SQLite: writing first takes the database write lock before anything is read.
+            manager.filter(pk=pk).update(updated=F("updated"))
+            yield manager.filter(pk=pk).first()
+
+
+def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
+    """Refresh ``token`` single-flight and return the current row.
+
+    Without ``force``, refreshes only if the locked row still needs it. With ``force``,
+    refreshes only if nobody replaced the access token since ``token`` was read, so N callers
+    who all saw the same rejected access token cause one refresh, not N.
+    """
+    seen_access_token = token.access_token
+    failure: PageroOAuthError
+    with locked_token(token.pk) as current:
+        if current is None:
+            raise PageroAuthorizationRequired("The user has no Pagero connection any more.")
+        if current.needs_reauthorization:
+            raise PageroAuthorizationRequired(
+                "The Pagero connection must be renewed by logging in."
+            )
+        if force:
+            if current.access_token != seen_access_token:
+                return current
+        elif not current.access_token_needs_refresh():
+            return current
+        used_refresh_token = current.refresh_token
+        try:
+            response = oauth.refresh_access_token(used_refresh_token)
+        except OAuthErrorResponse as exc:
+            if exc.error == "invalid_grant":
+                survivor = _reread_after_invalid_grant(current, used_refresh_token)
+                if survivor is not None:
+                    return survivor
+                current.mark_reauthorization_required("invalid_grant")
+                failure = PageroAuthorizationRequired(
+                    "Pagero rejected the refresh token; the user must log in again.",
+                    status_code=exc.status_code,
+                )
+            else:
+                failure = PageroUnavailable(
+                    exc.description, error=exc.error, status_code=exc.status_code
+                )
+        except PageroUnavailable as exc:
+            failure = exc
+        else:
+            current.apply_token_response(response)
+            current.last_refreshed = current.access_token_issued_at
+            current.save()
+            fresh = current
+            transaction.on_commit(
+                lambda: token_refreshed.send(PageroToken, token=fresh, user=fresh.user),
+                using=router.db_for_write(PageroToken),
+            )
+            return current
+    # Outside the transaction: the re-authorization mark above is committed, nothing else changed.
+    _report_failure(current, failure)
+    raise failure
+
+
+def _reread_after_invalid_grant(
+    current: PageroToken, used_refresh_token: str
+) -> PageroToken | None:
+    """After ``invalid_grant``, look again: another writer may have rotated the token just now.
+
+    With the row lock held that cannot happen through this module, but a writer that bypasses
+    it (a new login replacing the token, a deployment without row locks) might have.
+    """
+    fresh = PageroToken.objects.filter(pk=current.pk).first()
+    if (
+        fresh is not None
+        and fresh.refresh_token != used_refresh_token
+        and not fresh.needs_reauthorization
+    ):
+        logger.info(
+            "Pagero refresh: token %s was rotated concurrently; using it", fresh.fingerprint
+        )
+        return fresh
+    return None
+
+
+def _report_failure(token: PageroToken, failure: PageroOAuthError) -> None:
+    if isinstance(failure, PageroAuthorizationRequired):
+        reason = "reauthorization_required"
+        logger.warning("Pagero refresh: token %s needs re-authorization", token.fingerprint)
+    elif isinstance(failure, PageroConfigurationError):
+        reason = "configuration"
+    else:
+        reason = "unavailable"
+        logger.warning(
+            "Pagero refresh of token %s failed, token kept: %s", token.fingerprint, failure
+        )
+    token_refresh_failed.send(
+        PageroToken, token=token, user=token.user, reason=reason, error=failure
+    )
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """What :func:`revoke` did."""
+
+    #: Pagero confirmed the revocation (RFC 7009 2.2).
+    remote: bool
+    #: Why Pagero was not told (empty when it was): "no_revoke_url" or "local_only".
+    skipped_because: str = ""
+
+
+def revoke(token: PageroToken, *, local_only: bool = False) -> Revocation:
+    """Revoke ``token`` at Pagero (when ``REVOKE_URL`` is set) and delete it locally.
+
+    Holds the row lock, so a refresh in flight cannot rotate the refresh token underneath.
+    If Pagero cannot confirm (503, network error, an OAuth error), the token is KEPT and the
+    error is raised; ``local_only=True`` deletes without telling Pagero.
+    """
+    user = token.user
+    with locked_token(token.pk) as current:
+        if current is None:
+            return Revocation(remote=False, skipped_because="already_deleted")
+        if local_only:
+            result = Revocation(remote=False, skipped_because="local_only")
+        elif not app_settings.REVOKE_URL:
+            result = Revocation(remote=False, skipped_because="no_revoke_url")
+        else:
+            oauth.revoke_token(current.refresh_token, token_type_hint="refresh_token")
+            result = Revocation(remote=True)
+        current.delete()
+        current.pk = token.pk
+        transaction.on_commit(
+            lambda: token_revoked.send(PageroToken, token=current, user=user, remote=result.remote),
+            using=router.db_for_write(PageroToken),
+        )
+    logger.info("Pagero token %s deleted (remote revocation: %s)", token.fingerprint, result.remote)
+    return result
+
+
+def refresh_now(token: PageroToken) -> PageroToken:
+    """Force one refresh of ``token`` through the single-flight path (admin, commands)."""
+    if not token.user.is_active:
+        raise PageroAuthorizationRequired("The user is inactive.")
+    return refresh(token, force=True)
+
+
+__all__ = [
+    "Revocation",
+    "aget_valid_token",
+    "get_valid_token",
+    "locked_token",
+    "refresh",
+    "refresh_now",
+    "revoke",
+]

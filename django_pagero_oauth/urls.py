@@ -1,0 +1,13 @@
+"""URLs: ``path("pagero/", include("django_pagero_oauth.urls"))``, namespace ``pagero_oauth``."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "pagero_oauth"
+
+urlpatterns = [
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("callback/", views.CallbackView.as_view(), name="callback"),
+    path("disconnect/", views.DisconnectView.as_view(), name="disconnect"),
+]

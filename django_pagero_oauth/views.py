@@ -1,0 +1,223 @@
+"""The authorization code flow: login (step 1), callback (steps 2-3), disconnect.
+
+Each view is small and has hook methods a project can override in a subclass.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import resolve_url
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+from django.views import View
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+
+from . import flows, oauth
+from .conf import app_settings
+from .exceptions import (
+    CallbackError,
+    InvalidTokenResponse,
+    OAuthErrorResponse,
+    PageroConfigurationError,
+    PageroOAuthError,
+    PageroUnavailable,
+)
+from .models import PageroToken
+from .signals import token_obtained
+from .tokens import revoke
+
+logger = logging.getLogger("django_pagero_oauth")
+
+#: OAuth error codes from the redirect back (RFC 6749 4.1.2.1) with a message for the user.
+AUTHORIZATION_ERROR_MESSAGES = {
+    "access_denied": gettext_noop("The connection to Pagero was cancelled or denied."),
+    "login_required": gettext_noop("Please log in at Pagero to connect your account."),
+    "consent_required": gettext_noop("Pagero needs your consent to connect this account."),
+    "temporarily_unavailable": gettext_noop(
+        "Pagero is temporarily unavailable. Please try again later."
+    ),
+    "server_error": gettext_noop("Pagero could not complete the login. Please try again later."),
+}
+UNKNOWN_AUTHORIZATION_ERROR = gettext_noop(
+    "Pagero could not connect your account. Please try again."
+)
+
+
+def safe_next_url(request: HttpRequest, candidate: str | None) -> str:
+    """``candidate`` if it stays on this site (no open redirect), else ``LOGIN_REDIRECT_URL``."""
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return resolve_url(app_settings.LOGIN_REDIRECT_URL)
+
+
+class LoginView(LoginRequiredMixin, View):
+    """Step 1: send the logged-in user to Pagero's login page (RFC 6749 4.1.1)."""
+
+    http_method_names = ["get", "head"]
+
+    def get_redirect_uri(self) -> str:
+        """The ``redirect_uri``: ``REDIRECT_URI`` if set, else this site's callback URL."""
+        return app_settings.REDIRECT_URI or self.request.build_absolute_uri(
+            reverse("pagero_oauth:callback")
+        )
+
+    def get_prompt(self) -> str | None:
+        return "login" if self.request.GET.get("prompt") == "login" else None
+
+    @method_decorator(never_cache)
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        flow = flows.start_flow(
+            request,
+            redirect_uri=self.get_redirect_uri(),
+            next_url=safe_next_url(request, request.GET.get("next")),
+        )
+        url = oauth.build_authorization_url(
+            redirect_uri=flow.redirect_uri,
+            state=flow.state,
+            code_verifier=flow.code_verifier,
+            prompt=self.get_prompt(),
+        )
+        return HttpResponseRedirect(url)
+
+
+class CallbackView(View):
+    """Steps 2 and 3: check the redirect back, exchange the code, store the token.
+
+    The flow's session entry is consumed first, on every path, so a replayed callback fails.
+    No token request is made unless state (and ``iss``, when ``ISSUER`` is set) check out.
+    """
+
+    http_method_names = ["get"]
+    error_template_name = "django_pagero_oauth/error.html"
+
+    @method_decorator(never_cache)
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        params = request.GET
+        try:
+            flow = flows.pop_flow(request, params.get("state"))
+        except CallbackError as exc:
+            logger.warning("Pagero callback rejected: %s", exc.error)
+            return self.failure(exc.description, status=400)
+        if "error" in params:
+            return self.authorization_error(params.get("error", ""))
+        if app_settings.ISSUER and params.get("iss") != app_settings.ISSUER:
+            # RFC 9207 2.4: exact string comparison; a missing iss is a mismatch too.
+            logger.warning("Pagero callback rejected: iss does not match ISSUER")
+            return self.failure(
+                _("The answer did not come from the expected Pagero server."), status=400
+            )
+        code = params.get("code")
+        if not code:
+            return self.failure(_("The answer from Pagero has no authorization code."), status=400)
+        try:
+            response = oauth.exchange_code(
+                code, redirect_uri=flow.redirect_uri, code_verifier=flow.code_verifier
+            )
+            token = self.store_token(response)
+        except PageroConfigurationError:
+            return self.failure(_("This site's connection to Pagero is misconfigured."), status=503)
+        except InvalidTokenResponse:
+            return self.failure(_("Pagero sent an answer that cannot be used."), status=502)
+        except PageroUnavailable:
+            return self.failure(
+                _("Pagero is not reachable right now. Please try again."), status=503
+            )
+        except OAuthErrorResponse:
+            return self.failure(
+                _("Pagero did not accept this login. Please start again."), status=400
+            )
+        token_obtained.send(PageroToken, token=token, user=request.user, request=request)
+        return self.success(flow)
+
+    def store_token(self, response: oauth.TokenResponse) -> PageroToken:
+        """Create or replace the user's token atomically."""
+        with transaction.atomic():
+            return PageroToken.store_for_user(self.request.user, response)  # type: ignore[arg-type]
+
+    def success(self, flow: flows.Flow) -> HttpResponse:
+        response = HttpResponseRedirect(safe_next_url(self.request, flow.next_url))
+        return self._no_referrer(response)
+
+    def authorization_error(self, error: str) -> HttpResponse:
+        """The user came back with an OAuth error (RFC 6749 4.1.2.1) instead of a code."""
+        logger.info("Pagero login ended with error %r", error[:64])
+        message = AUTHORIZATION_ERROR_MESSAGES.get(error, UNKNOWN_AUTHORIZATION_ERROR)
+        return self.failure(_(message), status=400)
+
+    def failure(self, message: str, *, status: int) -> HttpResponse:
+        response = TemplateResponse(
+            self.request,
+            self.error_template_name,
+            {"message": message, "retry_url": reverse("pagero_oauth:login")},
+            status=status,
+        )
+        return self._no_referrer(response)
+
+    @staticmethod
+    def _no_referrer(response: HttpResponse) -> HttpResponse:
+        # The callback URL carries the code: never leak it to the next site in a Referer.
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
+
+class DisconnectView(LoginRequiredMixin, View):
+    """Disconnect: revoke at Pagero (RFC 7009, when ``REVOKE_URL`` is set), delete locally.
+
+    GET shows a confirmation form; POST (with CSRF) acts. If Pagero cannot confirm the
+    revocation the token is kept and the page offers to remove it locally only.
+    """
+
+    http_method_names = ["get", "post"]
+    template_name = "django_pagero_oauth/disconnect.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {
+            "token": PageroToken.objects.filter(user_id=self.request.user.pk).first(),
+            "next": safe_next_url(
+                self.request, self.request.GET.get("next") or self.request.POST.get("next")
+            ),
+            **kwargs,
+        }
+
+    @method_decorator(csrf_protect)
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return TemplateResponse(request, self.template_name, self.get_context_data())
+
+    @method_decorator(csrf_protect)
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        context = self.get_context_data()
+        token = context["token"]
+        if token is None:
+            messages.info(
+                request, _("There was no Pagero connection to remove."), fail_silently=True
+            )
+            return HttpResponseRedirect(context["next"])
+        try:
+            result = revoke(token, local_only=request.POST.get("local_only") == "1")
+        except PageroOAuthError:
+            message = _("Pagero could not confirm the disconnection, so the connection was kept.")
+            return TemplateResponse(
+                request,
+                self.template_name,
+                {**context, "revocation_failed": True, "message": message},
+                status=503,
+            )
+        if result.remote:
+            text = _("Disconnected from Pagero: the connection was revoked and removed.")
+        else:
+            text = _("The connection was removed from this site; Pagero was not told.")
+        messages.success(request, text, fail_silently=True)
+        return HttpResponseRedirect(context["next"])
