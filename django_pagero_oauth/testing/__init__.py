@@ -1,0 +1,1 @@
+"""Test helpers for django-pagero-oauth: a strict mock Pagero server (:mod:`.mock`)."""

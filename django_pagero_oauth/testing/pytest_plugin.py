@@ -1,0 +1,75 @@
+"""pytest fixtures for projects that use django-pagero-oauth (registered as a pytest11 plugin).
+
+- ``pagero_mock_server``: a strict mock Pagero server on a local port for the whole session.
+- ``pagero_mock``: that server, reset for this test, with ``settings.PAGERO_OAUTH`` pointed at
+  it (needs pytest-django's ``settings`` fixture). Read ``pagero_mock.mock.counts`` to assert
+  how many refreshes happened; ``pagero_mock.mock.add_fault(...)`` to inject failures.
+- ``pagero_token_factory``: ``pagero_token_factory(user, expired=False)`` stores a token the
+  mock will honour (refreshable), without going through the login pages.
+
+Nothing here imports Django at plugin load time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    from ..models import PageroToken
+    from .mock import MockPageroServer
+
+
+@pytest.fixture(scope="session")
+def pagero_mock_server() -> Iterator[MockPageroServer]:
+    from .mock import MockPageroServer
+
+    server = MockPageroServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pagero_mock(pagero_mock_server: MockPageroServer, settings: Any) -> MockPageroServer:
+    pagero_mock_server.mock.reset()
+    pagero_mock_server.mock.expires_in = 600
+    current = getattr(settings, "PAGERO_OAUTH", {}) or {}
+    settings.PAGERO_OAUTH = {**current, **pagero_mock_server.settings()}
+    return pagero_mock_server
+
+
+@pytest.fixture
+def pagero_token_factory(pagero_mock: MockPageroServer, db: None) -> Callable[..., PageroToken]:
+    from datetime import timedelta
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    from ..models import PageroToken
+    from ..oauth import TokenResponse
+
+    def make(
+        user: AbstractBaseUser,
+        *,
+        expired: bool = False,
+        publicid: str = "demo-company",
+        **fields: Any,
+    ) -> PageroToken:
+        response = TokenResponse.from_json(pagero_mock.mock.issue_tokens(publicid=publicid))
+        with transaction.atomic():
+            token = PageroToken.store_for_user(user, response)
+        if expired:
+            token.access_token_expires_at = timezone.now() - timedelta(seconds=1)
+        for name, value in fields.items():
+            setattr(token, name, value)
+        if expired or fields:
+            token.save()
+        return token
+
+    return make
