@@ -8,13 +8,16 @@ Usable anywhere (views, management commands, Celery tasks)::
 
 Every request gets ``Authorization: Bearer`` from :func:`~django_pagero_oauth.get_valid_token`
 (refreshed single-flight when expiring), the configured timeout unless one is given, and, if
-the API answers 401, exactly one retry after a forced single-flight refresh.
+the API answers 401, exactly one retry after a forced single-flight refresh; a second 401 is
+returned as it is. Absolute URLs outside ``API_BASE_URL`` are refused (the token stays with
+Pagero). Refresh failures raise :class:`~django_pagero_oauth.exceptions.PageroUnavailable` or
+:class:`~django_pagero_oauth.exceptions.PageroAuthorizationRequired`, with ``status_code``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -41,6 +44,20 @@ class PageroSession(requests.Session):
     def __repr__(self) -> str:
         return f"<PageroSession user_id={self.user.pk} base_url={self.base_url!r}>"
 
+    def api_url(self, url: str) -> str:
+        """``url`` resolved against ``base_url``; an absolute URL must lie under ``base_url``.
+
+        The user's bearer token goes to Pagero's API and nowhere else (RFC 6750 5.3).
+        """
+        if urlsplit(url).scheme:
+            if not url.startswith(self.base_url):
+                raise ValueError(
+                    "PageroSession sends the bearer token only to URLs under API_BASE_URL; "
+                    "use a relative path."
+                )
+            return url
+        return urljoin(self.base_url, url.lstrip("/"))
+
     def _send_with(
         self, token: PageroToken, method: str, url: str, kwargs: dict[str, Any]
     ) -> requests.Response:
@@ -48,14 +65,13 @@ class PageroSession(requests.Session):
         headers["Authorization"] = f"Bearer {token.access_token}"
         return super().request(method, url, headers=headers, **kwargs)
 
-    def request(  # type: ignore[override]
+    def request(
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
         if args:
             raise TypeError("PageroSession.request() takes keyword arguments after the URL")
         method = method.decode() if isinstance(method, bytes) else method
-        url = url.decode() if isinstance(url, bytes) else url
-        full_url = urljoin(self.base_url, url.lstrip("/")) if "://" not in url else url
+        full_url = self.api_url(url.decode() if isinstance(url, bytes) else url)
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = app_settings.TIMEOUT
         kwargs.setdefault("allow_redirects", False)

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from asgiref.sync import sync_to_async
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.template.response import TemplateResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.module_loading import import_string
 
@@ -67,7 +67,8 @@ def default_response(request: HttpRequest, exc: PageroOAuthError | None) -> Http
                 {"error": "pagero_unavailable", "retry_after": retry_after}, status=503
             )
         else:
-            response = TemplateResponse(
+            # Rendered here: a middleware's answer is never rendered by Django's handler.
+            response = render(
                 request,
                 "django_pagero_oauth/unavailable.html",
                 {"retry_after": retry_after},
@@ -85,7 +86,7 @@ def default_response(request: HttpRequest, exc: PageroOAuthError | None) -> Http
 
 def get_response_handler() -> ResponseHandler:
     path = app_settings.RESPONSE_HANDLER
-    return import_string(path) if path else default_response  # type: ignore[no-any-return]
+    return import_string(path) if path else default_response
 
 
 def handle_missing_token(request: HttpRequest, exc: PageroOAuthError | None) -> HttpResponse:

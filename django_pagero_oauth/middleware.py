@@ -1,11 +1,14 @@
 """``PageroTokenMiddleware``: ``request.pagero_token`` everywhere, enforced on some paths.
 
 - Every request gets ``request.pagero_token``, a lazy object: no query unless it is used. It
-  evaluates to the user's valid token, or ``None`` when the user has no usable connection
-  (``PageroUnavailable`` propagates). In async views, ``await aget_valid_token(request.user)``.
+  evaluates to the user's valid token, or to ``None`` when the user has no usable connection
+  (``PageroUnavailable`` propagates). Being a proxy, test it with ``if request.pagero_token:``,
+  never with ``is None``. Async views use ``await request.apagero_token()`` (like Django's
+  ``request.auser()``): the lazy object would query the database from the event loop.
 - Paths matching ``PROTECTED_PATHS`` (regexes, ``re.match`` against ``request.path_info``)
   require a valid token, answered by :mod:`django_pagero_oauth.guard` otherwise. The app's own
-  login, callback and disconnect URLs are never enforced.
+  login, callback and disconnect URLs and ``settings.LOGIN_URL`` are never enforced (that would
+  lock the user out of the pages that get them a token, or loop).
 
 Must come after ``AuthenticationMiddleware`` (system check ``django_pagero_oauth.E003``).
 """
@@ -15,11 +18,14 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Awaitable, Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
+from urllib.parse import urlsplit
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import SimpleLazyObject
 
@@ -37,16 +43,30 @@ def _token_or_none(request: HttpRequest) -> PageroToken | None:
         return None
 
 
+async def _atoken_or_none(request: HttpRequest) -> PageroToken | None:
+    return await sync_to_async(_token_or_none, thread_sensitive=True)(request)
+
+
+def _attach_lazy_token(request: HttpRequest) -> None:
+    request.pagero_token = SimpleLazyObject(lambda: _token_or_none(request))  # type: ignore[attr-defined]
+    request.apagero_token = partial(_atoken_or_none, request)  # type: ignore[attr-defined]
+
+
 @lru_cache(maxsize=16)
 def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     return tuple(re.compile(pattern) for pattern in patterns)
 
 
-def _own_paths() -> set[str]:
+def _exempt_paths() -> set[str]:
+    """The app's own flow URLs and ``LOGIN_URL``: enforcing a token there would lock users out."""
     paths = set()
     for name in ("login", "callback", "disconnect"):
         with contextlib.suppress(NoReverseMatch):
             paths.add(reverse(f"pagero_oauth:{name}"))
+    with contextlib.suppress(NoReverseMatch):
+        login_url = urlsplit(resolve_url(settings.LOGIN_URL))
+        if not login_url.netloc:
+            paths.add(login_url.path)
     return paths
 
 
@@ -54,7 +74,7 @@ def is_protected(request: HttpRequest) -> bool:
     patterns = _compiled(tuple(app_settings.PROTECTED_PATHS))
     if not patterns or not any(pattern.match(request.path_info) for pattern in patterns):
         return False
-    return request.path not in _own_paths()
+    return request.path not in _exempt_paths()
 
 
 class PageroTokenMiddleware:
@@ -70,7 +90,7 @@ class PageroTokenMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
         if self.is_async:
             return self.__acall__(request)
-        request.pagero_token = SimpleLazyObject(lambda: _token_or_none(request))  # type: ignore[attr-defined]
+        _attach_lazy_token(request)
         if is_protected(request):
             result = resolve_token(request)
             if isinstance(result, HttpResponse):
@@ -78,7 +98,7 @@ class PageroTokenMiddleware:
         return self.get_response(request)  # type: ignore[no-any-return]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        request.pagero_token = SimpleLazyObject(lambda: _token_or_none(request))  # type: ignore[attr-defined]
+        _attach_lazy_token(request)
         if is_protected(request):
             result = await sync_to_async(resolve_token, thread_sensitive=True)(request)
             if isinstance(result, HttpResponse):

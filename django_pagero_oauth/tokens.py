@@ -59,7 +59,7 @@ def get_valid_token(
     """
     if user is None or not user.is_authenticated or not user.is_active:
         raise PageroAuthorizationRequired("The user is anonymous or inactive.")
-    token = PageroToken.objects.filter(user_id=user.pk).first()
+    token: PageroToken | None = PageroToken.objects.filter(user_id=user.pk).first()
     if token is None:
         raise PageroAuthorizationRequired("The user has not connected to Pagero.")
     if token.needs_reauthorization:
@@ -78,11 +78,30 @@ async def aget_valid_token(
     )
 
 
+def _in_outer_transaction(using: str) -> bool:
+    """True inside an atomic block of the caller's (not of a test case) on ``using``."""
+    connection = connections[using]
+    return connection.in_atomic_block and not all(
+        getattr(block, "_from_testcase", False) for block in connection.atomic_blocks
+    )
+
+
 @contextmanager
 def locked_token(pk: Any) -> Iterator[PageroToken | None]:
-    """A transaction holding the write lock on one token row; yields the row as committed now."""
+    """A transaction holding the write lock on one token row; yields the row as committed now.
+
+    Inside the caller's own transaction (e.g. ``ATOMIC_REQUESTS``) this is only a savepoint: the
+    lock is held, and the write becomes durable, only when the outer transaction commits. If it
+    rolls back after a refresh, the new single-use refresh token is lost, so that is logged.
+    """
     using = router.db_for_write(PageroToken)
     manager = PageroToken.objects.db_manager(using)
+    if _in_outer_transaction(using):
+        logger.warning(
+            "Pagero token lock taken inside an outer transaction: a refresh is committed only "
+            "when it commits, and lost (with the user's connection) if it rolls back. Get the "
+            "token before the transaction, e.g. with PageroTokenMiddleware."
+        )
     with transaction.atomic(using=using):
         if connections[using].features.has_select_for_update:
             yield manager.select_for_update().filter(pk=pk).first()
@@ -155,7 +174,7 @@ def _reread_after_invalid_grant(
     With the row lock held that cannot happen through this module, but a writer that bypasses
     it (a new login replacing the token, a deployment without row locks) might have.
     """
-    fresh = PageroToken.objects.filter(pk=current.pk).first()
+    fresh: PageroToken | None = PageroToken.objects.filter(pk=current.pk).first()
     if (
         fresh is not None
         and fresh.refresh_token != used_refresh_token

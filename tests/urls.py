@@ -14,3 +14,25 @@ urlpatterns = [
     path("api-data/", views.api_data, name="api_data"),
     path("plain/", views.plain, name="plain"),
 ]
+
+# Used by test_decorators, test_mixins and test_middleware.
+urlpatterns += [
+    path("protected-handler/", views.protected_with_handler, name="protected_handler"),
+    path(
+        "protected-cbv-async-post/",
+        views.ProtectedAsyncPostView.as_view(),
+        name="protected_cbv_async_post",
+    ),
+    path(
+        "protected-cbv-custom/",
+        views.ProtectedCustomAnswerView.as_view(),
+        name="protected_cbv_custom",
+    ),
+    path("token-info/", views.lazy_token_info, name="lazy_token_info"),
+    path("token-info-async/", views.lazy_token_info_async, name="lazy_token_info_async"),
+    path(
+        "protected-by-middleware/async/",
+        views.lazy_token_info_async,
+        name="middleware_protected_async",
+    ),
+]

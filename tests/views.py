@@ -47,3 +47,41 @@ def api_data(request: HttpRequest) -> HttpResponse:
     """Calls the (mock) Pagero API as the user: the whole chain, token to bearer header."""
     response = get_client(request.user).get("v1/me")  # type: ignore[arg-type]
     return JsonResponse({"status": response.status_code, "body": response.json()})
+
+
+# --- used by test_decorators, test_mixins and test_middleware -------------------------------
+
+
+def teapot_handler(request: HttpRequest, exc: object) -> HttpResponse:
+    """A per-view answer for a missing token: 418 and the error code."""
+    return HttpResponse(getattr(exc, "error", "anonymous"), status=418)
+
+
+@pagero_token_required(response_handler=teapot_handler)
+def protected_with_handler(request: HttpRequest) -> HttpResponse:
+    return _describe(request)
+
+
+class ProtectedAsyncPostView(PageroTokenRequiredMixin, View):
+    async def post(self, request: HttpRequest) -> HttpResponse:
+        return _describe(request)
+
+
+class ProtectedCustomAnswerView(PageroTokenRequiredMixin, View):
+    def handle_no_pagero_token(self, request: HttpRequest, exc: object) -> HttpResponse:
+        return teapot_handler(request, exc)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return _describe(request)
+
+
+def lazy_token_info(request: HttpRequest) -> HttpResponse:
+    """Reads the middleware's lazy ``request.pagero_token`` only when asked to (``?use=1``)."""
+    if request.GET.get("use") != "1":
+        return JsonResponse({"used": False})
+    return _describe(request)
+
+
+async def lazy_token_info_async(request: HttpRequest) -> HttpResponse:
+    token = await request.apagero_token()  # type: ignore[attr-defined]
+    return JsonResponse({"ok": True, "fingerprint": token.fingerprint if token else None})

@@ -1,0 +1,194 @@
+"""The one answer for a request without a valid token (django_pagero_oauth.guard)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest, HttpResponse
+from django.test import RequestFactory
+
+from django_pagero_oauth.exceptions import (
+    PageroAuthorizationRequired,
+    PageroConfigurationError,
+    PageroOAuthError,
+    PageroUnavailable,
+)
+from django_pagero_oauth.guard import default_response, resolve_token, wants_json
+from django_pagero_oauth.models import PageroToken
+from django_pagero_oauth.testing.mock import Fault
+
+PATH = "/some/page/?q=1&x=y"
+PAGERO_LOGIN = f"/pagero/login/?next={quote(PATH, safe='')}"
+
+handled: list[tuple[HttpRequest, PageroOAuthError | None]] = []
+
+
+def teapot(request: HttpRequest, exc: PageroOAuthError | None) -> HttpResponse:
+    """A project's own RESPONSE_HANDLER."""
+    handled.append((request, exc))
+    return HttpResponse("custom", status=418)
+
+
+def request_for(rf: RequestFactory, user: Any, method: str = "get", **headers: str) -> HttpRequest:
+    request = getattr(rf, method)(PATH, headers=headers)
+    request.user = user
+    return request
+
+
+# --- deciding JSON -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, False),
+        ({"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}, False),
+        ({"Accept": "application/json"}, True),
+        ({"Accept": "application/json, text/plain, */*"}, True),
+        ({"Accept": "text/html, application/json;q=0.5"}, False),
+        ({"X-Requested-With": "XMLHttpRequest"}, True),
+    ],
+)
+def test_wants_json(rf, headers, expected):
+    assert wants_json(rf.get("/", headers=headers)) is expected
+
+
+# --- anonymous ------------------------------------------------------------------------------
+
+
+def test_anonymous_html_goes_to_the_site_login(rf, pagero_mock):
+    response = resolve_token(request_for(rf, AnonymousUser()))
+    assert response.status_code == 302
+    assert response["Location"] == f"/accounts/login/?next={quote(PATH, safe='/')}"
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        ("get", {"Accept": "application/json"}),
+        ("post", {}),
+        ("get", {"X-Requested-With": "XMLHttpRequest"}),
+    ],
+)
+def test_anonymous_json_or_post_gets_401(rf, pagero_mock, method, headers):
+    response = resolve_token(request_for(rf, AnonymousUser(), method, **headers))
+    assert response.status_code == 401
+    assert json.loads(response.content) == {
+        "error": "login_required",
+        "login_url": f"/accounts/login/?next={quote(PATH, safe='/')}",
+    }
+
+
+# --- no usable token ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["get", "head"])
+def test_html_get_without_token_goes_to_the_pagero_login(rf, user, pagero_mock, method):
+    response = resolve_token(request_for(rf, user, method))
+    assert response.status_code == 302
+    assert response["Location"] == PAGERO_LOGIN
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        ("get", {"Accept": "application/json"}),
+        ("get", {"X-Requested-With": "XMLHttpRequest"}),
+        ("post", {}),
+        ("put", {}),
+        ("patch", {}),
+        ("delete", {}),
+        ("post", {"Accept": "text/html"}),
+    ],
+)
+def test_json_or_non_get_without_token_gets_401_json(rf, user, pagero_mock, method, headers):
+    response = resolve_token(request_for(rf, user, method, **headers))
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+    assert json.loads(response.content) == {
+        "error": "pagero_authorization_required",
+        "login_url": PAGERO_LOGIN,
+    }
+
+
+def test_a_dead_token_is_answered_like_no_token(rf, user, pagero_mock, pagero_token_factory):
+    pagero_token_factory(user, status=PageroToken.Status.REAUTHORIZATION_REQUIRED)
+    response = resolve_token(request_for(rf, user))
+    assert (response.status_code, response["Location"]) == (302, PAGERO_LOGIN)
+    assert pagero_mock.mock.counts["refresh_token"] == 0
+
+
+# --- Pagero unavailable ---------------------------------------------------------------------
+
+
+def test_unavailable_html_is_a_503_page_with_retry_after(rf, user, pagero_mock):
+    response = default_response(request_for(rf, user), PageroUnavailable("down", retry_after=42))
+    assert response.status_code == 503
+    assert response["Retry-After"] == "42"
+    assert "text/html" in response["Content-Type"]
+    assert b"Pagero Online cannot be reached right now" in response.content
+    assert b"42 seconds" in response.content
+
+
+def test_unavailable_json_is_a_503_json_with_retry_after(rf, user, pagero_mock):
+    request = request_for(rf, user, Accept="application/json")
+    response = default_response(request, PageroUnavailable("down", retry_after=7))
+    assert response.status_code == 503
+    assert response["Retry-After"] == "7"
+    assert json.loads(response.content) == {"error": "pagero_unavailable", "retry_after": 7}
+
+
+def test_unavailable_without_retry_after_uses_the_setting(rf, user, pagero_mock, settings):
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "UNAVAILABLE_RETRY_AFTER": 99}
+    response = default_response(request_for(rf, user, "post"), PageroConfigurationError("x"))
+    assert (response.status_code, response["Retry-After"]) == (503, "99")
+
+
+def test_a_failing_refresh_is_answered_503(rf, user, pagero_mock, pagero_token_factory):
+    stored = pagero_token_factory(user, expired=True)
+    pagero_mock.mock.add_fault(Fault(endpoint="token", status=429, headers=[("Retry-After", "12")]))
+    response = resolve_token(request_for(rf, user))
+    assert (response.status_code, response["Retry-After"]) == (503, "12")
+    assert PageroToken.objects.get(pk=stored.pk).refresh_token == stored.refresh_token
+
+
+# --- success ------------------------------------------------------------------------------
+
+
+def test_resolve_token_returns_and_sets_the_valid_token(
+    rf, user, pagero_mock, pagero_token_factory
+):
+    stored = pagero_token_factory(user, expired=True)
+    request = request_for(rf, user)
+    token = resolve_token(request)
+    assert isinstance(token, PageroToken)
+    assert request.pagero_token is token
+    assert token.access_token != stored.access_token
+    assert pagero_mock.mock.counts["refresh_token"] == 1
+
+
+# --- overriding ---------------------------------------------------------------------------
+
+
+def test_response_handler_setting_replaces_the_answer(rf, user, pagero_mock, settings):
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "RESPONSE_HANDLER": f"{__name__}.teapot"}
+    handled.clear()
+    request = request_for(rf, user)
+    response = resolve_token(request)
+    assert response.status_code == 418
+    assert handled[0][0] is request
+    assert isinstance(handled[0][1], PageroAuthorizationRequired)
+
+    anonymous = request_for(rf, AnonymousUser())
+    assert resolve_token(anonymous).status_code == 418
+    assert handled[1] == (anonymous, None)
+
+
+def test_an_explicit_handler_wins_over_the_setting(rf, user, pagero_mock, settings):
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "RESPONSE_HANDLER": f"{__name__}.teapot"}
+    response = resolve_token(request_for(rf, user), lambda request, exc: HttpResponse(status=409))
+    assert response.status_code == 409
