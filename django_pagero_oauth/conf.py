@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_REDIRECT_URL": "",
     "ENCRYPTION_KEYS": [],
     "REFRESH_LEEWAY": 60,
+    "REFRESH_FAILURE_BACKOFF": 5,
     "REFRESH_TOKEN_LIFETIME_DAYS": 3 * 365,
     "STATE_MAX_AGE": 600,
     "MAX_PENDING_FLOWS": 5,
@@ -122,6 +123,11 @@ class PageroOAuthSettings:
     @property
     def REFRESH_LEEWAY(self) -> int:
         return int(self._get("REFRESH_LEEWAY"))
+
+    @property
+    def REFRESH_FAILURE_BACKOFF(self) -> int:
+        """Seconds after a transient refresh failure during which nobody tries again."""
+        return max(0, int(self._get("REFRESH_FAILURE_BACKOFF")))
 
     @property
     def REFRESH_TOKEN_LIFETIME_DAYS(self) -> int:

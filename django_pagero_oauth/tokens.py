@@ -19,12 +19,14 @@ Middleware, decorator, mixin, API client, admin action and management commands a
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.db import connections, router, transaction
 from django.db.models import F
 
@@ -111,12 +113,40 @@ def locked_token(pk: Any) -> Iterator[PageroToken | None]:
             yield manager.filter(pk=pk).first()
 
 
+def _backoff_key(token: PageroToken) -> str:
+    # Keyed by the refresh token's fingerprint too: a new login or a rotation starts afresh.
+    return f"django_pagero_oauth:refresh-backoff:{token.pk}:{token.fingerprint}"
+
+
+def _backoff_remaining(token: PageroToken) -> int | None:
+    """Seconds left of the back-off after a recent transient failure, or None."""
+    until = caches[DEFAULT_CACHE_ALIAS].get(_backoff_key(token))
+    if until is None:
+        return None
+    remaining = int(until - time.time()) + 1
+    return remaining if remaining > 0 else None
+
+
+def _start_backoff(token: PageroToken, failure: PageroUnavailable) -> None:
+    seconds = app_settings.REFRESH_FAILURE_BACKOFF
+    if failure.retry_after:
+        seconds = max(seconds, min(failure.retry_after, 300))
+    if seconds > 0:
+        caches[DEFAULT_CACHE_ALIAS].set(_backoff_key(token), time.time() + seconds, seconds)
+
+
 def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
     """Refresh ``token`` single-flight and return the current row.
 
     Without ``force``, refreshes only if the locked row still needs it. With ``force``,
     refreshes only if nobody replaced the access token since ``token`` was read, so N callers
     who all saw the same rejected access token cause one refresh, not N.
+
+    After a transient failure, callers within ``REFRESH_FAILURE_BACKOFF`` seconds (or the
+    server's ``Retry-After``) fail at once instead of queueing up to try again one by one; the
+    back-off lives in Django's default cache, so a shared cache (Redis, Memcached) spreads it
+    across processes and hosts. Either way, while the stored access token has not actually
+    expired (it is only inside the leeway), a failed refresh returns it: it still works.
     """
     seen_access_token = token.access_token
     failure: PageroOAuthError
@@ -133,7 +163,12 @@ def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
         elif not current.access_token_needs_refresh():
             return current
         used_refresh_token = current.refresh_token
+        backoff = None if force else _backoff_remaining(current)
         try:
+            if backoff is not None:
+                raise PageroUnavailable(
+                    "a refresh failed moments ago; not trying again yet", retry_after=backoff
+                )
             response = oauth.refresh_access_token(used_refresh_token)
         except OAuthErrorResponse as exc:
             if exc.error == "invalid_grant":
@@ -152,6 +187,7 @@ def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
         except PageroUnavailable as exc:
             failure = exc
         else:
+            caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(current))
             current.apply_token_response(response)
             current.last_refreshed = current.access_token_issued_at
             current.save()
@@ -161,8 +197,21 @@ def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
                 using=router.db_for_write(PageroToken),
             )
             return current
+        if isinstance(failure, PageroUnavailable) and backoff is None:
+            # Still under the lock, so the callers waiting on it see the back-off.
+            _start_backoff(current, failure)
     # Outside the transaction: the re-authorization mark above is committed, nothing else changed.
-    _report_failure(current, failure)
+    if isinstance(failure, PageroUnavailable):
+        if backoff is None:
+            _report_failure(current, failure)
+        if not force and not current.is_access_token_expired():
+            logger.info(
+                "Pagero refresh of token %s failed; its access token is still valid, using it",
+                current.fingerprint,
+            )
+            return current
+    else:
+        _report_failure(current, failure)
     raise failure
 
 

@@ -16,6 +16,7 @@ import pytest
 import requests
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import AnonymousUser
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.db import transaction
 from django.utils import timezone
 
@@ -262,7 +263,14 @@ def test_a_failed_refresh_changes_nothing_and_is_not_retried(
     for secret in (stored.access_token, stored.refresh_token):
         assert secret not in str(caught.value)
 
-    # Nothing was lost: the next attempt refreshes with the same stored refresh token.
+    # Callers right after the failure fail at once instead of queueing up to try again.
+    with pytest.raises(PageroUnavailable) as again:
+        get_valid_token(user)
+    assert refresh_calls(pagero_mock) == 1
+    assert again.value.retry_after and again.value.retry_after > 0
+
+    # Nothing was lost: once the back-off is over, the same stored refresh token works.
+    caches[DEFAULT_CACHE_ALIAS].clear()
     token = get_valid_token(user)
     assert refresh_calls(pagero_mock) == 2
     assert token.refresh_token == pagero_mock.mock.issued_refresh_tokens[-1]
@@ -468,10 +476,58 @@ def test_concurrent_callers_during_an_outage_keep_the_token(
     results = run_in_threads(lambda index: get_valid_token(user), n=8)
 
     assert all(isinstance(result, PageroUnavailable) for result in results)
+    # One caller tried; the others, waiting on the lock, saw the back-off and did not queue up.
+    assert pagero_mock.mock.counts["refresh_token"] == 1
+    assert stored_token_state(stored) == before
+    assert pagero_mock.mock.is_refresh_token_valid(stored.refresh_token)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_backoff_callers_during_an_outage_try_one_at_a_time(
+    user, pagero_mock, pagero_token_factory, run_in_threads, stored_token_state, settings
+):
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "REFRESH_FAILURE_BACKOFF": 0}
+    stored = pagero_token_factory(user, expired=True)
+    before = stored_token_state(stored)
+    pagero_mock.mock.add_fault(Fault(**REFRESH, status=503, times=100))
+
+    results = run_in_threads(lambda index: get_valid_token(user), n=8)
+
+    assert all(isinstance(result, PageroUnavailable) for result in results)
     # Each caller tried once, one after the other (never two refreshes in flight).
     assert pagero_mock.mock.counts["refresh_token"] == 8
     assert stored_token_state(stored) == before
-    assert pagero_mock.mock.is_refresh_token_valid(stored.refresh_token)
+
+
+def test_a_failed_refresh_inside_the_leeway_serves_the_still_valid_token(
+    user, pagero_mock, pagero_token_factory, stored_token_state
+):
+    stored = pagero_token_factory(user)
+    now = timezone.now()
+    stored.access_token_issued_at = now - timedelta(seconds=570)
+    stored.access_token_expires_at = now + timedelta(seconds=30)  # inside the 60 s leeway
+    stored.save()
+    before = stored_token_state(stored)
+    pagero_mock.mock.add_fault(Fault(**REFRESH, status=503))
+
+    token = get_valid_token(user)
+
+    assert token.access_token == stored.access_token
+    assert refresh_calls(pagero_mock) == 1
+    assert stored_token_state(stored) == before
+    # While the back-off lasts, the still-valid token is served without another call.
+    assert get_valid_token(user).access_token == stored.access_token
+    assert refresh_calls(pagero_mock) == 1
+
+
+def test_a_forced_refresh_ignores_the_backoff(user, pagero_mock, pagero_token_factory):
+    stored = pagero_token_factory(user, expired=True)
+    pagero_mock.mock.add_fault(Fault(**REFRESH, status=503))
+    with pytest.raises(PageroUnavailable):
+        get_valid_token(user)
+    token = get_valid_token(user, force_refresh=True)
+    assert refresh_calls(pagero_mock) == 2
+    assert token.refresh_token == pagero_mock.mock.issued_refresh_tokens[-1] != stored.refresh_token
 
 
 # --- revocation -------------------------------------------------------------------------------
