@@ -81,7 +81,7 @@ def rotate(value: str) -> str:
     """Re-encrypt a ciphertext under the newest key (it must decrypt under one of the keys)."""
     try:
         return get_fernet().rotate(value.encode("ascii")).decode("ascii")
-    except InvalidToken as exc:
+    except (InvalidToken, UnicodeError) as exc:
         raise TokenDecryptionError(
             "A stored Pagero token cannot be decrypted for rotation."
         ) from exc

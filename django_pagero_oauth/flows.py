@@ -12,6 +12,7 @@ import hmac
 import time
 from dataclasses import asdict, dataclass
 
+from django.contrib.sessions.backends.base import UpdateError
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
@@ -78,10 +79,17 @@ def pop_flow(request: HttpRequest, state: str | None) -> Flow:
     pending = _pending(request)
     # Compare in constant time; a dict lookup by an attacker-chosen key would not leak much,
     # but this keeps the comparison obviously safe.
-    match = next((key for key in pending if hmac.compare_digest(key, state)), None)
+    given = state.encode("utf-8", "surrogatepass")  # compare_digest refuses non-ASCII str
+    match = next((key for key in pending if hmac.compare_digest(key.encode("utf-8"), given)), None)
     entry = pending.pop(match) if match is not None else None
     if match is not None:
         request.session[SESSION_KEY] = pending
+        # Persist the removal now: SessionMiddleware does not save the session when the answer
+        # is a 5xx (e.g. "Pagero is unavailable"), which would leave the state replayable.
+        try:
+            request.session.save()
+        except UpdateError:  # the session was ended meanwhile (a logout in another tab)
+            entry = None
     if not isinstance(entry, dict):
         raise CallbackError(
             str(_("This login is unknown or was already used. Please start again.")),

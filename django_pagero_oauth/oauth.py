@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import json
 import logging
+import re
 import secrets
 import threading
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
 
 import requests
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import CLIENT_AUTH_METHODS, app_settings
 from .exceptions import (
@@ -40,6 +42,13 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 
 #: Access-token lifetime assumed when a response has no ``expires_in`` (Pagero's documented 600 s).
 DEFAULT_EXPIRES_IN = 600
+
+#: Form fields whose values are secret: never repeated from a server's error answer.
+SECRET_FIELDS = ("code", "code_verifier", "refresh_token", "token", "client_secret")
+
+# RFC 6749 5.2: the characters of error_description; error has no space.
+_DESCRIPTION_CHAR_RE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]")
+_ERROR_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,64}")
 
 _local = threading.local()
 
@@ -160,6 +169,7 @@ def _text(value: Any) -> str:
 # --- client authentication ----------------------------------------------------------------
 
 
+@sensitive_variables()
 def client_auth(data: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """Add client authentication to a token/revocation request (RFC 6749 2.3.1).
 
@@ -180,6 +190,13 @@ def client_auth(data: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
 
 
 # --- talking to the endpoints -------------------------------------------------------------
+
+
+def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An explicit, no-op ``auth``: without one, requests adds ``~/.netrc`` credentials for the
+    host, replacing the Basic header or adding a second method to ``client_secret_post``
+    (RFC 6749 2.3: a client uses one authentication method per request)."""
+    return request
 
 
 def _retry_after(response: requests.Response) -> int | None:
@@ -207,6 +224,7 @@ def _read_limited(response: requests.Response) -> bytes:
     return body
 
 
+@sensitive_variables()
 def _post(url: str, data: dict[str, str], *, what: str) -> tuple[int, Any, requests.Response]:
     """POST a client-authenticated form; return ``(status, parsed JSON or None, response)``.
 
@@ -220,6 +238,7 @@ def _post(url: str, data: dict[str, str], *, what: str) -> tuple[int, Any, reque
             url,
             data=form,
             headers=headers,
+            auth=_no_netrc,
             timeout=app_settings.TIMEOUT,
             allow_redirects=False,
             stream=True,
@@ -239,25 +258,47 @@ def _post(url: str, data: dict[str, str], *, what: str) -> tuple[int, Any, reque
         response.close()
     try:
         parsed: Any = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         parsed = None
     return response.status_code, parsed, response
 
 
-def _raise_for_error(status: int, parsed: Any, response: requests.Response, what: str) -> None:
+def _scrub(value: Any, sent: dict[str, str], *, limit: int) -> str:
+    """A server's ``error``/``error_description``, safe to log and to put in an exception.
+
+    Servers echo what they reject ("invalid refresh token _1XB..."): every secret this request
+    sent is blanked out, and so is anything outside RFC 6749 5.2's character set.
+    """
+    if not isinstance(value, str) or not value:
+        return ""
+    text: str = value
+    secrets_sent = [sent.get(name, "") for name in SECRET_FIELDS] + [app_settings.CLIENT_SECRET]
+    for secret in sorted(filter(None, secrets_sent), key=len, reverse=True):
+        for form in {secret, quote_plus(secret)}:
+            text = text.replace(form, "[redacted]")
+    return "".join(char if _DESCRIPTION_CHAR_RE.fullmatch(char) else "?" for char in text)[:limit]
+
+
+@sensitive_variables()
+def _raise_for_error(
+    status: int, parsed: Any, response: requests.Response, what: str, sent: dict[str, str]
+) -> None:
     """Turn a non-200 answer into the right exception (RFC 6749 5.2)."""
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    description = parsed.get("error_description") if isinstance(parsed, dict) else None
-    description = str(description)[:200] if description else ""
+    fields = parsed if isinstance(parsed, dict) else {}
+    raw_error = fields.get("error")
+    # Not an RFC 6749 error code (e.g. a space in it): an unexpected answer, not an OAuth error.
+    is_code = isinstance(raw_error, str) and _ERROR_RE.fullmatch(raw_error)
+    error = _scrub(raw_error, sent, limit=64) if is_code else None
+    description = _scrub(fields.get("error_description"), sent, limit=200)
     if status == 429 or status >= 500:
         logger.warning("Pagero %s: HTTP %s", what, status)
         raise PageroUnavailable(
             f"{what}: Pagero answered HTTP {status}",
-            error=error if isinstance(error, str) else None,
+            error=error,
             status_code=status,
             retry_after=_retry_after(response),
         )
-    if isinstance(error, str) and error:
+    if error:
         if error == "invalid_client":
             logger.error(
                 "Pagero %s: the client credentials were rejected (invalid_client). Check "
@@ -274,10 +315,11 @@ def _raise_for_error(status: int, parsed: Any, response: requests.Response, what
     raise PageroUnavailable(f"{what}: unexpected answer from Pagero", status_code=status)
 
 
+@sensitive_variables()
 def _token_request(data: dict[str, str], what: str) -> TokenResponse:
     status, parsed, response = _post(app_settings.TOKEN_URL, data, what=what)
     if status != 200:
-        _raise_for_error(status, parsed, response, what)
+        _raise_for_error(status, parsed, response, what, data)
     if parsed is None:
         raise InvalidTokenResponse(f"{what}: the answer is not JSON", status_code=status)
     try:
@@ -287,6 +329,7 @@ def _token_request(data: dict[str, str], what: str) -> TokenResponse:
         raise
 
 
+@sensitive_variables()
 def exchange_code(
     code: str, *, redirect_uri: str, code_verifier: str | None = None
 ) -> TokenResponse:
@@ -297,6 +340,7 @@ def exchange_code(
     return _token_request(data, "code exchange")
 
 
+@sensitive_variables()
 def refresh_access_token(refresh_token: str) -> TokenResponse:
     """Use a (single-use) refresh token once (RFC 6749 section 6).
 
@@ -308,6 +352,7 @@ def refresh_access_token(refresh_token: str) -> TokenResponse:
     )
 
 
+@sensitive_variables()
 def revoke_token(token: str, *, token_type_hint: str = "refresh_token") -> None:
     """Revoke a token at ``REVOKE_URL`` (RFC 7009 2.1). Success is HTTP 200 (2.2).
 
@@ -317,7 +362,7 @@ def revoke_token(token: str, *, token_type_hint: str = "refresh_token") -> None:
     data = {"token": token, "token_type_hint": token_type_hint}
     status, parsed, response = _post(app_settings.REVOKE_URL, data, what="revocation")
     if status != 200:
-        _raise_for_error(status, parsed, response, "revocation")
+        _raise_for_error(status, parsed, response, "revocation", data)
 
 
 # --- JWT display --------------------------------------------------------------------------

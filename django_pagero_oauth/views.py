@@ -5,12 +5,13 @@ Each view is small and has hook methods a project can override in a subclass.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.db import transaction
+from django.db import router, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
 from django.template.response import TemplateResponse
@@ -22,6 +23,7 @@ from django.utils.translation import gettext_noop
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_variables
 
 from . import flows, oauth
 from .conf import app_settings
@@ -32,6 +34,7 @@ from .exceptions import (
     PageroConfigurationError,
     PageroOAuthError,
     PageroUnavailable,
+    TokenDecryptionError,
 )
 from .models import PageroToken
 from .signals import token_obtained
@@ -53,9 +56,17 @@ UNKNOWN_AUTHORIZATION_ERROR = gettext_noop(
     "Pagero could not connect your account. Please try again."
 )
 
+#: The parameters of an authorization response (RFC 6749 4.1.2, 4.1.2.1; RFC 9207 2).
+RESPONSE_PARAMETERS = ("code", "state", "iss", "error", "error_description", "error_uri")
+
 
 def safe_next_url(request: HttpRequest, candidate: str | None) -> str:
-    """``candidate`` if it stays on this site (no open redirect), else ``LOGIN_REDIRECT_URL``."""
+    """``candidate`` if it stays on this site (no open redirect), else ``LOGIN_REDIRECT_URL``.
+
+    The candidate is stripped first, as Django's check does, so that what is checked is what is
+    used.
+    """
+    candidate = (candidate or "").strip()
     if candidate and url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
@@ -104,21 +115,32 @@ class CallbackView(View):
     error_template_name = "django_pagero_oauth/error.html"
 
     @method_decorator(never_cache)
+    @method_decorator(sensitive_variables("params", "code", "flow"))
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         params = request.GET
+        repeated = [name for name in RESPONSE_PARAMETERS if len(params.getlist(name)) > 1]
+        if repeated:
+            # RFC 6749 3.1: no parameter may appear twice; which "iss" or "code" would count?
+            # Every state named is spent all the same.
+            for state in params.getlist("state"):
+                with contextlib.suppress(CallbackError):
+                    flows.pop_flow(request, state)
+            logger.warning("Pagero callback rejected: repeated parameter %s", repeated[0])
+            return self.failure(_("The answer from Pagero is malformed."), status=400)
         try:
             flow = flows.pop_flow(request, params.get("state"))
         except CallbackError as exc:
             logger.warning("Pagero callback rejected: %s", exc.error)
             return self.failure(exc.description, status=400)
-        if "error" in params:
-            return self.authorization_error(params.get("error", ""))
         if app_settings.ISSUER and params.get("iss") != app_settings.ISSUER:
-            # RFC 9207 2.4: exact string comparison; a missing iss is a mismatch too.
+            # RFC 9207 2.4: exact string comparison, error responses included; a missing iss
+            # is a mismatch too.
             logger.warning("Pagero callback rejected: iss does not match ISSUER")
             return self.failure(
                 _("The answer did not come from the expected Pagero server."), status=400
             )
+        if "error" in params:
+            return self.authorization_error(params.get("error", ""))
         code = params.get("code")
         if not code:
             return self.failure(_("The answer from Pagero has no authorization code."), status=400)
@@ -144,7 +166,7 @@ class CallbackView(View):
 
     def store_token(self, response: oauth.TokenResponse) -> PageroToken:
         """Create or replace the user's token atomically."""
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(PageroToken)):
             return PageroToken.store_for_user(self.request.user, response)  # type: ignore[arg-type]
 
     def success(self, flow: flows.Flow) -> HttpResponse:
@@ -184,11 +206,16 @@ class DisconnectView(LoginRequiredMixin, View):
     template_name = "django_pagero_oauth/disconnect.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        # The encrypted columns are not loaded: a token that cannot be decrypted any more
+        # (a lost key) can still be shown and removed.
+        token = PageroToken.objects.without_secrets().filter(user_id=self.request.user.pk).first()
         return {
-            "token": PageroToken.objects.filter(user_id=self.request.user.pk).first(),
+            "token": token,
             "next": safe_next_url(
                 self.request, self.request.GET.get("next") or self.request.POST.get("next")
             ),
+            "message": "",
+            "revocation_failed": False,
             **kwargs,
         }
 
@@ -207,8 +234,16 @@ class DisconnectView(LoginRequiredMixin, View):
             return HttpResponseRedirect(context["next"])
         try:
             result = revoke(token, local_only=request.POST.get("local_only") == "1")
-        except PageroOAuthError:
-            message = _("Pagero could not confirm the disconnection, so the connection was kept.")
+        except (PageroOAuthError, TokenDecryptionError) as exc:
+            if isinstance(exc, TokenDecryptionError):
+                message = _(
+                    "The stored connection cannot be read (an encryption key is missing), so "
+                    "Pagero could not be told. The connection was kept."
+                )
+            else:
+                message = _(
+                    "Pagero could not confirm the disconnection, so the connection was kept."
+                )
             return TemplateResponse(
                 request,
                 self.template_name,

@@ -1,0 +1,231 @@
+"""Tests of ``flows.py``: per-flow state in the session, single use, bound to session and user."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from importlib import import_module
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import AnonymousUser
+from django.test import RequestFactory
+
+from django_pagero_oauth import flows
+from django_pagero_oauth.exceptions import CallbackError
+
+REDIRECT_URI = "http://testserver/pagero/callback/"
+UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]+")
+
+
+def make_request(user: Any, session_key: str | None = None) -> Any:
+    """A request with a real (database-backed) session, as SessionMiddleware would give it."""
+    request = RequestFactory().get("/")
+    request.session = import_module(django_settings.SESSION_ENGINE).SessionStore(session_key)
+    request.user = user
+    return request
+
+
+def stored_flows(session_key: str) -> dict[str, Any]:
+    """What the session store holds for ``session_key`` now (not the in-memory copy)."""
+    store = import_module(django_settings.SESSION_ENGINE).SessionStore(session_key)
+    return dict(store.get(flows.SESSION_KEY, {}))
+
+
+def start(request: Any, next_url: str = "/next/") -> flows.Flow:
+    return flows.start_flow(request, redirect_uri=REDIRECT_URI, next_url=next_url)
+
+
+def test_start_flow_stores_one_entry_per_state(user: Any) -> None:
+    request = make_request(user)
+    before = time.time()
+    flow = start(request)
+    entry = request.session[flows.SESSION_KEY][flow.state]
+    assert entry == {
+        "user_id": str(user.pk),
+        "redirect_uri": REDIRECT_URI,
+        "next_url": "/next/",
+        "created": flow.created,
+        "code_verifier": None,
+    }
+    assert before <= flow.created <= time.time()
+
+
+def test_state_has_at_least_128_random_bits(user: Any) -> None:
+    request = make_request(user)
+    states = {start(request).state for _ in range(50)}
+    assert len(states) == 50
+    for state in states:
+        assert UNRESERVED.fullmatch(state)
+        assert len(base64.urlsafe_b64decode(state + "=" * (-len(state) % 4))) * 8 >= 128
+
+
+def test_pkce_verifier_only_when_enabled(user: Any, settings: Any) -> None:
+    request = make_request(user)
+    assert start(request).code_verifier is None
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "PKCE": True}
+    verifier = start(request).code_verifier
+    assert verifier is not None
+    assert 43 <= len(verifier) <= 128  # RFC 7636 4.1
+    assert UNRESERVED.fullmatch(verifier)
+
+
+def test_pop_returns_the_flow_and_removes_it(user: Any) -> None:
+    request = make_request(user)
+    flow = start(request)
+    request.session.save()
+    assert flows.pop_flow(request, flow.state) == flow
+    assert flow.state not in request.session[flows.SESSION_KEY]
+    with pytest.raises(CallbackError, match="unknown or was already used"):
+        flows.pop_flow(request, flow.state)
+
+
+def test_pop_persists_the_removal_at_once(user: Any) -> None:
+    """The callback may answer 5xx, for which SessionMiddleware does not save the session."""
+    request = make_request(user)
+    flow = start(request)
+    request.session.save()
+    assert flow.state in stored_flows(request.session.session_key)
+    flows.pop_flow(request, flow.state)
+    assert flow.state not in stored_flows(request.session.session_key)
+
+
+def test_pop_after_the_session_ended_elsewhere(user: Any) -> None:
+    """A logout in another tab deleted the session while this callback was on its way."""
+    request = make_request(user)
+    flow = start(request)
+    request.session.save()
+    import_module(django_settings.SESSION_ENGINE).SessionStore(request.session.session_key).delete()
+    with pytest.raises(CallbackError, match="unknown"):
+        flows.pop_flow(request, flow.state)
+
+
+@pytest.mark.parametrize("state", [None, ""])
+def test_pop_without_state(user: Any, state: str | None) -> None:
+    request = make_request(user)
+    start(request)
+    with pytest.raises(CallbackError, match="no state") as info:
+        flows.pop_flow(request, state)
+    assert info.value.error == "invalid_state"
+
+
+def test_pop_with_an_unknown_state_keeps_the_others(user: Any) -> None:
+    request = make_request(user)
+    flow = start(request)
+    with pytest.raises(CallbackError, match="unknown"):
+        flows.pop_flow(request, flow.state + "x")
+    with pytest.raises(CallbackError, match="unknown"):
+        flows.pop_flow(request, flow.state[:-1])
+    assert flows.pop_flow(request, flow.state) == flow
+
+
+@pytest.mark.parametrize("junk", ["\u00e9", "\ufffd", "\udcff", "\x00", "a" * 10_000])
+def test_pop_with_any_text_fails_cleanly(user: Any, junk: str) -> None:
+    request = make_request(user)
+    flow = start(request)
+    with pytest.raises(CallbackError, match="unknown"):
+        flows.pop_flow(request, junk)
+    with pytest.raises(CallbackError, match="unknown"):
+        flows.pop_flow(request, flow.state + junk)
+    assert flows.pop_flow(request, flow.state) == flow
+
+
+def test_pop_in_another_session_fails(user: Any) -> None:
+    first, second = make_request(user), make_request(user)
+    flow = start(first)
+    with pytest.raises(CallbackError, match="unknown"):
+        flows.pop_flow(second, flow.state)
+    assert flows.pop_flow(first, flow.state) == flow
+
+
+def test_pop_by_another_user_fails_and_consumes_the_state(user: Any, other_user: Any) -> None:
+    request = make_request(user)
+    flow = start(request)
+    request.user = other_user
+    with pytest.raises(CallbackError, match="another user"):
+        flows.pop_flow(request, flow.state)
+    request.user = user
+    with pytest.raises(CallbackError, match="unknown"):
+        flows.pop_flow(request, flow.state)
+
+
+def test_pop_by_an_anonymous_user_fails(user: Any) -> None:
+    request = make_request(user)
+    flow = start(request)
+    request.user = AnonymousUser()
+    with pytest.raises(CallbackError, match="another user"):
+        flows.pop_flow(request, flow.state)
+
+
+def age(request: Any, state: str, seconds: float) -> None:
+    """Make a pending flow ``seconds`` old (moves its creation time; no sleeping)."""
+    pending = request.session[flows.SESSION_KEY]
+    pending[state]["created"] = time.time() - seconds
+    request.session[flows.SESSION_KEY] = pending
+
+
+def test_a_flow_expires_after_state_max_age(user: Any) -> None:
+    request = make_request(user)
+    fresh, old = start(request), start(request)
+    age(request, fresh.state, 590)
+    age(request, old.state, 601)
+    assert flows.pop_flow(request, fresh.state).state == fresh.state
+    with pytest.raises(CallbackError, match="too long"):
+        flows.pop_flow(request, old.state)
+    with pytest.raises(CallbackError, match="unknown"):
+        flows.pop_flow(request, old.state)
+
+
+def test_state_max_age_is_a_setting(user: Any, settings: Any) -> None:
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "STATE_MAX_AGE": 30}
+    request = make_request(user)
+    flow = start(request)
+    age(request, flow.state, 31)
+    with pytest.raises(CallbackError, match="too long"):
+        flows.pop_flow(request, flow.state)
+
+
+def test_starting_a_flow_drops_expired_ones(user: Any) -> None:
+    request = make_request(user)
+    old = start(request)
+    age(request, old.state, 601)
+    new = start(request)
+    assert set(request.session[flows.SESSION_KEY]) == {new.state}
+
+
+def test_at_most_max_pending_flows_oldest_dropped_first(user: Any) -> None:
+    request = make_request(user)
+    started = [start(request) for _ in range(5)]
+    for index, flow in enumerate(started):
+        age(request, flow.state, 100 - index)  # started[0] is the oldest
+    newest = start(request)
+    pending = request.session[flows.SESSION_KEY]
+    assert len(pending) == 5
+    assert started[0].state not in pending
+    assert {flow.state for flow in started[1:]} | {newest.state} == set(pending)
+
+
+def test_two_tabs_both_complete(user: Any) -> None:
+    request = make_request(user)
+    tab1, tab2 = start(request, "/one/"), start(request, "/two/")
+    assert flows.pop_flow(request, tab2.state).next_url == "/two/"
+    assert flows.pop_flow(request, tab1.state).next_url == "/one/"
+
+
+def test_a_malformed_entry_is_rejected_and_removed(user: Any) -> None:
+    request = make_request(user)
+    request.session[flows.SESSION_KEY] = {"abc": {"user_id": str(user.pk)}, "def": "junk"}
+    with pytest.raises(CallbackError, match="cannot be read"):
+        flows.pop_flow(request, "abc")
+    with pytest.raises(CallbackError, match="unknown"):
+        flows.pop_flow(request, "def")
+    assert request.session[flows.SESSION_KEY] == {}
+
+
+def test_a_malformed_session_value_is_ignored(user: Any) -> None:
+    request = make_request(user)
+    request.session[flows.SESSION_KEY] = ["not", "a", "dict"]
+    flow = start(request)
+    assert list(request.session[flows.SESSION_KEY]) == [flow.state]
