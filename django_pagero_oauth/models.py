@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, connections, models, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -17,6 +17,27 @@ from .oauth import TokenResponse, decode_jwt_unverified
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
+
+
+#: Length of the informational ``scope`` and ``claims`` columns; longer values are cut.
+_TEXT_MAX_LENGTH = 1024
+
+
+#: A refresh token that dies within this many days is flagged (admin, ``pagero_refresh_tokens``).
+REFRESH_TOKEN_WARNING_DAYS = 30
+
+
+class TokenHealth(models.TextChoices):
+    """What a token needs, computed from plain columns (never from the encrypted ones).
+
+    In order of precedence: the first that applies is a token's health.
+    """
+
+    REAUTHORIZATION_REQUIRED = "reauthorization_required", _("Needs re-authorization")
+    REFRESH_TOKEN_EXPIRED = "refresh_token_expired", _("Refresh token expired")
+    REFRESH_TOKEN_EXPIRING = "refresh_token_expiring", _("Refresh token expiring")
+    ACCESS_TOKEN_EXPIRED = "access_token_expired", _("Access token expired, refreshable")
+    VALID = "valid", _("Valid")
 
 
 class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
@@ -36,6 +57,61 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
     def refresh_token_expiring_within(self, delta: timedelta) -> PageroTokenQuerySet:
         """Active tokens whose refresh token dies within ``delta``."""
         return self.active().filter(refresh_token_expires_at__lte=timezone.now() + delta)
+
+    def without_secrets(self) -> PageroTokenQuerySet:
+        """Do not load (or decrypt) the encrypted columns: for listings of many tokens."""
+        return self.defer("access_token", "refresh_token", "id_token")
+
+    @staticmethod
+    def _health_conditions(
+        now: datetime, warn_within: timedelta
+    ) -> list[tuple[TokenHealth, models.Q]]:
+        """Each health but VALID with its condition, in order of precedence."""
+        return [
+            (
+                TokenHealth.REAUTHORIZATION_REQUIRED,
+                models.Q(status=PageroToken.Status.REAUTHORIZATION_REQUIRED),
+            ),
+            (TokenHealth.REFRESH_TOKEN_EXPIRED, models.Q(refresh_token_expires_at__lte=now)),
+            (
+                TokenHealth.REFRESH_TOKEN_EXPIRING,
+                models.Q(refresh_token_expires_at__lte=now + warn_within),
+            ),
+            (TokenHealth.ACCESS_TOKEN_EXPIRED, models.Q(access_token_expires_at__lte=now)),
+        ]
+
+    def with_health(
+        self,
+        now: datetime | None = None,
+        warn_within: timedelta = timedelta(days=REFRESH_TOKEN_WARNING_DAYS),
+    ) -> PageroTokenQuerySet:
+        """Annotate ``health`` (a :class:`TokenHealth` value) in the database: no decryption."""
+        conditions = self._health_conditions(now or timezone.now(), warn_within)
+        return self.annotate(
+            health=models.Case(
+                *(
+                    models.When(condition, then=models.Value(h.value))
+                    for h, condition in conditions
+                ),
+                default=models.Value(TokenHealth.VALID.value),
+                output_field=models.CharField(max_length=32),
+            )
+        )
+
+    def filter_health(
+        self,
+        health: TokenHealth | str,
+        now: datetime | None = None,
+        warn_within: timedelta = timedelta(days=REFRESH_TOKEN_WARNING_DAYS),
+    ) -> PageroTokenQuerySet:
+        """Tokens whose health is ``health``, as plain column conditions (indexes apply)."""
+        health = TokenHealth(health)
+        query = models.Q()
+        for candidate, condition in self._health_conditions(now or timezone.now(), warn_within):
+            if candidate == health:
+                return self.filter(query & condition)
+            query &= ~condition
+        return self.filter(query)
 
 
 class PageroToken(models.Model):
@@ -59,8 +135,8 @@ class PageroToken(models.Model):
     refresh_token = EncryptedTextField(_("refresh token"))
     id_token = EncryptedTextField(_("ID token"), blank=True, default="")
     token_type = models.CharField(_("token type"), max_length=32, default="bearer")
-    scope = models.CharField(_("scope"), max_length=1024, blank=True, default="")
-    claims = models.CharField(_("claims"), max_length=1024, blank=True, default="")
+    scope = models.CharField(_("scope"), max_length=_TEXT_MAX_LENGTH, blank=True, default="")
+    claims = models.CharField(_("claims"), max_length=_TEXT_MAX_LENGTH, blank=True, default="")
     publicid = models.CharField(
         _("Pagero public ID"),
         max_length=255,
@@ -166,8 +242,9 @@ class PageroToken(models.Model):
             self.fingerprint = fingerprint(response.refresh_token)
         if response.id_token:
             self.id_token = response.id_token
-        self.scope = response.scope
-        self.claims = response.claims
+        # Informational columns: a server that sends more than fits must not break the login.
+        self.scope = response.scope[:_TEXT_MAX_LENGTH]
+        self.claims = response.claims[:_TEXT_MAX_LENGTH]
         decoded = decode_jwt_unverified(response.access_token)
         if decoded is not None and isinstance(decoded[1].get("publicid"), str):
             self.publicid = decoded[1]["publicid"][:255]
@@ -189,14 +266,36 @@ class PageroToken(models.Model):
     def store_for_user(
         cls, user: AbstractBaseUser, response: TokenResponse, *, now: datetime | None = None
     ) -> PageroToken:
-        """Create or replace ``user``'s token from a code exchange. Call inside a transaction."""
+        """Create or replace ``user``'s token from a code exchange. Call inside a transaction.
+
+        A replaced token starts afresh (no ID token or public id of the previous login is kept).
+        Two logins of one user finishing at the same moment both succeed; the later one wins.
+        """
         if not response.refresh_token:
             # Without a refresh token the connection would die with the access token.
             raise InvalidTokenResponse("the token response has no refresh_token")
-        token = cls.objects.select_for_update().filter(user=user).first()
+        using = router.db_for_write(cls)
+        manager = cls.objects.db_manager(using)
+        if not connections[using].features.has_select_for_update:
+            # SQLite: write first, so this transaction holds the database write lock before it
+            # reads (as tokens.locked_token does); a concurrent login then waits instead of
+            # failing with "database is locked".
+            manager.filter(user=user).update(updated=models.F("updated"))
+        token: PageroToken | None = manager.select_for_update().filter(user=user).first()
         if token is None:
             token = cls(user=user)
+            token.apply_token_response(response, now=now)
+            try:
+                with transaction.atomic(using=using):  # a savepoint, for the IntegrityError
+                    token.save(using=using, force_insert=True)
+            except IntegrityError:
+                # Another login of this user inserted the row after our read: replace it.
+                token = manager.select_for_update().get(user=user)
+            else:
+                return token
+        token.id_token = ""
+        token.publicid = ""
         token.apply_token_response(response, now=now)
         token.last_refreshed = None
-        token.save()
+        token.save(using=using)
         return token

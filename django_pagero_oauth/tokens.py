@@ -29,6 +29,7 @@ from asgiref.sync import sync_to_async
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.db import connections, router, transaction
 from django.db.models import F
+from django.views.decorators.debug import sensitive_variables
 
 from . import oauth
 from .conf import app_settings
@@ -89,8 +90,11 @@ def _in_outer_transaction(using: str) -> bool:
 
 
 @contextmanager
-def locked_token(pk: Any) -> Iterator[PageroToken | None]:
+def locked_token(pk: Any, *, with_secrets: bool = True) -> Iterator[PageroToken | None]:
     """A transaction holding the write lock on one token row; yields the row as committed now.
+
+    ``with_secrets=False`` leaves the encrypted columns unloaded (and undecrypted): enough to
+    delete a token whose encryption key was lost.
 
     Inside the caller's own transaction (e.g. ``ATOMIC_REQUESTS``) this is only a savepoint: the
     lock is held, and the write becomes durable, only when the outer transaction commits. If it
@@ -104,13 +108,16 @@ def locked_token(pk: Any) -> Iterator[PageroToken | None]:
             "when it commits, and lost (with the user's connection) if it rolls back. Get the "
             "token before the transaction, e.g. with PageroTokenMiddleware."
         )
+    queryset = manager.filter(pk=pk)
+    if not with_secrets:
+        queryset = queryset.without_secrets()
     with transaction.atomic(using=using):
         if connections[using].features.has_select_for_update:
-            yield manager.select_for_update().filter(pk=pk).first()
+            yield queryset.select_for_update().first()
         else:
             # SQLite: writing first takes the database write lock before anything is read.
             manager.filter(pk=pk).update(updated=F("updated"))
-            yield manager.filter(pk=pk).first()
+            yield queryset.first()
 
 
 def _backoff_key(token: PageroToken) -> str:
@@ -135,6 +142,7 @@ def _start_backoff(token: PageroToken, failure: PageroUnavailable) -> None:
         caches[DEFAULT_CACHE_ALIAS].set(_backoff_key(token), time.time() + seconds, seconds)
 
 
+@sensitive_variables("seen_access_token", "used_refresh_token", "response")
 def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
     """Refresh ``token`` single-flight and return the current row.
 
@@ -157,6 +165,9 @@ def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
             raise PageroAuthorizationRequired(
                 "The Pagero connection must be renewed by logging in."
             )
+        if not current.user.is_active:
+            # Re-read with the row: a user object loaded earlier may predate a deactivation.
+            raise PageroAuthorizationRequired("The user is inactive.")
         if force:
             if current.access_token != seen_access_token:
                 return current
@@ -215,6 +226,7 @@ def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
     raise failure
 
 
+@sensitive_variables()
 def _reread_after_invalid_grant(
     current: PageroToken, used_refresh_token: str
 ) -> PageroToken | None:
@@ -262,6 +274,7 @@ class Revocation:
     skipped_because: str = ""
 
 
+@sensitive_variables()
 def revoke(token: PageroToken, *, local_only: bool = False) -> Revocation:
     """Revoke ``token`` at Pagero (when ``REVOKE_URL`` is set) and delete it locally.
 
@@ -270,7 +283,8 @@ def revoke(token: PageroToken, *, local_only: bool = False) -> Revocation:
     error is raised; ``local_only=True`` deletes without telling Pagero.
     """
     user = token.user
-    with locked_token(token.pk) as current:
+    tell_pagero = not local_only and bool(app_settings.REVOKE_URL)
+    with locked_token(token.pk, with_secrets=tell_pagero) as current:
         if current is None:
             return Revocation(remote=False, skipped_because="already_deleted")
         if local_only:
