@@ -53,6 +53,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])  # with DEBUG: localhost, 
 # --- Django ---------------------------------------------------------------------------------
 
 INSTALLED_APPS = [
+    # First, so that its templates override the library's (django_pagero_oauth/base.html).
+    "demo_app",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -60,7 +62,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_pagero_oauth",
-    "demo_app",
 ]
 
 MIDDLEWARE = [
