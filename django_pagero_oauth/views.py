@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -113,6 +114,8 @@ class CallbackView(View):
 
     http_method_names = ["get"]
     error_template_name = "django_pagero_oauth/error.html"
+    #: The flow this callback completes, once its state checked out (for the failure page).
+    flow: flows.Flow | None = None
 
     @method_decorator(never_cache)
     @method_decorator(sensitive_variables("params", "code", "flow"))
@@ -128,7 +131,7 @@ class CallbackView(View):
             logger.warning("Pagero callback rejected: repeated parameter %s", repeated[0])
             return self.failure(_("The answer from Pagero is malformed."), status=400)
         try:
-            flow = flows.pop_flow(request, params.get("state"))
+            flow = self.flow = flows.pop_flow(request, params.get("state"))
         except CallbackError as exc:
             logger.warning("Pagero callback rejected: %s", exc.error)
             return self.failure(exc.description, status=400)
@@ -179,11 +182,18 @@ class CallbackView(View):
         message = AUTHORIZATION_ERROR_MESSAGES.get(error, UNKNOWN_AUTHORIZATION_ERROR)
         return self.failure(_(message), status=400)
 
+    def get_retry_url(self) -> str:
+        """ "Try again" starts a new login that still leads to the page the user asked for."""
+        retry_url = reverse("pagero_oauth:login")
+        if self.flow is not None:
+            retry_url = f"{retry_url}?{urlencode({'next': self.flow.next_url})}"
+        return retry_url
+
     def failure(self, message: str, *, status: int) -> HttpResponse:
         response = TemplateResponse(
             self.request,
             self.error_template_name,
-            {"message": message, "retry_url": reverse("pagero_oauth:login")},
+            {"message": message, "retry_url": self.get_retry_url()},
             status=status,
         )
         return self._no_referrer(response)

@@ -116,7 +116,7 @@ def assert_error_page(response: Any, status: int, text: str) -> None:
     assert "django_pagero_oauth/error.html" in [t.name for t in response.templates]
     content = response.content.decode()
     assert text in content, content
-    assert f'href="{LOGIN}"' in content  # "Try again"
+    assert f'href="{LOGIN}' in content  # "Try again" (with the flow's next, when it is known)
 
 
 # --- login ------------------------------------------------------------------------------
@@ -984,3 +984,20 @@ def test_a_token_that_cannot_be_decrypted_can_be_seen_and_is_kept_on_failure(
     assert "Remove from this site only" in response.content.decode()
     assert PageroToken.objects.filter(user=user).exists()
     assert pagero_mock.mock.counts["revoke"] == 0
+
+
+def test_try_again_after_a_denied_login_keeps_the_requested_page(user_client, pagero_mock):
+    """The failure page's "Try again" starts a new login that still leads to ``next``."""
+    login = user_client.get("/pagero/login/", {"next": "/protected/"})
+    state = parse_qs(urlsplit(login["Location"]).query)["state"][0]
+
+    response = user_client.get("/pagero/callback/", {"state": state, "error": "access_denied"})
+
+    assert response.status_code == 400
+    assert response.context["retry_url"] == "/pagero/login/?next=%2Fprotected%2F"
+
+
+def test_try_again_after_an_unknown_state_has_no_next(user_client, pagero_mock):
+    response = user_client.get("/pagero/callback/", {"state": "unknown", "code": "x"})
+    assert response.status_code == 400
+    assert response.context["retry_url"] == "/pagero/login/"

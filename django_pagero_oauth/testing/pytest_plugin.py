@@ -35,13 +35,31 @@ def pagero_mock_server() -> Iterator[MockPageroServer]:
         server.stop()
 
 
+#: The mock's configuration attributes: a test may change them; the next test gets them back.
+_MOCK_CONFIGURATION = (
+    "client_id",
+    "client_secret",
+    "issuer",
+    "expires_in",
+    "code_lifetime",
+    "refresh_token_lifetime",
+    "clock",
+    "redirect_uris",
+)
+
+
 @pytest.fixture
-def pagero_mock(pagero_mock_server: MockPageroServer, settings: Any) -> MockPageroServer:
-    pagero_mock_server.mock.reset()
-    pagero_mock_server.mock.expires_in = 600
+def pagero_mock(pagero_mock_server: MockPageroServer, settings: Any) -> Iterator[MockPageroServer]:
+    mock = pagero_mock_server.mock
+    configuration = {name: getattr(mock, name) for name in _MOCK_CONFIGURATION}
+    mock.reset()
     current = getattr(settings, "PAGERO_OAUTH", {}) or {}
     settings.PAGERO_OAUTH = {**current, **pagero_mock_server.settings()}
-    return pagero_mock_server
+    try:
+        yield pagero_mock_server
+    finally:
+        for name, value in configuration.items():
+            setattr(mock, name, value)
 
 
 @pytest.fixture

@@ -113,3 +113,14 @@ def test_faults_reach_the_code_through_the_fixture(
     with pytest.raises(PageroUnavailable):
         get_valid_token(user)
     assert PageroToken.objects.get(pk=token.pk).refresh_token == token.refresh_token
+
+
+def test_a_changed_mock_configuration_does_not_leak_first(pagero_mock):
+    """Changes one setting of the mock; the next test checks that it was restored."""
+    pagero_mock.mock.client_secret = "changed-by-a-test"
+    pagero_mock.mock.expires_in = 5
+
+
+def test_a_changed_mock_configuration_does_not_leak_second(pagero_mock):
+    assert pagero_mock.mock.client_secret != "changed-by-a-test"
+    assert pagero_mock.mock.expires_in == 600
