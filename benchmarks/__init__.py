@@ -1,0 +1,1 @@
+"""Benchmarks of django-pagero-oauth (reports, never assertions): ``python benchmarks/run.py``."""

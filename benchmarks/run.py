@@ -1,0 +1,405 @@
+"""Benchmarks of django-pagero-oauth. One command each; a Markdown report on stdout.
+
+Run from the repository root (``pip install -e ".[test]"`` has everything they need)::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py overhead
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py storm
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py authlib
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py all
+
+- ``overhead``: throughput of one view behind ``@pagero_token_required`` (valid token) and the
+  same view behind ``@login_required`` only, alternating on the same gunicorn server, and the
+  SQL queries per request of each.
+- ``storm``: the access token expires under a burst of 16 and 64 concurrent requests spread over
+  4 gunicorn worker processes, each request calling Pagero's API: refresh calls per expiry,
+  failed requests, p50/p95 latency (next to the same burst with a valid token).
+- ``authlib``: the same storm against Authlib's ``OAuth2Session`` refresh-on-call pattern, side
+  by side with this package.
+
+Everything runs on this machine: the strict mock Pagero server (its own process), gunicorn,
+the load generator (this process) and the database. ``DATABASE_URL`` names the database
+*server*: the benchmarks create a throw-away database on it (``pagero_bench_<pid>``) and drop it
+at the end. ``storm`` and ``authlib`` need PostgreSQL (row locks across processes); ``overhead``
+also runs on SQLite (the default without ``DATABASE_URL``). Results also go to
+``build/benchmarks/<name>.json``. The figures are a report, not a test: nothing fails on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make "benchmarks" importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import harness
+
+OVERHEAD_PATHS = {"@login_required": "/login-only/", "@pagero_token_required": "/pagero/"}
+STORM_PATHS = {"django-pagero-oauth": "/pagero/api/", "Authlib OAuth2Session": "/authlib/api/"}
+STORM_WORKERS = 4
+
+
+@dataclass
+class Context:
+    mock_url: str
+    env: dict[str, str]
+    vendor: str
+    args: argparse.Namespace
+
+
+# --- overhead -------------------------------------------------------------------------------
+
+
+def count_queries(user: Any, path: str) -> tuple[int, int, list[str]]:
+    """(status, number of SQL queries, the queries) of one request, in this process."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    client.force_login(user)
+    client.get(path)  # warm caches (content types, URL resolver)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path)
+    return response.status_code, len(captured), [q["sql"][:90] for q in captured.captured_queries]
+
+
+def in_process_cost(user: Any, requests: int) -> dict[str, float]:
+    """Median milliseconds per request of each view, one request at a time in this process
+    (Django's test client; the views alternate request by request)."""
+    import time
+
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    samples: dict[str, list[float]] = {name: [] for name in OVERHEAD_PATHS}
+    for _ in range(requests):
+        for name, path in OVERHEAD_PATHS.items():
+            began = time.perf_counter()
+            client.get(path)
+            samples[name].append(time.perf_counter() - began)
+    return {name: round(statistics.median(values) * 1000, 3) for name, values in samples.items()}
+
+
+def overhead(ctx: Context) -> dict[str, Any]:
+    args = ctx.args
+    user = harness.connected_user(ctx.mock_url, "overhead")
+    cookies = harness.session_cookies(user, args.clients)
+    queries = {name: count_queries(user, path) for name, path in OVERHEAD_PATHS.items()}
+    single = in_process_cost(user, args.single)
+    names = list(OVERHEAD_PATHS)
+    rounds: list[dict[str, harness.Throughput]] = []
+    with harness.gunicorn(
+        workers=args.workers, threads=args.threads, env=ctx.env, log_name="overhead"
+    ) as url:
+        for path in OVERHEAD_PATHS.values():  # warm up workers and connections
+            harness.closed_loop(url, path, cookies, 1.0)
+        for index in range(args.rounds):
+            order = names if index % 2 == 0 else names[::-1]
+            measured = {
+                name: harness.closed_loop(url, OVERHEAD_PATHS[name], cookies, args.seconds)
+                for name in order
+            }
+            rounds.append(measured)
+
+    def rate(name: str) -> float:
+        return sum(r[name].requests for r in rounds) / sum(r[name].seconds for r in rounds)
+
+    base, pagero = names
+    ratios = [r[pagero].per_second / r[base].per_second for r in rounds]
+    result = {
+        "server": f"gunicorn gthread, {args.workers} workers x {args.threads} threads",
+        "clients": args.clients,
+        "rounds": args.rounds,
+        "seconds_per_round": args.seconds,
+        "views": {
+            name: {
+                "requests_per_second": round(rate(name), 1),
+                "errors": sum(r[name].errors for r in rounds),
+                "status": queries[name][0],
+                "sql_queries_per_request": queries[name][1],
+                "ms_per_request_single": single[name],
+                "sql": queries[name][2],
+            }
+            for name in names
+        },
+        "ratio": round(rate(pagero) / rate(base), 3),
+        "ratio_median_of_rounds": round(statistics.median(ratios), 3),
+        "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
+        "extra_sql_queries": queries[pagero][1] - queries[base][1],
+        "extra_ms_per_request_single": round(single[pagero] - single[base], 3),
+    }
+    print("## Overhead: `@pagero_token_required` vs `@login_required`\n")
+    print(
+        f"{result['server']}; {args.clients} keep-alive clients; {args.rounds} rounds of "
+        f"{args.seconds:g} s per view, alternating; valid token.\n"
+    )
+    print(
+        "| view | requests/s (gunicorn) | errors | SQL queries per request | "
+        "ms per request, one at a time |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, view in result["views"].items():
+        print(
+            f"| `{name}` | {view['requests_per_second']:.0f} | {view['errors']} | "
+            f"{view['sql_queries_per_request']} | {view['ms_per_request_single']:.2f} |"
+        )
+    print(
+        f"\nThroughput ratio (`@pagero_token_required` / `@login_required`), median of the "
+        f"{args.rounds} rounds: **{result['ratio_median_of_rounds']:.3f}** (rounds "
+        f"{min(ratios):.3f}-{max(ratios):.3f}; all requests together {result['ratio']:.3f}); "
+        "target >= 0.97."
+    )
+    print(f"Extra SQL queries per request: **{result['extra_sql_queries']}**; target <= 1.")
+    print(
+        f"Extra time per request, one at a time in-process (median of {args.single}): "
+        f"**{result['extra_ms_per_request_single']:.2f} ms**."
+    )
+    for name, (_, _, sql) in queries.items():
+        print(f"\n`{name}` queries:")
+        for statement in sql:
+            print(f"    {statement}")
+    print()
+    return result
+
+
+# --- refresh storm ----------------------------------------------------------------------------
+
+
+def run_storm(ctx: Context, labels: list[str]) -> list[dict[str, Any]]:
+    """Expire each client's token ``expiries`` times under bursts of each concurrency level.
+
+    With several clients, their bursts alternate on the same server, so that a change in the
+    machine's load affects them alike.
+    """
+    from django_pagero_oauth.exceptions import PageroOAuthError
+    from django_pagero_oauth.models import PageroToken
+    from django_pagero_oauth.tokens import refresh_now
+
+    args = ctx.args
+    users = {
+        label: harness.connected_user(ctx.mock_url, f"storm-{os.urandom(4).hex()}")
+        for label in labels
+    }
+    queries = {label: count_queries(users[label], STORM_PATHS[label])[1] for label in labels}
+    levels: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
+    for concurrency in args.levels:
+        threads = max(1, concurrency // STORM_WORKERS)
+        cookies = {label: harness.session_cookies(users[label], concurrency) for label in labels}
+        calm: dict[str, list[harness.Answer]] = {label: [] for label in labels}
+        stormy: dict[str, list[harness.Answer]] = {label: [] for label in labels}
+        calls: dict[str, list[int]] = {label: [] for label in labels}
+        rejected: dict[str, int] = dict.fromkeys(labels, 0)
+        with harness.gunicorn(
+            workers=STORM_WORKERS,
+            threads=threads,
+            worker_connections=threads,  # spread every burst evenly over the workers
+            keepalive=0,
+            env=ctx.env,
+            log_name="storm",
+        ) as url:
+            for label in labels:  # warm up
+                harness.burst(url, STORM_PATHS[label], cookies[label])
+            for _ in range(args.expiries):
+                for label in labels:
+                    path = STORM_PATHS[label]
+                    calm[label] += harness.burst(url, path, cookies[label])
+                    harness.expire_access_token(users[label])
+                    before = harness.mock_stats(ctx.mock_url)["counts"]
+                    stormy[label] += harness.burst(url, path, cookies[label])
+                    after = harness.mock_stats(ctx.mock_url)["counts"]
+                    calls[label].append(after["refresh_token"] - before["refresh_token"])
+                    rejected[label] += (
+                        after["refresh_token_failed"] - before["refresh_token_failed"]
+                    )
+        for label in labels:
+            storm_seconds = [answer.seconds for answer in stormy[label]]
+            calm_seconds = [answer.seconds for answer in calm[label]]
+            levels[label].append(
+                {
+                    "concurrency": concurrency,
+                    "processes": STORM_WORKERS,
+                    "threads_per_process": threads,
+                    "expiries": args.expiries,
+                    "refresh_calls_per_expiry": {
+                        "min": min(calls[label]),
+                        "mean": round(statistics.mean(calls[label]), 2),
+                        "max": max(calls[label]),
+                    },
+                    "rejected_refresh_calls": rejected[label],
+                    "failed_requests": sum(answer.status != 200 for answer in stormy[label]),
+                    "requests": len(stormy[label]),
+                    "failed_requests_without_expiry": sum(a.status != 200 for a in calm[label]),
+                    "p50_ms": round(harness.percentile(storm_seconds, 50) * 1000, 1),
+                    "p95_ms": round(harness.percentile(storm_seconds, 95) * 1000, 1),
+                    "p50_ms_without_expiry": round(harness.percentile(calm_seconds, 50) * 1000, 1),
+                    "p95_ms_without_expiry": round(harness.percentile(calm_seconds, 95) * 1000, 1),
+                }
+            )
+    results = []
+    for label in labels:
+        token = PageroToken.objects.get(user_id=users[label].pk)
+        try:  # can the user still be refreshed without logging in again?
+            refresh_now(token)
+            kept = True
+        except PageroOAuthError:
+            kept = False
+        results.append(
+            {
+                "client": label,
+                "view": STORM_PATHS[label],
+                "sql_queries_per_request_without_expiry": queries[label],
+                "levels": levels[label],
+                "connection_kept": kept,
+            }
+        )
+    return results
+
+
+def print_storm(results: list[dict[str, Any]]) -> None:
+    print(
+        "| client | concurrent requests | refresh calls per expiry (min/mean/max) | rejected "
+        "refresh calls | failed requests | p50 | p95 | p50 / p95 without expiry |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for result in results:
+        for level in result["levels"]:
+            calls = level["refresh_calls_per_expiry"]
+            print(
+                f"| {result['client']} | {level['concurrency']} | "
+                f"{calls['min']} / {calls['mean']:g} / {calls['max']} | "
+                f"{level['rejected_refresh_calls']} | "
+                f"{level['failed_requests']} of {level['requests']} | "
+                f"{level['p50_ms']:.0f} ms | {level['p95_ms']:.0f} ms | "
+                f"{level['p50_ms_without_expiry']:.0f} / {level['p95_ms_without_expiry']:.0f} ms |"
+            )
+    print()
+    for result in results:
+        state = "kept" if result["connection_kept"] else "LOST (the user must log in again)"
+        print(
+            f"- {result['client']} (`{result['view']}`, "
+            f"{result['sql_queries_per_request_without_expiry']} SQL queries per request "
+            f"without expiry): the user's Pagero connection was {state} afterwards."
+        )
+    print()
+
+
+def _storm_header(ctx: Context) -> None:
+    args = ctx.args
+    print(
+        f"{STORM_WORKERS} gunicorn worker processes (gthread, concurrency/{STORM_WORKERS} threads "
+        f"each); {args.expiries} expiries per level (bursts of the clients alternate); every "
+        "request calls the mock's API "
+        "`GET v1/me` as the user; the mock takes single-use refresh tokens and answers "
+        "`invalid_grant` to a reused one.\n"
+    )
+
+
+def storm(ctx: Context) -> dict[str, Any]:
+    print("## Refresh storm\n")
+    _storm_header(ctx)
+    results = run_storm(ctx, ["django-pagero-oauth"])
+    print_storm(results)
+    return results[0]
+
+
+def authlib(ctx: Context) -> dict[str, Any]:
+    print("## Refresh storm: django-pagero-oauth vs Authlib's `OAuth2Session`\n")
+    _storm_header(ctx)
+    results = run_storm(ctx, list(STORM_PATHS))
+    print_storm(results)
+    return {"clients": results}
+
+
+BENCHMARKS = {"overhead": overhead, "storm": storm, "authlib": authlib}
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/run.py", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("benchmark", choices=[*BENCHMARKS, "all"])
+    overhead_group = parser.add_argument_group("overhead")
+    overhead_group.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
+    overhead_group.add_argument("--threads", type=int, default=4, help="threads per worker (4)")
+    overhead_group.add_argument("--clients", type=int, default=8, help="keep-alive clients (8)")
+    overhead_group.add_argument("--rounds", type=int, default=10, help="rounds per view (10)")
+    overhead_group.add_argument(
+        "--seconds", type=float, default=1.5, help="seconds per round and view (1.5)"
+    )
+    overhead_group.add_argument(
+        "--single", type=int, default=300, help="in-process requests per view (300)"
+    )
+    storm_group = parser.add_argument_group("storm, authlib")
+    storm_group.add_argument(
+        "--levels", type=int, nargs="+", default=[16, 64], help="concurrent requests (16 64)"
+    )
+    storm_group.add_argument("--expiries", type=int, default=8, help="expiries per level (8)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    selected = list(BENCHMARKS) if args.benchmark == "all" else [args.benchmark]
+    with harness.mock_server() as mock_url:
+        pagero_oauth = json.dumps(harness.mock_settings(mock_url))
+        os.environ["BENCH_PAGERO_OAUTH"] = pagero_oauth
+        os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+        import django
+
+        django.setup()
+        from django.conf import settings
+        from django.db import connection
+
+        if connection.vendor != "postgresql" and set(selected) & {"storm", "authlib"}:
+            print(
+                "storm and authlib need PostgreSQL: set DATABASE_URL=postgres://...",
+                file=sys.stderr,
+            )
+            return 2
+        with harness.bench_database() as db_name:
+            ctx = Context(
+                mock_url=mock_url,
+                env={"BENCH_DB_NAME": db_name, "BENCH_PAGERO_OAUTH": pagero_oauth},
+                vendor=connection.vendor,
+                args=args,
+            )
+            print("# django-pagero-oauth benchmarks\n")
+            print(
+                f"{os.cpu_count()} CPUs, Python {platform.python_version()}, Django "
+                f"{django.get_version()}, {connection.vendor} "
+                f"(CONN_MAX_AGE={settings.DATABASES['default']['CONN_MAX_AGE']}), "
+                f"mock Pagero at {mock_url}.\n"
+            )
+            harness.BUILD_DIR.mkdir(parents=True, exist_ok=True)
+            for name in selected:
+                load_before = os.getloadavg()[0]
+                result = BENCHMARKS[name](ctx)
+                load_after = os.getloadavg()[0]
+                print(
+                    f"_Load average (1 min) before/after: {load_before:.1f} / {load_after:.1f} "
+                    f"on {os.cpu_count()} CPUs; above the CPU count, other processes competed "
+                    "for the machine._\n"
+                )
+                result["machine"] = {
+                    "cpus": os.cpu_count(),
+                    "database": connection.vendor,
+                    "load_average_before_after": [load_before, load_after],
+                }
+                (harness.BUILD_DIR / f"{name}.json").write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
