@@ -27,6 +27,7 @@ _HKDF_SALT = b"django-pagero-oauth"
 _HKDF_INFO = b"token-encryption-v1"
 
 
+@lru_cache(maxsize=16)
 def derive_key(secret: str) -> bytes:
     """A Fernet key derived from a Django ``SECRET_KEY`` (HKDF-SHA256, RFC 5869)."""
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=_HKDF_INFO)

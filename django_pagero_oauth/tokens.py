@@ -62,9 +62,12 @@ def get_valid_token(
     """
     if user is None or not user.is_authenticated or not user.is_active:
         raise PageroAuthorizationRequired("The user is anonymous or inactive.")
-    token: PageroToken | None = PageroToken.objects.filter(user_id=user.pk).first()
-    if token is None:
-        raise PageroAuthorizationRequired("The user has not connected to Pagero.")
+    try:
+        # The hot path: one indexed query, and only the access token is decrypted (the refresh
+        # token is read, under the lock, only when a refresh is due).
+        token = PageroToken.objects.defer("refresh_token", "id_token").get(user_id=user.pk)
+    except PageroToken.DoesNotExist:
+        raise PageroAuthorizationRequired("The user has not connected to Pagero.") from None
     if token.needs_reauthorization:
         raise PageroAuthorizationRequired("The Pagero connection must be renewed by logging in.")
     if force_refresh or token.access_token_needs_refresh():

@@ -15,7 +15,7 @@ from django_pagero_oauth.exceptions import PageroAuthorizationRequired, PageroUn
 from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.oauth import revoke_token
 from django_pagero_oauth.testing.mock import Fault
-from django_pagero_oauth.tokens import refresh_now
+from django_pagero_oauth.tokens import get_valid_token, refresh_now
 
 
 def counts(pagero_mock: Any) -> tuple[int, int]:
@@ -247,3 +247,28 @@ def test_threads_that_get_401_share_one_forced_refresh(
     assert 9 <= api_calls <= 16
     fresh = PageroToken.objects.get(pk=stored.pk)
     assert {r.request.headers["Authorization"] for r in results} == {f"Bearer {fresh.access_token}"}
+
+
+def test_a_session_given_the_views_token_reads_no_token_again(
+    user, pagero_mock, pagero_token_factory, django_assert_num_queries
+):
+    pagero_token_factory(user)
+    token = get_valid_token(user)
+    session = get_client(user, token=token)
+    with django_assert_num_queries(0):
+        assert session.get("v1/me").status_code == 200
+        assert session.get("v1/documents").status_code == 200
+    assert pagero_mock.mock.counts["api"] == 2
+
+
+def test_a_session_replaces_its_token_when_it_is_expiring(user, pagero_mock, pagero_token_factory):
+    stale = pagero_token_factory(user, expired=True)
+    session = get_client(user, token=stale)
+    assert session.get("v1/me").status_code == 200
+    assert pagero_mock.mock.counts["refresh_token"] == 1
+    assert PageroToken.objects.get(user=user).access_token != stale.access_token
+
+
+def test_a_session_refuses_another_users_token(user, other_user, pagero_mock, pagero_token_factory):
+    with pytest.raises(ValueError, match="another user"):
+        get_client(other_user, token=pagero_token_factory(user))

@@ -45,7 +45,8 @@ def plain(request: HttpRequest) -> HttpResponse:
 @pagero_token_required
 def api_data(request: HttpRequest) -> HttpResponse:
     """Calls the (mock) Pagero API as the user: the whole chain, token to bearer header."""
-    response = get_client(request.user).get("v1/me")  # type: ignore[arg-type]
+    client = get_client(request.user, token=request.pagero_token)  # type: ignore[arg-type, attr-defined]
+    response = client.get("v1/me")
     return JsonResponse({"status": response.status_code, "body": response.json()})
 
 

@@ -35,7 +35,8 @@ def fetch_json(request: HttpRequest, path: str) -> Any:
     raises ``PageroAuthorizationRequired``.
     """
     try:
-        response = get_client(request.user).get(path)  # type: ignore[arg-type]
+        client = get_client(request.user, token=request.pagero_token)  # type: ignore[arg-type, attr-defined]
+        response = client.get(path)
         response.raise_for_status()
         return response.json()
     except (requests.RequestException, ValueError) as exc:
