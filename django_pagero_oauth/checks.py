@@ -1,10 +1,15 @@
 """System checks (``manage.py check``), ids ``django_pagero_oauth.E0xx`` / ``W0xx``.
 
-One function per concern; each message has a hint. Listed in the README.
+One function per concern; every message has a hint. All are tagged ``django_pagero_oauth``
+(``manage.py check --tag django_pagero_oauth``); the https and mock-server checks also
+``security``. The stored-token check runs only with ``manage.py check --database <alias>``.
+The README lists every id.
 """
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,31 +18,49 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.core.checks import register as register_check
-from django.db import DatabaseError
+from django.db import DatabaseError, router
+from django.utils.module_loading import import_string
 
 from .conf import CLIENT_AUTH_METHODS, DEFAULTS, app_settings
 
 APP = "django_pagero_oauth"
+#: Pagero's access tokens live ten minutes ("expires_in": 600).
 ACCESS_TOKEN_LIFETIME = 600
 URL_SETTINGS = ("AUTHORIZE_URL", "TOKEN_URL", "REVOKE_URL", "API_BASE_URL")
+#: URL settings that may be empty (Pagero documents no revocation endpoint).
+OPTIONAL_URL_SETTINGS = ("REVOKE_URL",)
+
+SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
+AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+OUR_MIDDLEWARE = "django_pagero_oauth.middleware.PageroTokenMiddleware"
 
 
 class Messages:
     CREDENTIALS_MISSING = "PAGERO_OAUTH['{key}'] is not set."
     NOT_HTTPS = "PAGERO_OAUTH['{key}'] is not an https URL: {url!r}."
     MIDDLEWARE_MISSING = "'{middleware}' must be in MIDDLEWARE."
-    MIDDLEWARE_ORDER = (
-        "'django_pagero_oauth.middleware.PageroTokenMiddleware' is listed before "
-        "'django.contrib.auth.middleware.AuthenticationMiddleware'."
+    MIDDLEWARE_ORDER = f"'{OUR_MIDDLEWARE}' is listed before '{AUTH_MIDDLEWARE}'."
+    LEEWAY = (
+        "PAGERO_OAUTH['REFRESH_LEEWAY'] must be a number of seconds from 0 to below the access "
+        "token lifetime ({lifetime}), not {value!r}."
     )
-    LEEWAY = "PAGERO_OAUTH['REFRESH_LEEWAY'] ({value}) is not below the access token lifetime."
     UNKNOWN_KEYS = "Unknown PAGERO_OAUTH keys: {keys}."
     AUTH_METHOD = "PAGERO_OAUTH['CLIENT_AUTH_METHOD'] is {value!r}."
     MOCK_WITHOUT_DEBUG = "The mock Pagero server is allowed to run while DEBUG is False."
     NOT_A_DICT = "PAGERO_OAUTH must be a dict."
     KEYS_INVALID = "PAGERO_OAUTH['ENCRYPTION_KEYS'] does not hold valid Fernet keys."
-    CANNOT_DECRYPT = "Stored Pagero tokens cannot be decrypted with the configured keys."
+    CANNOT_DECRYPT = (
+        "Stored Pagero tokens in database {alias!r} cannot be decrypted with the configured keys."
+    )
     TIMEOUT = "PAGERO_OAUTH['TIMEOUT'] must be a positive number of seconds, not {value!r}."
+    URL_INVALID = "PAGERO_OAUTH['{key}'] is not an absolute http(s) URL: {url!r}."
+    LIFETIME = (
+        "PAGERO_OAUTH['REFRESH_TOKEN_LIFETIME_DAYS'] must be a positive number of days, "
+        "not {value!r}."
+    )
+    PROTECTED_WITHOUT_MIDDLEWARE = (
+        f"PAGERO_OAUTH['PROTECTED_PATHS'] is set, but '{OUR_MIDDLEWARE}' is not in MIDDLEWARE."
+    )
 
 
 class Hints:
@@ -45,13 +68,17 @@ class Hints:
         "Set it from the client registered with Pagero (e.g. from the environment)."
     )
     NOT_HTTPS = (
-        "Tokens and the client secret would travel unencrypted. Use https (only DEBUG allows http)."
+        "Tokens and the client secret would travel unencrypted. Use https (only DEBUG, or a "
+        "loopback address such as a local mock server, allows http)."
     )
     MIDDLEWARE_MISSING = "Pagero logins are bound to the Django session and user."
     MIDDLEWARE_ORDER = (
         "Move PageroTokenMiddleware after AuthenticationMiddleware: it needs request.user."
     )
-    LEEWAY = "Pagero access tokens live 600 seconds; a leeway of 60 is the default."
+    LEEWAY = (
+        f"Pagero access tokens live {ACCESS_TOKEN_LIFETIME} seconds; the default leeway is "
+        f"{DEFAULTS['REFRESH_LEEWAY']}."
+    )
     UNKNOWN_KEYS = "Check the spelling against the settings listed in the README."
     AUTH_METHOD = f"Use one of: {', '.join(CLIENT_AUTH_METHODS)}."
     MOCK_WITHOUT_DEBUG = (
@@ -64,7 +91,18 @@ class Hints:
         "Put the key (or SECRET_KEY) the tokens were written with back into ENCRYPTION_KEYS "
         "(or SECRET_KEY_FALLBACKS), after the new one."
     )
-    TIMEOUT = "A request to Pagero must never wait forever; 10 is the default."
+    TIMEOUT = (
+        f"A request to Pagero must never wait forever; {DEFAULTS['TIMEOUT']:g} is the default."
+    )
+    URL_INVALID = "Use the full URL, starting with https://."
+    LIFETIME = (
+        "Pagero's refresh tokens live three years from their last use "
+        f"({DEFAULTS['REFRESH_TOKEN_LIFETIME_DAYS']} days, the default)."
+    )
+    PROTECTED_WITHOUT_MIDDLEWARE = (
+        "Without the middleware those paths are NOT protected. Add it after "
+        "AuthenticationMiddleware, or protect the views with the decorator or mixin."
+    )
 
 
 class Codes:
@@ -79,7 +117,14 @@ class Codes:
     KEYS_INVALID = f"{APP}.E009"
     CANNOT_DECRYPT = f"{APP}.E010"
     TIMEOUT = f"{APP}.E011"
+    URL_INVALID = f"{APP}.E012"
+    LIFETIME = f"{APP}.E013"
     UNKNOWN_KEYS = f"{APP}.W001"
+    PROTECTED_WITHOUT_MIDDLEWARE = f"{APP}.W002"
+
+
+def _user_settings() -> dict[str, Any]:
+    return app_settings.user_settings
 
 
 def check_settings_type(**kwargs: Any) -> list[CheckMessage]:
@@ -97,17 +142,50 @@ def check_credentials(**kwargs: Any) -> list[CheckMessage]:
             id=Codes.CREDENTIALS_MISSING,
         )
         for key in ("CLIENT_ID", "CLIENT_SECRET")
-        if not getattr(app_settings, key)
+        if not _user_settings().get(key)
     ]
 
 
+def is_loopback(host: str | None) -> bool:
+    """``localhost`` or a loopback IP: traffic that never leaves the machine."""
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_urls(**kwargs: Any) -> list[CheckMessage]:
+    """Every endpoint is an absolute http(s) URL (``REVOKE_URL`` may be empty)."""
+    errors: list[CheckMessage] = []
+    for key in URL_SETTINGS:
+        url = getattr(app_settings, key)
+        if not url and key in OPTIONAL_URL_SETTINGS:
+            continue
+        split = urlsplit(url)
+        if split.scheme not in ("http", "https") or not split.hostname:
+            errors.append(
+                Error(
+                    Messages.URL_INVALID.format(key=key, url=url),
+                    hint=Hints.URL_INVALID,
+                    id=Codes.URL_INVALID,
+                )
+            )
+    return errors
+
+
 def check_https(**kwargs: Any) -> list[CheckMessage]:
+    """Without DEBUG, endpoints are https, except on a loopback address (a local mock)."""
     if settings.DEBUG:
         return []
     errors: list[CheckMessage] = []
     for key in URL_SETTINGS:
         url = getattr(app_settings, key)
-        if url and urlsplit(url).scheme != "https":
+        split = urlsplit(url)
+        if split.scheme == "http" and split.hostname and not is_loopback(split.hostname):
             errors.append(
                 Error(
                     Messages.NOT_HTTPS.format(key=key, url=url),
@@ -118,18 +196,29 @@ def check_https(**kwargs: Any) -> list[CheckMessage]:
     return errors
 
 
-def _middleware_index(middleware: Sequence[str], name: str) -> int | None:
-    return middleware.index(name) if name in middleware else None
+def _middleware_index(middleware: Sequence[str], path: str) -> int | None:
+    """Index of ``path`` or of a subclass of it in ``middleware`` (like the admin's checks)."""
+    try:
+        wanted = import_string(path)
+    except ImportError:  # pragma: no cover - Django's and our own middleware always import
+        wanted = None
+    for index, candidate in enumerate(middleware):
+        if candidate == path:
+            return index
+        try:
+            cls = import_string(candidate)
+        except ImportError:
+            continue  # Django reports an unimportable middleware itself
+        if wanted is not None and isinstance(cls, type) and issubclass(cls, wanted):
+            return index
+    return None
 
 
 def check_middleware(**kwargs: Any) -> list[CheckMessage]:
-    middleware = list(getattr(settings, "MIDDLEWARE", []) or [])
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
     errors: list[CheckMessage] = []
-    for required in (
-        "django.contrib.sessions.middleware.SessionMiddleware",
-        "django.contrib.auth.middleware.AuthenticationMiddleware",
-    ):
-        if required not in middleware:
+    for required in (SESSION_MIDDLEWARE, AUTH_MIDDLEWARE):
+        if _middleware_index(middleware, required) is None:
             errors.append(
                 Error(
                     Messages.MIDDLEWARE_MISSING.format(middleware=required),
@@ -137,25 +226,44 @@ def check_middleware(**kwargs: Any) -> list[CheckMessage]:
                     id=Codes.MIDDLEWARE_MISSING,
                 )
             )
-    ours = _middleware_index(middleware, "django_pagero_oauth.middleware.PageroTokenMiddleware")
-    auth = _middleware_index(middleware, "django.contrib.auth.middleware.AuthenticationMiddleware")
-    if ours is not None and (auth is None or ours < auth):
+    ours = _middleware_index(middleware, OUR_MIDDLEWARE)
+    auth = _middleware_index(middleware, AUTH_MIDDLEWARE)
+    if ours is not None and auth is not None and ours < auth:
         errors.append(
             Error(Messages.MIDDLEWARE_ORDER, hint=Hints.MIDDLEWARE_ORDER, id=Codes.MIDDLEWARE_ORDER)
+        )
+    if ours is None and _user_settings().get("PROTECTED_PATHS"):
+        errors.append(
+            Warning(
+                Messages.PROTECTED_WITHOUT_MIDDLEWARE,
+                hint=Hints.PROTECTED_WITHOUT_MIDDLEWARE,
+                id=Codes.PROTECTED_WITHOUT_MIDDLEWARE,
+            )
         )
     return errors
 
 
+def _converted(name: str) -> Any:
+    """The setting as the app reads it (``conf`` converts it), or ``None`` if it cannot."""
+    try:
+        return getattr(app_settings, name)
+    except (TypeError, ValueError):
+        return None
+
+
 def check_values(**kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    user_settings = app_settings.user_settings
-    try:
-        leeway = app_settings.REFRESH_LEEWAY
-    except (TypeError, ValueError):
-        leeway = ACCESS_TOKEN_LIFETIME
-    if leeway >= ACCESS_TOKEN_LIFETIME or leeway < 0:
+    user_settings = _user_settings()
+    leeway = _converted("REFRESH_LEEWAY")
+    if leeway is None or not 0 <= leeway < ACCESS_TOKEN_LIFETIME:
         messages.append(
-            Error(Messages.LEEWAY.format(value=leeway), hint=Hints.LEEWAY, id=Codes.LEEWAY)
+            Error(
+                Messages.LEEWAY.format(
+                    lifetime=ACCESS_TOKEN_LIFETIME, value=user_settings.get("REFRESH_LEEWAY")
+                ),
+                hint=Hints.LEEWAY,
+                id=Codes.LEEWAY,
+            )
         )
     if app_settings.CLIENT_AUTH_METHOD not in CLIENT_AUTH_METHODS:
         messages.append(
@@ -165,21 +273,48 @@ def check_values(**kwargs: Any) -> list[CheckMessage]:
                 id=Codes.AUTH_METHOD,
             )
         )
-    timeout = user_settings.get("TIMEOUT", DEFAULTS["TIMEOUT"])
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+    # conf turns a TIMEOUT of None into the default; an explicit None is still a mistake.
+    timeout = _converted("TIMEOUT") if user_settings.get("TIMEOUT", 0) is not None else None
+    if timeout is None or not timeout > 0:  # "not >" also catches NaN
         messages.append(
-            Error(Messages.TIMEOUT.format(value=timeout), hint=Hints.TIMEOUT, id=Codes.TIMEOUT)
+            Error(
+                Messages.TIMEOUT.format(value=user_settings.get("TIMEOUT")),
+                hint=Hints.TIMEOUT,
+                id=Codes.TIMEOUT,
+            )
         )
-    unknown = sorted(set(user_settings) - set(DEFAULTS))
-    if unknown:
+    days = _converted("REFRESH_TOKEN_LIFETIME_DAYS")
+    if days is None or days <= 0:
         messages.append(
-            Warning(
-                Messages.UNKNOWN_KEYS.format(keys=", ".join(unknown)),
-                hint=Hints.UNKNOWN_KEYS,
-                id=Codes.UNKNOWN_KEYS,
+            Error(
+                Messages.LIFETIME.format(value=user_settings.get("REFRESH_TOKEN_LIFETIME_DAYS")),
+                hint=Hints.LIFETIME,
+                id=Codes.LIFETIME,
             )
         )
     return messages
+
+
+def check_unknown_keys(**kwargs: Any) -> list[CheckMessage]:
+    """A misspelt key would silently fall back to its default: say so, and suggest the name."""
+    unknown = sorted(str(key) for key in set(_user_settings()) - set(DEFAULTS))
+    if not unknown:
+        return []
+    suggestions = [
+        f"{key!r} -> {match[0]!r}"
+        for key in unknown
+        if (match := difflib.get_close_matches(key.upper(), DEFAULTS, n=1, cutoff=0.6))
+    ]
+    hint = Hints.UNKNOWN_KEYS
+    if suggestions:
+        hint = f"Did you mean {', '.join(suggestions)}? {hint}"
+    return [
+        Warning(
+            Messages.UNKNOWN_KEYS.format(keys=", ".join(unknown)),
+            hint=hint,
+            id=Codes.UNKNOWN_KEYS,
+        )
+    ]
 
 
 def check_mock_server(**kwargs: Any) -> list[CheckMessage]:
@@ -194,17 +329,21 @@ def check_mock_server(**kwargs: Any) -> list[CheckMessage]:
     return []
 
 
-def check_encryption_keys(**kwargs: Any) -> list[CheckMessage]:
+def _keys_valid() -> bool:
     from .crypto import get_fernet
     from .exceptions import TokenDecryptionError
 
-    if not app_settings.ENCRYPTION_KEYS:
-        return []
     try:
         get_fernet()
-    except TokenDecryptionError:
-        return [Error(Messages.KEYS_INVALID, hint=Hints.KEYS_INVALID, id=Codes.KEYS_INVALID)]
-    return []
+    except (TokenDecryptionError, TypeError, ValueError, AttributeError):
+        return False
+    return True
+
+
+def check_encryption_keys(**kwargs: Any) -> list[CheckMessage]:
+    if "ENCRYPTION_KEYS" not in _user_settings() or _keys_valid():
+        return []
+    return [Error(Messages.KEYS_INVALID, hint=Hints.KEYS_INVALID, id=Codes.KEYS_INVALID)]
 
 
 def check_stored_tokens_decrypt(
@@ -212,34 +351,62 @@ def check_stored_tokens_decrypt(
     databases: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> list[CheckMessage]:
-    """Decrypt the newest stored token (one row: cheap). Runs only with ``--database``."""
+    """Decrypt two rows per database: cheap, and they are the likeliest to fail.
+
+    The tokens written longest ago and most recently (by ``access_token_expires_at``, which is
+    indexed and set whenever the tokens are written) are the ones encrypted under the oldest
+    and the newest key. Runs only with ``manage.py check --database``.
+    """
     from .exceptions import TokenDecryptionError
     from .models import PageroToken
 
+    if not databases or not _keys_valid():
+        return []  # E009 reports unusable keys
     errors: list[CheckMessage] = []
-    for alias in databases or []:
+    for alias in databases:
+        if not router.allow_migrate_model(alias, PageroToken):
+            continue
+        tokens = PageroToken.objects.using(alias).only(
+            "pk", "access_token", "refresh_token", "id_token"
+        )
         try:
-            PageroToken.objects.using(alias).only("pk", "refresh_token").order_by(
-                "-updated"
-            ).first()
+            for ordering in ("access_token_expires_at", "-access_token_expires_at"):
+                tokens.order_by(ordering).first()
         except TokenDecryptionError:
             errors.append(
-                Error(Messages.CANNOT_DECRYPT, hint=Hints.CANNOT_DECRYPT, id=Codes.CANNOT_DECRYPT)
+                Error(
+                    Messages.CANNOT_DECRYPT.format(alias=alias),
+                    hint=Hints.CANNOT_DECRYPT,
+                    id=Codes.CANNOT_DECRYPT,
+                )
             )
         except DatabaseError:
             continue  # not migrated yet: nothing stored to check
     return errors
 
 
+#: The checks that need no database, in the order ``pagero_check`` reports them.
+CONFIGURATION_CHECKS = (
+    check_settings_type,
+    check_credentials,
+    check_urls,
+    check_https,
+    check_middleware,
+    check_values,
+    check_unknown_keys,
+    check_mock_server,
+    check_encryption_keys,
+)
+_SECURITY_CHECKS = (check_https, check_mock_server)
+
+
+def run_configuration_checks() -> list[CheckMessage]:
+    """Every configuration check's messages (what the management commands validate first)."""
+    return [message for check in CONFIGURATION_CHECKS for message in check()]
+
+
 def register() -> None:
-    for check in (
-        check_settings_type,
-        check_credentials,
-        check_https,
-        check_middleware,
-        check_values,
-        check_mock_server,
-        check_encryption_keys,
-    ):
-        register_check(check, Tags.security if check is check_https else "django_pagero_oauth")
-    register_check(check_stored_tokens_decrypt, Tags.database)
+    for check in CONFIGURATION_CHECKS:
+        tags = (APP, Tags.security) if check in _SECURITY_CHECKS else (APP,)
+        register_check(check, *tags)
+    register_check(check_stored_tokens_decrypt, APP, Tags.database)

@@ -1,0 +1,351 @@
+"""``manage.py pagero_check``: is this site's Pagero configuration right, and can it reach Pagero?
+
+1. The configuration system checks (``django_pagero_oauth.E0xx/W0xx``), and whether the stored
+   tokens decrypt with the configured keys.
+2. The token endpoint, asked to exchange a made-up authorization code with this site's client
+   authentication. A correctly configured client gets the OAuth error ``invalid_grant`` (the
+   code is unknown); ``invalid_client`` means wrong credentials (RFC 6749 5.2).
+3. The revocation endpoint (when ``REVOKE_URL`` is set), asked to revoke a made-up token: RFC 7009
+   2.2 answers 200 for an unknown token, so only the client authentication is tested.
+4. The login page and the API: reachable (any HTTP answer below 500).
+
+Nothing is changed at Pagero: a made-up code or token matches nothing. Problems are reported in
+plain words (DNS, refused connection, TLS, timeout, a redirect, an answer that is not JSON).
+
+Exit codes: 0 all good, 1 an endpoint cannot be reached or answers wrongly, 2 the configuration
+is invalid (including credentials that Pagero rejects).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from django.core.checks import ERROR
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import router
+from django.utils.translation import gettext as _
+
+from ...checks import check_stored_tokens_decrypt, run_configuration_checks
+from ...conf import app_settings
+from ...models import PageroToken
+from ...oauth import client_auth
+from ._common import SomeFailed, UsageError, format_check_message
+
+#: The largest answer read from an endpoint (an OAuth error is a few hundred bytes).
+MAX_BODY = 64 * 1024
+#: ``redirect_uri`` sent with the made-up code when ``REDIRECT_URI`` is not set.
+PLACEHOLDER_REDIRECT_URI = "https://pagero-check.invalid/callback"
+
+
+@dataclass
+class Result:
+    ok: bool
+    message: str
+    configuration: bool = False  # a problem only a configuration change fixes
+
+
+@dataclass
+class Answer:
+    status: int
+    content_type: str
+    body: Any  # parsed JSON, or None
+    location: str = ""
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything it wraps (requests -> urllib3 -> socket)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for nested in (
+            current.__cause__,
+            current.__context__,
+            getattr(current, "reason", None),
+            *current.args,
+        ):
+            if isinstance(nested, BaseException):
+                todo.append(nested)
+
+
+def describe_connection_error(exc: requests.RequestException, url: str) -> str:
+    """A transport failure in plain words: DNS, refused, TLS, timeout."""
+    split = urlsplit(url)
+    host, port = split.hostname or "?", split.port or (443 if split.scheme == "https" else 80)
+    causes = list(_causes(exc))
+    if isinstance(exc, requests.exceptions.SSLError):
+        return _(
+            "TLS failed with %(host)s: the certificate could not be verified or the server "
+            "does not speak TLS on port %(port)s. Check the URL (https, host, port) and the "
+            "system's CA certificates."
+        ) % {"host": host, "port": port}
+    if isinstance(exc, requests.exceptions.Timeout):
+        return _("%(host)s did not answer within %(timeout)g seconds (TIMEOUT).") % {
+            "host": host,
+            "timeout": app_settings.TIMEOUT,
+        }
+    if any(
+        isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError"
+        for cause in causes
+    ):
+        return _("DNS: the host name %(host)s cannot be resolved. Check the URL.") % {"host": host}
+    if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+        return _("%(host)s refused the connection on port %(port)s.") % {
+            "host": host,
+            "port": port,
+        }
+    return _("cannot connect to %(host)s:%(port)s (%(error)s).") % {
+        "host": host,
+        "port": port,
+        "error": type(exc).__name__,
+    }
+
+
+class Command(BaseCommand):
+    help = _(
+        "Check the Pagero configuration and reach Pagero's endpoints. Exit codes: 0 all good, "
+        "1 an endpoint problem, 2 a configuration problem."
+    )
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--offline",
+            action="store_true",
+            help=_("Check the configuration only; do not contact Pagero."),
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not self.check_configuration():
+            raise UsageError(_("The Pagero configuration is invalid; see above."))
+        if options["offline"]:
+            self.stdout.write(_("Configuration OK (endpoints not contacted)."), self.style.SUCCESS)
+            return
+        results = [
+            self.show(_("token endpoint"), app_settings.TOKEN_URL, self.probe_token_endpoint()),
+            self.show(
+                _("revocation endpoint"), app_settings.REVOKE_URL, self.probe_revoke_endpoint()
+            ),
+            self.show(
+                _("login page"), app_settings.AUTHORIZE_URL, self.probe_reachable("AUTHORIZE_URL")
+            ),
+            self.show(_("API"), app_settings.API_BASE_URL, self.probe_reachable("API_BASE_URL")),
+        ]
+        problems = [result for result in results if not result.ok]
+        if any(result.configuration for result in problems):
+            raise UsageError(
+                _("Pagero rejects this configuration: %(count)d problems; see above.")
+                % {"count": len(problems)}
+            )
+        if problems:
+            raise SomeFailed(
+                _("%(count)d Pagero endpoints cannot be used; see above.")
+                % {"count": len(problems)}
+            )
+        self.stdout.write(_("All Pagero checks passed."), self.style.SUCCESS)
+
+    def show(self, name: str, url: str, result: Result) -> Result:
+        label = _("OK") if result.ok else _("FAIL")
+        style = self.style.SUCCESS if result.ok else self.style.ERROR
+        line = f"{label:4} {name} ({url or '-'}): {result.message}"
+        (self.stdout if result.ok else self.stderr).write(line, style)
+        return result
+
+    # --- configuration ------------------------------------------------------------------
+
+    def check_configuration(self) -> bool:
+        problems = run_configuration_checks()
+        if not any(message.level >= ERROR for message in problems):
+            problems += check_stored_tokens_decrypt(databases=[router.db_for_read(PageroToken)])
+        for message in problems:
+            style = self.style.ERROR if message.level >= ERROR else self.style.WARNING
+            self.stderr.write(format_check_message(message), style)
+        ok = not any(message.level >= ERROR for message in problems)
+        if ok:
+            self.stdout.write(
+                _("OK   configuration (%(warnings)d warnings)") % {"warnings": len(problems)},
+                self.style.SUCCESS,
+            )
+        return ok
+
+    # --- endpoints ----------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        data: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer | Result:
+        """One request as the app makes them (timeout, TLS verified, no redirects)."""
+        try:
+            response = requests.request(
+                method,
+                url,
+                data=data,
+                headers={"Accept": "application/json", **(headers or {})},
+                timeout=app_settings.TIMEOUT,
+                allow_redirects=False,
+                stream=True,
+                verify=True,
+            )
+            try:
+                raw = response.raw.read(MAX_BODY, decode_content=True)
+            finally:
+                response.close()
+        except requests.RequestException as exc:
+            return Result(False, describe_connection_error(exc, url))
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        try:
+            body = json.loads(raw) if raw else None
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        return Answer(
+            response.status_code, content_type, body, response.headers.get("Location", "")
+        )
+
+    def _common_failure(self, answer: Answer, setting: str) -> Result | None:
+        """Redirects, 5xx/429 and non-JSON answers, the same for every OAuth endpoint."""
+        if 300 <= answer.status < 400:
+            target = urlsplit(answer.location)
+            return Result(
+                False,
+                _(
+                    "answered with a redirect (HTTP %(status)d) to %(target)s: %(setting)s is "
+                    "probably outdated (Pagero retired its legacy endpoints)."
+                )
+                % {
+                    "status": answer.status,
+                    "target": f"{target.scheme}://{target.netloc}{target.path}",
+                    "setting": setting,
+                },
+            )
+        if answer.status == 429 or answer.status >= 500:
+            return Result(
+                False,
+                _("Pagero answered HTTP %(status)d: temporarily unavailable, try again later.")
+                % {"status": answer.status},
+            )
+        if not isinstance(answer.body, dict):
+            return Result(
+                False,
+                _(
+                    "answered HTTP %(status)d with %(type)s, not an OAuth JSON error: "
+                    "%(setting)s is probably not Pagero's endpoint."
+                )
+                % {
+                    "status": answer.status,
+                    "type": answer.content_type or _("no content type"),
+                    "setting": setting,
+                },
+            )
+        return None
+
+    @staticmethod
+    def _error(answer: Answer) -> tuple[str, str]:
+        body = answer.body if isinstance(answer.body, dict) else {}
+        return str(body.get("error") or ""), str(body.get("error_description") or "")[:200]
+
+    def _credentials_rejected(self, answer: Answer) -> Result | None:
+        error, _description = self._error(answer)
+        if error == "invalid_client" or (answer.status == 401 and not error):
+            return Result(
+                False,
+                _(
+                    "Pagero rejected the client credentials (invalid_client): CLIENT_ID or "
+                    "CLIENT_SECRET is wrong, or the client is registered for another "
+                    "CLIENT_AUTH_METHOD than %(method)s."
+                )
+                % {"method": app_settings.CLIENT_AUTH_METHOD},
+                configuration=True,
+            )
+        return None
+
+    def probe_token_endpoint(self) -> Result:
+        form, headers = client_auth(
+            {
+                "grant_type": "authorization_code",
+                "code": "pagero-check-" + secrets.token_urlsafe(16),
+                "redirect_uri": app_settings.REDIRECT_URI or PLACEHOLDER_REDIRECT_URI,
+            }
+        )
+        answer = self.request("POST", app_settings.TOKEN_URL, data=form, headers=headers)
+        if isinstance(answer, Result):
+            return answer
+        failure = self._credentials_rejected(answer) or self._common_failure(answer, "TOKEN_URL")
+        if failure is not None:
+            return failure
+        error, description = self._error(answer)
+        if error == "invalid_grant":
+            return Result(
+                True,
+                _("the client credentials were accepted (a made-up code got invalid_grant)."),
+            )
+        if error in ("unauthorized_client", "unsupported_grant_type"):
+            return Result(
+                False,
+                _("the client may not use the authorization code grant (%(error)s).")
+                % {"error": error},
+                configuration=True,
+            )
+        if answer.status == 200:
+            return Result(
+                False,
+                _("answered HTTP 200 to a made-up code: this is not a standard token endpoint."),
+            )
+        return Result(
+            False,
+            _("unexpected OAuth error %(error)s (HTTP %(status)d): %(description)s")
+            % {"error": error or "-", "status": answer.status, "description": description},
+        )
+
+    def probe_revoke_endpoint(self) -> Result:
+        if not app_settings.REVOKE_URL:
+            return Result(
+                True,
+                _("not configured: revoking a token only deletes it here (Pagero is not told)."),
+            )
+        form, headers = client_auth(
+            {
+                "token": "pagero-check-" + secrets.token_urlsafe(16),
+                "token_type_hint": "refresh_token",
+            }
+        )
+        answer = self.request("POST", app_settings.REVOKE_URL, data=form, headers=headers)
+        if isinstance(answer, Result):
+            return answer
+        if answer.status == 200:
+            return Result(True, _("the client credentials were accepted."))
+        failure = self._credentials_rejected(answer) or self._common_failure(answer, "REVOKE_URL")
+        if failure is not None:
+            return failure
+        error, description = self._error(answer)
+        return Result(
+            False,
+            _("unexpected OAuth error %(error)s (HTTP %(status)d): %(description)s")
+            % {"error": error or "-", "status": answer.status, "description": description},
+        )
+
+    def probe_reachable(self, setting: str) -> Result:
+        url = getattr(app_settings, setting)
+        answer = self.request("GET", url)
+        if isinstance(answer, Result):
+            return answer
+        if answer.status >= 500:
+            return Result(
+                False,
+                _("answered HTTP %(status)d: temporarily unavailable, try again later.")
+                % {"status": answer.status},
+            )
+        return Result(True, _("reachable (HTTP %(status)d).") % {"status": answer.status})

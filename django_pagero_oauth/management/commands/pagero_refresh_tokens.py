@@ -1,0 +1,327 @@
+"""``manage.py pagero_refresh_tokens``: keep three-year Pagero connections alive.
+
+Pagero's refresh tokens die three years after their last use (a rolling lifetime). A user who
+does not come back within that time loses the connection, unless a scheduled job refreshes it:
+this command forces one refresh of every token whose refresh token expires within
+``--within-days`` (or of every active token, with ``--all``). Each refresh goes through
+:func:`django_pagero_oauth.tokens.refresh_now`, the single-flight path, so a web request that
+refreshes the same token at the same moment cannot make Pagero see a refresh token twice.
+
+Exit codes: 0 all refreshed, 1 some failed (the summary and stderr say which and why), 2 a usage
+or configuration error, including Pagero rejecting the client credentials (the run stops).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from datetime import timedelta
+from enum import Enum
+from typing import Any, cast
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import connections, router
+from django.utils.translation import gettext as _
+
+from ... import tokens
+from ...exceptions import (
+    PageroAuthorizationRequired,
+    PageroConfigurationError,
+    PageroUnavailable,
+    TokenDecryptionError,
+)
+from ...models import REFRESH_TOKEN_WARNING_DAYS, PageroToken, PageroTokenQuerySet
+from ._common import Progress, SomeFailed, UsageError, preflight
+
+MAX_CONCURRENCY = 64
+#: Tokens a thread loads in one query.
+MAX_BATCH = 10
+
+logger = logging.getLogger("django_pagero_oauth")
+
+
+class Outcome(Enum):
+    REFRESHED = "refreshed"
+    GONE = "gone"  # deleted (or its user deactivated) since the run started: nothing to do
+    REAUTHORIZATION = "reauthorization"
+    UNAVAILABLE = "unavailable"
+    UNDECRYPTABLE = "undecryptable"
+    ERROR = "error"
+    CONFIGURATION = "configuration"
+
+
+FAILURES = (
+    Outcome.REAUTHORIZATION,
+    Outcome.UNAVAILABLE,
+    Outcome.UNDECRYPTABLE,
+    Outcome.ERROR,
+    Outcome.CONFIGURATION,
+)
+
+
+def _describe_failure(outcome: Outcome, exc: BaseException) -> str:
+    status = getattr(exc, "status_code", None)
+    http = f" (HTTP {status})" if status else ""
+    return {
+        Outcome.REAUTHORIZATION: _("the connection needs re-authorization (invalid_grant)"),
+        Outcome.UNAVAILABLE: _("Pagero is unavailable%(http)s; the token was kept")
+        % {"http": http},
+        Outcome.UNDECRYPTABLE: _("the token cannot be decrypted with the configured keys"),
+        Outcome.ERROR: _("unexpected error: %(type)s") % {"type": type(exc).__name__},
+        Outcome.CONFIGURATION: _("Pagero rejected the client credentials (invalid_client)"),
+    }[outcome]
+
+
+def _has_field(model: Any, name: str) -> bool:
+    try:
+        model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return True
+
+
+class Command(BaseCommand):
+    help = _(
+        "Refresh the Pagero tokens whose refresh token expires soon (or all), so that "
+        "connections stay alive. Exit codes: 0 all refreshed, 1 some failed, 2 usage or "
+        "configuration error."
+    )
+    # The configuration is validated by preflight(), which exits with 2 rather than 1.
+    requires_system_checks: list[str] = []
+    verbosity = 1
+    #: Held around each refresh; a real lock only without row locks (see one_writer_at_a_time).
+    serialized: AbstractContextManager[Any] = nullcontext()
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        which = parser.add_mutually_exclusive_group()
+        which.add_argument(
+            "--within-days",
+            type=int,
+            default=REFRESH_TOKEN_WARNING_DAYS,
+            metavar="N",
+            help=_(
+                "Refresh tokens whose refresh token expires within N days (default: %(default)s)."
+            ),
+        )
+        which.add_argument(
+            "--all",
+            action="store_true",
+            help=_("Refresh every token that can be refreshed."),
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=4,
+            metavar="K",
+            help=_("Refresh K tokens at a time, each in its own thread (default: %(default)s)."),
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help=_("Only say how many tokens would be refreshed."),
+        )
+
+    def selection(self, within_days: int | None) -> PageroTokenQuerySet:
+        """The tokens to refresh: active, of active users, soonest to expire first."""
+        if within_days is None:
+            queryset = PageroToken.objects.active()
+        else:
+            queryset = PageroToken.objects.refresh_token_expiring_within(
+                timedelta(days=within_days)
+            )
+        if _has_field(get_user_model(), "is_active"):
+            queryset = queryset.filter(user__is_active=True)
+        return cast(PageroTokenQuerySet, queryset.order_by("refresh_token_expires_at", "pk"))
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.verbosity = options["verbosity"]
+        within_days: int | None = None if options["all"] else options["within_days"]
+        concurrency: int = options["concurrency"]
+        if within_days is not None and within_days < 0:
+            raise UsageError(_("--within-days must be 0 or more."))
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise UsageError(
+                _("--concurrency must be from 1 to %(max)d.") % {"max": MAX_CONCURRENCY}
+            )
+        preflight(self)
+
+        pks = list(self.selection(within_days).values_list("pk", flat=True))
+        dead = PageroToken.objects.needing_reauthorization().count()
+        if options["dry_run"]:
+            self.stdout.write(
+                _("Would refresh %(count)d Pagero tokens.") % {"count": len(pks)}
+                + self._dead_note(dead)
+            )
+            return
+        started = time.monotonic()
+        outcomes = self.refresh_all(pks, concurrency)
+        elapsed = time.monotonic() - started
+        self.report(outcomes, len(pks), elapsed, dead)
+
+    # --- the run ------------------------------------------------------------------------
+
+    def refresh_all(self, pks: list[Any], concurrency: int) -> Counter[Outcome]:
+        """Refresh ``pks`` in ``concurrency`` threads; stops early on invalid_client.
+
+        Threads take small batches of primary keys and load each batch in one query.
+        """
+        pending: Iterator[Any] = iter(pks)
+        self.serialized = self.one_writer_at_a_time()
+        batch_size = max(1, min(MAX_BATCH, len(pks) // (concurrency * 4)))
+        lock = threading.Lock()
+        stop = threading.Event()
+        outcomes: Counter[Outcome] = Counter()
+        progress = Progress(self.stdout, len(pks), _("Refreshing Pagero tokens:"))
+
+        def next_batch() -> list[Any]:
+            with lock:
+                return [] if stop.is_set() else list(itertools.islice(pending, batch_size))
+
+        def worker() -> None:
+            try:
+                while batch := next_batch():
+                    loaded = self.load(batch)
+                    for pk in batch:
+                        if loaded is None:
+                            outcome = self.refresh_one(pk)
+                        elif pk in loaded:
+                            outcome = self.refresh_one(pk, loaded[pk])
+                        else:
+                            outcome = Outcome.GONE
+                        if outcome is Outcome.CONFIGURATION:
+                            stop.set()  # every other token would fail the same way
+                        with lock:
+                            outcomes[outcome] += 1
+                            done, failed = outcomes.total(), sum(outcomes[f] for f in FAILURES)
+                        progress.update(done, failed=failed)
+                        if stop.is_set():
+                            break
+            finally:
+                connections.close_all()  # this thread's connections only
+
+        threads = [
+            threading.Thread(target=worker, name=f"pagero-refresh-{index}", daemon=True)
+            for index in range(min(concurrency, len(pks)))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        progress.finish()
+        return outcomes
+
+    @staticmethod
+    def one_writer_at_a_time() -> AbstractContextManager[Any]:
+        """A lock around each refresh where the database has no row locks (SQLite).
+
+        There a refresh holds the database's write lock during its HTTP call anyway, so the
+        threads cannot overlap; without this lock they would wait in SQLite's busy handler,
+        which polls with growing sleeps and leaves the released lock idle in between.
+        """
+        using = router.db_for_write(PageroToken)
+        if connections[using].features.has_select_for_update:
+            return nullcontext()
+        return threading.Lock()
+
+    @staticmethod
+    def load(batch: list[Any]) -> dict[Any, PageroToken] | None:
+        """The batch's tokens by pk (a deleted one is missing), in one query.
+
+        ``None`` when one of them cannot be decrypted: then each is loaded alone, so that only
+        that one fails.
+        """
+        try:
+            loaded: dict[Any, PageroToken] = PageroToken.objects.select_related("user").in_bulk(
+                batch
+            )
+        except TokenDecryptionError:
+            return None
+        return loaded
+
+    def refresh_one(self, pk: Any, token: PageroToken | None = None) -> Outcome:
+        """One forced, single-flight refresh; never raises."""
+        try:
+            if token is None:
+                token = PageroToken.objects.select_related("user").filter(pk=pk).first()
+                if token is None:
+                    return Outcome.GONE
+            with self.serialized:
+                tokens.refresh_now(token)
+        except PageroAuthorizationRequired as exc:
+            if token is not None and not token.user.is_active:
+                return Outcome.GONE
+            return self._failed(token, Outcome.REAUTHORIZATION, exc)
+        except PageroConfigurationError as exc:
+            return self._failed(token, Outcome.CONFIGURATION, exc)
+        except PageroUnavailable as exc:
+            return self._failed(token, Outcome.UNAVAILABLE, exc)
+        except TokenDecryptionError as exc:
+            return self._failed(token, Outcome.UNDECRYPTABLE, exc, pk=pk)
+        except Exception as exc:  # a database error, a bug: count it, keep the run going
+            logger.exception("pagero_refresh_tokens: token #%s failed", pk)
+            return self._failed(token, Outcome.ERROR, exc, pk=pk)
+        return Outcome.REFRESHED
+
+    def _failed(
+        self, token: PageroToken | None, outcome: Outcome, exc: BaseException, pk: Any = None
+    ) -> Outcome:
+        if self.verbosity >= 1:
+            if token is not None:
+                who = _("token of user #%(user)s (fingerprint %(fingerprint)s)") % {
+                    "user": token.user_id,
+                    "fingerprint": token.fingerprint or "-",
+                }
+            else:
+                who = _("token #%(pk)s") % {"pk": pk}
+            self.stderr.write(f"{who}: {_describe_failure(outcome, exc)}")
+        return outcome
+
+    # --- the summary --------------------------------------------------------------------
+
+    def _dead_note(self, dead: int) -> str:
+        if not dead:
+            return ""
+        return " " + _(
+            "%(count)d tokens need re-authorization or have expired and were not tried "
+            "(pagero_prune_tokens deletes them)."
+        ) % {"count": dead}
+
+    def report(self, outcomes: Counter[Outcome], total: int, elapsed: float, dead: int) -> None:
+        refreshed = outcomes[Outcome.REFRESHED]
+        rate = outcomes.total() / elapsed if elapsed > 0 else 0.0
+        failures = {outcome: outcomes[outcome] for outcome in FAILURES if outcomes[outcome]}
+        summary = _(
+            "Refreshed %(refreshed)d of %(total)d Pagero tokens in %(seconds).1f s "
+            "(%(rate).0f tokens/s)."
+        ) % {"refreshed": refreshed, "total": total, "seconds": elapsed, "rate": rate}
+        if failures:
+            summary += " " + _("Failed: %(failures)s.") % {
+                "failures": ", ".join(f"{count} {o.value}" for o, count in failures.items())
+            }
+        if outcomes[Outcome.GONE]:
+            summary += " " + _(
+                "%(count)d skipped (deleted, or the user deactivated, during the run)."
+            ) % {"count": outcomes[Outcome.GONE]}
+        summary += self._dead_note(dead)
+        self.stdout.write(summary, self.style.ERROR if failures else self.style.SUCCESS)
+        if Outcome.CONFIGURATION in failures:
+            raise UsageError(
+                _(
+                    "Pagero rejected the client credentials; %(skipped)d tokens were not tried. "
+                    "Check CLIENT_ID, CLIENT_SECRET and CLIENT_AUTH_METHOD "
+                    "(manage.py pagero_check)."
+                )
+                % {"skipped": total - outcomes.total()}
+            )
+        if failures:
+            raise SomeFailed(
+                _("%(failed)d of %(total)d Pagero tokens could not be refreshed.")
+                % {"failed": sum(failures.values()), "total": total}
+            )

@@ -1,0 +1,149 @@
+"""``manage.py pagero_prune_tokens``: dead connections go, live ones stay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from django_pagero_oauth.management.commands.pagero_prune_tokens import Command
+from django_pagero_oauth.models import PageroToken
+from django_pagero_oauth.signals import token_revoked
+
+from .conftest import FakeTerminal, Outcome
+
+COMMAND = "pagero_prune_tokens"
+User = get_user_model()
+
+
+@pytest.fixture
+def population(pagero_token_factory: Callable[..., PageroToken]) -> dict[str, PageroToken]:
+    """One token in each state."""
+    now = timezone.now()
+
+    def make(name: str, **fields: Any) -> PageroToken:
+        return pagero_token_factory(User.objects.create_user(name, password="pw"), **fields)
+
+    return {
+        "valid": make("valid"),
+        "access_expired": make("access_expired", expired=True),
+        "expiring": make("expiring", refresh_token_expires_at=now + timedelta(days=3)),
+        "reauthorization": make(
+            "reauthorization", status=PageroToken.Status.REAUTHORIZATION_REQUIRED
+        ),
+        "refresh_expired": make("refresh_expired", refresh_token_expires_at=now),
+    }
+
+
+DEAD = {"reauthorization", "refresh_expired"}
+
+
+def remaining() -> set[str]:
+    return set(PageroToken.objects.values_list("user__username", flat=True))
+
+
+@pytest.fixture
+def revoked_signals() -> Any:
+    received: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        received.append(kwargs)
+
+    token_revoked.connect(receiver)
+    yield received
+    token_revoked.disconnect(receiver)
+
+
+def test_deletes_only_dead_tokens_and_signals_each(
+    run_command: Callable[..., Outcome],
+    population: dict[str, PageroToken],
+    revoked_signals: list[dict[str, Any]],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        result = run_command(COMMAND)
+    assert result.code == 0, result
+    assert remaining() == set(population) - DEAD
+    assert "Deleted 2 Pagero tokens" in result.out
+    assert {signal["user"].username for signal in revoked_signals} == DEAD
+    assert all(signal["remote"] is False for signal in revoked_signals)
+    assert {signal["token"].pk for signal in revoked_signals} == {
+        population[name].pk for name in DEAD
+    }
+
+
+def test_dry_run_deletes_nothing_and_lists_at_verbosity_2(
+    run_command: Callable[..., Outcome], population: dict[str, PageroToken]
+) -> None:
+    result = run_command(COMMAND, "--dry-run", "--verbosity", "2")
+    assert result.code == 0, result
+    assert remaining() == set(population)
+    assert "Would delete 2 Pagero tokens" in result.out
+    for name in DEAD:
+        assert population[name].fingerprint in result.out
+    assert population["valid"].fingerprint not in result.out
+    assert "needs re-authorization" in result.out and "refresh token expired" in result.out
+
+
+def test_prunes_even_when_the_keys_cannot_decrypt_the_rows(
+    run_command: Callable[..., Outcome], population: dict[str, PageroToken], settings: Any
+) -> None:
+    settings.PAGERO_OAUTH = {
+        **settings.PAGERO_OAUTH,
+        "ENCRYPTION_KEYS": [Fernet.generate_key().decode()],
+    }
+    result = run_command(COMMAND)
+    assert result.code == 0, result
+    assert remaining() == set(population) - DEAD
+
+
+def test_a_token_renewed_meanwhile_is_kept(population: dict[str, PageroToken]) -> None:
+    listed = list(PageroToken.objects.needing_reauthorization().select_related("user"))
+    renewed = population["reauthorization"]
+    PageroToken.objects.filter(pk=renewed.pk).update(status=PageroToken.Status.ACTIVE)
+    assert Command().delete_batch(listed) == 1
+    assert remaining() == set(population) - {"refresh_expired"}
+
+
+def test_many_tokens_in_batches_with_progress_on_a_terminal(
+    run_command: Callable[..., Outcome], db: None, terminal: FakeTerminal, monkeypatch: Any
+) -> None:
+    from django_pagero_oauth.management.commands import pagero_prune_tokens
+
+    monkeypatch.setattr(pagero_prune_tokens, "BATCH_SIZE", 7)
+    now = timezone.now()
+    users = User.objects.bulk_create([User(username=f"dead{i}") for i in range(30)])
+    PageroToken.objects.bulk_create(
+        PageroToken(
+            user=user,
+            access_token="a" * 20,
+            refresh_token="r" * 20,
+            access_token_issued_at=now,
+            access_token_expires_at=now,
+            refresh_token_expires_at=now - timedelta(days=i % 3),
+        )
+        for i, user in enumerate(users)
+    )
+    result = run_command(COMMAND, stdout=terminal)
+    assert result.code == 0, result
+    assert "\rPruning Pagero tokens: 30/30" in result.out
+    assert "Deleted 30 Pagero tokens" in result.out
+    assert not PageroToken.objects.exists()
+
+
+def test_nothing_to_prune(run_command: Callable[..., Outcome], db: None) -> None:
+    result = run_command(COMMAND)
+    assert result.code == 0 and "Deleted 0 Pagero tokens" in result.out
+    assert "\r" not in result.out
+
+
+def test_exit_codes_from_the_command_line(
+    run_cli: Callable[..., Outcome], pagero_token_factory: Any
+) -> None:
+    assert run_cli(COMMAND, "--dry-run").code == 0
+    assert run_cli(COMMAND, "--unknown-option").code == 2

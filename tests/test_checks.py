@@ -1,0 +1,301 @@
+"""System checks of :mod:`django_pagero_oauth.checks`: every id fires when it should, with a
+hint, and stays quiet on a correct configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.core.checks import Error, Warning, run_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.utils import timezone
+
+from django_pagero_oauth import checks
+from django_pagero_oauth.checks import Codes
+from django_pagero_oauth.models import PageroToken
+
+GOOD_MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_pagero_oauth.middleware.PageroTokenMiddleware",
+]
+
+
+class ProjectAuthenticationMiddleware(AuthenticationMiddleware):
+    """A project's own subclass: it counts as AuthenticationMiddleware."""
+
+
+def ids(messages: list[Any]) -> list[str]:
+    for message in messages:
+        assert message.hint, f"{message.id} has no hint"
+        assert message.id.startswith("django_pagero_oauth.")
+    return [message.id for message in messages]
+
+
+@pytest.fixture
+def pagero(settings: Any) -> Callable[..., None]:
+    """``pagero(**values)``: set PAGERO_OAUTH keys (``None`` removes one)."""
+
+    def configure(**values: Any) -> None:
+        current = dict(settings.PAGERO_OAUTH)
+        for key, value in values.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+        settings.PAGERO_OAUTH = current
+
+    return configure
+
+
+def test_the_test_settings_pass_every_check() -> None:
+    assert run_checks(tags=[checks.APP]) == []
+
+
+def test_every_check_is_registered_with_the_app_tag() -> None:
+    from django.core.checks.registry import registry
+
+    registered = {check for check in registry.get_checks() if checks.APP in check.tags}
+    assert set(checks.CONFIGURATION_CHECKS) <= registered
+    assert checks.check_stored_tokens_decrypt in registered
+
+
+def test_codes_are_unique() -> None:
+    codes = [value for name, value in vars(Codes).items() if not name.startswith("_")]
+    assert len(codes) == len(set(codes))
+
+
+def test_settings_not_a_dict(settings: Any) -> None:
+    settings.PAGERO_OAUTH = [("CLIENT_ID", "x")]
+    assert Codes.NOT_A_DICT in ids(checks.check_settings_type())
+
+
+@pytest.mark.parametrize("key", ["CLIENT_ID", "CLIENT_SECRET"])
+@pytest.mark.parametrize("value", [None, "", 0])
+def test_missing_credentials(pagero: Callable[..., None], key: str, value: Any) -> None:
+    pagero(**{key: value})  # None removes the key
+    messages = checks.check_credentials()
+    assert ids(messages) == [Codes.CREDENTIALS_MISSING]
+    assert key in messages[0].msg
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://sso.pageroonline.com/oauth/v2/oauth-token", "http://10.0.0.5/token"],
+)
+def test_http_endpoint_without_debug(pagero: Callable[..., None], settings: Any, url: str) -> None:
+    settings.DEBUG = False
+    pagero(TOKEN_URL=url)
+    messages = checks.check_https()
+    assert ids(messages) == [Codes.NOT_HTTPS]
+    assert isinstance(messages[0], Error) and "TOKEN_URL" in messages[0].msg
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8765/t", "http://localhost/t", "http://[::1]:80/t", "https://x/t"]
+)
+def test_loopback_http_and_https_are_fine_without_debug(
+    pagero: Callable[..., None], settings: Any, url: str
+) -> None:
+    settings.DEBUG = False
+    pagero(TOKEN_URL=url, AUTHORIZE_URL=url, REVOKE_URL=url, API_BASE_URL=url)
+    assert checks.check_https() == []
+
+
+def test_http_is_fine_with_debug(pagero: Callable[..., None], settings: Any) -> None:
+    settings.DEBUG = True
+    pagero(TOKEN_URL="http://sso.example.com/token")
+    assert checks.check_https() == []
+
+
+@pytest.mark.parametrize("url", ["sso.pageroonline.com/oauth", "ftp://x/y", "https://", ""])
+def test_invalid_endpoint_url(pagero: Callable[..., None], url: str) -> None:
+    pagero(API_BASE_URL=url)
+    messages = checks.check_urls()
+    assert ids(messages) == [Codes.URL_INVALID]
+    assert "API_BASE_URL" in messages[0].msg
+
+
+def test_empty_revoke_url_is_allowed(pagero: Callable[..., None]) -> None:
+    pagero(REVOKE_URL="")
+    assert checks.check_urls() == []
+    pagero(REVOKE_URL="not a url")
+    assert ids(checks.check_urls()) == [Codes.URL_INVALID]
+
+
+@pytest.mark.parametrize(
+    ("missing", "expected"),
+    [
+        ("django.contrib.sessions.middleware.SessionMiddleware", [Codes.MIDDLEWARE_MISSING]),
+        (
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            [Codes.MIDDLEWARE_MISSING],
+        ),
+    ],
+)
+def test_sessions_or_auth_middleware_missing(
+    settings: Any, missing: str, expected: list[str]
+) -> None:
+    settings.MIDDLEWARE = [m for m in GOOD_MIDDLEWARE if m != missing]
+    messages = checks.check_middleware()
+    assert ids(messages) == expected
+    assert missing in messages[0].msg
+
+
+def test_our_middleware_before_authentication(settings: Any) -> None:
+    settings.MIDDLEWARE = [GOOD_MIDDLEWARE[0], GOOD_MIDDLEWARE[2], GOOD_MIDDLEWARE[1]]
+    assert ids(checks.check_middleware()) == [Codes.MIDDLEWARE_ORDER]
+
+
+def test_a_subclass_of_authentication_middleware_counts(settings: Any) -> None:
+    settings.MIDDLEWARE = [
+        GOOD_MIDDLEWARE[0],
+        "tests.test_checks.ProjectAuthenticationMiddleware",
+        GOOD_MIDDLEWARE[2],
+    ]
+    assert checks.check_middleware() == []
+    settings.MIDDLEWARE = list(reversed(settings.MIDDLEWARE))
+    assert Codes.MIDDLEWARE_ORDER in ids(checks.check_middleware())
+
+
+def test_protected_paths_without_our_middleware(settings: Any, pagero: Callable[..., None]) -> None:
+    settings.MIDDLEWARE = GOOD_MIDDLEWARE[:2]
+    pagero(PROTECTED_PATHS=[r"^/invoices/"])
+    messages = checks.check_middleware()
+    assert ids(messages) == [Codes.PROTECTED_WITHOUT_MIDDLEWARE]
+    assert isinstance(messages[0], Warning)
+    pagero(PROTECTED_PATHS=[])
+    assert checks.check_middleware() == []
+
+
+@pytest.mark.parametrize("leeway", [600, 601, -1, "soon", None, 10**6])
+def test_refresh_leeway_not_below_the_token_lifetime(
+    pagero: Callable[..., None], settings: Any, leeway: Any
+) -> None:
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "REFRESH_LEEWAY": leeway}
+    messages = checks.check_values()
+    assert ids(messages) == [Codes.LEEWAY]
+    assert repr(leeway) in messages[0].msg
+
+
+@pytest.mark.parametrize("leeway", [0, 60, 599, "60", 59.5])
+def test_refresh_leeway_accepted(pagero: Callable[..., None], leeway: Any) -> None:
+    pagero(REFRESH_LEEWAY=leeway)
+    assert checks.check_values() == []
+
+
+def test_client_auth_method(pagero: Callable[..., None]) -> None:
+    pagero(CLIENT_AUTH_METHOD="client_secret_jwt")
+    assert ids(checks.check_values()) == [Codes.AUTH_METHOD]
+    pagero(CLIENT_AUTH_METHOD="client_secret_post")
+    assert checks.check_values() == []
+
+
+@pytest.mark.parametrize("timeout", [0, -1, None, "never", float("nan")])
+def test_timeout(settings: Any, timeout: Any) -> None:
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "TIMEOUT": timeout}
+    assert ids(checks.check_values()) == [Codes.TIMEOUT]
+
+
+@pytest.mark.parametrize("days", [0, -5, "forever"])
+def test_refresh_token_lifetime_days(pagero: Callable[..., None], days: Any) -> None:
+    pagero(REFRESH_TOKEN_LIFETIME_DAYS=days)
+    assert ids(checks.check_values()) == [Codes.LIFETIME]
+
+
+def test_unknown_keys_suggest_the_setting_meant(pagero: Callable[..., None]) -> None:
+    pagero(CLIENT_SECERT="x", REFRESH_LEAWAY=30, SOMETHING_ELSE=1)
+    messages = checks.check_unknown_keys()
+    assert ids(messages) == [Codes.UNKNOWN_KEYS]
+    assert isinstance(messages[0], Warning)
+    assert "CLIENT_SECERT, REFRESH_LEAWAY, SOMETHING_ELSE" in messages[0].msg
+    assert "'CLIENT_SECERT' -> 'CLIENT_SECRET'" in str(messages[0].hint)
+    assert "'REFRESH_LEAWAY' -> 'REFRESH_LEEWAY'" in str(messages[0].hint)
+
+
+def test_mock_server_allowed_without_debug(pagero: Callable[..., None], settings: Any) -> None:
+    pagero(ALLOW_MOCK_SERVER=True)
+    settings.DEBUG = False
+    assert ids(checks.check_mock_server()) == [Codes.MOCK_WITHOUT_DEBUG]
+    settings.DEBUG = True
+    assert checks.check_mock_server() == []
+
+
+@pytest.mark.parametrize("keys", [["not-a-fernet-key"], 42, [Fernet.generate_key().decode(), ""]])
+def test_invalid_encryption_keys(pagero: Callable[..., None], keys: Any) -> None:
+    pagero(ENCRYPTION_KEYS=keys)
+    assert ids(checks.check_encryption_keys()) == [Codes.KEYS_INVALID]
+
+
+def test_valid_encryption_keys(pagero: Callable[..., None]) -> None:
+    pagero(ENCRYPTION_KEYS=[Fernet.generate_key().decode(), Fernet.generate_key()])
+    assert checks.check_encryption_keys() == []
+
+
+def test_all_configuration_checks_run_through_manage_py_check(
+    pagero: Callable[..., None],
+) -> None:
+    pagero(CLIENT_SECRET=None)
+    with pytest.raises(SystemCheckError, match=r"django_pagero_oauth\.E001"):
+        call_command("check", "--tag", checks.APP)
+
+
+# --- stored tokens: E010, only with --database ----------------------------------------------
+
+
+def make_token(user: Any, expires_in_seconds: int) -> PageroToken:
+    now = timezone.now()
+    return PageroToken.objects.create(
+        user=user,
+        access_token="a" * 40,
+        refresh_token="r" * 40,
+        id_token="i" * 40,
+        access_token_issued_at=now,
+        access_token_expires_at=now + timedelta(seconds=expires_in_seconds),
+        refresh_token_expires_at=now + timedelta(days=1000),
+    )
+
+
+def test_undecryptable_rows_are_found_with_database(
+    pagero: Callable[..., None], user: Any, other_user: Any
+) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    pagero(ENCRYPTION_KEYS=[old])
+    make_token(user, 10)  # written with the old key, longest ago
+    pagero(ENCRYPTION_KEYS=[new, old])
+    make_token(other_user, 600)  # written with the new key
+    assert checks.check_stored_tokens_decrypt(databases=["default"]) == []
+    assert checks.check_stored_tokens_decrypt(databases=None) == []
+
+    pagero(ENCRYPTION_KEYS=[new])  # the old key was dropped too early
+    messages = checks.check_stored_tokens_decrypt(databases=["default"])
+    assert ids(messages) == [Codes.CANNOT_DECRYPT]
+    assert "'default'" in messages[0].msg
+    assert checks.check_stored_tokens_decrypt(databases=None) == []  # needs --database
+    with pytest.raises(SystemCheckError, match=r"django_pagero_oauth\.E010"):
+        call_command("check", "--database", "default")
+
+
+def test_undecryptable_check_is_cheap(
+    pagero: Callable[..., None], django_assert_num_queries: Any, db: None
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.bulk_create(
+        [get_user_model()(username=f"cheap{i}") for i in range(30)]
+    )
+    for index, user in enumerate(users):
+        make_token(user, 600 + index)
+    with django_assert_num_queries(2):
+        assert checks.check_stored_tokens_decrypt(databases=["default"]) == []
+
+
+def test_decrypt_check_skips_when_keys_are_invalid(pagero: Callable[..., None], user: Any) -> None:
+    make_token(user, 600)
+    pagero(ENCRYPTION_KEYS=["broken"])
+    assert checks.check_stored_tokens_decrypt(databases=["default"]) == []  # E009 says it
