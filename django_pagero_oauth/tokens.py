@@ -111,12 +111,15 @@ def locked_token(pk: Any, *, with_secrets: bool = True) -> Iterator[PageroToken 
             "when it commits, and lost (with the user's connection) if it rolls back. Get the "
             "token before the transaction, e.g. with PageroTokenMiddleware."
         )
-    queryset = manager.filter(pk=pk)
+    # The user comes along (is_active is checked, signals carry it); only the token row is locked.
+    queryset = manager.filter(pk=pk).select_related("user")
     if not with_secrets:
         queryset = queryset.without_secrets()
+    features = connections[using].features
     with transaction.atomic(using=using):
-        if connections[using].features.has_select_for_update:
-            yield queryset.select_for_update().first()
+        if features.has_select_for_update:
+            of = ("self",) if features.has_select_for_update_of else ()
+            yield queryset.select_for_update(of=of).first()
         else:
             # SQLite: writing first takes the database write lock before anything is read.
             manager.filter(pk=pk).update(updated=F("updated"))
