@@ -172,22 +172,10 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         _("Access token: decoded, not verified"),
         {"fields": ("decoded_access_token",)},
     )
+    # Everything shown is read-only: tokens are never edited here.
     readonly_fields = (
-        "user",
-        "health_display",
-        "status_reason",
-        "publicid",
-        "fingerprint",
-        "token_type",
-        "scope",
-        "claims",
-        "access_token_issued_at",
-        "access_token_expiry",
-        "refresh_token_expiry",
-        "last_refreshed",
-        "created",
-        "updated",
-        "decoded_access_token",
+        *(name for _title, options in fieldsets for name in options["fields"]),
+        *jwt_fieldset[1]["fields"],
     )
     jwt_template = "admin/django_pagero_oauth/pagerotoken/decoded_jwt.html"
 

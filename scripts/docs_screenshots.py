@@ -21,19 +21,11 @@ import requests
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.browser.conftest import CHROMIUM_ARGS  # noqa: E402  (the browser suite's flags)
+
 DOCS = ROOT / "docs"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-sync",
-    "--no-proxy-server",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
 VIEWPORT = {"width": 960, "height": 560}
 ADMIN_VIEWPORT = {"width": 1280, "height": 420}
 
@@ -77,7 +69,7 @@ def main() -> int:
                 time.sleep(0.2)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(
-                    executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
+                    executable_path="/usr/bin/chromium", args=list(CHROMIUM_ARGS), headless=True
                 )
                 page = browser.new_context(base_url=base, viewport=VIEWPORT).new_page()
                 page.goto("/accounts/login/?next=/")
