@@ -173,10 +173,13 @@ SMOKE_TEST = textwrap.dedent(
 
     settings.configure(
         SECRET_KEY="check-wheel-smoke-test-" + "x" * 40,
+        # What a site using the app has (the admin templates need contrib.admin).
         INSTALLED_APPS=[
+            "django.contrib.admin",
             "django.contrib.auth",
             "django.contrib.contenttypes",
             "django.contrib.sessions",
+            "django.contrib.messages",
             "django_pagero_oauth",
         ],
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
