@@ -6,6 +6,8 @@ Environment:
   driver creates a throw-away database on it (``pagero_bench_<pid>``) and drops it afterwards;
 - ``BENCH_DB_NAME``: set by the driver for the workers, the name of that database;
 - ``BENCH_PAGERO_OAUTH``: JSON merged into ``PAGERO_OAUTH`` (the mock server's URLs);
+- ``BENCH_AUTH_BACKEND``: ``pagero`` to log users in through ``PageroModelBackend`` (the token
+  comes with the user's query) instead of Django's ``ModelBackend``;
 - ``BENCH_CONN_MAX_AGE``: persistent database connections, in seconds (default 60, as most
   production sites run; 0 opens a connection per request and hides the app's own cost).
 """
@@ -70,6 +72,13 @@ TEMPLATES = [
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "/accounts/login/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# BENCH_AUTH_BACKEND=pagero: PageroModelBackend loads the token with the user (same query).
+AUTHENTICATION_BACKENDS = [
+    "django_pagero_oauth.backends.PageroModelBackend"
+    if os.environ.get("BENCH_AUTH_BACKEND") == "pagero"
+    else "django.contrib.auth.backends.ModelBackend"
+]
 
 PAGERO_OAUTH = {"TIMEOUT": 10.0, **json.loads(os.environ.get("BENCH_PAGERO_OAUTH") or "{}")}
 

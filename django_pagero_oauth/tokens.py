@@ -62,17 +62,39 @@ def get_valid_token(
     """
     if user is None or not user.is_authenticated or not user.is_active:
         raise PageroAuthorizationRequired("The user is anonymous or inactive.")
-    try:
-        # The hot path: one indexed query, and only the access token is decrypted (the refresh
-        # token is read, under the lock, only when a refresh is due).
-        token = PageroToken.objects.defer("refresh_token", "id_token").get(user_id=user.pk)
-    except PageroToken.DoesNotExist:
-        raise PageroAuthorizationRequired("The user has not connected to Pagero.") from None
+    token = _token_of(user)
+    if token is None:
+        raise PageroAuthorizationRequired("The user has not connected to Pagero.")
     if token.needs_reauthorization:
         raise PageroAuthorizationRequired("The Pagero connection must be renewed by logging in.")
     if force_refresh or token.access_token_needs_refresh():
-        return refresh(token, force=force_refresh)
+        token = refresh(token, force=force_refresh)
+        if getattr(user, PRELOADED, False):
+            _USER_RELATION.set_cached_value(user, token)
     return token
+
+
+#: ``user.pagero_token``, whose cache holds the token ``PageroModelBackend`` loaded.
+_USER_RELATION = PageroToken._meta.get_field("user").remote_field
+
+#: Set on the users ``PageroModelBackend`` loads: only their cached token is trusted (any other
+#: user object may hold a token assigned to it long ago).
+PRELOADED = "_pagero_token_preloaded"
+
+
+def _token_of(user: AbstractBaseUser) -> PageroToken | None:
+    """The user's token: the one loaded with the user for this request, else one indexed query.
+
+    The hot path: only the access token is decrypted; the refresh token is read, under the
+    lock, only when a refresh is due.
+    """
+    if getattr(user, PRELOADED, False) and _USER_RELATION.is_cached(user):
+        token: PageroToken | None = _USER_RELATION.get_cached_value(user)
+        return token
+    try:
+        return PageroToken.objects.defer("refresh_token", "id_token").get(user_id=user.pk)
+    except PageroToken.DoesNotExist:
+        return None
 
 
 async def aget_valid_token(
