@@ -25,7 +25,7 @@ from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from . import tokens
@@ -100,7 +100,12 @@ class RefreshTokenExpiryFilter(admin.SimpleListFilter):
         return [
             (
                 self.WITHIN,
-                _("Expires within %(days)d days") % {"days": REFRESH_TOKEN_WARNING_DAYS},
+                ngettext(
+                    "Expires within %(days)d day",
+                    "Expires within %(days)d days",
+                    REFRESH_TOKEN_WARNING_DAYS,
+                )
+                % {"days": REFRESH_TOKEN_WARNING_DAYS},
             ),
             (self.EXPIRED, _("Expired")),
         ]
@@ -173,8 +178,8 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         {"fields": ("decoded_access_token",)},
     )
     # Everything shown is read-only: tokens are never edited here.
-    readonly_fields = (
-        *(name for _title, options in fieldsets for name in options["fields"]),
+    readonly_fields: tuple[str, ...] = (
+        *(str(name) for _title, options in fieldsets for name in options["fields"]),
         *jwt_fieldset[1]["fields"],
     )
     jwt_template = "admin/django_pagero_oauth/pagerotoken/decoded_jwt.html"
@@ -325,9 +330,12 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if queryset.count() > MAX_ACTION_ITEMS:
             self.message_user(
                 request,
-                gettext(
+                ngettext(
+                    "Select at most %(max)d token at a time; use the management commands "
+                    "pagero_refresh_tokens and pagero_prune_tokens for more.",
                     "Select at most %(max)d tokens at a time; use the management commands "
-                    "pagero_refresh_tokens and pagero_prune_tokens for more."
+                    "pagero_refresh_tokens and pagero_prune_tokens for more.",
+                    MAX_ACTION_ITEMS,
                 )
                 % {"max": MAX_ACTION_ITEMS},
                 messages.ERROR,
@@ -362,14 +370,19 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     messages.ERROR,
                 )
             except PageroConfigurationError:
+                skipped = len(selected or []) - index - 1
                 self.message_user(
                     request,
-                    gettext(
+                    ngettext(
                         "%(user)s (%(fingerprint)s): not refreshed, Pagero rejected this site's "
                         "client credentials (check CLIENT_ID and CLIENT_SECRET). %(skipped)d "
-                        "more not tried."
+                        "more token was not tried.",
+                        "%(user)s (%(fingerprint)s): not refreshed, Pagero rejected this site's "
+                        "client credentials (check CLIENT_ID and CLIENT_SECRET). %(skipped)d "
+                        "more tokens were not tried.",
+                        skipped,
                     )
-                    % {**what, "skipped": len(selected or []) - index - 1},
+                    % {**what, "skipped": skipped},
                     messages.ERROR,
                 )
                 break

@@ -354,7 +354,7 @@ def test_refresh_now_stops_at_rejected_client_credentials(
     settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "CLIENT_SECRET": "wrong"}
     reports = messages_of(run_action(admin_client, "refresh_now", tokens))
     assert len(reports) == 1
-    assert "client credentials" in reports[0] and "1 more not tried" in reports[0]
+    assert "client credentials" in reports[0] and "1 more token was not tried" in reports[0]
 
 
 def test_revoke_tells_pagero_deletes_and_sends_the_signal(

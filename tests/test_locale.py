@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.apps import apps
-from django.core.management import call_command
+from django.core.management import call_command, load_command_class
 from django.db.models import Field
 from django.template.loader import render_to_string
 from django.test import Client
@@ -283,6 +283,22 @@ def test_a_management_command_speaks_swedish(db: None) -> None:
     with translation.override("sv"):
         call_command("pagero_prune_tokens", "--dry-run", stdout=out)
     assert out.getvalue().startswith("Skulle ta bort 0 Pagero-tokens ")
+
+
+@pytest.mark.parametrize("name", ["pagero_check", "pagero_prune_tokens", "pagero_refresh_tokens"])
+def test_a_commands_help_follows_the_active_language(name: str) -> None:
+    """``help`` is lazy: one command object answers ``--help`` in each language in turn."""
+    command = load_command_class("django_pagero_oauth", name)
+    helps = {}
+    for language in ("sv", "en", "sv"):
+        with translation.override(language):
+            helps.setdefault(language, set()).add(
+                command.create_parser("manage.py", name).format_help()
+            )
+    assert len(helps["sv"]) == 1 and helps["sv"] != helps["en"]
+    (swedish,), (english,) = helps["sv"], helps["en"]
+    assert "Avslutningskoder" in swedish and "Exit" not in swedish
+    assert "Exit" in english and "Avslutningskoder" not in english
 
 
 # --- (b) the shipped .mo is the compiled .po ----------------------------------------------

@@ -148,7 +148,7 @@ def test_timeout(run_command: Callable[..., Outcome], configure: Any, pagero_moc
     pagero_mock.mock.add_fault(Fault("token", delay=5))
     result = run_command(COMMAND)
     assert result.code == 1, result
-    assert "did not answer within 0.2 seconds" in result.err
+    assert "did not answer in time (TIMEOUT is 0.2 s)" in result.err
 
 
 def test_configuration_errors_exit_2_without_contacting_pagero(

@@ -60,8 +60,8 @@ def test_refreshes_only_tokens_expiring_within_the_window(
     assert pagero_mock.mock.is_refresh_token_valid(fresh.refresh_token)
     assert reload(later).fingerprint == later.fingerprint
     assert reload(dead).fingerprint == dead.fingerprint
-    assert "Refreshed 1 of 1 Pagero tokens" in result.out
-    assert "1 tokens need re-authorization" in result.out
+    assert "Refreshed 1 of 1 Pagero token in" in result.out
+    assert "1 token needs re-authorization" in result.out
     assert "\r" not in result.out  # no progress when not on a terminal
 
 
@@ -99,7 +99,7 @@ def test_some_failures_exit_1_and_keep_the_tokens(
     pagero_mock.mock.add_fault(Fault("token", grant_type="refresh_token", status=503))
     result = run_command(COMMAND, "--concurrency", "1")
     assert result.code == 1, result
-    assert "Refreshed 2 of 3" in result.out and "Failed: 1 unavailable" in result.out
+    assert "Refreshed 2 of 3" in result.out and "Failed: Pagero unavailable (1)." in result.out
     assert "Pagero is unavailable (HTTP 503); the token was kept" in result.err
     unchanged = [t for t in tokens if reload(t).refresh_token == t.refresh_token]
     assert len(unchanged) == 1
@@ -128,7 +128,7 @@ def test_an_undecryptable_token_fails_alone(
     readable = make_tokens(2)
     result = run_command(COMMAND, "--concurrency", "1")
     assert result.code == 1, result
-    assert "Refreshed 2 of 3" in result.out and "1 undecryptable" in result.out
+    assert "Refreshed 2 of 3" in result.out and "Failed: cannot be decrypted (1)." in result.out
     assert f"token #{lost.pk}: " in result.err and "cannot be decrypted" in result.err
     assert all(reload(t).fingerprint != t.fingerprint for t in readable)
     assert pagero_mock.mock.counts["refresh_token"] == 2
@@ -206,4 +206,4 @@ def test_exit_1_from_the_command_line(
     pagero_mock.mock.add_fault(Fault("token", drop=True))
     result = run_cli(COMMAND)
     assert result.code == 1, result
-    assert "1 of 1 Pagero tokens could not be refreshed" in result.err
+    assert "1 of 1 Pagero token could not be refreshed" in result.err

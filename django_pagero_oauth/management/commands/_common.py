@@ -11,8 +11,10 @@ import time
 from typing import Any
 
 from django.core.checks import ERROR, CheckMessage
-from django.core.management.base import BaseCommand, CommandError, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -38,8 +40,25 @@ def format_check_message(message: CheckMessage) -> str:
     level = _("ERROR") if message.level >= ERROR else _("WARNING")
     text = f"{level} {message.id}: {message.msg}"
     if message.hint:
-        text += f" {_('HINT:')} {message.hint}"
+        hint = _("HINT:")
+        text += f" {hint} {message.hint}"
     return text
+
+
+class PageroCommand(BaseCommand):
+    """A command whose class-level ``help`` is lazy (``gettext_lazy``).
+
+    The module is imported once per process, so an eager ``gettext`` would freeze ``help`` in
+    whatever language was active then; argparse needs a ``str``, so the lazy text is resolved
+    here, when the parser is built (``--help``), in the language active at that moment.
+    """
+
+    help: str | Promise = ""  # type: ignore[assignment]
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.description = str(self.help) if self.help else None
+        return parser
 
 
 def preflight(command: BaseCommand) -> None:
@@ -68,14 +87,18 @@ class Progress:
         self.enabled = out.isatty() and total > 0
         self._shown_at = 0.0
 
-    def update(self, done: int, **extra: Any) -> None:
+    def update(self, done: int, failed: int = 0) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
         if done < self.total and now - self._shown_at < 0.1:
             return
         self._shown_at = now
-        details = "".join(f", {name} {value}" for name, value in extra.items() if value)
+        details = ""
+        if failed:
+            details = ", " + ngettext("%(count)d failed", "%(count)d failed", failed) % {
+                "count": failed
+            }
         self.out.write(f"\r{self.label} {done}/{self.total}{details}", ending="")
         self.out.flush()
 

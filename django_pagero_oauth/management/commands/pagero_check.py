@@ -28,15 +28,16 @@ from urllib.parse import urlsplit
 
 import requests
 from django.core.checks import ERROR
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.db import router
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from ...checks import check_stored_tokens_decrypt, run_configuration_checks
 from ...conf import app_settings
 from ...models import PageroToken
 from ...oauth import client_auth
-from ._common import SomeFailed, UsageError, format_check_message
+from ._common import PageroCommand, SomeFailed, UsageError, format_check_message
 
 #: The largest answer read from an endpoint (an OAuth error is a few hundred bytes).
 MAX_BODY = 64 * 1024
@@ -91,7 +92,7 @@ def describe_connection_error(exc: requests.RequestException, url: str) -> str:
             "system's CA certificates."
         ) % {"host": host, "port": port}
     if isinstance(exc, requests.exceptions.Timeout):
-        return _("%(host)s did not answer within %(timeout)g seconds (TIMEOUT).") % {
+        return _("%(host)s did not answer in time (TIMEOUT is %(timeout)g s).") % {
             "host": host,
             "timeout": app_settings.TIMEOUT,
         }
@@ -112,8 +113,8 @@ def describe_connection_error(exc: requests.RequestException, url: str) -> str:
     }
 
 
-class Command(BaseCommand):
-    help = _(
+class Command(PageroCommand):
+    help = gettext_lazy(
         "Check the Pagero configuration and reach Pagero's endpoints. Exit codes: 0 all good, "
         "1 an endpoint problem, 2 a configuration problem."
     )
@@ -143,15 +144,24 @@ class Command(BaseCommand):
             self.show(_("API"), app_settings.API_BASE_URL, self.probe_reachable("API_BASE_URL")),
         ]
         problems = [result for result in results if not result.ok]
+        count = len(problems)
         if any(result.configuration for result in problems):
             raise UsageError(
-                _("Pagero rejects this configuration: %(count)d problems; see above.")
-                % {"count": len(problems)}
+                ngettext(
+                    "Pagero rejects this configuration: %(count)d problem; see above.",
+                    "Pagero rejects this configuration: %(count)d problems; see above.",
+                    count,
+                )
+                % {"count": count}
             )
         if problems:
             raise SomeFailed(
-                _("%(count)d Pagero endpoints cannot be used; see above.")
-                % {"count": len(problems)}
+                ngettext(
+                    "%(count)d Pagero endpoint cannot be used; see above.",
+                    "%(count)d Pagero endpoints cannot be used; see above.",
+                    count,
+                )
+                % {"count": count}
             )
         self.stdout.write(_("All Pagero checks passed."), self.style.SUCCESS)
 
@@ -174,7 +184,12 @@ class Command(BaseCommand):
         ok = not any(message.level >= ERROR for message in problems)
         if ok:
             self.stdout.write(
-                _("OK   configuration (%(warnings)d warnings)") % {"warnings": len(problems)},
+                ngettext(
+                    "OK   configuration (%(warnings)d warning)",
+                    "OK   configuration (%(warnings)d warnings)",
+                    len(problems),
+                )
+                % {"warnings": len(problems)},
                 self.style.SUCCESS,
             )
         return ok

@@ -15,19 +15,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.db import router, transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from ...models import PageroToken
 from ...signals import token_revoked
-from ._common import Progress
+from ._common import PageroCommand, Progress
 
 BATCH_SIZE = 500
 
 
-class Command(BaseCommand):
-    help = _(
+class Command(PageroCommand):
+    help = gettext_lazy(
         "Delete Pagero tokens that need re-authorization or whose refresh token expired. "
         "Exit codes: 0 done, 2 usage error."
     )
@@ -57,10 +58,19 @@ class Command(BaseCommand):
             last_pk = batch[-1].pk
             seen += len(batch)
             for token in batch if options["verbosity"] >= 2 else []:
+                if dry_run:
+                    line = _(
+                        "Would delete the token of user #%(user)s (fingerprint %(fingerprint)s): "
+                        "%(why)s"
+                    )
+                else:
+                    line = _(
+                        "Deleting the token of user #%(user)s (fingerprint %(fingerprint)s): "
+                        "%(why)s"
+                    )
                 self.stdout.write(
-                    _("%(action)s token of user #%(user)s (fingerprint %(fingerprint)s): %(why)s")
+                    line
                     % {
-                        "action": _("Would delete") if dry_run else _("Deleting"),
                         "user": token.user_id,
                         "fingerprint": token.fingerprint or "-",
                         "why": _("needs re-authorization")
@@ -73,19 +83,28 @@ class Command(BaseCommand):
             progress.update(seen)
         progress.finish()
         if dry_run:
-            message = _(
+            message = ngettext(
+                "Would delete %(count)d Pagero token that needs re-authorization or whose "
+                "refresh token expired.",
                 "Would delete %(count)d Pagero tokens that need re-authorization or whose "
-                "refresh token expired."
+                "refresh token expired.",
+                seen,
             ) % {"count": seen}
         else:
-            message = _(
+            message = ngettext(
+                "Deleted %(count)d Pagero token that needed re-authorization or whose refresh "
+                "token expired.",
                 "Deleted %(count)d Pagero tokens that needed re-authorization or whose refresh "
-                "token expired."
+                "token expired.",
+                deleted,
             ) % {"count": deleted}
             if deleted < seen:
-                message += " " + _("%(count)d came back to life meanwhile and were kept.") % {
-                    "count": seen - deleted
-                }
+                kept = seen - deleted
+                message += " " + ngettext(
+                    "%(count)d came back to life meanwhile and was kept.",
+                    "%(count)d came back to life meanwhile and were kept.",
+                    kept,
+                ) % {"count": kept}
         self.stdout.write(message, self.style.SUCCESS)
 
     def delete_batch(self, batch: list[PageroToken]) -> int:

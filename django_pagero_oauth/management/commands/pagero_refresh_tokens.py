@@ -26,9 +26,11 @@ from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.db import connections, router
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from ... import tokens
 from ...exceptions import (
@@ -38,7 +40,7 @@ from ...exceptions import (
     TokenDecryptionError,
 )
 from ...models import REFRESH_TOKEN_WARNING_DAYS, PageroToken, PageroTokenQuerySet
-from ._common import Progress, SomeFailed, UsageError, preflight
+from ._common import PageroCommand, Progress, SomeFailed, UsageError, preflight
 
 MAX_CONCURRENCY = 64
 #: Tokens a thread loads in one query.
@@ -65,6 +67,15 @@ FAILURES = (
     Outcome.CONFIGURATION,
 )
 
+#: How each kind of failure is counted in the summary ("Failed: Pagero unavailable (2)").
+FAILURE_LABELS: dict[Outcome, Promise] = {
+    Outcome.REAUTHORIZATION: gettext_lazy("needs re-authorization"),
+    Outcome.UNAVAILABLE: gettext_lazy("Pagero unavailable"),
+    Outcome.UNDECRYPTABLE: gettext_lazy("cannot be decrypted"),
+    Outcome.ERROR: gettext_lazy("unexpected error"),
+    Outcome.CONFIGURATION: gettext_lazy("client credentials rejected"),
+}
+
 
 def _describe_failure(outcome: Outcome, exc: BaseException) -> str:
     status = getattr(exc, "status_code", None)
@@ -87,8 +98,8 @@ def _has_field(model: Any, name: str) -> bool:
     return True
 
 
-class Command(BaseCommand):
-    help = _(
+class Command(PageroCommand):
+    help = gettext_lazy(
         "Refresh the Pagero tokens whose refresh token expires soon (or all), so that "
         "connections stay alive. Exit codes: 0 all refreshed, 1 some failed, 2 usage or "
         "configuration error."
@@ -156,7 +167,12 @@ class Command(BaseCommand):
         dead = PageroToken.objects.needing_reauthorization().count()
         if options["dry_run"]:
             self.stdout.write(
-                _("Would refresh %(count)d Pagero tokens.") % {"count": len(pks)}
+                ngettext(
+                    "Would refresh %(count)d Pagero token.",
+                    "Would refresh %(count)d Pagero tokens.",
+                    len(pks),
+                )
+                % {"count": len(pks)}
                 + self._dead_note(dead)
             )
             return
@@ -288,40 +304,60 @@ class Command(BaseCommand):
     def _dead_note(self, dead: int) -> str:
         if not dead:
             return ""
-        return " " + _(
+        return " " + ngettext(
+            "%(count)d token needs re-authorization or has expired and was not tried "
+            "(pagero_prune_tokens deletes it).",
             "%(count)d tokens need re-authorization or have expired and were not tried "
-            "(pagero_prune_tokens deletes them)."
+            "(pagero_prune_tokens deletes them).",
+            dead,
         ) % {"count": dead}
 
     def report(self, outcomes: Counter[Outcome], total: int, elapsed: float, dead: int) -> None:
         refreshed = outcomes[Outcome.REFRESHED]
         rate = outcomes.total() / elapsed if elapsed > 0 else 0.0
         failures = {outcome: outcomes[outcome] for outcome in FAILURES if outcomes[outcome]}
-        summary = _(
+        summary = ngettext(
+            "Refreshed %(refreshed)d of %(total)d Pagero token in %(seconds).1f s "
+            "(%(rate).0f tokens/s).",
             "Refreshed %(refreshed)d of %(total)d Pagero tokens in %(seconds).1f s "
-            "(%(rate).0f tokens/s)."
+            "(%(rate).0f tokens/s).",
+            total,
         ) % {"refreshed": refreshed, "total": total, "seconds": elapsed, "rate": rate}
         if failures:
             summary += " " + _("Failed: %(failures)s.") % {
-                "failures": ", ".join(f"{count} {o.value}" for o, count in failures.items())
+                "failures": ", ".join(
+                    _("%(reason)s (%(count)d)") % {"reason": FAILURE_LABELS[o], "count": count}
+                    for o, count in failures.items()
+                )
             }
-        if outcomes[Outcome.GONE]:
-            summary += " " + _(
-                "%(count)d skipped (deleted, or the user deactivated, during the run)."
-            ) % {"count": outcomes[Outcome.GONE]}
+        if gone := outcomes[Outcome.GONE]:
+            summary += " " + ngettext(
+                "%(count)d token skipped (deleted, or its user deactivated, during the run).",
+                "%(count)d tokens skipped (deleted, or their users deactivated, during the run).",
+                gone,
+            ) % {"count": gone}
         summary += self._dead_note(dead)
         self.stdout.write(summary, self.style.ERROR if failures else self.style.SUCCESS)
         if Outcome.CONFIGURATION in failures:
+            skipped = total - outcomes.total()
             raise UsageError(
-                _(
+                ngettext(
+                    "Pagero rejected the client credentials; %(skipped)d token was not tried. "
+                    "Check CLIENT_ID, CLIENT_SECRET and CLIENT_AUTH_METHOD "
+                    "(manage.py pagero_check).",
                     "Pagero rejected the client credentials; %(skipped)d tokens were not tried. "
                     "Check CLIENT_ID, CLIENT_SECRET and CLIENT_AUTH_METHOD "
-                    "(manage.py pagero_check)."
+                    "(manage.py pagero_check).",
+                    skipped,
                 )
-                % {"skipped": total - outcomes.total()}
+                % {"skipped": skipped}
             )
         if failures:
             raise SomeFailed(
-                _("%(failed)d of %(total)d Pagero tokens could not be refreshed.")
+                ngettext(
+                    "%(failed)d of %(total)d Pagero token could not be refreshed.",
+                    "%(failed)d of %(total)d Pagero tokens could not be refreshed.",
+                    total,
+                )
                 % {"failed": sum(failures.values()), "total": total}
             )
