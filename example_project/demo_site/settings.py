@@ -64,6 +64,10 @@ INSTALLED_APPS = [
     "django_pagero_oauth",
 ]
 
+# Django's ModelBackend, except that the user's Pagero token comes in the same query: a
+# protected page makes no query of its own for it.
+AUTHENTICATION_BACKENDS = ["django_pagero_oauth.backends.PageroModelBackend"]
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

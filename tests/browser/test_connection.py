@@ -118,7 +118,10 @@ def test_deny_at_pagero_shows_a_clear_message_and_stores_no_token(
     expect(page.get_by_role("alert")).to_have_text(
         "The connection to Pagero was cancelled or denied."
     )
-    expect(page.get_by_role("link", name="Try again")).to_have_attribute("href", "/pagero/login/")
+    # "Try again" starts a new login that still leads to the page that was asked for.
+    expect(page.get_by_role("link", name="Try again")).to_have_attribute(
+        "href", "/pagero/login/?next=%2Finvoices%2F"
+    )
     assert demo_site.fingerprints() == []
     counts = demo_site.mock_counts()
     assert counts["authorize"] == 1
