@@ -65,6 +65,13 @@ def user_search_fields(user_model: type[Model]) -> list[str]:
     return [f"user__{name}" for name in dict.fromkeys(names)]
 
 
+def _action_description(action: Any) -> str:
+    """An action's description: an ``Action`` (Django 6.1) or a ``(func, name, description)``
+    tuple (earlier versions)."""
+    description = getattr(action, "description", None)
+    return str(description if description is not None else action[2])
+
+
 def relative_time(when: datetime, now: datetime | None = None) -> str:
     """``"in 9 minutes"`` or ``"3 days ago"``."""
     now = now or timezone.now()
@@ -207,8 +214,13 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return False
         return super().has_change_permission(request)
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # Django 6.1 passes where the actions are shown (and warns about overrides that do
+        # not take it); earlier versions know no such argument.
+        if action_location is None:
+            actions = super().get_actions(request)
+        else:
+            actions = super().get_actions(request, action_location=action_location)  # type: ignore[call-arg]
         # A bulk delete would not tell Pagero: "Revoke" does, or says that it could not.
         actions.pop("delete_selected", None)
         return actions
@@ -316,7 +328,7 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             # Deleting here would not tell Pagero; the "Revoke" button does.
             "show_delete": False,
             "pagero_actions": [
-                (name, description) for name, (_func, _name, description) in actions.items()
+                (name, _action_description(action)) for name, action in actions.items()
             ],
             **(extra_context or {}),
         }

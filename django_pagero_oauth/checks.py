@@ -355,7 +355,8 @@ def check_stored_tokens_decrypt(
 
     The tokens written longest ago and most recently (by ``access_token_expires_at``, which is
     indexed and set whenever the tokens are written) are the ones encrypted under the oldest
-    and the newest key. Runs only with ``manage.py check --database``.
+    and the newest key. Runs with ``manage.py check --database`` (Django 5.2, 6.0), and with
+    every ``check`` from Django 6.1 on, which checks all databases by default.
     """
     from .exceptions import TokenDecryptionError
     from .models import PageroToken
