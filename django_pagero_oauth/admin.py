@@ -185,7 +185,7 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         {"fields": ("decoded_access_token",)},
     )
     # Everything shown is read-only: tokens are never edited here.
-    readonly_fields: tuple[str, ...] = (
+    readonly_fields = (
         *(str(name) for _title, options in fieldsets for name in options["fields"]),
         *jwt_fieldset[1]["fields"],
     )

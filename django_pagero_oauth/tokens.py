@@ -23,12 +23,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.db import connections, router, transaction
-from django.db.models import F
+from django.db.models import F, OneToOneRel
 from django.views.decorators.debug import sensitive_variables
 
 from . import oauth
@@ -75,7 +75,7 @@ def get_valid_token(
 
 
 #: ``user.pagero_token``, whose cache holds the token ``PageroModelBackend`` loaded.
-_USER_RELATION = PageroToken._meta.get_field("user").remote_field
+_USER_RELATION = cast(OneToOneRel, PageroToken._meta.get_field("user").remote_field)
 
 #: Set on the users ``PageroModelBackend`` loads: only their cached token is trusted (any other
 #: user object may hold a token assigned to it long ago).
@@ -89,12 +89,14 @@ def _token_of(user: AbstractBaseUser) -> PageroToken | None:
     lock, only when a refresh is due.
     """
     if getattr(user, PRELOADED, False) and _USER_RELATION.is_cached(user):
-        token: PageroToken | None = _USER_RELATION.get_cached_value(user)
-        return token
+        return cast("PageroToken | None", _USER_RELATION.get_cached_value(user))
     try:
-        return PageroToken.objects.defer("refresh_token", "id_token").get(user_id=user.pk)
+        token: PageroToken = PageroToken.objects.defer("refresh_token", "id_token").get(
+            user_id=user.pk
+        )
     except PageroToken.DoesNotExist:
         return None
+    return token
 
 
 async def aget_valid_token(
