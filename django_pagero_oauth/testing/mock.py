@@ -695,16 +695,28 @@ class MockPagero:
         out["iss"] = self._issuer(request)
         return _redirect(_single(params, "redirect_uri") or "", out)
 
-    def _authorize_page(self, request: MockRequest) -> MockResponse:
-        """GET: validate, then show the login/consent form (RFC 6749 4.1.1)."""
-        params = request.query
+    def _checked_authorize(
+        self, request: MockRequest, params: dict[str, list[str]]
+    ) -> _AuthorizeParams | MockResponse:
+        """The validated authorization request, or the answer to an invalid one.
+
+        A bad client or redirect URI gets an error page: never redirect to an unvalidated URI
+        (RFC 6749 4.1.2.1); any other problem goes back to the client as an OAuth error.
+        """
         problem = self._validate_client_and_redirect(params)
         if problem is not None:
             return _html_error(problem)
         try:
-            valid = self._validate_authorize(params)
+            return self._validate_authorize(params)
         except _AuthorizeError as exc:
             return self._error_redirect(request, params, exc)
+
+    def _authorize_page(self, request: MockRequest) -> MockResponse:
+        """GET: validate, then show the login/consent form (RFC 6749 4.1.1)."""
+        params = request.query
+        valid = self._checked_authorize(request, params)
+        if isinstance(valid, MockResponse):
+            return valid
         hidden = "\n".join(
             f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
             for name, values in params.items()
@@ -729,13 +741,9 @@ class MockPagero:
         if _media_type(request.headers.get("content-type")) != FORM_CONTENT_TYPE:
             return _html_error("The login form must be posted as a form.")
         params = {k: v for k, v in request.form.items() if k not in ("action", "publicid")}
-        problem = self._validate_client_and_redirect(params)
-        if problem is not None:
-            return _html_error(problem)
-        try:
-            valid = self._validate_authorize(params)
-        except _AuthorizeError as exc:
-            return self._error_redirect(request, params, exc)
+        valid = self._checked_authorize(request, params)
+        if isinstance(valid, MockResponse):
+            return valid
         action = _single(request.form, "action")
         publicid = _single(request.form, "publicid") or "demo-company"
         out: dict[str, str] = {}
