@@ -58,6 +58,21 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
         """Active tokens whose refresh token dies within ``delta``."""
         return self.active().filter(refresh_token_expires_at__lte=timezone.now() + delta)
 
+    def locked(self) -> PageroTokenQuerySet:
+        """These rows, write-locked until the current transaction ends. Call inside one.
+
+        ``SELECT ... FOR UPDATE`` (of the token rows only, where the database can say so). SQLite
+        has no row locks: there a no-op ``UPDATE`` runs first, at once, and takes the database
+        write lock before anything is read, so a concurrent writer waits instead of reading a
+        row that is about to change (or failing with "database is locked").
+        """
+        features = connections[self.db].features
+        if features.has_select_for_update:
+            of = ("self",) if features.has_select_for_update_of else ()
+            return self.select_for_update(of=of)
+        self.update(updated=models.F("updated"))
+        return self
+
     def without_secrets(self) -> PageroTokenQuerySet:
         """Do not load (or decrypt) the encrypted columns: for listings of many tokens."""
         return self.defer("access_token", "refresh_token", "id_token")
@@ -276,12 +291,7 @@ class PageroToken(models.Model):
             raise InvalidTokenResponse("the token response has no refresh_token")
         using = router.db_for_write(cls)
         manager = cls.objects.db_manager(using)
-        if not connections[using].features.has_select_for_update:
-            # SQLite: write first, so this transaction holds the database write lock before it
-            # reads (as tokens.locked_token does); a concurrent login then waits instead of
-            # failing with "database is locked".
-            manager.filter(user=user).update(updated=models.F("updated"))
-        token: PageroToken | None = manager.select_for_update().filter(user=user).first()
+        token: PageroToken | None = manager.filter(user=user).locked().first()
         if token is None:
             token = cls(user=user)
             token.apply_token_response(response, now=now)
@@ -290,7 +300,7 @@ class PageroToken(models.Model):
                     token.save(using=using, force_insert=True)
             except IntegrityError:
                 # Another login of this user inserted the row after our read: replace it.
-                token = manager.select_for_update().get(user=user)
+                token = manager.filter(user=user).locked().get()
             else:
                 return token
         token.id_token = ""

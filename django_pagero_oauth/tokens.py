@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 from asgiref.sync import sync_to_async
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.db import connections, router, transaction
-from django.db.models import F, OneToOneRel
+from django.db.models import OneToOneRel
 from django.views.decorators.debug import sensitive_variables
 
 from . import oauth
@@ -139,15 +139,8 @@ def locked_token(pk: Any, *, with_secrets: bool = True) -> Iterator[PageroToken 
     queryset = manager.filter(pk=pk).select_related("user")
     if not with_secrets:
         queryset = queryset.without_secrets()
-    features = connections[using].features
     with transaction.atomic(using=using):
-        if features.has_select_for_update:
-            of = ("self",) if features.has_select_for_update_of else ()
-            yield queryset.select_for_update(of=of).first()
-        else:
-            # SQLite: writing first takes the database write lock before anything is read.
-            manager.filter(pk=pk).update(updated=F("updated"))
-            yield queryset.first()
+        yield queryset.locked().first()
 
 
 def _backoff_key(token: PageroToken) -> str:
