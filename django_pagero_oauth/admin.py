@@ -36,6 +36,7 @@ from .exceptions import (
     PageroUnavailable,
     TokenDecryptionError,
 )
+from .guard import EVERY_DATABASE
 from .models import REFRESH_TOKEN_WARNING_DAYS, PageroToken, PageroTokenQuerySet, TokenHealth
 
 #: An action runs one HTTP request per token inside the web request: more is a job for
@@ -315,6 +316,16 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             if show:
                 fieldsets.append(self.jwt_fieldset)
         return fieldsets
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().changelist_view(request, extra_context)
+
+    # The list is read-only and its actions commit token by token (a refresh is committed the
+    # moment Pagero answers): ATOMIC_REQUESTS must not wrap them in one transaction, which a
+    # failure half-way would roll back, and on SQLite would hold the lock a refresh needs.
+    changelist_view._non_atomic_requests = EVERY_DATABASE  # type: ignore[attr-defined]
 
     def change_view(
         self,

@@ -9,7 +9,13 @@ from typing import Any, TypeVar, overload
 from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
-from .guard import ResponseHandler, aresolve_token, resolve_token
+from .guard import (
+    EVERY_DATABASE,
+    ResponseHandler,
+    aresolve_token,
+    call_in_request_transactions,
+    resolve_token,
+)
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -31,6 +37,10 @@ def pagero_token_required(
 
     Without one, the answer comes from :mod:`django_pagero_oauth.guard` (or from
     ``response_handler``, a callable ``(request, exc) -> HttpResponse``).
+
+    Under ``ATOMIC_REQUESTS`` the token is resolved before the request's transaction begins
+    and the view runs inside it as usual: a refresh is never part of a transaction that may
+    roll back.
     """
 
     def decorator(view_func: View) -> View:
@@ -45,13 +55,18 @@ def pagero_token_required(
 
             return async_wrapper  # type: ignore[return-value]
 
+        non_atomic = getattr(view_func, "_non_atomic_requests", frozenset())
+
         @wraps(view_func)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             result = resolve_token(request, response_handler)
             if isinstance(result, HttpResponse):
                 return result
-            return view_func(request, *args, **kwargs)
+            return call_in_request_transactions(
+                request, view_func, non_atomic, request, *args, **kwargs
+            )
 
+        wrapper._non_atomic_requests = EVERY_DATABASE  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorator(view) if view is not None else decorator

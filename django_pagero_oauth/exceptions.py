@@ -67,6 +67,18 @@ class InvalidTokenResponse(PageroUnavailable):
     default_error = "invalid_token_response"
 
 
+class TokenLockTimeout(PageroUnavailable):
+    """The token row could not be locked in time to refresh or revoke it; Pagero was not called.
+
+    Usually another refresh of the same token took too long. It also happens when the caller's
+    own open transaction holds the lock the refresh needs (the row itself, or on SQLite any
+    database lock): get the token before that transaction starts (the decorator, the mixin and
+    the middleware do).
+    """
+
+    default_error = "token_lock_timeout"
+
+
 class PageroConfigurationError(PageroUnavailable, ImproperlyConfigured):
     """Pagero rejected this site's client credentials (``invalid_client``).
 

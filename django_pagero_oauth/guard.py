@@ -16,12 +16,13 @@ overriding ``PageroTokenRequiredMixin.handle_no_pagero_token``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Container
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.views import redirect_to_login
+from django.db import connections, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -116,8 +117,54 @@ async def aresolve_token(
     return await sync_to_async(resolve_token, thread_sensitive=True)(request, handler)
 
 
+class _EveryDatabase(frozenset):  # type: ignore[type-arg]
+    """The ``_non_atomic_requests`` of a protected view: "do not wrap me, I wrap myself".
+
+    Django's handler wraps a view in ``atomic()`` for each database with ``ATOMIC_REQUESTS``
+    unless the alias is in the view's ``_non_atomic_requests``; this set contains every alias.
+    A plain set (e.g. after ``transaction.non_atomic_requests`` added an alias) has no such
+    meaning, and then the handler's wrapping applies as usual.
+    """
+
+    def __contains__(self, alias: object) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "EVERY_DATABASE"
+
+
+#: Set as ``_non_atomic_requests`` on the views the decorator and the mixin protect.
+EVERY_DATABASE = _EveryDatabase()
+
+
+def call_in_request_transactions(
+    request: HttpRequest,
+    view: Callable[..., Any],
+    non_atomic: Container[str],
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """Call ``view`` inside the ``ATOMIC_REQUESTS`` transactions Django left to the guard.
+
+    The token is resolved (and refreshed) *before* the request's transactions begin, so on
+    every database the refresh is committed on its own and the view keeps its atomicity. Only
+    when the handler really skipped the view (it found :data:`EVERY_DATABASE` on it) are the
+    transactions opened here, except for the aliases in ``non_atomic`` (the view's own
+    ``transaction.non_atomic_requests``).
+    """
+    resolver_match = getattr(request, "resolver_match", None)
+    resolved = getattr(resolver_match, "func", None)
+    if getattr(resolved, "_non_atomic_requests", None) is EVERY_DATABASE:
+        for alias, settings_dict in connections.settings.items():
+            if settings_dict.get("ATOMIC_REQUESTS") and alias not in non_atomic:
+                view = transaction.atomic(using=alias)(view)
+    return view(*args, **kwargs)
+
+
 __all__ = [
+    "EVERY_DATABASE",
     "aresolve_token",
+    "call_in_request_transactions",
     "default_response",
     "handle_missing_token",
     "pagero_login_url",

@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
-from django.db import connections, router, transaction
+from django.db import OperationalError, connections, router, transaction
 from django.db.models import OneToOneRel
+from django.db.utils import load_backend
 from django.views.decorators.debug import sensitive_variables
 
 from . import oauth
@@ -39,6 +40,7 @@ from .exceptions import (
     PageroConfigurationError,
     PageroOAuthError,
     PageroUnavailable,
+    TokenLockTimeout,
 )
 from .models import PageroToken
 from .signals import token_refresh_failed, token_refreshed, token_revoked
@@ -109,11 +111,115 @@ async def aget_valid_token(
 
 
 def _in_outer_transaction(using: str) -> bool:
-    """True inside an atomic block of the caller's (not of a test case) on ``using``."""
+    """True inside a transaction of the caller's (not of a test case) on ``using``.
+
+    ``ATOMIC_REQUESTS``, ``transaction.atomic()`` and ``set_autocommit(False)`` all count: a write
+    made there is durable only when the caller commits.
+    """
     connection = connections[using]
-    return connection.in_atomic_block and not all(
-        getattr(block, "_from_testcase", False) for block in connection.atomic_blocks
-    )
+    if not connection.in_atomic_block:
+        return not connection.get_autocommit()
+    return not all(getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+
+
+def _own_connection_possible(using: str) -> bool:
+    """A second connection sees the same database (not so for SQLite's private ``:memory:``)."""
+    connection = connections[using]
+    return not (connection.vendor == "sqlite" and connection.is_in_memory_db())
+
+
+@contextmanager
+def _own_connection(using: str) -> Iterator[None]:
+    """Within the block, ``connections[using]`` (in this thread) is a new connection of its own.
+
+    Its transactions commit whatever the caller's transaction does later. It is closed at the
+    end; the caller's connection, and its transaction, are untouched throughout.
+
+    On SQLite it begins its transactions with ``BEGIN EXCLUSIVE``: the whole database lock is
+    taken *before* Pagero is called, so the commit after Pagero's answer can never wait for a
+    reader. If the caller's own transaction holds a SQLite lock (it has read or written), that
+    fails within a second, before anything is sent to Pagero: :class:`TokenLockTimeout`.
+    """
+    outer = connections[using]
+    settings_dict = dict(outer.settings_dict)
+    if outer.vendor == "sqlite":
+        options = settings_dict.get("OPTIONS", {})
+        settings_dict["OPTIONS"] = {
+            **options,
+            "transaction_mode": "EXCLUSIVE",
+            # Waiting longer does not help when the lock is the caller's own.
+            "timeout": min(float(options.get("timeout", 5)), _SQLITE_OWN_CONNECTION_TIMEOUT),
+        }
+    own = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, using)
+    connections[using] = own
+    try:
+        yield
+    finally:
+        connections[using] = outer
+        own.close()
+
+
+#: Seconds the own SQLite connection waits for the database lock (at most).
+_SQLITE_OWN_CONNECTION_TIMEOUT = 1.0
+
+#: How long a refresher waits for the row lock (PostgreSQL) beyond the HTTP timeout; the one
+#: holding it needs at most one token request.
+_LOCK_WAIT_MARGIN = 10.0
+
+
+@contextmanager
+def _row_lock(using: str, pk: Any, with_secrets: bool) -> Iterator[PageroToken | None]:
+    """A transaction on ``connections[using]`` holding the write lock on one token row."""
+    manager = PageroToken.objects.db_manager(using)
+    # The user comes along (is_active is checked, signals carry it); only the token row is locked.
+    queryset = manager.filter(pk=pk).select_related("user")
+    if not with_secrets:
+        queryset = queryset.without_secrets()
+    acquired = False
+    try:
+        with transaction.atomic(using=using):  # SQLite's BEGIN EXCLUSIVE may fail here
+            connection = connections[using]
+            if connection.vendor == "postgresql":
+                wait_ms = int((app_settings.TIMEOUT * 2 + _LOCK_WAIT_MARGIN) * 1000)
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET LOCAL lock_timeout = {wait_ms}")
+            current = queryset.locked().first()
+            acquired = True
+            yield current
+    except OperationalError as exc:
+        if acquired:
+            raise
+        raise TokenLockTimeout(_LOCK_TIMEOUT_MESSAGE) from exc
+
+
+_LOCK_TIMEOUT_MESSAGE = (
+    "the Pagero token row stayed locked; Pagero was not called and nothing changed. If the "
+    "caller's own transaction holds that lock (or, on SQLite, any database lock), get the token "
+    "before the transaction starts"
+)
+
+
+@contextmanager
+def _locked_row(pk: Any, *, with_secrets: bool = True) -> Iterator[tuple[PageroToken | None, bool]]:
+    """Yield ``(row, durable)``: the row as committed now, write-locked in a transaction.
+
+    ``durable`` is True when what the block writes is committed at its end, whatever the
+    caller's transaction does afterwards. Inside a caller's transaction (``ATOMIC_REQUESTS``,
+    ``atomic()``, a task in ``atomic()``) the lock, the refresh and the commit happen on a
+    database connection of their own: Pagero spends the old single-use refresh token the moment
+    it answers, so the new one must be stored then, not when (or if) the caller commits.
+
+    Only a row the caller's transaction created and has not committed yet is invisible there; it
+    is then locked in the caller's transaction (``durable`` False), with which it lives or dies.
+    """
+    using = router.db_for_write(PageroToken)
+    if _in_outer_transaction(using) and _own_connection_possible(using):
+        with _own_connection(using), _row_lock(using, pk, with_secrets) as current:
+            if current is not None:
+                yield current, True
+                return
+    with _row_lock(using, pk, with_secrets) as current:
+        yield current, not _in_outer_transaction(using)
 
 
 @contextmanager
@@ -123,24 +229,19 @@ def locked_token(pk: Any, *, with_secrets: bool = True) -> Iterator[PageroToken 
     ``with_secrets=False`` leaves the encrypted columns unloaded (and undecrypted): enough to
     delete a token whose encryption key was lost.
 
-    Inside the caller's own transaction (e.g. ``ATOMIC_REQUESTS``) this is only a savepoint: the
-    lock is held, and the write becomes durable, only when the outer transaction commits. If it
-    rolls back after a refresh, the new single-use refresh token is lost, so that is logged.
+    What the block writes is committed when it ends, even inside the caller's own transaction
+    (which is left untouched): see :func:`_locked_row`.
     """
-    using = router.db_for_write(PageroToken)
-    manager = PageroToken.objects.db_manager(using)
-    if _in_outer_transaction(using):
-        logger.warning(
-            "Pagero token lock taken inside an outer transaction: a refresh is committed only "
-            "when it commits, and lost (with the user's connection) if it rolls back. Get the "
-            "token before the transaction, e.g. with PageroTokenMiddleware."
-        )
-    # The user comes along (is_active is checked, signals carry it); only the token row is locked.
-    queryset = manager.filter(pk=pk).select_related("user")
-    if not with_secrets:
-        queryset = queryset.without_secrets()
-    with transaction.atomic(using=using):
-        yield queryset.locked().first()
+    with _locked_row(pk, with_secrets=with_secrets) as (current, _durable):
+        yield current
+
+
+def _after_commit(durable: bool, send: Callable[[], object]) -> None:
+    """Send a signal now if the write it reports is committed, else when the caller commits."""
+    if durable:
+        send()
+    else:
+        transaction.on_commit(send, using=router.db_for_write(PageroToken))
 
 
 def _backoff_key(token: PageroToken) -> str:
@@ -165,7 +266,7 @@ def _start_backoff(token: PageroToken, failure: PageroUnavailable) -> None:
         caches[DEFAULT_CACHE_ALIAS].set(_backoff_key(token), time.time() + seconds, seconds)
 
 
-@sensitive_variables("seen_access_token", "used_refresh_token", "response")
+@sensitive_variables("seen_access_token")
 def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
     """Refresh ``token`` single-flight and return the current row.
 
@@ -178,74 +279,105 @@ def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
     back-off lives in Django's default cache, so a shared cache (Redis, Memcached) spreads it
     across processes and hosts. Either way, while the stored access token has not actually
     expired (it is only inside the leeway), a failed refresh returns it: it still works.
+
+    Once Pagero has answered, its answer is committed before this returns, also when called
+    inside the caller's own transaction (see :func:`_locked_row`): a rollback of that
+    transaction can no longer lose the new single-use refresh token.
     """
     seen_access_token = token.access_token
-    failure: PageroOAuthError
-    with locked_token(token.pk) as current:
-        if current is None:
-            raise PageroAuthorizationRequired("The user has no Pagero connection any more.")
-        if current.needs_reauthorization:
-            raise PageroAuthorizationRequired(
-                "The Pagero connection must be renewed by logging in."
+    try:
+        with _locked_row(token.pk) as (row, durable):
+            current = _refreshable(row)
+            if force and current.access_token != seen_access_token:
+                return current  # somebody refreshed after the rejected access token was read
+            if not force and not current.access_token_needs_refresh():
+                return current  # somebody refreshed while this caller waited for the lock
+            backoff = None if force else _backoff_remaining(current)
+            outcome = _refresh_locked(current, backoff)
+    except TokenLockTimeout as exc:
+        # Nothing was sent to Pagero; the caller's copy is as good as it was.
+        return _refresh_failed(token, exc, force=force, reported=True)
+    if isinstance(outcome, PageroOAuthError):
+        return _refresh_failed(current, outcome, force=force, reported=backoff is None)
+    fresh, refreshed = outcome
+    if refreshed:
+        _after_commit(
+            durable, lambda: token_refreshed.send(PageroToken, token=fresh, user=fresh.user)
+        )
+    return fresh
+
+
+def _refreshable(current: PageroToken | None) -> PageroToken:
+    """The locked row, if it can be refreshed without the user; else the reason why not."""
+    if current is None:
+        raise PageroAuthorizationRequired("The user has no Pagero connection any more.")
+    if current.needs_reauthorization:
+        raise PageroAuthorizationRequired("The Pagero connection must be renewed by logging in.")
+    if not current.user.is_active:
+        # Re-read with the row: a user object loaded earlier may predate a deactivation.
+        raise PageroAuthorizationRequired("The user is inactive.")
+    return current
+
+
+@sensitive_variables("used_refresh_token", "response")
+def _refresh_locked(
+    current: PageroToken, backoff: int | None
+) -> tuple[PageroToken, bool] | PageroOAuthError:
+    """Spend the refresh token of the locked row once; return ``(token, refreshed)`` or a failure.
+
+    Under the row lock; whatever it writes commits when the lock's transaction does. On failure
+    nothing is written, except the re-authorization mark after ``invalid_grant``.
+    """
+    used_refresh_token = current.refresh_token
+    try:
+        if backoff is not None:
+            raise PageroUnavailable(
+                "a refresh failed moments ago; not trying again yet", retry_after=backoff
             )
-        if not current.user.is_active:
-            # Re-read with the row: a user object loaded earlier may predate a deactivation.
-            raise PageroAuthorizationRequired("The user is inactive.")
-        if force:
-            if current.access_token != seen_access_token:
-                return current
-        elif not current.access_token_needs_refresh():
-            return current
-        used_refresh_token = current.refresh_token
-        backoff = None if force else _backoff_remaining(current)
-        try:
-            if backoff is not None:
-                raise PageroUnavailable(
-                    "a refresh failed moments ago; not trying again yet", retry_after=backoff
-                )
-            response = oauth.refresh_access_token(used_refresh_token)
-        except OAuthErrorResponse as exc:
-            if exc.error == "invalid_grant":
-                survivor = _reread_after_invalid_grant(current, used_refresh_token)
-                if survivor is not None:
-                    return survivor
-                current.mark_reauthorization_required("invalid_grant")
-                failure = PageroAuthorizationRequired(
-                    "Pagero rejected the refresh token; the user must log in again.",
-                    status_code=exc.status_code,
-                )
-            else:
-                failure = PageroUnavailable(
-                    exc.description, error=exc.error, status_code=exc.status_code
-                )
-        except PageroUnavailable as exc:
-            failure = exc
+        response = oauth.refresh_access_token(used_refresh_token)
+    except OAuthErrorResponse as exc:
+        if exc.error != "invalid_grant":
+            failure: PageroOAuthError = PageroUnavailable(
+                exc.description, error=exc.error, status_code=exc.status_code
+            )
         else:
-            caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(current))
-            current.apply_token_response(response)
-            current.last_refreshed = current.access_token_issued_at
-            current.save()
-            fresh = current
-            transaction.on_commit(
-                lambda: token_refreshed.send(PageroToken, token=fresh, user=fresh.user),
-                using=router.db_for_write(PageroToken),
+            survivor = _reread_after_invalid_grant(current, used_refresh_token)
+            if survivor is not None:
+                return survivor, False
+            current.mark_reauthorization_required("invalid_grant")
+            return PageroAuthorizationRequired(
+                "Pagero rejected the refresh token; the user must log in again.",
+                status_code=exc.status_code,
             )
-            return current
-        if isinstance(failure, PageroUnavailable) and backoff is None:
-            # Still under the lock, so the callers waiting on it see the back-off.
-            _start_backoff(current, failure)
-    # Outside the transaction: the re-authorization mark above is committed, nothing else changed.
-    if isinstance(failure, PageroUnavailable):
-        if backoff is None:
-            _report_failure(current, failure)
-        if not force and not current.is_access_token_expired():
-            logger.info(
-                "Pagero refresh of token %s failed; its access token is still valid, using it",
-                current.fingerprint,
-            )
-            return current
+    except PageroUnavailable as exc:
+        failure = exc
     else:
+        caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(current))
+        current.apply_token_response(response)
+        current.last_refreshed = current.access_token_issued_at
+        current.save()
+        return current, True
+    if backoff is None:
+        # Still under the lock, so the callers waiting on it see the back-off.
+        _start_backoff(current, failure)  # type: ignore[arg-type]
+    return failure
+
+
+def _refresh_failed(
+    current: PageroToken, failure: PageroOAuthError, *, force: bool, reported: bool
+) -> PageroToken:
+    """After the lock: report ``failure`` and raise it, or fall back on a still-valid token."""
+    if not isinstance(failure, PageroUnavailable):
         _report_failure(current, failure)
+        raise failure
+    if reported:
+        _report_failure(current, failure)
+    if not force and not current.is_access_token_expired():
+        logger.info(
+            "Pagero refresh of token %s failed; its access token is still valid, using it",
+            current.fingerprint,
+        )
+        return current
     raise failure
 
 
@@ -303,11 +435,12 @@ def revoke(token: PageroToken, *, local_only: bool = False) -> Revocation:
 
     Holds the row lock, so a refresh in flight cannot rotate the refresh token underneath.
     If Pagero cannot confirm (503, network error, an OAuth error), the token is KEPT and the
-    error is raised; ``local_only=True`` deletes without telling Pagero.
+    error is raised; ``local_only=True`` deletes without telling Pagero. Like a refresh, the
+    deletion is committed before this returns, also inside the caller's transaction.
     """
     user = token.user
     tell_pagero = not local_only and bool(app_settings.REVOKE_URL)
-    with locked_token(token.pk, with_secrets=tell_pagero) as current:
+    with _locked_row(token.pk, with_secrets=tell_pagero) as (current, durable):
         if current is None:
             return Revocation(remote=False, skipped_because="already_deleted")
         if local_only:
@@ -319,10 +452,10 @@ def revoke(token: PageroToken, *, local_only: bool = False) -> Revocation:
             result = Revocation(remote=True)
         current.delete()
         current.pk = token.pk
-        transaction.on_commit(
-            lambda: token_revoked.send(PageroToken, token=current, user=user, remote=result.remote),
-            using=router.db_for_write(PageroToken),
-        )
+    _after_commit(
+        durable,
+        lambda: token_revoked.send(PageroToken, token=current, user=user, remote=result.remote),
+    )
     logger.info("Pagero token %s deleted (remote revocation: %s)", token.fingerprint, result.remote)
     return result
 

@@ -17,7 +17,6 @@ import requests
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
-from django.db import transaction
 from django.utils import timezone
 
 from django_pagero_oauth import oauth
@@ -406,21 +405,6 @@ def test_invalid_grant_rereads_the_row_before_marking_it(user, pagero_mock, page
     assert survivor is not None
     assert survivor.refresh_token == replacement.refresh_token
     assert _reread_after_invalid_grant(stored, replacement.refresh_token) is None
-
-
-def test_a_refresh_inside_an_outer_transaction_is_logged(
-    user, pagero_mock, pagero_token_factory, caplog
-):
-    pagero_token_factory(user, expired=True)
-    with transaction.atomic():
-        get_valid_token(user)
-    assert any("outer transaction" in record.getMessage() for record in caplog.records)
-
-
-def test_no_warning_outside_an_outer_transaction(user, pagero_mock, pagero_token_factory, caplog):
-    pagero_token_factory(user, expired=True)
-    get_valid_token(user)
-    assert not any("outer transaction" in record.getMessage() for record in caplog.records)
 
 
 # --- single-flight ----------------------------------------------------------------------------
