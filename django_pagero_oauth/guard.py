@@ -30,7 +30,7 @@ from django.utils.module_loading import import_string
 
 from .conf import app_settings
 from .exceptions import PageroAuthorizationRequired, PageroOAuthError, PageroUnavailable
-from .tokens import get_valid_token
+from .tokens import aget_valid_token, get_valid_token
 
 if TYPE_CHECKING:
     from .models import PageroToken
@@ -113,8 +113,22 @@ def resolve_token(
 async def aresolve_token(
     request: HttpRequest, handler: ResponseHandler | None = None
 ) -> PageroToken | HttpResponse:
-    """:func:`resolve_token` for async views (the DB work runs thread-sensitively)."""
-    return await sync_to_async(resolve_token, thread_sensitive=True)(request, handler)
+    """:func:`resolve_token` for async views.
+
+    A refresh runs on a thread and a database connection of its own
+    (:func:`~django_pagero_oauth.tokens.aget_valid_token`), not in Django's shared sync thread.
+    """
+    handler = handler or handle_missing_token
+    auser = getattr(request, "auser", None)
+    user = await auser() if auser is not None else request.user
+    if not user.is_authenticated:
+        return await sync_to_async(handler, thread_sensitive=True)(request, None)
+    try:
+        token = await aget_valid_token(user)
+    except (PageroAuthorizationRequired, PageroUnavailable) as exc:
+        return await sync_to_async(handler, thread_sensitive=True)(request, exc)
+    request.pagero_token = token  # type: ignore[attr-defined]
+    return token
 
 
 class _EveryDatabase(frozenset):  # type: ignore[type-arg]

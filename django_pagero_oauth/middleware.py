@@ -22,7 +22,7 @@ from functools import lru_cache, partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
@@ -31,9 +31,9 @@ from django.utils.functional import SimpleLazyObject
 
 from .conf import app_settings
 from .exceptions import PageroAuthorizationRequired
-from .guard import resolve_token
+from .guard import aresolve_token, resolve_token
 from .models import PageroToken
-from .tokens import get_valid_token
+from .tokens import aget_valid_token, get_valid_token
 
 
 def _token_or_none(request: HttpRequest) -> PageroToken | None:
@@ -44,7 +44,10 @@ def _token_or_none(request: HttpRequest) -> PageroToken | None:
 
 
 async def _atoken_or_none(request: HttpRequest) -> PageroToken | None:
-    return await sync_to_async(_token_or_none, thread_sensitive=True)(request)
+    try:
+        return await aget_valid_token(await request.auser())
+    except PageroAuthorizationRequired:
+        return None
 
 
 def _attach_lazy_token(request: HttpRequest) -> None:
@@ -100,7 +103,7 @@ class PageroTokenMiddleware:
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         _attach_lazy_token(request)
         if is_protected(request):
-            result = await sync_to_async(resolve_token, thread_sensitive=True)(request)
+            result = await aresolve_token(request)
             if isinstance(result, HttpResponse):
                 return result
         return await self.get_response(request)  # type: ignore[no-any-return]

@@ -62,6 +62,15 @@ def get_valid_token(
     cases the stored token is exactly as it was, unless Pagero definitely rejected the refresh
     token (``invalid_grant``), which marks it as needing re-authorization.
     """
+    token = _stored_token(user)
+    if force_refresh or token.access_token_needs_refresh():
+        token = refresh(token, force=force_refresh)
+        _remember(user, token)
+    return token
+
+
+def _stored_token(user: AbstractBaseUser | AnonymousUser | None) -> PageroToken:
+    """The user's stored token, if it can be used or refreshed; else why not."""
     if user is None or not user.is_authenticated or not user.is_active:
         raise PageroAuthorizationRequired("The user is anonymous or inactive.")
     token = _token_of(user)
@@ -69,11 +78,13 @@ def get_valid_token(
         raise PageroAuthorizationRequired("The user has not connected to Pagero.")
     if token.needs_reauthorization:
         raise PageroAuthorizationRequired("The Pagero connection must be renewed by logging in.")
-    if force_refresh or token.access_token_needs_refresh():
-        token = refresh(token, force=force_refresh)
-        if getattr(user, PRELOADED, False):
-            _USER_RELATION.set_cached_value(user, token)
     return token
+
+
+def _remember(user: Any, token: PageroToken) -> None:
+    """Keep the refreshed token on a user ``PageroModelBackend`` loaded it with."""
+    if getattr(user, PRELOADED, False):
+        _USER_RELATION.set_cached_value(user, token)
 
 
 #: ``user.pagero_token``, whose cache holds the token ``PageroModelBackend`` loaded.
@@ -104,10 +115,35 @@ def _token_of(user: AbstractBaseUser) -> PageroToken | None:
 async def aget_valid_token(
     user: AbstractBaseUser | AnonymousUser | None, *, force_refresh: bool = False
 ) -> PageroToken:
-    """:func:`get_valid_token` for async code (runs it thread-sensitively)."""
-    return await sync_to_async(get_valid_token, thread_sensitive=True)(
-        user, force_refresh=force_refresh
-    )
+    """:func:`get_valid_token` for async code.
+
+    The read runs in Django's shared sync thread (as every ORM call from async code does); a
+    refresh, which waits for Pagero, runs on a worker thread with a database connection of its
+    own, closed afterwards, so other requests' ORM calls do not queue behind it. (Only when the
+    shared thread is inside a transaction, e.g. a test case's, whose rows another connection
+    cannot see, does the refresh run there.)
+    """
+    token, in_transaction = await sync_to_async(_read_for_async, thread_sensitive=True)(user)
+    if force_refresh or token.access_token_needs_refresh():
+        token = await sync_to_async(
+            refresh if in_transaction else _refresh_on_own_thread,
+            thread_sensitive=in_transaction,
+        )(token, force=force_refresh)
+        _remember(user, token)
+    return token
+
+
+def _read_for_async(user: AbstractBaseUser | AnonymousUser | None) -> tuple[PageroToken, bool]:
+    token = _stored_token(user)
+    return token, connections[router.db_for_write(PageroToken)].in_atomic_block
+
+
+def _refresh_on_own_thread(token: PageroToken, *, force: bool) -> PageroToken:
+    """:func:`refresh` on a worker thread; this thread's database connections end with it."""
+    try:
+        return refresh(token, force=force)
+    finally:
+        connections.close_all()
 
 
 def _in_outer_transaction(using: str) -> bool:
