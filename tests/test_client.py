@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import requests
+from django.utils import timezone
 
 from django_pagero_oauth import get_client
 from django_pagero_oauth.client import PageroSession
@@ -180,10 +181,10 @@ def test_no_token_or_secret_in_logs_or_exceptions(
     session = get_client(user)
     assert session.get("v1/me").status_code == 200  # refresh, 401, forced refresh, retry
     fresh = PageroToken.objects.get(pk=stored.pk)
-    pagero_mock.mock.add_fault(Fault(endpoint="api", status=401))
+    PageroToken.objects.filter(pk=stored.pk).update(access_token_expires_at=timezone.now())
     pagero_mock.mock.add_fault(Fault(endpoint="token", status=500))
     with pytest.raises(PageroUnavailable) as caught:
-        session.get("v1/me")
+        get_client(user).get("v1/me")
 
     secrets = [
         stored.access_token,
