@@ -305,6 +305,16 @@ class PageroSession(requests.Session):
             response = self._send_with(token, method, full_url, dict(kwargs))
         return response
 
+    def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        """GET without following redirects unless asked (``requests`` follows them for GET)."""
+        kwargs.setdefault("allow_redirects", False)
+        return self.request("GET", url, **kwargs)
+
+    def options(self, url: str | bytes, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        """OPTIONS without following redirects unless asked."""
+        kwargs.setdefault("allow_redirects", False)
+        return self.request("OPTIONS", url, **kwargs)
+
     def _current_token(self) -> PageroToken:
         """The token this session holds while it is not expiring; else a valid one, fetched.
 
