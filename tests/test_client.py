@@ -106,6 +106,68 @@ def test_a_second_401_is_returned_without_a_loop(user, pagero_mock, pagero_token
     assert counts(pagero_mock) == (2, 1)
 
 
+def test_a_token_from_a_forced_refresh_is_never_force_refreshed_again(
+    user, pagero_mock, pagero_token_factory
+):
+    """Issue 9, part 6: an API that keeps answering 401 (it refuses this user something)
+    used to cost one single-use refresh token per call. One forced refresh per access token:
+    the token that came out of it is not forced again, its 401 goes back as it is."""
+    stored = pagero_token_factory(user)
+    pagero_mock.mock.add_fault(Fault(endpoint="api", status=401, times=100))
+    session = get_client(user)
+
+    statuses = [session.get("v1/me").status_code for _ in range(10)]
+
+    assert statuses == [401] * 10
+    assert counts(pagero_mock) == (11, 1)  # the first call's retry, then one request per call
+    fresh = PageroToken.objects.get(pk=stored.pk)
+    assert fresh.refresh_token == pagero_mock.mock.issued_refresh_tokens[-1]
+    assert session.get("v1/me").request.headers["Authorization"] == f"Bearer {fresh.access_token}"
+
+
+def test_other_sessions_do_not_force_that_token_either(user, pagero_mock, pagero_token_factory):
+    """Views and jobs make a session each: the rule holds across them (Django's cache)."""
+    pagero_token_factory(user)
+    pagero_mock.mock.add_fault(Fault(endpoint="api", status=401, times=100))
+
+    statuses = [get_client(user).get("v1/documents").status_code for _ in range(10)]
+
+    assert statuses == [401] * 10
+    assert counts(pagero_mock) == (11, 1)
+
+
+def test_a_token_from_an_expiry_refresh_may_be_forced_once(user, pagero_mock, pagero_token_factory):
+    """The rule is about tokens a forced refresh produced: a token from the ordinary expiry
+    refresh that the API rejects still gets its one forced refresh."""
+    stored = pagero_token_factory(user)
+    pagero_mock.mock.add_fault(Fault(endpoint="api", status=401, times=2))
+    session = get_client(user)
+    assert session.get("v1/me").status_code == 401  # forced once, the retry refused too
+    PageroToken.objects.filter(pk=stored.pk).update(access_token_expires_at=timezone.now())
+    session = get_client(user)  # reads the expired token: an ordinary refresh first
+
+    response = session.get("v1/me")
+
+    assert response.status_code == 200
+    assert counts(pagero_mock) == (3, 2)
+    revoke_token(PageroToken.objects.get(pk=stored.pk).access_token, token_type_hint="access_token")
+    assert session.get("v1/me").status_code == 200  # its 401 forced one refresh
+    assert counts(pagero_mock) == (5, 3)
+
+
+def test_the_forced_refresh_policy_holds_no_token(user, pagero_mock, pagero_token_factory):
+    stored = pagero_token_factory(user)
+    revoke_token(stored.access_token, token_type_hint="access_token")
+    session = get_client(user)
+    assert session.get("v1/me").status_code == 200
+    fresh = PageroToken.objects.get(pk=stored.pk)
+    policy = session.forced_refresh
+    assert not policy.may_refresh(fresh)
+    for secret in (stored.access_token, fresh.access_token):
+        assert secret not in repr(policy)
+        assert secret not in str(vars(policy))
+
+
 def test_other_errors_are_returned_as_they_are(user, pagero_mock, pagero_token_factory):
     pagero_token_factory(user)
     pagero_mock.mock.add_fault(Fault(endpoint="api", status=503))
