@@ -68,6 +68,9 @@ def _origin(scheme: str, host: str | None, port: int | None) -> tuple[str, str, 
 def _check_path(path: str, base_path: str) -> None:
     if not path.startswith(base_path):
         raise _refuse("the path is not under the path of API_BASE_URL")
+    if path.startswith("//"):
+        # Not a valid origin-form request target (RFC 9112 3.2.1); read as //host by some.
+        raise _refuse("the path starts with '//'")
     for segment in path[len(base_path) :].split("/"):
         decoded = unquote(segment)
         if decoded in (".", ".."):
@@ -87,7 +90,7 @@ def resolve_api_url(url: str, base_url: str) -> str:
     is checked on the URL that is actually requested: the same scheme, host and port as
     ``base_url``, the path under its path, no userinfo, no whitespace, control character or
     backslash anywhere in ``url``, no dot-segment (plain or percent-encoded) and no encoded
-    ``/`` in the path, no network-path reference (``//host``). The answer is rebuilt from
+    ``/`` in the path, no network-path reference (``//host``), no path starting with ``//``. The answer is rebuilt from
     ``base_url``'s scheme and authority, without fragment.
     """
     if not isinstance(url, str):
