@@ -11,7 +11,7 @@ import requests
 from django.utils import timezone
 
 from django_pagero_oauth import get_client
-from django_pagero_oauth.client import PageroSession
+from django_pagero_oauth.client import BearerAuth, PageroSession
 from django_pagero_oauth.exceptions import PageroAuthorizationRequired, PageroUnavailable
 from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.oauth import revoke_token
@@ -335,3 +335,36 @@ def test_a_session_replaces_its_token_when_it_is_expiring(user, pagero_mock, pag
 def test_a_session_refuses_another_users_token(user, other_user, pagero_mock, pagero_token_factory):
     with pytest.raises(ValueError, match="another user"):
         get_client(other_user, token=pagero_token_factory(user))
+
+
+def test_the_bearer_header_is_set_on_the_prepared_request_only(
+    user, pagero_mock, pagero_token_factory, monkeypatch
+):
+    """Not in a headers dict handed through requests (whose frames would hold it), but by an
+    auth object applied to the prepared request; its repr shows no token."""
+    stored = pagero_token_factory(user)
+    handed: list[dict[str, Any]] = []
+    original = requests.Session.request
+
+    def spy(self: Any, method: str, url: str, **kwargs: Any) -> requests.Response:
+        handed.append(kwargs)
+        return original(self, method, url, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", spy)
+    response = get_client(user).get("v1/me", headers={"Authorization": "Bearer forged"})
+
+    assert response.request.headers["Authorization"] == f"Bearer {stored.access_token}"
+    assert len(handed) == 1
+    assert all(
+        stored.access_token not in str(value) for value in (handed[0].get("headers") or {}).values()
+    )
+    assert isinstance(handed[0]["auth"], BearerAuth)
+    assert repr(handed[0]["auth"]) == "<BearerAuth>"
+    assert stored.access_token not in str(vars(handed[0]["auth"]).keys())
+
+
+def test_an_auth_argument_is_refused(user, pagero_mock, pagero_token_factory):
+    pagero_token_factory(user)
+    with pytest.raises(TypeError, match="Authorization header itself"):
+        get_client(user).get("v1/me", auth=("user", "password"))
+    assert counts(pagero_mock) == (0, 0)
