@@ -8,18 +8,29 @@ Usable anywhere (views, management commands, Celery tasks)::
 
 Every request gets ``Authorization: Bearer`` from :func:`~django_pagero_oauth.get_valid_token`
 (refreshed single-flight when expiring), the configured timeout unless one is given, and, if
-the API answers 401, exactly one retry after a forced single-flight refresh; a second 401 is
-returned as it is. Absolute URLs outside ``API_BASE_URL`` are refused (the token stays with
-Pagero). Refresh failures raise :class:`~django_pagero_oauth.exceptions.PageroUnavailable` or
-:class:`~django_pagero_oauth.exceptions.PageroAuthorizationRequired`, with ``status_code``.
+the API answers 401, at most one retry after a forced single-flight refresh (see
+:class:`ForcedRefreshPolicy`). Every URL goes through :func:`resolve_api_url`: the token goes to
+``API_BASE_URL`` and nowhere else. Refresh failures raise
+:class:`~django_pagero_oauth.exceptions.PageroUnavailable` or
+:class:`~django_pagero_oauth.exceptions.PageroAuthorizationRequired`, with ``status_code``;
+transport failures raise the ``requests`` exception of the same class, without the frames of
+``requests`` and ``urllib3`` (whose local variables hold the header) in its traceback.
+
+The pieces that do not depend on ``requests`` (:func:`resolve_api_url`,
+:class:`ForcedRefreshPolicy`) are meant to be shared by every API client of this package.
 """
 
 from __future__ import annotations
 
+import hashlib
+import unicodedata
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import app_settings
 from .tokens import get_valid_token, refresh
@@ -28,6 +39,200 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
     from .models import PageroToken
+
+
+# --- where the token may go -------------------------------------------------------------------
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _refuse(reason: str) -> ValueError:
+    return ValueError(
+        f"PageroSession sends the bearer token only to URLs under API_BASE_URL: {reason}"
+    )
+
+
+def _is_unsafe_char(char: str) -> bool:
+    """Whitespace, controls, format characters, separators, surrogates, unassigned code points.
+
+    ``urlsplit`` silently drops some of these (leading C0 and space, tab, CR, LF) and so turns
+    ``" //evil.example"`` into a network-path reference; none has a place in an API path.
+    """
+    return char == "\\" or char.isspace() or unicodedata.category(char)[0] in "CZ"
+
+
+def _origin(scheme: str, host: str | None, port: int | None) -> tuple[str, str, int | None]:
+    return scheme.lower(), (host or "").lower(), port or _DEFAULT_PORTS.get(scheme.lower())
+
+
+def _check_path(path: str, base_path: str) -> None:
+    if not path.startswith(base_path):
+        raise _refuse("the path is not under the path of API_BASE_URL")
+    if path.startswith("//"):
+        # Not a valid origin-form request target (RFC 9112 3.2.1); read as //host by some.
+        raise _refuse("the path starts with '//'")
+    for segment in path[len(base_path) :].split("/"):
+        decoded = unquote(segment)
+        if decoded in (".", ".."):
+            # Raw ones are resolved away by urljoin; encoded ones (%2e%2e) are decoded by
+            # requests (unreserved characters) and then removed by urllib3 as dot-segments.
+            raise _refuse("the path has a dot-segment")
+        if "/" in decoded or "\\" in decoded:
+            raise _refuse("the path has an encoded '/' or '\\'")
+
+
+def resolve_api_url(url: str, base_url: str) -> str:
+    """The absolute URL ``url`` stands for, relative to ``base_url``; :class:`ValueError` when
+    the bearer token must not go there (RFC 6750 5.3: tokens go to their resource server only).
+
+    ``url`` is a path relative to ``base_url`` (a leading ``/`` is ignored, as before:
+    ``"/v1/me"`` and ``"v1/me"`` are the same) or an absolute URL under ``base_url``. The rule
+    is checked on the URL that is actually requested: the same scheme, host and port as
+    ``base_url``, the path under its path, no userinfo, no whitespace, control character or
+    backslash anywhere in ``url``, no dot-segment (plain or percent-encoded) and no encoded
+    ``/`` in the path, no network-path reference (``//host``), no path starting with ``//``. The answer is rebuilt from
+    ``base_url``'s scheme and authority, without fragment.
+    """
+    if not isinstance(url, str):
+        raise TypeError("the URL must be a str")
+    base = urlsplit(base_url)
+    if base.scheme.lower() not in _DEFAULT_PORTS or not base.hostname:
+        raise ValueError("API_BASE_URL must be an absolute http(s) URL")
+    base_path = base.path if base.path.endswith("/") else f"{base.path}/"
+    if any(_is_unsafe_char(char) for char in url):
+        raise _refuse("the URL contains whitespace, a control character or a backslash")
+    try:
+        given = urlsplit(url)
+        if given.scheme or given.netloc:
+            if given.netloc and "@" in given.netloc:
+                raise _refuse("the URL has userinfo")
+            same_origin = _origin(given.scheme, given.hostname, given.port) == _origin(
+                base.scheme, base.hostname, base.port
+            )
+            if not same_origin or not given.scheme:
+                raise _refuse("the URL is on another origin (scheme, host or port)")
+            if any(segment in (".", "..") for segment in given.path.split("/")):
+                raise _refuse("the path has a dot-segment")
+            path, query = given.path or "/", given.query
+        else:
+            if url.startswith("//"):
+                raise _refuse("a network-path reference ('//host') is not a path")
+            anchor = urlunsplit(("http", "api", base_path, "", ""))
+            joined = urlsplit(urljoin(anchor, url.lstrip("/")))
+            path, query = joined.path, joined.query
+    except ValueError as exc:
+        if str(exc).startswith("PageroSession"):
+            raise
+        raise _refuse(f"the URL cannot be parsed ({exc})") from None
+    _check_path(path, base_path)
+    return urlunsplit((base.scheme.lower(), base.netloc, path, query, ""))
+
+
+# --- 401: one forced refresh per access token ----------------------------------------------
+
+
+def _digest(access_token: str) -> str:
+    return hashlib.sha256(access_token.encode()).hexdigest()[:32]
+
+
+class ForcedRefreshPolicy:
+    """When the API answers 401 (RFC 6750 3.1, ``invalid_token``): refresh once, retry once.
+
+    At most one forced refresh per access token: :func:`~django_pagero_oauth.tokens.refresh`
+    with ``force=True`` is single-flight per rejected access token, and an access token that
+    itself came out of a forced refresh is never force-refreshed again; its 401 goes back to
+    the caller as it is (the API refuses this user something; a new token will not change
+    that, and every refresh would use up a single-use refresh token). Such tokens are
+    remembered by this object (one per session) and, by a digest that reveals nothing, in
+    Django's default cache until they expire, so that other sessions, processes and hosts
+    (with a shared cache) do not rotate them either. The access token's normal expiry refresh
+    is untouched.
+    """
+
+    cache_prefix = "django_pagero_oauth:forced-refresh:"
+
+    def __init__(self) -> None:
+        self._fresh: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"<ForcedRefreshPolicy remembered={len(self._fresh)}>"
+
+    def _key(self, digest: str) -> str:
+        return f"{self.cache_prefix}{digest}"
+
+    @staticmethod
+    def _ttl(token: PageroToken) -> int:
+        return max(1, int((token.access_token_expires_at - timezone.now()).total_seconds()) + 1)
+
+    def may_refresh(self, rejected: PageroToken) -> bool:
+        """May a 401 with ``rejected``'s access token cause a forced refresh?"""
+        digest = _digest(rejected.access_token)
+        if digest in self._fresh:
+            return False
+        return caches[DEFAULT_CACHE_ALIAS].get(self._key(digest)) is None
+
+    def refreshed(self, fresh: PageroToken) -> None:
+        """Remember that ``fresh`` came out of a forced refresh."""
+        digest = _digest(fresh.access_token)
+        self._fresh.add(digest)
+        caches[DEFAULT_CACHE_ALIAS].set(self._key(digest), True, self._ttl(fresh))
+
+    async def amay_refresh(self, rejected: PageroToken) -> bool:
+        """:meth:`may_refresh` for async clients."""
+        digest = _digest(rejected.access_token)
+        if digest in self._fresh:
+            return False
+        return await caches[DEFAULT_CACHE_ALIAS].aget(self._key(digest)) is None
+
+    async def arefreshed(self, fresh: PageroToken) -> None:
+        """:meth:`refreshed` for async clients."""
+        digest = _digest(fresh.access_token)
+        self._fresh.add(digest)
+        await caches[DEFAULT_CACHE_ALIAS].aset(self._key(digest), True, self._ttl(fresh))
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+class BearerAuth(requests.auth.AuthBase):
+    """Sets ``Authorization: Bearer`` (RFC 6750 2.1) on the prepared request, and only there.
+
+    ``repr`` shows no token.
+    """
+
+    def __init__(self, access_token: str) -> None:
+        self._access_token = access_token
+
+    def __repr__(self) -> str:
+        return "<BearerAuth>"
+
+    @sensitive_variables()
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._access_token}"
+        return request
+
+
+def _detached(exc: BaseException) -> BaseException:
+    """``exc`` fit to leave this package: no traceback below the package, no chained
+    exceptions (whose frames in ``requests`` and ``urllib3`` hold the prepared headers).
+
+    A ``requests`` exception becomes a new one of the same class and message, so callers'
+    ``except requests.ConnectionError`` keeps working; its ``request`` is a copy without the
+    ``Authorization`` header.
+    """
+    if isinstance(exc, requests.RequestException):
+        request = None
+        if isinstance(exc.request, requests.PreparedRequest):
+            request = exc.request.copy()
+            request.headers.pop("Authorization", None)
+        try:
+            fresh: BaseException = type(exc)(str(exc), request=request)
+        except Exception:  # a subclass with another constructor
+            fresh = requests.RequestException(str(exc), request=request)
+        return fresh
+    exc.__cause__ = exc.__context__ = None
+    exc.__suppress_context__ = True
+    return exc.with_traceback(None)
 
 
 class PageroSession(requests.Session):
@@ -45,6 +250,7 @@ class PageroSession(requests.Session):
             raise ValueError("The token given to PageroSession belongs to another user.")
         self.user = user
         self._token = token
+        self.forced_refresh = ForcedRefreshPolicy()
         base = base_url if base_url is not None else app_settings.API_BASE_URL
         self.base_url = base if base.endswith("/") else f"{base}/"
         self.headers["Accept"] = "application/json"
@@ -54,31 +260,39 @@ class PageroSession(requests.Session):
         return f"<PageroSession user_id={self.user.pk} base_url={self.base_url!r}>"
 
     def api_url(self, url: str) -> str:
-        """``url`` resolved against ``base_url``; an absolute URL must lie under ``base_url``.
+        """``url`` resolved against ``base_url`` by :func:`resolve_api_url` (which see)."""
+        return resolve_api_url(url, self.base_url)
 
-        The user's bearer token goes to Pagero's API and nowhere else (RFC 6750 5.3).
-        """
-        if urlsplit(url).scheme:
-            if not url.startswith(self.base_url):
-                raise ValueError(
-                    "PageroSession sends the bearer token only to URLs under API_BASE_URL; "
-                    "use a relative path."
-                )
-            return url
-        return urljoin(self.base_url, url.lstrip("/"))
+    def rebuild_auth(
+        self, prepared_request: requests.PreparedRequest, response: requests.Response
+    ) -> None:
+        """A redirect (only with ``allow_redirects=True``) keeps the bearer token only when its
+        target passes :func:`resolve_api_url`; ``~/.netrc`` is never consulted."""
+        try:
+            resolve_api_url(prepared_request.url or "", self.base_url)
+        except ValueError:
+            prepared_request.headers.pop("Authorization", None)
 
+    @sensitive_variables()
     def _send_with(
         self, token: PageroToken, method: str, url: str, kwargs: dict[str, Any]
     ) -> requests.Response:
-        headers = dict(kwargs.pop("headers", None) or {})
-        headers["Authorization"] = f"Bearer {token.access_token}"
-        return super().request(method, url, headers=headers, **kwargs)
+        failure: BaseException
+        try:
+            return super().request(method, url, auth=BearerAuth(token.access_token), **kwargs)
+        except Exception as exc:  # any: detached, then raised again below
+            failure = _detached(exc)
+        raise failure  # outside the except block: no implicit __context__
 
+    @sensitive_variables()
     def request(
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
         if args:
             raise TypeError("PageroSession.request() takes keyword arguments after the URL")
+        if kwargs.get("auth") is not None:
+            raise TypeError("PageroSession sets the Authorization header itself; pass no auth")
+        kwargs.pop("auth", None)
         method = method.decode() if isinstance(method, bytes) else method
         full_url = self.api_url(url.decode() if isinstance(url, bytes) else url)
         if kwargs.get("timeout") is None:
@@ -86,12 +300,23 @@ class PageroSession(requests.Session):
         kwargs.setdefault("allow_redirects", False)
         token = self._current_token()
         response = self._send_with(token, method, full_url, dict(kwargs))
-        if response.status_code == 401:
+        if response.status_code == 401 and self.forced_refresh.may_refresh(token):
             # RFC 6750 3.1: the access token was rejected; one forced single-flight refresh.
             response.close()
             token = self._token = refresh(token, force=True)
+            self.forced_refresh.refreshed(token)
             response = self._send_with(token, method, full_url, dict(kwargs))
         return response
+
+    def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        """GET without following redirects unless asked (``requests`` follows them for GET)."""
+        kwargs.setdefault("allow_redirects", False)
+        return self.request("GET", url, **kwargs)
+
+    def options(self, url: str | bytes, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        """OPTIONS without following redirects unless asked."""
+        kwargs.setdefault("allow_redirects", False)
+        return self.request("OPTIONS", url, **kwargs)
 
     def _current_token(self) -> PageroToken:
         """The token this session holds while it is not expiring; else a valid one, fetched.

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import app_settings
 from .exceptions import TokenDecryptionError
@@ -28,12 +29,14 @@ _HKDF_INFO = b"token-encryption-v1"
 
 
 @lru_cache(maxsize=16)
+@sensitive_variables()
 def derive_key(secret: str) -> bytes:
     """A Fernet key derived from a Django ``SECRET_KEY`` (HKDF-SHA256, RFC 5869)."""
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=_HKDF_INFO)
     return base64.urlsafe_b64encode(hkdf.derive(secret.encode()))
 
 
+@sensitive_variables()
 def configured_keys() -> tuple[str, ...]:
     """The key list in force, newest first."""
     keys = app_settings.ENCRYPTION_KEYS
@@ -44,16 +47,19 @@ def configured_keys() -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=8)
+@sensitive_variables()
 def _fernet_for(keys: tuple[str, ...]) -> MultiFernet:
     try:
         return MultiFernet([Fernet(key.encode()) for key in keys])
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError):
+        # Not "from exc": the frames of cryptography's error hold the key.
         raise TokenDecryptionError(
             "PAGERO_OAUTH['ENCRYPTION_KEYS'] must hold Fernet keys "
             "(32 url-safe base64-encoded bytes, e.g. from Fernet.generate_key())."
-        ) from exc
+        ) from None
 
 
+@sensitive_variables()
 def get_fernet() -> MultiFernet:
     """The MultiFernet for the settings in force (cached per key list, so rotation applies)."""
     keys = configured_keys()

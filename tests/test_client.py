@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 import requests
+from django.utils import timezone
 
 from django_pagero_oauth import get_client
-from django_pagero_oauth.client import PageroSession
+from django_pagero_oauth.client import BearerAuth, PageroSession
 from django_pagero_oauth.exceptions import PageroAuthorizationRequired, PageroUnavailable
 from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.oauth import revoke_token
@@ -105,6 +106,68 @@ def test_a_second_401_is_returned_without_a_loop(user, pagero_mock, pagero_token
     assert counts(pagero_mock) == (2, 1)
 
 
+def test_a_token_from_a_forced_refresh_is_never_force_refreshed_again(
+    user, pagero_mock, pagero_token_factory
+):
+    """Issue 9, part 6: an API that keeps answering 401 (it refuses this user something)
+    used to cost one single-use refresh token per call. One forced refresh per access token:
+    the token that came out of it is not forced again, its 401 goes back as it is."""
+    stored = pagero_token_factory(user)
+    pagero_mock.mock.add_fault(Fault(endpoint="api", status=401, times=100))
+    session = get_client(user)
+
+    statuses = [session.get("v1/me").status_code for _ in range(10)]
+
+    assert statuses == [401] * 10
+    assert counts(pagero_mock) == (11, 1)  # the first call's retry, then one request per call
+    fresh = PageroToken.objects.get(pk=stored.pk)
+    assert fresh.refresh_token == pagero_mock.mock.issued_refresh_tokens[-1]
+    assert session.get("v1/me").request.headers["Authorization"] == f"Bearer {fresh.access_token}"
+
+
+def test_other_sessions_do_not_force_that_token_either(user, pagero_mock, pagero_token_factory):
+    """Views and jobs make a session each: the rule holds across them (Django's cache)."""
+    pagero_token_factory(user)
+    pagero_mock.mock.add_fault(Fault(endpoint="api", status=401, times=100))
+
+    statuses = [get_client(user).get("v1/documents").status_code for _ in range(10)]
+
+    assert statuses == [401] * 10
+    assert counts(pagero_mock) == (11, 1)
+
+
+def test_a_token_from_an_expiry_refresh_may_be_forced_once(user, pagero_mock, pagero_token_factory):
+    """The rule is about tokens a forced refresh produced: a token from the ordinary expiry
+    refresh that the API rejects still gets its one forced refresh."""
+    stored = pagero_token_factory(user)
+    pagero_mock.mock.add_fault(Fault(endpoint="api", status=401, times=2))
+    session = get_client(user)
+    assert session.get("v1/me").status_code == 401  # forced once, the retry refused too
+    PageroToken.objects.filter(pk=stored.pk).update(access_token_expires_at=timezone.now())
+    session = get_client(user)  # reads the expired token: an ordinary refresh first
+
+    response = session.get("v1/me")
+
+    assert response.status_code == 200
+    assert counts(pagero_mock) == (3, 2)
+    revoke_token(PageroToken.objects.get(pk=stored.pk).access_token, token_type_hint="access_token")
+    assert session.get("v1/me").status_code == 200  # its 401 forced one refresh
+    assert counts(pagero_mock) == (5, 3)
+
+
+def test_the_forced_refresh_policy_holds_no_token(user, pagero_mock, pagero_token_factory):
+    stored = pagero_token_factory(user)
+    revoke_token(stored.access_token, token_type_hint="access_token")
+    session = get_client(user)
+    assert session.get("v1/me").status_code == 200
+    fresh = PageroToken.objects.get(pk=stored.pk)
+    policy = session.forced_refresh
+    assert not policy.may_refresh(fresh)
+    for secret in (stored.access_token, fresh.access_token):
+        assert secret not in repr(policy)
+        assert secret not in str(vars(policy))
+
+
 def test_other_errors_are_returned_as_they_are(user, pagero_mock, pagero_token_factory):
     pagero_token_factory(user)
     pagero_mock.mock.add_fault(Fault(endpoint="api", status=503))
@@ -180,10 +243,10 @@ def test_no_token_or_secret_in_logs_or_exceptions(
     session = get_client(user)
     assert session.get("v1/me").status_code == 200  # refresh, 401, forced refresh, retry
     fresh = PageroToken.objects.get(pk=stored.pk)
-    pagero_mock.mock.add_fault(Fault(endpoint="api", status=401))
+    PageroToken.objects.filter(pk=stored.pk).update(access_token_expires_at=timezone.now())
     pagero_mock.mock.add_fault(Fault(endpoint="token", status=500))
     with pytest.raises(PageroUnavailable) as caught:
-        session.get("v1/me")
+        get_client(user).get("v1/me")
 
     secrets = [
         stored.access_token,
@@ -272,3 +335,36 @@ def test_a_session_replaces_its_token_when_it_is_expiring(user, pagero_mock, pag
 def test_a_session_refuses_another_users_token(user, other_user, pagero_mock, pagero_token_factory):
     with pytest.raises(ValueError, match="another user"):
         get_client(other_user, token=pagero_token_factory(user))
+
+
+def test_the_bearer_header_is_set_on_the_prepared_request_only(
+    user, pagero_mock, pagero_token_factory, monkeypatch
+):
+    """Not in a headers dict handed through requests (whose frames would hold it), but by an
+    auth object applied to the prepared request; its repr shows no token."""
+    stored = pagero_token_factory(user)
+    handed: list[dict[str, Any]] = []
+    original = requests.Session.request
+
+    def spy(self: Any, method: str, url: str, **kwargs: Any) -> requests.Response:
+        handed.append(kwargs)
+        return original(self, method, url, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", spy)
+    response = get_client(user).get("v1/me", headers={"Authorization": "Bearer forged"})
+
+    assert response.request.headers["Authorization"] == f"Bearer {stored.access_token}"
+    assert len(handed) == 1
+    assert all(
+        stored.access_token not in str(value) for value in (handed[0].get("headers") or {}).values()
+    )
+    assert isinstance(handed[0]["auth"], BearerAuth)
+    assert repr(handed[0]["auth"]) == "<BearerAuth>"
+    assert stored.access_token not in str(vars(handed[0]["auth"]).keys())
+
+
+def test_an_auth_argument_is_refused(user, pagero_mock, pagero_token_factory):
+    pagero_token_factory(user)
+    with pytest.raises(TypeError, match="Authorization header itself"):
+        get_client(user).get("v1/me", auth=("user", "password"))
+    assert counts(pagero_mock) == (0, 0)

@@ -316,9 +316,10 @@ def test_error_report_of_an_unexpected_failure_hides_secrets(
     marked with ``sensitive_variables`` (honoured when DEBUG is False, as here). In the frames
     of django-pagero-oauth, the refresh token and the client secret must be hidden.
 
-    Not checked: frames of ``requests`` itself (out of this package's hands: SECURITY.rst), and
-    the authorization code (Django shows the request, with the callback's query string, in
-    every report; the code is single-use and short-lived)."""
+    The whole report, frames of ``requests`` and ``urllib3`` included, is scanned in
+    ``test_error_reports.py``. Not checked: the authorization code (Django shows the request,
+    with the callback's query string, in every report; the code is single-use and
+    short-lived)."""
     token = pagero_token_factory(user)
     secrets = Secrets()
     secrets.add("refresh token", token.refresh_token)

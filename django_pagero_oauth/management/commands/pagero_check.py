@@ -32,6 +32,7 @@ from django.core.management.base import CommandParser
 from django.db import router
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
+from django.views.decorators.debug import sensitive_variables
 
 from ...checks import check_stored_tokens_decrypt, run_configuration_checks
 from ...conf import app_settings
@@ -196,6 +197,7 @@ class Command(PageroCommand):
 
     # --- endpoints ----------------------------------------------------------------------
 
+    @sensitive_variables()  # the client credentials, and requests' frames below
     def request(
         self,
         method: str,
@@ -287,6 +289,7 @@ class Command(PageroCommand):
             )
         return None
 
+    @sensitive_variables()  # the client credentials, and requests' frames below
     def probe_token_endpoint(self) -> Result:
         form, headers = client_auth(
             {
@@ -325,6 +328,7 @@ class Command(PageroCommand):
             % {"error": error or "-", "status": answer.status, "description": description},
         )
 
+    @sensitive_variables()  # the client credentials, and requests' frames below
     def probe_revoke_endpoint(self) -> Result:
         if not app_settings.REVOKE_URL:
             return Result(
