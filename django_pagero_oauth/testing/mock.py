@@ -262,6 +262,18 @@ def _html_error(description: str) -> MockResponse:
     )
 
 
+def _with_fields(response: MockResponse, fields: dict[str, Any]) -> MockResponse:
+    """``response`` (a JSON object answer) with ``fields`` replaced or, for OMIT, removed."""
+    data = dict(response.json())
+    for name, value in fields.items():
+        if value is OMIT:
+            data.pop(name, None)
+        else:
+            data[name] = value
+    headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
+    return MockResponse(response.status, headers, json.dumps(data).encode(), delay=response.delay)
+
+
 def _redirect(uri: str, params: dict[str, str]) -> MockResponse:
     """302 to ``uri`` with ``params`` added, keeping an existing query (RFC 6749 3.1.2)."""
     split = urlsplit(uri)
@@ -301,6 +313,10 @@ class Fault:
     drop: bool = False
     #: Process normally but leave ``refresh_token`` out (the old one stays valid).
     omit_refresh_token: bool = False
+    #: Process normally (codes and refresh tokens are used up, new tokens issued), then change
+    #: these fields of the JSON answer; :data:`OMIT` removes a field. For off-spec answers
+    #: that still carry real tokens, e.g. ``{"expires_in": "600", "scope": OMIT}``.
+    fields: dict[str, Any] | None = None
     #: For ``endpoint="authorize"``: :data:`OMIT` (or ``None``) leaves ``iss`` out, a string
     #: is sent instead of the real issuer; ``...`` (the default) changes nothing.
     iss: str | Literal[_Omit.OMIT] | EllipsisType | None = ...
@@ -553,6 +569,8 @@ class MockPagero:
                 else:
                     response.headers.extend(fault.headers)
                     response.delay = fault.delay
+        if fault is not None and fault.fields is not None and response.status == 200:
+            response = _with_fields(response, fault.fields)
         if count_key == "refresh_token" and (
             response.drop_connection or not 200 <= response.status < 300
         ):
