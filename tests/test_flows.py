@@ -48,8 +48,9 @@ def test_start_flow_stores_one_entry_per_state(user: Any) -> None:
         "redirect_uri": REDIRECT_URI,
         "next_url": "/next/",
         "created": flow.created,
-        "code_verifier": None,
+        "code_verifier": flow.code_verifier,
     }
+    assert flow.code_verifier is not None
     assert before <= flow.created <= time.time()
 
 
@@ -62,14 +63,14 @@ def test_state_has_at_least_128_random_bits(user: Any) -> None:
         assert len(base64.urlsafe_b64decode(state + "=" * (-len(state) % 4))) * 8 >= 128
 
 
-def test_pkce_verifier_only_when_enabled(user: Any, settings: Any) -> None:
+def test_pkce_verifier_by_default_and_none_when_disabled(user: Any, settings: Any) -> None:
     request = make_request(user)
-    assert start(request).code_verifier is None
-    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "PKCE": True}
-    verifier = start(request).code_verifier
+    verifier = start(request).code_verifier  # PKCE is on by default (RFC 9700 2.1.1)
     assert verifier is not None
     assert 43 <= len(verifier) <= 128  # RFC 7636 4.1
     assert UNRESERVED.fullmatch(verifier)
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "PKCE": False}
+    assert start(request).code_verifier is None
 
 
 def test_pop_returns_the_flow_and_removes_it(user: Any) -> None:

@@ -452,9 +452,12 @@ class MockPagero:
         refresh_token_lifetime: int = 3 * 365 * 24 * 3600,
         clock: Callable[[], float] = time.time,
         redirect_uris: Iterable[str] | None = None,
+        require_pkce: bool = False,
     ) -> None:
         """``issuer=None`` uses each request's ``base_url``; ``redirect_uris=None`` accepts any
-        absolute http(s) URI, a list accepts exactly those (Pagero's registered URIs)."""
+        absolute http(s) URI, a list accepts exactly those (Pagero's registered URIs).
+        ``require_pkce`` refuses an authorization request without a ``code_challenge`` (as
+        RFC 9700 2.1.1 lets a server do); by default PKCE is accepted, not required (Pagero)."""
         self.client_id = client_id
         self.client_secret = client_secret
         self.issuer = issuer
@@ -463,6 +466,7 @@ class MockPagero:
         self.refresh_token_lifetime = refresh_token_lifetime
         self.clock = clock
         self.redirect_uris = None if redirect_uris is None else list(redirect_uris)
+        self.require_pkce = require_pkce
         self.lock = threading.Lock()
         self.counts: collections.Counter[str] = collections.Counter()
         self.issued_refresh_tokens: list[str] = []
@@ -681,6 +685,8 @@ class MockPagero:
         method = _single(params, "code_challenge_method")
         if challenge is None and method is not None:
             raise _AuthorizeError("invalid_request", "code_challenge_method without a challenge.")
+        if challenge is None and self.require_pkce:
+            raise _AuthorizeError("invalid_request", "code_challenge is required (PKCE).")
         if challenge is not None:
             if method is None:
                 raise _AuthorizeError(
@@ -1345,6 +1351,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--client-id", default="mock-client-id")
     parser.add_argument("--client-secret", default="mock-client-secret")
     parser.add_argument("--issuer", default=None, help="default: the server's URL")
+    parser.add_argument(
+        "--require-pkce", action="store_true", help="refuse logins without a code_challenge"
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser
 
@@ -1362,6 +1371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         issuer=args.issuer,
         expires_in=args.expires_in,
         code_lifetime=args.code_lifetime,
+        require_pkce=args.require_pkce,
     )
     server = MockPageroServer(mock, host=args.host, port=args.port, verbose=args.verbose)
     if threading.current_thread() is threading.main_thread():
