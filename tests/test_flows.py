@@ -230,3 +230,81 @@ def test_a_malformed_session_value_is_ignored(user: Any) -> None:
     request.session[flows.SESSION_KEY] = ["not", "a", "dict"]
     flow = start(request)
     assert list(request.session[flows.SESSION_KEY]) == [flow.state]
+
+
+# --- spending a state is atomic (issue 9) -------------------------------------------------------
+
+
+def test_two_requests_of_one_session_cannot_both_spend_a_state(user: Any) -> None:
+    """A double click on the callback: both requests loaded the session before either saved;
+    exactly one gets the flow."""
+    request = make_request(user)
+    flow = start(request)
+    request.session.save()
+    first = make_request(user, request.session.session_key)
+    second = make_request(user, request.session.session_key)
+    assert flow.state in first.session[flows.SESSION_KEY]  # both loaded now
+    assert flow.state in second.session[flows.SESSION_KEY]
+
+    assert flows.pop_flow(first, flow.state) == flow
+    with pytest.raises(CallbackError, match="unknown or was already used"):
+        flows.pop_flow(second, flow.state)
+
+
+def test_a_stale_session_saved_later_does_not_bring_a_spent_state_back(user: Any) -> None:
+    """Tab B loaded the session before the callback in tab A spent the state, and saves it
+    after (here: tab B starts another login). The entry is back in the session; the state
+    stays spent."""
+    request = make_request(user)
+    flow = start(request)
+    request.session.save()
+    session_key = request.session.session_key
+    tab_b = make_request(user, session_key)
+    assert flow.state in tab_b.session[flows.SESSION_KEY]  # loaded before the callback
+
+    flows.pop_flow(make_request(user, session_key), flow.state)  # tab A's callback
+    start(tab_b)
+    tab_b.session.save()  # what SessionMiddleware does at the end of tab B's request
+    assert flow.state in stored_flows(session_key)  # the race is real: the entry is back
+
+    with pytest.raises(CallbackError, match="unknown or was already used"):
+        flows.pop_flow(make_request(user, session_key), flow.state)
+
+
+def test_a_rolled_back_transaction_does_not_unspend_a_state(user: Any) -> None:
+    """With ATOMIC_REQUESTS, a failing callback rolls back the database session's save; the
+    state stays spent (the cache is outside any transaction)."""
+    from django.db import transaction
+
+    request = make_request(user)
+    flow = start(request)
+    request.session.save()
+    session_key = request.session.session_key
+
+    class Failure(Exception):
+        pass
+
+    with pytest.raises(Failure), transaction.atomic():
+        flows.pop_flow(make_request(user, session_key), flow.state)
+        raise Failure
+    assert flow.state in stored_flows(session_key)  # the session's removal was rolled back
+
+    with pytest.raises(CallbackError, match="unknown or was already used"):
+        flows.pop_flow(make_request(user, session_key), flow.state)
+
+
+def test_spend_state_is_atomic_across_threads(user: Any, run_in_threads: Any) -> None:
+    state = flows.generate_state()
+    results = run_in_threads(lambda index: flows.spend_state(state), 8)
+    assert sorted(results) == [False] * 7 + [True]
+    assert flows.spend_state(flows.generate_state()) is True  # another state is not spent
+
+
+def test_the_spent_mark_names_no_state(user: Any) -> None:
+    from django.core.cache import cache
+
+    request = make_request(user)
+    flow = start(request)
+    flows.pop_flow(request, flow.state)
+    keys = [key for key in cache._cache if flows.SPENT_STATE_KEY_PREFIX in key]  # type: ignore[attr-defined]
+    assert keys and all(flow.state not in key for key in keys)
