@@ -127,7 +127,7 @@ class Codes:
     LIFETIME = f"{APP}.E013"
     UNKNOWN_KEYS = f"{APP}.W001"
     PROTECTED_WITHOUT_MIDDLEWARE = f"{APP}.W002"
-    PKCE_OFF = f"{APP}.W003"
+    PKCE_OFF = f"{APP}.W004"
 
 
 def _user_settings() -> dict[str, Any]:

@@ -176,7 +176,7 @@ def test_protected_paths_without_our_middleware(settings: Any, pagero: Callable[
 
 @pytest.mark.parametrize("value", [False, 0, ""])
 def test_pkce_off_is_a_security_warning(pagero: Callable[..., None], value: Any) -> None:
-    """PKCE is the default (RFC 9700 2.1.1); turning it off works, with a warning (W003)."""
+    """PKCE is the default (RFC 9700 2.1.1); turning it off works, with a warning (W004)."""
     pagero(PKCE=value)
     messages = checks.check_pkce()
     assert ids(messages) == [Codes.PKCE_OFF]

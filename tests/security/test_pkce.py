@@ -1,7 +1,7 @@
 """PKCE (RFC 7636), on by default (RFC 9700 2.1.1; issue 9): S256 only, a fresh strong verifier
 per flow, sent with the exchange (item 5). The strict mock checks the verifier against the
 challenge, so a flow that completes proves it was sent and matched. ``PKCE: False`` (Pagero's
-documented flow without it) stays possible, with system check W003."""
+documented flow without it) stays possible, with system check W004."""
 
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ def test_pkce_off_sends_no_challenge_and_no_verifier(
     browser: Browser, transport: list[Any]
 ) -> None:
     """``PKCE: False``: Pagero's documented flow without PKCE stays exactly that, and the
-    system check warns about it (W003)."""
+    system check warns about it (W004)."""
     authorize_url = browser.start_login()
     params = query_of(authorize_url)
     assert "code_challenge" not in params and "code_challenge_method" not in params
