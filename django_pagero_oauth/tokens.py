@@ -340,7 +340,7 @@ def revocable_refresh_token(user_pk: Any, *, using: str) -> tuple[str, str] | No
         return None
     try:
         previous = PageroToken.objects.db_manager(using).filter(user_id=user_pk).locked().first()
-        if previous is None or previous.needs_reauthorization:
+        if previous is None or previous.needs_reauthorization or not previous.refresh_token:
             return None
         return previous.refresh_token, previous.fingerprint
     except TokenDecryptionError:
