@@ -328,6 +328,7 @@ def revoke(token: PageroToken, *, local_only: bool = False) -> Revocation:
     return result
 
 
+@sensitive_variables("previous")
 def revocable_refresh_token(user_pk: Any, *, using: str) -> tuple[str, str] | None:
     """The user's stored refresh token and its fingerprint, when it is worth revoking.
 
@@ -359,6 +360,7 @@ def revoke_after_commit(refresh_token: str, *, fingerprint: str, using: str, why
     fail, or block, the login or the delete that dropped the token.
     """
 
+    @sensitive_variables()
     def revoke_now() -> None:
         try:
             oauth.revoke_token(refresh_token, token_type_hint="refresh_token")
@@ -375,6 +377,7 @@ def revoke_after_commit(refresh_token: str, *, fingerprint: str, using: str, why
     transaction.on_commit(revoke_now, using=using, robust=True)
 
 
+@sensitive_variables("previous")
 def revoke_on_user_delete(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
     """``pre_delete`` receiver of the user model: revoke the user's refresh token at Pagero
     after the delete commits (the row itself goes with the user, ``on_delete=CASCADE``)."""
