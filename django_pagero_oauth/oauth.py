@@ -150,6 +150,10 @@ class TokenResponse:
           using a token of a type the client does not understand, and this client sends bearer
           tokens only.
 
+        Without a usable access token a body is not a token response at all (RFC 6749 5.1
+        requires one; more likely a proxy's or a broken server's JSON), so a ``refresh_token``
+        in it is not trusted either.
+
         Everything else is repaired, with a warning that names the field (never its value):
         ``expires_in`` as a numeric string or a float is read as a number; missing, ``null``,
         not a number, zero or negative, it is Pagero's 600 s (:data:`DEFAULT_EXPIRES_IN`); a
