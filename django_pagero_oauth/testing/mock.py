@@ -1102,6 +1102,12 @@ class MockPagero:
             elif iss == "OMIT":
                 iss = OMIT
             header_lines = form.get("header", [])
+            # "field" lines are "name=<JSON value>" or "name=OMIT", like Fault.fields.
+            fields: dict[str, Any] | None = None
+            for line in form.get("field", []):
+                name, _, raw = line.partition("=")
+                fields = fields or {}
+                fields[name.strip()] = OMIT if raw.strip() == "OMIT" else json.loads(raw)
             fault = Fault(
                 endpoint=_single(form, "endpoint") or "",
                 grant_type=_single(form, "grant_type"),
@@ -1112,6 +1118,7 @@ class MockPagero:
                 delay=float(_single(form, "delay") or 0),
                 drop=flag("drop"),
                 omit_refresh_token=flag("omit_refresh_token"),
+                fields=fields,
                 iss=iss,
                 times=int(_single(form, "times") or 1),
                 process=flag("process"),

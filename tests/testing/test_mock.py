@@ -947,6 +947,12 @@ def test_fault_over_http(server: MockPageroServer, mock: MockPagero) -> None:
     assert refreshed.status_code == 429 and refreshed.headers["Retry-After"] == "7"
     bad = requests.post(server.url + "/_mock/fault", data={"endpoint": "nope"}, timeout=5)
     assert bad.status_code == 400
+    fields = {"endpoint": "token", "field": ['expires_in="600"', "scope=OMIT"]}
+    assert requests.post(server.url + "/_mock/fault", data=fields, timeout=5).status_code == 200
+    altered = refresh(server, mock.issue_tokens()["refresh_token"]).json()
+    assert altered["expires_in"] == "600" and "scope" not in altered
+    bad_json = {"endpoint": "token", "field": "expires_in=six hundred"}
+    assert requests.post(server.url + "/_mock/fault", data=bad_json, timeout=5).status_code == 400
 
 
 # --- control endpoints, adapters, CLI -----------------------------------------------------
