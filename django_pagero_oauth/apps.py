@@ -9,6 +9,16 @@ class PageroOAuthConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.conf import settings
+        from django.db.models.signals import pre_delete
+
         from . import checks
+        from .tokens import revoke_on_user_delete
 
         checks.register()
+        # Deleting a user revokes their refresh token at Pagero (with REVOKE_URL), after commit.
+        pre_delete.connect(
+            revoke_on_user_delete,
+            sender=settings.AUTH_USER_MODEL,
+            dispatch_uid="django_pagero_oauth.revoke_on_user_delete",
+        )

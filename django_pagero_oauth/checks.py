@@ -61,6 +61,7 @@ class Messages:
     PROTECTED_WITHOUT_MIDDLEWARE = (
         f"PAGERO_OAUTH['PROTECTED_PATHS'] is set, but '{OUR_MIDDLEWARE}' is not in MIDDLEWARE."
     )
+    PKCE_OFF = "PAGERO_OAUTH['PKCE'] is off: logins do not use PKCE (RFC 7636)."
 
 
 class Hints:
@@ -103,6 +104,11 @@ class Hints:
         "Without the middleware those paths are NOT protected. Add it after "
         "AuthenticationMiddleware, or protect the views with the decorator or mixin."
     )
+    PKCE_OFF = (
+        "RFC 9700 (OAuth 2.0 Security Best Current Practice) requires PKCE of every client and "
+        "Pagero recommends it: without it a stolen authorization code can be redeemed. Remove "
+        "'PKCE': False unless your Pagero client cannot use PKCE."
+    )
 
 
 class Codes:
@@ -121,6 +127,7 @@ class Codes:
     LIFETIME = f"{APP}.E013"
     UNKNOWN_KEYS = f"{APP}.W001"
     PROTECTED_WITHOUT_MIDDLEWARE = f"{APP}.W002"
+    PKCE_OFF = f"{APP}.W004"
 
 
 def _user_settings() -> dict[str, Any]:
@@ -317,6 +324,13 @@ def check_unknown_keys(**kwargs: Any) -> list[CheckMessage]:
     ]
 
 
+def check_pkce(**kwargs: Any) -> list[CheckMessage]:
+    """PKCE is the default; turning it off is possible (Pagero's flow without it) but flagged."""
+    if app_settings.PKCE:
+        return []
+    return [Warning(Messages.PKCE_OFF, hint=Hints.PKCE_OFF, id=Codes.PKCE_OFF)]
+
+
 def check_mock_server(**kwargs: Any) -> list[CheckMessage]:
     if not settings.DEBUG and app_settings.ALLOW_MOCK_SERVER:
         return [
@@ -395,10 +409,11 @@ CONFIGURATION_CHECKS = (
     check_middleware,
     check_values,
     check_unknown_keys,
+    check_pkce,
     check_mock_server,
     check_encryption_keys,
 )
-_SECURITY_CHECKS = (check_https, check_mock_server)
+_SECURITY_CHECKS = (check_https, check_pkce, check_mock_server)
 
 
 def run_configuration_checks() -> list[CheckMessage]:

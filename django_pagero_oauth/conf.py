@@ -24,7 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "SCOPE": "all",
     "REDIRECT_URI": "",
     "CLIENT_AUTH_METHOD": "client_secret_basic",
-    "PKCE": False,
+    # RFC 9700 2.1.1 requires PKCE of every client; Pagero recommends it.
+    "PKCE": True,
     "ISSUER": "",
     "TIMEOUT": 10.0,
     "LOGIN_REDIRECT_URL": "",

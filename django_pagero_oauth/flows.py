@@ -4,15 +4,25 @@ Each login creates one entry (RFC 6749 10.12: ``state`` binds the redirect back 
 session that started it). The callback *pops* the entry on every path, so a replayed callback
 finds nothing. Entries expire after ``STATE_MAX_AGE`` seconds, and at most ``MAX_PENDING_FLOWS``
 are kept (the oldest go first), so two tabs can both log in.
+
+Removing the entry from the session is not enough to spend a state: a session is saved whole,
+so another request of the same browser that loaded it before the callback (a second tab, a
+double click on the same callback) saves the entry back, and a transaction that rolls back
+(``ATOMIC_REQUESTS`` and a failing view) takes a database session's removal with it. So the
+state is also *spent* with an atomic ``add`` to Django's default cache, which no session save
+and no transaction can undo; of two callbacks with one state, exactly one gets the flow.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import logging
 import time
 from dataclasses import asdict, dataclass
 
 from django.contrib.sessions.backends.base import UpdateError
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
@@ -21,6 +31,14 @@ from .exceptions import CallbackError
 from .oauth import generate_code_verifier, generate_state
 
 SESSION_KEY = "_pagero_oauth_flows"
+
+#: Prefix of the cache keys that mark a state as spent (followed by the state's SHA-256).
+SPENT_STATE_KEY_PREFIX = "django_pagero_oauth:spent-state:"
+
+#: Seconds a spent mark outlives ``STATE_MAX_AGE``: room for clocks of several hosts to differ.
+SPENT_STATE_MARGIN = 60
+
+logger = logging.getLogger("django_pagero_oauth")
 
 
 @dataclass(frozen=True)
@@ -68,11 +86,24 @@ def start_flow(request: HttpRequest, *, redirect_uri: str, next_url: str) -> Flo
     return flow
 
 
+def spend_state(state: str) -> bool:
+    """Mark ``state`` as used; True for the one caller that spends it, False if it was spent.
+
+    ``cache.add`` is atomic in every cache backend Django ships (a shared cache makes it so
+    across processes and hosts; ``LocMemCache`` only within one process). The mark lasts as long
+    as the flow could still be accepted, ``STATE_MAX_AGE`` from now, plus a margin.
+    """
+    digest = hashlib.sha256(state.encode("utf-8", "surrogatepass")).hexdigest()
+    timeout = max(app_settings.STATE_MAX_AGE, 0) + SPENT_STATE_MARGIN
+    return bool(caches[DEFAULT_CACHE_ALIAS].add(SPENT_STATE_KEY_PREFIX + digest, 1, timeout))
+
+
 def pop_flow(request: HttpRequest, state: str | None) -> Flow:
     """Remove and return the flow for ``state``; raise :class:`CallbackError` if it is not valid.
 
-    The entry is removed before any check, so whatever happens next it cannot be used again.
-    Valid means: present in this session, started by the user now logged in, not expired.
+    The state is spent (:func:`spend_state`) and its entry removed before any check, so whatever
+    happens next it cannot be used again. Valid means: present in this session, not spent
+    before, started by the user now logged in, not expired.
     """
     if not state:
         raise CallbackError(str(_("The answer from Pagero has no state.")), error="invalid_state")
@@ -83,6 +114,11 @@ def pop_flow(request: HttpRequest, state: str | None) -> Flow:
     match = next((key for key in pending if hmac.compare_digest(key.encode("utf-8"), given)), None)
     entry = pending.pop(match) if match is not None else None
     if match is not None:
+        if not spend_state(match):
+            # A stale copy of the session brought the entry back, or another request with this
+            # state is running right now: either way it was used already.
+            logger.warning("Pagero callback: a state that was already spent came back")
+            entry = None
         request.session[SESSION_KEY] = pending
         # Persist the removal now: SessionMiddleware does not save the session when the answer
         # is a 5xx (e.g. "Pagero is unavailable"), which would leave the state replayable.

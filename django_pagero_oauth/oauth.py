@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import logging
+import math
 import re
 import secrets
 import threading
@@ -42,6 +44,9 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 
 #: Access-token lifetime assumed when a response has no ``expires_in`` (Pagero's documented 600 s).
 DEFAULT_EXPIRES_IN = 600
+
+#: The longest access-token lifetime believed (a day); a longer ``expires_in`` is cut to it.
+MAX_EXPIRES_IN = 24 * 3600
 
 #: Form fields whose values are secret: never repeated from a server's error answer.
 SECRET_FIELDS = ("code", "code_verifier", "refresh_token", "token", "client_secret")
@@ -130,23 +135,66 @@ class TokenResponse:
         )
 
     @classmethod
-    def from_json(cls, data: Any) -> TokenResponse:
-        """Validate a parsed body; anything unusable raises :class:`InvalidTokenResponse`."""
+    def from_json(cls, data: Any, *, what: str = "token request") -> TokenResponse:
+        """Validate a parsed 200 body (RFC 6749 5.1); refuse it with :class:`InvalidTokenResponse`
+        only when it cannot be stored.
+
+        Once an answer carries a new refresh token, Pagero has rotated: the old refresh token is
+        dead, and refusing the answer would lose the user's connection. So an answer WITH a
+        refresh token is refused only when it cannot be stored and used:
+
+        - it is not a JSON object;
+        - ``access_token`` is missing, empty or not a string;
+        - ``refresh_token`` is present but empty or not a string;
+        - ``token_type`` names another type (``mac``, ``DPoP``, ...): RFC 6749 7.1 forbids
+          using a token of a type the client does not understand, and this client sends bearer
+          tokens only.
+
+        Without a usable access token a body is not a token response at all (RFC 6749 5.1
+        requires one; more likely a proxy's or a broken server's JSON), so a ``refresh_token``
+        in it is not trusted either.
+
+        Everything else is repaired, with a warning that names the field (never its value):
+        ``expires_in`` as a numeric string or a float is read as a number; missing, ``null``,
+        not a number, zero or negative, it is Pagero's 600 s (:data:`DEFAULT_EXPIRES_IN`); a
+        missing or empty ``token_type`` is taken as bearer (Pagero documents ``"bearer"``), in
+        any case and with surrounding blanks; ``scope``, ``claims`` and ``id_token`` are
+        informational and default to empty.
+
+        An answer WITHOUT a refresh token (the server kept the old one, RFC 6749 6) loses
+        nothing when refused, so it is held to the letter: ``token_type`` must be bearer (any
+        case) and ``expires_in``, when present, a positive integer.
+
+        Either way, an ``expires_in`` above :data:`MAX_EXPIRES_IN` is cut to it: a far-future
+        expiry could not even be stored as a date.
+        """
         if not isinstance(data, dict):
             raise InvalidTokenResponse("the token response is not a JSON object")
         access_token = data.get("access_token")
         if not isinstance(access_token, str) or not access_token:
             raise InvalidTokenResponse("the token response has no access_token")
-        token_type = data.get("token_type")
-        if not isinstance(token_type, str) or token_type.lower() != "bearer":
-            # RFC 6749 5.1: token_type is REQUIRED and case-insensitive.
-            raise InvalidTokenResponse("the token response is not a bearer token")
-        expires_in = data.get("expires_in", DEFAULT_EXPIRES_IN)
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
-            raise InvalidTokenResponse("the token response has an invalid expires_in")
         refresh_token = data.get("refresh_token")
         if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
             raise InvalidTokenResponse("the token response has an invalid refresh_token")
+        rotated = refresh_token is not None
+        token_type = data.get("token_type")
+        if rotated and (token_type is None or token_type == ""):
+            logger.warning("Pagero %s: the token response has no token_type; taken as bearer", what)
+            token_type = "bearer"
+        if rotated and isinstance(token_type, str):
+            token_type = token_type.strip()
+        if not isinstance(token_type, str) or token_type.lower() != "bearer":
+            # RFC 6749 5.1: token_type is REQUIRED and case-insensitive.
+            raise InvalidTokenResponse("the token response is not a bearer token")
+        if rotated:
+            expires_in = _lenient_expires_in(data.get("expires_in"), what)
+        else:
+            expires_in = data.get("expires_in", DEFAULT_EXPIRES_IN)
+            if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
+                raise InvalidTokenResponse("the token response has an invalid expires_in")
+        if expires_in > MAX_EXPIRES_IN:
+            logger.warning("Pagero %s: expires_in is over %s s; cut to it", what, MAX_EXPIRES_IN)
+            expires_in = MAX_EXPIRES_IN
         return cls(
             access_token=access_token,
             token_type="bearer",
@@ -156,6 +204,25 @@ class TokenResponse:
             claims=_text(data.get("claims")),
             id_token=_text(data.get("id_token")),
         )
+
+
+def _lenient_expires_in(value: Any, what: str) -> int:
+    """``expires_in`` of an answer that must not be lost: a number, or Pagero's 600 s."""
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value.strip())
+    if number is not None and math.isfinite(number) and number >= 1:
+        if not isinstance(number, int) or isinstance(value, str):
+            logger.warning("Pagero %s: expires_in is not an integer; read as a number", what)
+        return int(min(number, MAX_EXPIRES_IN + 1))
+    state = "missing" if value is None else "unusable"
+    logger.warning(
+        "Pagero %s: expires_in is %s; assuming Pagero's %s s", what, state, DEFAULT_EXPIRES_IN
+    )
+    return DEFAULT_EXPIRES_IN
 
 
 def _text(value: Any) -> str:
@@ -323,7 +390,7 @@ def _token_request(data: dict[str, str], what: str) -> TokenResponse:
     if parsed is None:
         raise InvalidTokenResponse(f"{what}: the answer is not JSON", status_code=status)
     try:
-        return TokenResponse.from_json(parsed)
+        return TokenResponse.from_json(parsed, what=what)
     except InvalidTokenResponse as exc:
         logger.warning("Pagero %s: unusable token response (%s)", what, exc.description)
         raise

@@ -40,6 +40,7 @@ from .exceptions import (
     PageroConfigurationError,
     PageroOAuthError,
     PageroUnavailable,
+    TokenDecryptionError,
     TokenLockTimeout,
 )
 from .models import PageroToken
@@ -496,6 +497,64 @@ def revoke(token: PageroToken, *, local_only: bool = False) -> Revocation:
     return result
 
 
+@sensitive_variables("previous")
+def revocable_refresh_token(user_pk: Any, *, using: str) -> tuple[str, str] | None:
+    """The user's stored refresh token and its fingerprint, when it is worth revoking.
+
+    For a login that is about to replace the token, or a user about to be deleted: call it in
+    that transaction (the row stays locked, so no refresh rotates the token meanwhile). ``None``
+    without ``REVOKE_URL``, without a token, for a dead one (nothing to revoke), and for one that
+    cannot be decrypted (a lost key; logged): that must never stop the login or the delete.
+    """
+    if not app_settings.REVOKE_URL:
+        return None
+    try:
+        previous = PageroToken.objects.db_manager(using).filter(user_id=user_pk).locked().first()
+        if previous is None or previous.needs_reauthorization or not previous.refresh_token:
+            return None
+        return previous.refresh_token, previous.fingerprint
+    except TokenDecryptionError:
+        logger.warning(
+            "Pagero token of user #%s cannot be decrypted, so it cannot be revoked", user_pk
+        )
+        return None
+
+
+@sensitive_variables("refresh_token")
+def revoke_after_commit(refresh_token: str, *, fingerprint: str, using: str, why: str) -> None:
+    """Revoke a refresh token this site is dropping, once the transaction on ``using`` commits.
+
+    RFC 7009 2.1 at ``REVOKE_URL``; nothing happens if the transaction rolls back. A failure is
+    logged (the fingerprint and the error code, never the token) and never raised: it must not
+    fail, or block, the login or the delete that dropped the token.
+    """
+
+    @sensitive_variables()
+    def revoke_now() -> None:
+        try:
+            oauth.revoke_token(refresh_token, token_type_hint="refresh_token")
+        except PageroOAuthError as exc:
+            logger.warning(
+                "Pagero revocation of token %s (%s) failed, it stays valid at Pagero: %s",
+                fingerprint,
+                why,
+                exc.error,
+            )
+        else:
+            logger.info("Pagero token %s revoked (%s)", fingerprint, why)
+
+    transaction.on_commit(revoke_now, using=using, robust=True)
+
+
+@sensitive_variables("previous")
+def revoke_on_user_delete(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
+    """``pre_delete`` receiver of the user model: revoke the user's refresh token at Pagero
+    after the delete commits (the row itself goes with the user, ``on_delete=CASCADE``)."""
+    previous = revocable_refresh_token(instance.pk, using=using)
+    if previous is not None:
+        revoke_after_commit(previous[0], fingerprint=previous[1], using=using, why="user deleted")
+
+
 def refresh_now(token: PageroToken) -> PageroToken:
     """Force one refresh of ``token`` through the single-flight path (admin, commands)."""
     if not token.user.is_active:
@@ -510,5 +569,8 @@ __all__ = [
     "locked_token",
     "refresh",
     "refresh_now",
+    "revocable_refresh_token",
     "revoke",
+    "revoke_after_commit",
+    "revoke_on_user_delete",
 ]

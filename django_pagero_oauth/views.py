@@ -39,7 +39,7 @@ from .exceptions import (
 )
 from .models import PageroToken
 from .signals import token_obtained
-from .tokens import revoke
+from .tokens import revocable_refresh_token, revoke, revoke_after_commit
 
 logger = logging.getLogger("django_pagero_oauth")
 
@@ -167,10 +167,22 @@ class CallbackView(View):
         token_obtained.send(PageroToken, token=token, user=request.user, request=request)
         return self.success(flow)
 
+    @method_decorator(sensitive_variables("response", "previous"))
     def store_token(self, response: oauth.TokenResponse) -> PageroToken:
-        """Create or replace the user's token atomically."""
-        with transaction.atomic(using=router.db_for_write(PageroToken)):
-            return PageroToken.store_for_user(self.request.user, response)  # type: ignore[arg-type]
+        """Create or replace the user's token atomically.
+
+        A replaced token that is still alive is revoked at Pagero (with ``REVOKE_URL``) once
+        the new one is committed: a reconnect leaves no second valid refresh token behind.
+        """
+        using = router.db_for_write(PageroToken)
+        with transaction.atomic(using=using):
+            previous = revocable_refresh_token(self.request.user.pk, using=using)
+            token = PageroToken.store_for_user(self.request.user, response)  # type: ignore[arg-type]
+            if previous is not None and previous[0] != response.refresh_token:
+                revoke_after_commit(
+                    previous[0], fingerprint=previous[1], using=using, why="reconnect"
+                )
+            return token
 
     def success(self, flow: flows.Flow) -> HttpResponse:
         response = HttpResponseRedirect(safe_next_url(self.request, flow.next_url))

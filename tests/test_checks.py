@@ -174,6 +174,20 @@ def test_protected_paths_without_our_middleware(settings: Any, pagero: Callable[
     assert checks.check_middleware() == []
 
 
+@pytest.mark.parametrize("value", [False, 0, ""])
+def test_pkce_off_is_a_security_warning(pagero: Callable[..., None], value: Any) -> None:
+    """PKCE is the default (RFC 9700 2.1.1); turning it off works, with a warning (W004)."""
+    pagero(PKCE=value)
+    messages = checks.check_pkce()
+    assert ids(messages) == [Codes.PKCE_OFF]
+    assert isinstance(messages[0], Warning)
+    assert Codes.PKCE_OFF in [m.id for m in run_checks(tags=["security"])]
+    pagero(PKCE=None)  # the default
+    assert checks.check_pkce() == []
+    pagero(PKCE=True)
+    assert checks.check_pkce() == []
+
+
 @pytest.mark.parametrize("leeway", [600, 601, -1, "soon", None, 10**6])
 def test_refresh_leeway_not_below_the_token_lifetime(
     pagero: Callable[..., None], settings: Any, leeway: Any

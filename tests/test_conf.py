@@ -29,7 +29,7 @@ def test_defaults_apply_when_nothing_is_set(pagero: Any) -> None:
     assert app_settings.REVOKE_URL == ""
     assert app_settings.SCOPE == "all"
     assert app_settings.CLIENT_AUTH_METHOD == "client_secret_basic"
-    assert app_settings.PKCE is False
+    assert app_settings.PKCE is True  # RFC 9700 2.1.1
     assert app_settings.ISSUER == ""
     assert app_settings.TIMEOUT == 10.0
     assert app_settings.STATE_MAX_AGE == 600

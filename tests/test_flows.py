@@ -48,8 +48,9 @@ def test_start_flow_stores_one_entry_per_state(user: Any) -> None:
         "redirect_uri": REDIRECT_URI,
         "next_url": "/next/",
         "created": flow.created,
-        "code_verifier": None,
+        "code_verifier": flow.code_verifier,
     }
+    assert flow.code_verifier is not None
     assert before <= flow.created <= time.time()
 
 
@@ -62,14 +63,14 @@ def test_state_has_at_least_128_random_bits(user: Any) -> None:
         assert len(base64.urlsafe_b64decode(state + "=" * (-len(state) % 4))) * 8 >= 128
 
 
-def test_pkce_verifier_only_when_enabled(user: Any, settings: Any) -> None:
+def test_pkce_verifier_by_default_and_none_when_disabled(user: Any, settings: Any) -> None:
     request = make_request(user)
-    assert start(request).code_verifier is None
-    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "PKCE": True}
-    verifier = start(request).code_verifier
+    verifier = start(request).code_verifier  # PKCE is on by default (RFC 9700 2.1.1)
     assert verifier is not None
     assert 43 <= len(verifier) <= 128  # RFC 7636 4.1
     assert UNRESERVED.fullmatch(verifier)
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "PKCE": False}
+    assert start(request).code_verifier is None
 
 
 def test_pop_returns_the_flow_and_removes_it(user: Any) -> None:
@@ -229,3 +230,84 @@ def test_a_malformed_session_value_is_ignored(user: Any) -> None:
     request.session[flows.SESSION_KEY] = ["not", "a", "dict"]
     flow = start(request)
     assert list(request.session[flows.SESSION_KEY]) == [flow.state]
+
+
+# --- spending a state is atomic (issue 9) -------------------------------------------------------
+
+
+def test_two_requests_of_one_session_cannot_both_spend_a_state(user: Any) -> None:
+    """A double click on the callback: both requests loaded the session before either saved;
+    exactly one gets the flow."""
+    request = make_request(user)
+    flow = start(request)
+    request.session.save()
+    first = make_request(user, request.session.session_key)
+    second = make_request(user, request.session.session_key)
+    assert flow.state in first.session[flows.SESSION_KEY]  # both loaded now
+    assert flow.state in second.session[flows.SESSION_KEY]
+
+    assert flows.pop_flow(first, flow.state) == flow
+    with pytest.raises(CallbackError, match="unknown or was already used"):
+        flows.pop_flow(second, flow.state)
+
+
+def test_a_stale_session_saved_later_does_not_bring_a_spent_state_back(user: Any) -> None:
+    """Tab B loaded the session before the callback in tab A spent the state, and saves it
+    after (here: tab B starts another login). The entry is back in the session; the state
+    stays spent."""
+    request = make_request(user)
+    flow = start(request)
+    request.session.save()
+    session_key = request.session.session_key
+    tab_b = make_request(user, session_key)
+    assert flow.state in tab_b.session[flows.SESSION_KEY]  # loaded before the callback
+
+    flows.pop_flow(make_request(user, session_key), flow.state)  # tab A's callback
+    start(tab_b)
+    tab_b.session.save()  # what SessionMiddleware does at the end of tab B's request
+    assert flow.state in stored_flows(session_key)  # the race is real: the entry is back
+
+    with pytest.raises(CallbackError, match="unknown or was already used"):
+        flows.pop_flow(make_request(user, session_key), flow.state)
+
+
+def test_a_rolled_back_transaction_does_not_unspend_a_state(user: Any) -> None:
+    """With ATOMIC_REQUESTS, a failing callback rolls back the database session's save; the
+    state stays spent (the cache is outside any transaction)."""
+    from django.db import transaction
+
+    request = make_request(user)
+    flow = start(request)
+    request.session.save()
+    session_key = request.session.session_key
+
+    class Failure(Exception):
+        pass
+
+    with pytest.raises(Failure), transaction.atomic():
+        flows.pop_flow(make_request(user, session_key), flow.state)
+        raise Failure
+    assert flow.state in stored_flows(session_key)  # the session's removal was rolled back
+
+    with pytest.raises(CallbackError, match="unknown or was already used"):
+        flows.pop_flow(make_request(user, session_key), flow.state)
+
+
+def test_spend_state_is_atomic_across_threads(user: Any, run_in_threads: Any) -> None:
+    state = flows.generate_state()
+    results = run_in_threads(lambda index: flows.spend_state(state), 8)
+    assert sorted(results) == [False] * 7 + [True]
+    assert flows.spend_state(flows.generate_state()) is True  # another state is not spent
+
+
+def test_the_spent_mark_is_keyed_by_a_hash_of_the_state(user: Any) -> None:
+    import hashlib
+
+    from django.core.cache import cache
+
+    request = make_request(user)
+    flow = start(request)
+    flows.pop_flow(request, flow.state)
+    digest = hashlib.sha256(flow.state.encode()).hexdigest()
+    assert cache.get(flows.SPENT_STATE_KEY_PREFIX + digest) is not None
+    assert cache.get(flows.SPENT_STATE_KEY_PREFIX + flow.state) is None

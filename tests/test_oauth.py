@@ -129,6 +129,12 @@ def test_authorization_url_options(settings: Any) -> None:
 # --- token responses ----------------------------------------------------------------------
 
 VALID = {"access_token": "at", "token_type": "bearer", "refresh_token": "rt", "expires_in": 600}
+#: An answer that kept the old refresh token (RFC 6749 6): refusing it loses nothing.
+NOT_ROTATED = {key: value for key, value in VALID.items() if key != "refresh_token"}
+
+
+def _without(data: dict[str, Any], name: str) -> dict[str, Any]:
+    return {key: value for key, value in data.items() if key != name}
 
 
 @pytest.mark.parametrize(
@@ -140,24 +146,82 @@ VALID = {"access_token": "at", "token_type": "bearer", "refresh_token": "rt", "e
         None,
         {**VALID, "access_token": ""},
         {**VALID, "access_token": 5},
-        {key: value for key, value in VALID.items() if key != "access_token"},
-        {key: value for key, value in VALID.items() if key != "token_type"},
+        _without(VALID, "access_token"),
         {**VALID, "token_type": "mac"},
-        {**VALID, "token_type": "bearer "},
-        {**VALID, "expires_in": -1},
-        {**VALID, "expires_in": 0},
-        {**VALID, "expires_in": "600"},
-        {**VALID, "expires_in": 600.5},
-        {**VALID, "expires_in": True},
-        {**VALID, "expires_in": None},
+        {**VALID, "token_type": "DPoP"},
+        {**VALID, "token_type": 1},
         {**VALID, "refresh_token": ""},
         {**VALID, "refresh_token": 7},
+        # Not rotated: held to the letter.
+        _without(NOT_ROTATED, "token_type"),
+        {**NOT_ROTATED, "token_type": "bearer "},
+        {**NOT_ROTATED, "expires_in": -1},
+        {**NOT_ROTATED, "expires_in": 0},
+        {**NOT_ROTATED, "expires_in": "600"},
+        {**NOT_ROTATED, "expires_in": 600.5},
+        {**NOT_ROTATED, "expires_in": True},
+        {**NOT_ROTATED, "expires_in": None},
     ],
 )
 def test_unusable_token_responses_are_rejected(data: Any) -> None:
     with pytest.raises(InvalidTokenResponse) as info:
         oauth.TokenResponse.from_json(data)
     assert "at" not in info.value.description.split()
+
+
+#: Off-spec fields next to a new refresh token: (changes, expected expires_in, warns).
+ROTATED_REPAIRS: dict[str, tuple[dict[str, Any], int, bool]] = {
+    "expires_in numeric string": ({"expires_in": "600"}, 600, True),
+    "expires_in padded string": ({"expires_in": " 300 "}, 300, True),
+    "expires_in float": ({"expires_in": 600.5}, 600, True),
+    "expires_in float string": ({"expires_in": "599.9"}, 599, True),
+    "expires_in missing": ({"expires_in": None}, oauth.DEFAULT_EXPIRES_IN, True),
+    "expires_in garbage": ({"expires_in": "soon"}, oauth.DEFAULT_EXPIRES_IN, True),
+    "expires_in zero": ({"expires_in": 0}, oauth.DEFAULT_EXPIRES_IN, True),
+    "expires_in negative": ({"expires_in": -600}, oauth.DEFAULT_EXPIRES_IN, True),
+    "expires_in boolean": ({"expires_in": True}, oauth.DEFAULT_EXPIRES_IN, True),
+    "expires_in infinite": ({"expires_in": "inf"}, oauth.DEFAULT_EXPIRES_IN, True),
+    "expires_in a list": ({"expires_in": [600]}, oauth.DEFAULT_EXPIRES_IN, True),
+    "expires_in huge": ({"expires_in": 10**12}, oauth.MAX_EXPIRES_IN, True),
+    "token_type capitalised": ({"token_type": "Bearer"}, 600, False),
+    "token_type upper case": ({"token_type": "BEARER"}, 600, False),
+    "token_type padded": ({"token_type": " bearer "}, 600, False),
+    "token_type missing": ({"token_type": None}, 600, True),
+    "token_type empty": ({"token_type": ""}, 600, True),
+    "scope missing": ({"scope": None}, 600, False),
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expires_in", "warns"), ROTATED_REPAIRS.values(), ids=ROTATED_REPAIRS.keys()
+)
+def test_a_rotated_answer_is_repaired_not_refused(
+    changes: dict[str, Any], expires_in: int, warns: bool, caplog: Any
+) -> None:
+    """Item 5 of issue 9: with a new refresh token in it, only what cannot be stored is
+    refused; the old refresh token is dead already."""
+    data = {**VALID, "scope": "all"}
+    for name, value in changes.items():
+        if value is None:
+            data.pop(name)
+        else:
+            data[name] = value
+
+    with caplog.at_level("WARNING", logger="django_pagero_oauth"):
+        response = oauth.TokenResponse.from_json(data, what="refresh")
+
+    assert (response.access_token, response.refresh_token) == ("at", "rt")
+    assert (response.token_type, response.expires_in) == ("bearer", expires_in)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert bool(warnings) is warns, warnings
+    for message in warnings:
+        assert message.startswith("Pagero refresh: ")
+        assert "'at'" not in message and "'rt'" not in message
+
+
+def test_a_huge_expires_in_is_cut_without_a_refresh_token_too() -> None:
+    response = oauth.TokenResponse.from_json({**NOT_ROTATED, "expires_in": 10**12})
+    assert response.expires_in == oauth.MAX_EXPIRES_IN
 
 
 @pytest.mark.parametrize("token_type", ["bearer", "Bearer", "BEARER"])

@@ -262,6 +262,18 @@ def _html_error(description: str) -> MockResponse:
     )
 
 
+def _with_fields(response: MockResponse, fields: dict[str, Any]) -> MockResponse:
+    """``response`` (a JSON object answer) with ``fields`` replaced or, for OMIT, removed."""
+    data = dict(response.json())
+    for name, value in fields.items():
+        if value is OMIT:
+            data.pop(name, None)
+        else:
+            data[name] = value
+    headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
+    return MockResponse(response.status, headers, json.dumps(data).encode(), delay=response.delay)
+
+
 def _redirect(uri: str, params: dict[str, str]) -> MockResponse:
     """302 to ``uri`` with ``params`` added, keeping an existing query (RFC 6749 3.1.2)."""
     split = urlsplit(uri)
@@ -301,6 +313,10 @@ class Fault:
     drop: bool = False
     #: Process normally but leave ``refresh_token`` out (the old one stays valid).
     omit_refresh_token: bool = False
+    #: Process normally (codes and refresh tokens are used up, new tokens issued), then change
+    #: these fields of the JSON answer; :data:`OMIT` removes a field. For off-spec answers
+    #: that still carry real tokens, e.g. ``{"expires_in": "600", "scope": OMIT}``.
+    fields: dict[str, Any] | None = None
     #: For ``endpoint="authorize"``: :data:`OMIT` (or ``None``) leaves ``iss`` out, a string
     #: is sent instead of the real issuer; ``...`` (the default) changes nothing.
     iss: str | Literal[_Omit.OMIT] | EllipsisType | None = ...
@@ -436,9 +452,12 @@ class MockPagero:
         refresh_token_lifetime: int = 3 * 365 * 24 * 3600,
         clock: Callable[[], float] = time.time,
         redirect_uris: Iterable[str] | None = None,
+        require_pkce: bool = False,
     ) -> None:
         """``issuer=None`` uses each request's ``base_url``; ``redirect_uris=None`` accepts any
-        absolute http(s) URI, a list accepts exactly those (Pagero's registered URIs)."""
+        absolute http(s) URI, a list accepts exactly those (Pagero's registered URIs).
+        ``require_pkce`` refuses an authorization request without a ``code_challenge`` (as
+        RFC 9700 2.1.1 lets a server do); by default PKCE is accepted, not required (Pagero)."""
         self.client_id = client_id
         self.client_secret = client_secret
         self.issuer = issuer
@@ -447,6 +466,7 @@ class MockPagero:
         self.refresh_token_lifetime = refresh_token_lifetime
         self.clock = clock
         self.redirect_uris = None if redirect_uris is None else list(redirect_uris)
+        self.require_pkce = require_pkce
         self.lock = threading.Lock()
         self.counts: collections.Counter[str] = collections.Counter()
         self.issued_refresh_tokens: list[str] = []
@@ -553,6 +573,8 @@ class MockPagero:
                 else:
                     response.headers.extend(fault.headers)
                     response.delay = fault.delay
+        if fault is not None and fault.fields is not None and response.status == 200:
+            response = _with_fields(response, fault.fields)
         if count_key == "refresh_token" and (
             response.drop_connection or not 200 <= response.status < 300
         ):
@@ -663,6 +685,8 @@ class MockPagero:
         method = _single(params, "code_challenge_method")
         if challenge is None and method is not None:
             raise _AuthorizeError("invalid_request", "code_challenge_method without a challenge.")
+        if challenge is None and self.require_pkce:
+            raise _AuthorizeError("invalid_request", "code_challenge is required (PKCE).")
         if challenge is not None:
             if method is None:
                 raise _AuthorizeError(
@@ -1078,6 +1102,12 @@ class MockPagero:
             elif iss == "OMIT":
                 iss = OMIT
             header_lines = form.get("header", [])
+            # "field" lines are "name=<JSON value>" or "name=OMIT", like Fault.fields.
+            fields: dict[str, Any] | None = None
+            for line in form.get("field", []):
+                name, _, raw = line.partition("=")
+                fields = fields or {}
+                fields[name.strip()] = OMIT if raw.strip() == "OMIT" else json.loads(raw)
             fault = Fault(
                 endpoint=_single(form, "endpoint") or "",
                 grant_type=_single(form, "grant_type"),
@@ -1088,6 +1118,7 @@ class MockPagero:
                 delay=float(_single(form, "delay") or 0),
                 drop=flag("drop"),
                 omit_refresh_token=flag("omit_refresh_token"),
+                fields=fields,
                 iss=iss,
                 times=int(_single(form, "times") or 1),
                 process=flag("process"),
@@ -1327,6 +1358,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--client-id", default="mock-client-id")
     parser.add_argument("--client-secret", default="mock-client-secret")
     parser.add_argument("--issuer", default=None, help="default: the server's URL")
+    parser.add_argument(
+        "--require-pkce", action="store_true", help="refuse logins without a code_challenge"
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser
 
@@ -1344,6 +1378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         issuer=args.issuer,
         expires_in=args.expires_in,
         code_lifetime=args.code_lifetime,
+        require_pkce=args.require_pkce,
     )
     server = MockPageroServer(mock, host=args.host, port=args.port, verbose=args.verbose)
     if threading.current_thread() is threading.main_thread():

@@ -45,6 +45,7 @@ _MOCK_CONFIGURATION = (
     "refresh_token_lifetime",
     "clock",
     "redirect_uris",
+    "require_pkce",
 )
 
 

@@ -1,6 +1,7 @@
-"""PKCE (RFC 7636) when ``PAGERO_OAUTH["PKCE"]`` is on: S256 only, a fresh strong verifier per
-flow, sent with the exchange (item 5). The strict mock checks the verifier against the
-challenge, so a flow that completes proves it was sent and matched."""
+"""PKCE (RFC 7636), on by default (RFC 9700 2.1.1; issue 9): S256 only, a fresh strong verifier
+per flow, sent with the exchange (item 5). The strict mock checks the verifier against the
+challenge, so a flow that completes proves it was sent and matched. ``PKCE: False`` (Pagero's
+documented flow without it) stays possible, with system check W004."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from django_pagero_oauth import checks
+from django_pagero_oauth.conf import DEFAULTS
 from django_pagero_oauth.flows import SESSION_KEY
 from django_pagero_oauth.models import PageroToken
 
@@ -117,12 +120,52 @@ def test_exchange_with_a_wrong_verifier_fails_closed(
     assert PageroToken.objects.count() == 0
 
 
+def test_pkce_is_on_by_default_and_a_server_that_requires_it_accepts_the_login(
+    browser: Browser, pagero_mock: Any, settings: Any, transport: list[Any]
+) -> None:
+    """No PKCE setting at all: the challenge goes out and the mock, told to require PKCE as
+    RFC 9700 lets a server do, completes the login."""
+    settings.PAGERO_OAUTH = {k: v for k, v in settings.PAGERO_OAUTH.items() if k != "PKCE"}
+    assert DEFAULTS["PKCE"] is True
+    pagero_mock.mock.require_pkce = True
+
+    authorize_url = browser.start_login()
+    params = query_of(authorize_url)
+    assert params["code_challenge_method"] == "S256"
+    assert browser.callback(browser.pagero_answer(authorize_url)).status_code == 302
+
+    (exchange,) = [r for r in transport if b"grant_type=authorization_code" in r.body]
+    assert b"code_verifier=" in exchange.body
+    assert PageroToken.objects.count() == 1
+    assert checks.Codes.PKCE_OFF not in [m.id for m in checks.check_pkce()]
+
+
+@pytest.fixture
+def pkce_off(pagero_mock: Any, settings: Any) -> None:
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "PKCE": False}
+
+
+@pytest.mark.usefixtures("pkce_off")
 def test_pkce_off_sends_no_challenge_and_no_verifier(
     browser: Browser, transport: list[Any]
 ) -> None:
-    """The documented flow without PKCE (the default) stays exactly that."""
+    """``PKCE: False``: Pagero's documented flow without PKCE stays exactly that, and the
+    system check warns about it (W004)."""
     authorize_url = browser.start_login()
     params = query_of(authorize_url)
     assert "code_challenge" not in params and "code_challenge_method" not in params
     assert browser.callback(browser.pagero_answer(authorize_url)).status_code == 302
     assert all(b"code_verifier" not in r.body for r in transport)
+    assert [m.id for m in checks.check_pkce()] == [checks.Codes.PKCE_OFF]
+
+
+@pytest.mark.usefixtures("pkce_off")
+def test_pkce_off_is_refused_by_a_server_that_requires_it(
+    browser: Browser, pagero_mock: Any
+) -> None:
+    """Control for the default test: the mock really refuses a login without a challenge."""
+    pagero_mock.mock.require_pkce = True
+    response = browser.callback(browser.pagero_answer(browser.start_login()))
+    assert response.status_code == 400
+    assert pagero_mock.mock.counts["authorization_code"] == 0
+    assert PageroToken.objects.count() == 0

@@ -24,10 +24,11 @@ from django_pagero_oauth.exceptions import (
     PageroUnavailable,
 )
 from django_pagero_oauth.models import PageroToken
-from django_pagero_oauth.testing.mock import Fault
+from django_pagero_oauth.testing.mock import OMIT, Fault
 from django_pagero_oauth.tokens import get_valid_token
 
 from .conftest import backoff_passed, raw_token_row, token_snapshot
+from .test_token_response import REPAIRED_ANSWERS
 
 SHORT_TIMEOUT = 0.25
 HTML = "text/html; charset=utf-8"
@@ -179,6 +180,15 @@ KEPT_CASES: dict[str, Case] = {
     "503 with Retry-After": Case(
         _fault(status=503, headers=[("Retry-After", "45")]), retry_after=45
     ),
+    # Pagero rotated, but the answer cannot be stored and used (issue 9, item 5: only these
+    # are refused). The new refresh token is lost with it: the limit no client can pass.
+    "rotated, token_type mac": Case(_fault(fields={"token_type": "mac"}), consumed_at_pagero=True),
+    "rotated, no access_token": Case(
+        _fault(fields={"access_token": OMIT}), consumed_at_pagero=True
+    ),
+    "rotated, empty refresh_token": Case(
+        _fault(fields={"refresh_token": ""}), consumed_at_pagero=True
+    ),
 }
 
 
@@ -231,6 +241,35 @@ def test_failed_refresh_keeps_the_stored_token(
         with pytest.raises(PageroAuthorizationRequired):
             get_valid_token(user)
         assert PageroToken.objects.get(pk=token.pk).needs_reauthorization
+
+
+@pytest.mark.parametrize(
+    ("fields", "lifetime"), list(REPAIRED_ANSWERS.values()), ids=list(REPAIRED_ANSWERS)
+)
+def test_off_spec_answer_after_rotation_keeps_the_new_refresh_token(
+    user: Any, pagero_mock: Any, pagero_token_factory: Any, fields: dict[str, Any], lifetime: int
+) -> None:
+    """Issue 9, item 5: Pagero used up the old refresh token and sent a new one next to an
+    off-spec field. Refusing the answer would lose the connection; it is stored instead."""
+    token = pagero_token_factory(user, expired=True)
+    old_refresh = token.refresh_token
+    mock = pagero_mock.mock
+    mock.add_fault(Fault(endpoint="token", grant_type="refresh_token", fields=fields))
+
+    fresh = get_valid_token(user)
+
+    assert not mock.is_refresh_token_valid(old_refresh)  # rotated at Pagero
+    stored = PageroToken.objects.get(pk=token.pk)
+    assert stored.refresh_token == fresh.refresh_token == mock.issued_refresh_tokens[-1]
+    assert stored.fingerprint == fingerprint(stored.refresh_token)
+    assert mock.is_access_token_valid(stored.access_token)
+    assert stored.token_type == "bearer" and stored.status == PageroToken.Status.ACTIVE
+    expires = stored.access_token_expires_at - stored.access_token_issued_at
+    assert expires.total_seconds() == lifetime
+    # The connection lives on: the next refresh uses the kept token.
+    again = get_valid_token(user, force_refresh=True)
+    assert again.refresh_token != stored.refresh_token
+    assert mock.counts["refresh_token"] == 2 and mock.counts["refresh_token_failed"] == 0
 
 
 @pytest.mark.parametrize("source", ["fault", "real"])

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from django_pagero_oauth.exceptions import PageroUnavailable
@@ -16,7 +17,14 @@ from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.testing.mock import Fault
 from django_pagero_oauth.tokens import revoke
 
-from .conftest import DISCONNECT_PATH, token_snapshot
+from .conftest import DISCONNECT_PATH, Browser, token_snapshot
+
+
+@pytest.fixture
+def capture(django_capture_on_commit_callbacks: Any) -> Any:
+    """``capture(execute=...)``: the on-commit callbacks of the block (the tests run inside a
+    transaction that never commits); ``execute=True`` runs them as a commit would."""
+    return django_capture_on_commit_callbacks
 
 
 def test_confirmed_revocation_removes_the_token_everywhere(
@@ -146,3 +154,242 @@ def test_disconnect_requires_login(
     response = client.post(DISCONNECT_PATH, {"local_only": "1"})
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
     assert PageroToken.objects.filter(pk=token.pk).exists()
+
+
+# --- revoke on reconnect and on user delete (issue 9) -----------------------------------------
+
+#: Revocation endpoints that cannot confirm: the login or delete must go through regardless.
+BROKEN_REVOCATION = {
+    "503": Fault(endpoint="revoke", status=503),
+    "invalid_client": Fault(endpoint="revoke", status=401, body='{"error": "invalid_client"}'),
+    "dropped": Fault(endpoint="revoke", drop=True),
+    "refused": None,  # REVOKE_URL on a port nobody listens on
+}
+
+
+def _break_revocation(name: str, pagero_mock: Any, settings: Any, refused_url: str) -> None:
+    fault = BROKEN_REVOCATION[name]
+    if fault is None:
+        settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "REVOKE_URL": refused_url}
+    else:
+        pagero_mock.mock.add_fault(
+            Fault(**{n: getattr(fault, n) for n in fault.__dataclass_fields__})
+        )
+
+
+def _log_text(caplog: Any) -> str:
+    return "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
+
+
+def test_reconnect_revokes_the_previous_refresh_token_after_commit(
+    browser: Browser, user: Any, pagero_mock: Any, pagero_token_factory: Any, capture: Any
+) -> None:
+    old = pagero_token_factory(user)
+    mock = pagero_mock.mock
+
+    with capture(execute=False) as callbacks:
+        assert browser.login().status_code == 302
+    assert mock.counts["revoke"] == 0  # not before the new token is committed
+    assert mock.is_refresh_token_valid(old.refresh_token)
+    for callback in callbacks:  # the commit
+        callback()
+
+    assert mock.counts["revoke"] == 1
+    assert not mock.is_refresh_token_valid(old.refresh_token)  # really dead at Pagero
+    assert not mock.is_access_token_valid(old.access_token)
+    new = PageroToken.objects.get(user=user)
+    assert new.refresh_token != old.refresh_token
+    assert mock.is_refresh_token_valid(new.refresh_token)  # the new login is untouched
+
+
+@pytest.mark.parametrize("broken", list(BROKEN_REVOCATION))
+def test_reconnect_succeeds_when_the_revocation_fails(
+    browser: Browser,
+    user: Any,
+    pagero_mock: Any,
+    pagero_token_factory: Any,
+    settings: Any,
+    refused_url: str,
+    capture: Any,
+    caplog: Any,
+    broken: str,
+) -> None:
+    old = pagero_token_factory(user)
+    _break_revocation(broken, pagero_mock, settings, refused_url)
+
+    with caplog.at_level("INFO", logger="django_pagero_oauth"), capture(execute=True):
+        response = browser.login(next_url="/plain/")
+
+    assert (response.status_code, response["Location"]) == (302, "/plain/")
+    new = PageroToken.objects.get(user=user)
+    assert pagero_mock.mock.is_refresh_token_valid(new.refresh_token)
+    assert f"Pagero revocation of token {old.fingerprint} (reconnect) failed" in _log_text(caplog)
+    assert old.refresh_token not in _log_text(caplog)
+
+
+def test_reconnect_without_revoke_url_revokes_nothing(
+    browser: Browser,
+    user: Any,
+    pagero_mock: Any,
+    pagero_token_factory: Any,
+    settings: Any,
+    capture: Any,
+) -> None:
+    old = pagero_token_factory(user)
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "REVOKE_URL": ""}
+    with capture(execute=True):
+        assert browser.login().status_code == 302
+    assert pagero_mock.mock.counts["revoke"] == 0
+    assert pagero_mock.mock.is_refresh_token_valid(old.refresh_token)  # documented: Pagero has none
+
+
+def test_reconnect_after_invalid_grant_revokes_nothing(
+    browser: Browser, user: Any, pagero_mock: Any, pagero_token_factory: Any, capture: Any
+) -> None:
+    """A dead token (marked after invalid_grant) has nothing left to revoke."""
+    old = pagero_token_factory(user)
+    old.mark_reauthorization_required("invalid_grant")
+    with capture(execute=True):
+        assert browser.login().status_code == 302
+    assert pagero_mock.mock.counts["revoke"] == 0
+
+
+def test_a_rolled_back_reconnect_revokes_nothing(
+    browser: Browser,
+    user: Any,
+    pagero_mock: Any,
+    pagero_token_factory: Any,
+    capture: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ATOMIC_REQUESTS and a callback that fails after storing: the old token is kept here,
+    so it must stay valid at Pagero too."""
+    from django.db import connection
+
+    from django_pagero_oauth.signals import token_obtained
+
+    def broken_receiver(**kwargs: Any) -> None:
+        raise RuntimeError("a project's receiver fails")
+
+    old = pagero_token_factory(user)
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    browser.client.raise_request_exception = False
+    token_obtained.connect(broken_receiver)
+    try:
+        with capture(execute=True):
+            assert browser.login().status_code == 500
+    finally:
+        token_obtained.disconnect(broken_receiver)
+    assert PageroToken.objects.get(user=user).refresh_token == old.refresh_token
+    assert pagero_mock.mock.counts["revoke"] == 0
+    assert pagero_mock.mock.is_refresh_token_valid(old.refresh_token)
+
+
+def test_deleting_a_user_revokes_their_refresh_token_after_commit(
+    user: Any, pagero_mock: Any, pagero_token_factory: Any, capture: Any
+) -> None:
+    token = pagero_token_factory(user)
+    mock = pagero_mock.mock
+
+    with capture(execute=False) as callbacks:
+        user.delete()
+    assert mock.counts["revoke"] == 0  # not before the delete is committed
+    for callback in callbacks:
+        callback()
+
+    assert mock.counts["revoke"] == 1
+    assert not mock.is_refresh_token_valid(token.refresh_token)
+    assert not mock.is_access_token_valid(token.access_token)
+    assert not PageroToken.objects.filter(pk=token.pk).exists()
+
+
+def test_deleting_users_in_bulk_revokes_each_token(
+    user: Any, other_user: Any, pagero_mock: Any, pagero_token_factory: Any, capture: Any
+) -> None:
+    tokens = [pagero_token_factory(user), pagero_token_factory(other_user)]
+    with capture(execute=True):
+        get_user_model().objects.filter(pk__in=[user.pk, other_user.pk]).delete()
+    assert pagero_mock.mock.counts["revoke"] == 2
+    assert not any(pagero_mock.mock.is_refresh_token_valid(t.refresh_token) for t in tokens)
+
+
+@pytest.mark.parametrize("broken", list(BROKEN_REVOCATION))
+def test_a_failing_revocation_never_blocks_the_user_delete(
+    user: Any,
+    pagero_mock: Any,
+    pagero_token_factory: Any,
+    settings: Any,
+    refused_url: str,
+    capture: Any,
+    caplog: Any,
+    broken: str,
+) -> None:
+    token = pagero_token_factory(user)
+    _break_revocation(broken, pagero_mock, settings, refused_url)
+
+    with caplog.at_level("INFO", logger="django_pagero_oauth"), capture(execute=True):
+        user.delete()
+
+    assert not get_user_model().objects.filter(pk=user.pk).exists()
+    assert not PageroToken.objects.filter(pk=token.pk).exists()
+    assert f"Pagero revocation of token {token.fingerprint} (user deleted) failed" in _log_text(
+        caplog
+    )
+    assert token.refresh_token not in _log_text(caplog)
+
+
+def test_a_rolled_back_user_delete_revokes_nothing(
+    user: Any, pagero_mock: Any, pagero_token_factory: Any, capture: Any
+) -> None:
+    from django.db import transaction
+
+    token = pagero_token_factory(user)
+
+    class Undo(Exception):
+        pass
+
+    with capture(execute=True), pytest.raises(Undo), transaction.atomic():
+        user.delete()
+        raise Undo
+
+    assert pagero_mock.mock.counts["revoke"] == 0
+    assert pagero_mock.mock.is_refresh_token_valid(token.refresh_token)
+    assert PageroToken.objects.filter(pk=token.pk).exists()
+
+
+def test_a_user_whose_token_cannot_be_decrypted_can_still_be_deleted(
+    user: Any, pagero_mock: Any, pagero_token_factory: Any, settings: Any, capture: Any
+) -> None:
+    token = pagero_token_factory(user)
+    settings.PAGERO_OAUTH = {
+        **settings.PAGERO_OAUTH,
+        "ENCRYPTION_KEYS": [Fernet.generate_key().decode()],
+    }
+    with capture(execute=True):
+        user.delete()
+    assert not PageroToken.objects.filter(pk=token.pk).exists()
+    assert pagero_mock.mock.counts["revoke"] == 0
+
+
+def test_deleting_a_user_without_revoke_url_revokes_nothing(
+    user: Any, pagero_mock: Any, pagero_token_factory: Any, settings: Any, capture: Any
+) -> None:
+    pagero_token_factory(user)
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "REVOKE_URL": ""}
+    with capture(execute=True):
+        user.delete()
+    assert pagero_mock.mock.counts["revoke"] == 0
+
+
+def test_disconnect_then_delete_revokes_once(
+    user_client: Client, user: Any, pagero_mock: Any, pagero_token_factory: Any, capture: Any
+) -> None:
+    """Disconnecting revokes by itself; deleting the token there, or the user later, must not
+    revoke a second time."""
+    pagero_token_factory(user)
+    with capture(execute=True):
+        assert user_client.post(DISCONNECT_PATH, {"next": "/plain/"}).status_code == 302
+    assert pagero_mock.mock.counts["revoke"] == 1
+    with capture(execute=True):
+        user.delete()
+    assert pagero_mock.mock.counts["revoke"] == 1

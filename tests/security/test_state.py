@@ -310,3 +310,83 @@ def test_two_logins_in_two_tabs_of_one_session_both_complete(
     assert token.publicid == "first"  # the last login to finish wins
     assert pagero_mock.mock.is_refresh_token_valid(token.refresh_token)
     assert browser.pending_states() == []
+
+
+# --- 3b. spending is atomic: no session save and no rollback brings a state back (issue 9) ----
+
+
+def _stale_tab(browser: Browser, user: Any) -> Any:
+    """A request of a second tab of ``browser``: it loads the session now, as SessionMiddleware
+    does, and will save it whole when it ends."""
+    from importlib import import_module
+
+    from django.conf import settings as django_settings
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/pagero/login/")
+    store = import_module(django_settings.SESSION_ENGINE).SessionStore
+    request.session = store(browser.client.session.session_key)
+    assert SESSION_KEY in request.session  # loaded now
+    request.user = user
+    return request
+
+
+def test_two_tabs_saving_the_session_cannot_bring_a_spent_state_back(
+    browser: Browser, pagero_mock: Any, user: Any
+) -> None:
+    """Tab B's request loaded the session before tab A's callback spent the state and saves it
+    (with tab B's own new login) after: the spent entry is back in the session, yet a second,
+    perfectly valid code for that state is refused without a token request."""
+    from django_pagero_oauth import flows
+
+    authorize_url = browser.start_login()
+    first = browser.pagero_answer(authorize_url)
+    second = browser.pagero_answer(authorize_url)  # another valid code, same state
+    state = query_of(first)["state"]
+    tab_b = _stale_tab(browser, user)
+
+    assert browser.callback(first).status_code == 302  # tab A
+    flows.start_flow(tab_b, redirect_uri="http://testserver/pagero/callback/", next_url="/")
+    tab_b.session.save()  # the end of tab B's request
+    assert state in browser.pending_states()  # the race is real
+
+    replay = browser.callback(second)
+
+    assert replay.status_code == 400
+    assert pagero_mock.mock.counts["authorization_code"] == 1
+    token = PageroToken.objects.get()
+    assert pagero_mock.mock.is_refresh_token_valid(token.refresh_token)
+
+
+def test_a_callback_that_fails_under_atomic_requests_still_spends_the_state(
+    browser: Browser, pagero_mock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ATOMIC_REQUESTS and a callback that fails after the exchange (here a receiver of
+    ``token_obtained``): the transaction, and with it the database session's removal of the
+    entry, is rolled back; the state stays spent."""
+    from django.db import connection
+
+    from django_pagero_oauth.signals import token_obtained
+
+    def broken_receiver(**kwargs: Any) -> None:
+        raise RuntimeError("a project's receiver fails")
+
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    token_obtained.connect(broken_receiver)
+    browser.client.raise_request_exception = False
+    authorize_url = browser.start_login()
+    first = browser.pagero_answer(authorize_url)
+    second = browser.pagero_answer(authorize_url)
+    state = query_of(first)["state"]
+    try:
+        assert browser.callback(first).status_code == 500
+    finally:
+        token_obtained.disconnect(broken_receiver)
+    assert token_count() == 0  # rolled back
+    assert state in browser.pending_states()  # and the session's removal with it
+
+    replay = browser.callback(second)
+
+    assert replay.status_code == 400
+    assert pagero_mock.mock.counts["authorization_code"] == 1
+    assert token_count() == 0

@@ -4,6 +4,10 @@ For a code exchange: nothing stored, a clear error page (never a 500, never the 
 For a refresh: the stored token is exactly as it was, and the caller gets
 :class:`~django_pagero_oauth.exceptions.PageroUnavailable`. Served by the strict mock's
 ``Fault`` over a real socket.
+
+An answer that carries real tokens but is off-spec elsewhere (``"expires_in": "600"``, no
+``token_type``, ...) is repaired, not refused (issue 9, item 5): the code exchange here, the
+refresh in ``test_refresh_faults.py``.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ import pytest
 
 from django_pagero_oauth.exceptions import PageroUnavailable
 from django_pagero_oauth.models import PageroToken
-from django_pagero_oauth.oauth import MAX_RESPONSE_BYTES
-from django_pagero_oauth.testing.mock import Fault
+from django_pagero_oauth.oauth import DEFAULT_EXPIRES_IN, MAX_RESPONSE_BYTES
+from django_pagero_oauth.testing.mock import OMIT, Fault
 from django_pagero_oauth.tokens import get_valid_token
 
 from .conftest import Browser, backoff_passed, token_snapshot
@@ -54,15 +58,11 @@ BAD_ANSWERS: dict[str, dict[str, Any]] = {
     "missing access_token": {"status": 200, "body": _json(access_token=_DROP)},
     "empty access_token": {"status": 200, "body": _json(access_token="")},
     "numeric access_token": {"status": 200, "body": _json(access_token=12345)},
-    "missing token_type": {"status": 200, "body": _json(token_type=_DROP)},
     "token_type mac": {"status": 200, "body": _json(token_type="mac")},
     "token_type DPoP": {"status": 200, "body": _json(token_type="DPoP")},
-    "token_type bearer-ish": {"status": 200, "body": _json(token_type="bearer ")},
-    "negative expires_in": {"status": 200, "body": _json(expires_in=-600)},
-    "zero expires_in": {"status": 200, "body": _json(expires_in=0)},
-    "string expires_in": {"status": 200, "body": _json(expires_in="600")},
-    "boolean expires_in": {"status": 200, "body": _json(expires_in=True)},
     "non-string refresh_token": {"status": 200, "body": _json(refresh_token=["a"])},
+    "empty refresh_token": {"status": 200, "body": _json(refresh_token="")},
+    "null access_token": {"status": 200, "body": _json(access_token=None)},
     "deeply nested JSON": {"status": 200, "body": "[" * 100_000 + "]" * 100_000},
     "body over 1 MiB": {
         # A perfectly good token padded past the limit: only the size is wrong.
@@ -109,6 +109,51 @@ def test_bad_answer_to_a_code_exchange_stores_nothing(
     assert 'role="alert"' in content  # an error page of ours, with a message
     assert BAIT not in content and "<html><body>Login" not in content
     assert pagero_mock.mock.counts["authorization_code"] == 1
+
+
+#: Off-spec fields next to real tokens (the mock issues them, then alters its answer), with
+#: the access-token lifetime stored for each. Shared with ``test_refresh_faults.py``.
+REPAIRED_ANSWERS: dict[str, tuple[dict[str, Any], int]] = {
+    "string expires_in": ({"expires_in": "600"}, 600),
+    "float expires_in": ({"expires_in": 300.0}, 300),
+    "missing expires_in": ({"expires_in": OMIT}, DEFAULT_EXPIRES_IN),
+    "null expires_in": ({"expires_in": None}, DEFAULT_EXPIRES_IN),
+    "garbage expires_in": ({"expires_in": "ten minutes"}, DEFAULT_EXPIRES_IN),
+    "zero expires_in": ({"expires_in": 0}, DEFAULT_EXPIRES_IN),
+    "negative expires_in": ({"expires_in": -600}, DEFAULT_EXPIRES_IN),
+    "boolean expires_in": ({"expires_in": True}, DEFAULT_EXPIRES_IN),
+    "missing scope": ({"scope": OMIT}, 600),
+    "missing claims": ({"claims": OMIT}, 600),
+    "token_type Bearer": ({"token_type": "Bearer"}, 600),
+    "token_type BEARER": ({"token_type": "BEARER"}, 600),
+    "token_type with blanks": ({"token_type": "bearer "}, 600),
+    "missing token_type": ({"token_type": OMIT}, 600),
+    "null token_type": ({"token_type": None}, 600),
+    "everything off-spec at once": (
+        {"expires_in": "600", "token_type": "BEARER", "scope": OMIT, "claims": OMIT},
+        600,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("fields", "lifetime"), list(REPAIRED_ANSWERS.values()), ids=list(REPAIRED_ANSWERS)
+)
+def test_off_spec_answer_with_real_tokens_completes_the_login(
+    browser: Browser, pagero_mock: Any, fields: dict[str, Any], lifetime: int
+) -> None:
+    mock = pagero_mock.mock
+    mock.add_fault(Fault(endpoint="token", grant_type="authorization_code", fields=fields))
+
+    assert browser.login().status_code == 302
+
+    stored = PageroToken.objects.get()
+    assert stored.refresh_token == mock.issued_refresh_tokens[-1]
+    assert mock.is_refresh_token_valid(stored.refresh_token)
+    assert mock.is_access_token_valid(stored.access_token)
+    assert stored.token_type == "bearer"
+    expires = stored.access_token_expires_at - stored.access_token_issued_at
+    assert expires.total_seconds() == lifetime
 
 
 def test_code_exchange_without_a_refresh_token_stores_nothing(

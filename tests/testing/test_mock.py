@@ -596,6 +596,24 @@ def test_pkce_failures(server: MockPageroServer, verifier: str | None) -> None:
     assert_oauth_error(exchange(server, code, **extra), "invalid_grant")
 
 
+def test_require_pkce_refuses_a_login_without_a_challenge(
+    server: MockPageroServer, mock: MockPagero
+) -> None:
+    mock.require_pkce = True
+    response = requests.get(
+        server.url + "/oauth/v2/oauth-authorize",
+        params=authorize_params(),
+        allow_redirects=False,
+        timeout=5,
+    )
+    query = redirect_query(response)
+    assert query["error"] == ["invalid_request"]
+    assert "PKCE" in query["error_description"][0]
+    verifier = secrets.token_urlsafe(48)
+    code = get_code(server, code_challenge=s256(verifier), code_challenge_method="S256")
+    assert exchange(server, code, code_verifier=verifier).status_code == 200
+
+
 def test_pkce_verifier_without_challenge(server: MockPageroServer) -> None:
     code = get_code(server)
     assert_oauth_error(exchange(server, code, code_verifier="A" * 43), "invalid_grant")
@@ -851,6 +869,21 @@ def test_fault_omit_refresh_token_keeps_the_old_one(
     assert rotated["refresh_token"] != token and not mock.is_refresh_token_valid(token)
 
 
+def test_fault_fields_alter_a_processed_answer(server: MockPageroServer, mock: MockPagero) -> None:
+    """The refresh really happens (the old token is used up, the new one valid); only the
+    answer's fields change."""
+    token = mock.issue_tokens()["refresh_token"]
+    mock.add_fault(Fault(endpoint="token", fields={"expires_in": "600", "scope": OMIT}))
+    response = refresh(server, token)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["expires_in"] == "600" and "scope" not in body
+    assert body["refresh_token"] == mock.issued_refresh_tokens[-1]
+    assert mock.is_refresh_token_valid(body["refresh_token"])
+    assert not mock.is_refresh_token_valid(token)
+    assert mock.counts["refresh_token_failed"] == 0
+
+
 def test_fault_iss_omit_and_replace(server: MockPageroServer, mock: MockPagero) -> None:
     mock.add_fault(Fault(endpoint="authorize", iss=OMIT))
     form = login_page(server, authorize_params())
@@ -914,6 +947,12 @@ def test_fault_over_http(server: MockPageroServer, mock: MockPagero) -> None:
     assert refreshed.status_code == 429 and refreshed.headers["Retry-After"] == "7"
     bad = requests.post(server.url + "/_mock/fault", data={"endpoint": "nope"}, timeout=5)
     assert bad.status_code == 400
+    fields = {"endpoint": "token", "field": ['expires_in="600"', "scope=OMIT"]}
+    assert requests.post(server.url + "/_mock/fault", data=fields, timeout=5).status_code == 200
+    altered = refresh(server, mock.issue_tokens()["refresh_token"]).json()
+    assert altered["expires_in"] == "600" and "scope" not in altered
+    bad_json = {"endpoint": "token", "field": "expires_in=six hundred"}
+    assert requests.post(server.url + "/_mock/fault", data=bad_json, timeout=5).status_code == 400
 
 
 # --- control endpoints, adapters, CLI -----------------------------------------------------
