@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from io import StringIO
 from typing import Any
 
 import pytest
@@ -276,11 +277,13 @@ def test_undecryptable_rows_are_found_with_database(
 
     pagero(ENCRYPTION_KEYS=[new])  # the old key was dropped too early
     messages = checks.check_stored_tokens_decrypt(databases=["default"])
-    assert ids(messages) == [Codes.CANNOT_DECRYPT]
-    assert "'default'" in messages[0].msg
+    assert ids(messages) == [Codes.UNDECRYPTABLE_TOKENS]
+    assert messages[0].msg.startswith("1 stored Pagero token(s) in database 'default' cannot")
+    assert "pagero_prune_tokens --undecryptable" in messages[0].hint
     assert checks.check_stored_tokens_decrypt(databases=None) == []  # needs --database
-    with pytest.raises(SystemCheckError, match=r"django_pagero_oauth\.E010"):
-        call_command("check", "--database", "default")
+    out = StringIO()
+    call_command("check", "--database", "default", stderr=out, stdout=out)  # a warning
+    assert "django_pagero_oauth.W003" in out.getvalue()
 
 
 def test_undecryptable_check_is_cheap(
