@@ -105,7 +105,7 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
         are few or none). The tokens come with their ciphertexts, not decrypted.
         """
         candidates = self.in_legacy_format().only(
-            "pk", "user_id", "fingerprint", "status", "access_token", "refresh_token"
+            "pk", "user", "fingerprint", "status", "access_token", "refresh_token"
         )
         return [token for token in candidates.order_by("pk")[:limit] if not token.is_decryptable()]
 
@@ -113,9 +113,11 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
         """How many tokens cannot be decrypted with the configured keys, and whether that is
         exact (``False`` when ``legacy_limit`` old-format tokens were checked and more remain).
         """
-        legacy = self.undecryptable_in_legacy_format(
-            None if legacy_limit is None else legacy_limit + 1
-        )
+        legacy = []
+        if self.in_legacy_format().exists():  # rarely: no token column is loaded otherwise
+            legacy = self.undecryptable_in_legacy_format(
+                None if legacy_limit is None else legacy_limit + 1
+            )
         exact = legacy_limit is None or len(legacy) <= legacy_limit
         return self.undecryptable().count() + len(legacy[:legacy_limit]), exact
 

@@ -482,3 +482,69 @@ def test_the_admin_is_registered() -> None:
     from django.contrib import admin
 
     assert isinstance(admin.site._registry[PageroToken], PageroTokenAdmin)
+
+
+# --- undecryptable tokens and the keyed fingerprint ------------------------------------------
+
+
+def test_changelist_warns_about_undecryptable_tokens_without_decrypting(
+    admin_client: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = Fernet.generate_key().decode()
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ENCRYPTION_KEYS": [old]}
+    bulk_tokens(3, "lost")
+    settings.PAGERO_OAUTH = {
+        **settings.PAGERO_OAUTH,
+        "ENCRYPTION_KEYS": [Fernet.generate_key().decode()],  # ``old`` is gone
+    }
+    bulk_tokens(2, "fine")
+
+    def no_decryption(*args: Any, **kwargs: Any) -> str:
+        raise AssertionError("the changelist decrypted a token")
+
+    monkeypatch.setattr(crypto, "decrypt", no_decryption)
+    response = admin_client.get(CHANGELIST)
+    assert response.status_code == 200
+    (warning,) = messages_of(response)
+    assert warning.startswith(
+        "3 Pagero tokens cannot be decrypted with the configured keys: their users must "
+        "connect to Pagero again."
+    )
+    assert "pagero_prune_tokens --undecryptable" in warning
+    html = response.content.decode()
+    assert "3 Pagero tokens cannot be decrypted" in html  # shown on the page
+    assert "lost0" in html  # and still listed
+
+
+def test_changelist_has_no_banner_when_every_token_decrypts(
+    admin_client: Any, token: PageroToken
+) -> None:
+    assert messages_of(admin_client.get(CHANGELIST)) == []
+
+
+def test_search_by_fingerprint(admin_client: Any, token: PageroToken, other_user: Any) -> None:
+    other = PageroToken.objects.create(
+        user=other_user,
+        access_token="a" * 20,
+        refresh_token="r" * 20,
+        fingerprint=fingerprint("r" * 20),
+        access_token_issued_at=token.access_token_issued_at,
+        access_token_expires_at=token.access_token_expires_at,
+        refresh_token_expires_at=token.refresh_token_expires_at,
+    )
+    html = admin_client.get(CHANGELIST, {"q": token.fingerprint}).content.decode()
+    assert token.fingerprint in html and other.fingerprint not in html
+
+
+def test_refresh_action_says_undecryptable_not_reauthorization(
+    admin_client: Any, token: PageroToken, settings: Any, pagero_mock: Any
+) -> None:
+    settings.PAGERO_OAUTH = {
+        **settings.PAGERO_OAUTH,
+        "ENCRYPTION_KEYS": [Fernet.generate_key().decode()],
+    }
+    response = admin_client.post(
+        CHANGELIST, {"action": "refresh_now", "_selected_action": [token.pk]}, follow=True
+    )
+    assert any("cannot be decrypted with the configured keys" in m for m in messages_of(response))
+    assert pagero_mock.mock.counts["refresh_token"] == 0
