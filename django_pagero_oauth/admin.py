@@ -42,7 +42,7 @@ from .models import REFRESH_TOKEN_WARNING_DAYS, PageroToken, PageroTokenQuerySet
 #: ``manage.py pagero_refresh_tokens``.
 MAX_ACTION_ITEMS = 100
 
-#: At most this many tokens still in the format before 0.2 are decrypted for the changelist's
+#: At most this many tokens still in the old format are decrypted for the changelist's
 #: undecryptable-tokens banner (migration 0002 re-encrypted all it could: normally none).
 UNDECRYPTABLE_LEGACY_LIMIT = 100
 
@@ -220,7 +220,7 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
         One ``COUNT`` on the key ids the values start with, nothing loaded or decrypted (and
         at most ``UNDECRYPTABLE_LEGACY_LIMIT`` tokens decrypted while some are still in the
-        format before 0.2).
+        old format).
         """
         count, exact = PageroToken.objects.count_undecryptable(
             legacy_limit=UNDECRYPTABLE_LEGACY_LIMIT

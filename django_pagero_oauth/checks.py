@@ -124,7 +124,7 @@ class Codes:
     MOCK_WITHOUT_DEBUG = f"{APP}.E007"
     NOT_A_DICT = f"{APP}.E008"
     KEYS_INVALID = f"{APP}.E009"
-    #: Retired in 0.2: undecryptable tokens are W003 (for their users they mean "connect
+    #: Retired (with bound ciphertexts): undecryptable tokens are W003 (for their users they mean "connect
     #: again", not a broken site). Kept so that code naming it still imports.
     CANNOT_DECRYPT = f"{APP}.E010"
     TIMEOUT = f"{APP}.E011"
@@ -366,7 +366,7 @@ def check_stored_tokens_decrypt(
     """Count the stored tokens that cannot be decrypted with the configured keys (``W003``).
 
     Cheap: one ``COUNT`` on the key id every value starts with (nothing is decrypted), plus,
-    for the rows still in the format before 0.2 (few or none after migration ``0002``), a
+    for the rows still in the old format (few or none after migration ``0002``), a
     decryption each. A warning, not an error: for their users such a token only means
     "connect again". Runs with ``manage.py check --database`` (Django 5.2, 6.0), with every
     ``check`` from Django 6.1 on (which checks all databases by default), and in

@@ -13,10 +13,13 @@ another column, does not decrypt. The key id (8 hex digits of an HMAC under the 
 key wrote the value: decryption goes straight to that key, and a value whose key is no longer
 configured is found with SQL alone (:func:`unknown_key_condition`), without decrypting anything.
 
-Each configured key is used only through keys derived from it with HKDF (RFC 5869), one per
-purpose (own ``info``): the bound encryption key, the key id, and the fingerprint key. Values
-written before 0.2 (a bare Fernet token of the configured key itself, bound to nothing) are
-still read ("legacy"); migration ``0002`` re-encrypts them.
+New values use keys derived from each configured key with HKDF (RFC 5869), one per purpose
+(its own ``info``): the bound encryption key and the fingerprint key; the key id is an HMAC
+under the key. The configured key itself only decrypts values in the *old format* (a bare
+Fernet token, bound to nothing, as written before migration ``0002``, which re-encrypts every
+one it can): those are still read, so that a row written by an old process, or one whose key
+comes back, keeps working. A bound value stripped of its prefix is not an old-format value of
+the same key (the derived key differs), so it does not decrypt either.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ _BOUND_INFO = b"token-encryption-v2-bound"
 _KEY_ID_INFO = b"key-id-v1"
 _FINGERPRINT_INFO = b"token-fingerprint-v1"
 
-#: How every value written since 0.2 begins (``pgo2$<key id>$``).
+#: How every value in the bound format begins (``pgo2$<key id>$``).
 PREFIX = "pgo2$"
 #: Length of a key id (hex digits).
 KEY_ID_LENGTH = 8
@@ -86,7 +89,7 @@ def configured_keys() -> tuple[str, ...]:
 class Keyring:
     """The keys in force, with what is derived from each (computed once per key list)."""
 
-    #: The configured keys themselves: they decrypt values written before 0.2.
+    #: The configured keys themselves: they decrypt values in the old format.
     legacy: MultiFernet
     #: Bound-value encryption key per key id.
     by_id: dict[str, Fernet]
@@ -129,7 +132,7 @@ def get_keyring() -> Keyring:
 
 
 def get_fernet() -> MultiFernet:
-    """The MultiFernet of the configured keys (they decrypt values written before 0.2)."""
+    """The MultiFernet of the configured keys (they decrypt values in the old format)."""
     return get_keyring().legacy
 
 
@@ -147,7 +150,7 @@ def encrypt(value: str, context: str = "") -> str:
 
 
 def is_legacy(value: str) -> bool:
-    """True for a non-empty value written before 0.2 (bound to nothing)."""
+    """True for a non-empty value in the old format (bound to nothing)."""
     return bool(value) and not value.startswith(PREFIX)
 
 
@@ -156,7 +159,7 @@ def decrypt(value: str, context: str = "") -> str:
 
     Raises :class:`UndecryptableToken` (a :class:`TokenDecryptionError`) when no configured
     key wrote it, when it was altered, or when it belongs to another context (another row or
-    column). A value written before 0.2 is decrypted with the configured keys, unbound.
+    column). A value in the old format is decrypted with the configured keys, unbound.
     """
     ring = get_keyring()
     try:
@@ -220,7 +223,7 @@ def bound_context(model: type[models.Model], field_name: str, owner: Any) -> str
 
 
 def unknown_key_condition(field_name: str) -> Q:
-    """Rows whose ``field_name`` was written (since 0.2) with a key that is not configured.
+    """Rows whose ``field_name`` was written (in the bound format) with a key that is not configured.
 
     Plain SQL on the key id prefix: nothing is decrypted.
     """
@@ -232,7 +235,7 @@ def unknown_key_condition(field_name: str) -> Q:
 
 
 def legacy_condition(field_name: str) -> Q:
-    """Rows whose ``field_name`` holds a value written before 0.2."""
+    """Rows whose ``field_name`` holds a value in the old format."""
     return ~models.Q(**{field_name: ""}) & ~models.Q(**{f"{field_name}__startswith": PREFIX})
 
 

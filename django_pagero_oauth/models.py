@@ -88,14 +88,14 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
         """Tokens whose access or refresh token was written with a key that is not configured.
 
         Plain SQL on the key id each value starts with: nothing is loaded or decrypted. Values
-        in the format before 0.2 carry no key id: see :meth:`count_undecryptable`.
+        in the old format carry no key id: see :meth:`count_undecryptable`.
         """
         return self.filter(
             unknown_key_condition("access_token") | unknown_key_condition("refresh_token")
         )
 
     def in_legacy_format(self) -> PageroTokenQuerySet:
-        """Tokens with a value written before 0.2 (not bound to its row, no key id)."""
+        """Tokens with a value in the old format (not bound to its row, no key id)."""
         return self.filter(legacy_condition("access_token") | legacy_condition("refresh_token"))
 
     def undecryptable_in_legacy_format(self, limit: int | None = None) -> list[PageroToken]:

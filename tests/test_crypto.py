@@ -174,7 +174,7 @@ def test_the_context_is_inside_the_authenticated_envelope(keys: Any) -> None:
     for altered in (
         f"{prefix}${other_key_id}${token}",
         f"{prefix}$00000000${token}",
-        token,  # the bare Fernet token, as if written before 0.2
+        token,  # the bare Fernet token, as if in the old format
         f"{prefix}${key_id}${token[:-4]}AAAA",
     ):
         with pytest.raises(UndecryptableToken):

@@ -1,6 +1,6 @@
 """Re-encrypt the stored tokens bound to their row and column, and key the fingerprints.
 
-Values written before 0.2 are bare Fernet tokens of the configured keys, bound to nothing, and
+Values in the old format are bare Fernet tokens of the configured keys, bound to nothing, and
 the fingerprint was an unkeyed SHA-256. Each value that decrypts with the keys configured now is
 re-encrypted in the bound format (``crypto`` module docstring); a row whose refresh token
 decrypts gets its keyed fingerprint. A value that does not decrypt is left exactly as it is
@@ -75,7 +75,7 @@ def bind_to_rows(apps: Any, schema_editor: Any) -> None:
 
 
 def unbind(apps: Any, schema_editor: Any) -> None:
-    """Back to the format before 0.2 (bare Fernet tokens, SHA-256 fingerprints)."""
+    """Back to the old format (bare Fernet tokens, SHA-256 fingerprints)."""
     from django_pagero_oauth import crypto
     from django_pagero_oauth.exceptions import TokenDecryptionError
 

@@ -157,7 +157,7 @@ def lost_keys(
     settings: Any, population: dict[str, PageroToken], pagero_token_factory: Any
 ) -> dict[str, PageroToken]:
     """Besides ``population`` (written with the key in force): a token written with a key that
-    is gone, and two in the format before 0.2, one readable, one under the lost key."""
+    is gone, and two in the old format, one readable, one under the lost key."""
     from django_pagero_oauth import crypto
 
     lost_key, key = Fernet.generate_key().decode(), Fernet.generate_key().decode()

@@ -10,7 +10,7 @@ encrypted fields not loaded.
 
 ``--undecryptable`` also deletes the tokens that cannot be decrypted with the configured keys
 (the key that wrote them is gone: their users must connect to Pagero again anyway). They are
-found by the key id their values start with, and the few still in the format before 0.2 by
+found by the key id their values start with, and the few still in the old format by
 decrypting them; the ``DELETE`` re-checks that the stored values are the ones found, so a user
 who connects again meanwhile keeps the new connection.
 
