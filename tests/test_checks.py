@@ -55,7 +55,7 @@ def pagero(settings: Any) -> Callable[..., None]:
 
 
 def test_the_test_settings_pass_every_check(db: None) -> None:
-    # db: from Django 6.1 on, checks run against every database by default (E010 reads rows).
+    # db: from Django 6.1 on, checks run against every database by default (W003 reads rows).
     assert run_checks(tags=[checks.APP]) == []
 
 
@@ -248,7 +248,7 @@ def test_all_configuration_checks_run_through_manage_py_check(
         call_command("check", "--tag", checks.APP)
 
 
-# --- stored tokens: E010, only with --database ----------------------------------------------
+# --- stored tokens: W003, only with --database ---------------------------------------------
 
 
 def make_token(user: Any, expires_in_seconds: int) -> PageroToken:

@@ -249,3 +249,28 @@ def test_fingerprint_in_logs_and_admin_is_keyed(
     assert token.fingerprint != hashlib.sha256(token.refresh_token.encode()).hexdigest()[:12]
     assert token.fingerprint == crypto.fingerprint(token.refresh_token)
     assert PageroToken.objects.filter(fingerprint=token.fingerprint).get() == token
+
+
+def test_the_token_loaded_with_the_user_is_checked_too(
+    lost_key_token: PageroToken, user: Any, settings: Any
+) -> None:
+    """With ``PageroModelBackend`` the token comes with ``request.user``: the same answer."""
+    settings.AUTHENTICATION_BACKENDS = ["django_pagero_oauth.backends.PageroModelBackend"]
+    client = Client()
+    client.force_login(user, backend=settings.AUTHENTICATION_BACKENDS[0])
+    assert client.get("/protected/")["Location"].startswith("/pagero/login/")
+    assert client.get("/protected/", **JSON).status_code == 401
+
+
+def test_a_forced_refresh_raises_authorization_required(
+    lost_key_token: PageroToken, pagero_mock: MockPageroServer
+) -> None:
+    """``refresh_now`` (admin action, ``pagero_refresh_tokens``) and the client's retry after a
+    401 go through ``refresh``: the refresh token cannot be read, nothing is sent."""
+    from django_pagero_oauth.tokens import refresh_now
+
+    token = PageroToken.objects.select_related("user").get(pk=lost_key_token.pk)
+    with pytest.raises(PageroAuthorizationRequired):
+        refresh_now(token)
+    assert pagero_mock.mock.counts["refresh_token"] == 0
+    assert raw_token_row(token.pk)["status"] == PageroToken.Status.ACTIVE  # nothing written
