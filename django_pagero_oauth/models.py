@@ -85,18 +85,37 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
         return self.defer("access_token", "refresh_token", "id_token")
 
     def undecryptable(self) -> PageroTokenQuerySet:
-        """Tokens whose access or refresh token was written with a key that is not configured.
+        """Tokens whose refresh token was written with a key that is not configured any more.
 
-        Plain SQL on the key id each value starts with: nothing is loaded or decrypted. Values
-        in the old format carry no key id: see :meth:`count_undecryptable`.
+        Plain SQL on the key id the value starts with: nothing is loaded or decrypted. Only the
+        refresh token is looked at: it is the connection (without it the user must log in
+        again anyway), it is short (a scan of 100,000 rows reads a few MB, not the access
+        tokens' hundreds), and every write of the tokens (login, refresh, a save after a key
+        rotation) writes it with the same key as the access token. Values in the old format
+        carry no key id: see :meth:`count_undecryptable`.
         """
-        return self.filter(
-            unknown_key_condition("access_token") | unknown_key_condition("refresh_token")
-        )
+        return self.filter(unknown_key_condition("refresh_token"))
 
     def in_legacy_format(self) -> PageroTokenQuerySet:
-        """Tokens with a value in the old format (not bound to its row, no key id)."""
-        return self.filter(legacy_condition("access_token") | legacy_condition("refresh_token"))
+        """Tokens whose refresh token is in the old format (not bound to its row, no key id)."""
+        return self.filter(legacy_condition("refresh_token"))
+
+    def undecryptable_in_sample(self) -> bool:
+        """A cheap hint: can the least or the most recently written token not be decrypted?
+
+        Two indexed lookups (by ``access_token_expires_at``, set at every write) and one
+        ``EXISTS`` on those two rows' key ids, nothing decrypted. Keys are replaced newest
+        first, so a lost key makes the tokens written longest ago undecryptable first; the
+        newest one catches a wrong key in force. Use :meth:`count_undecryptable` for the count.
+        """
+        pks = [
+            self.order_by(ordering).values_list("pk", flat=True).first()
+            for ordering in ("access_token_expires_at", "-access_token_expires_at")
+        ]
+        sample = self.filter(pk__in=[pk for pk in pks if pk is not None])
+        return sample.filter(
+            unknown_key_condition("refresh_token") | legacy_condition("refresh_token")
+        ).exists()
 
     def undecryptable_in_legacy_format(self, limit: int | None = None) -> list[PageroToken]:
         """Those of the first ``limit`` tokens in the old format that do not decrypt.
