@@ -159,12 +159,18 @@ def decrypt(value: str, context: str = "") -> str:
 
     Raises :class:`UndecryptableToken` (a :class:`TokenDecryptionError`) when no configured
     key wrote it, when it was altered, or when it belongs to another context (another row or
-    column). A value in the old format is decrypted with the configured keys, unbound.
+    column). A value in the old format is decrypted with the configured keys, unbound, unless
+    ``ACCEPT_UNBOUND_CIPHERTEXTS`` is False.
     """
+    if not value.startswith(PREFIX):
+        if not app_settings.ACCEPT_UNBOUND_CIPHERTEXTS:
+            raise UndecryptableToken(
+                "A stored Pagero token is in the old format, bound to no row, and "
+                "PAGERO_OAUTH['ACCEPT_UNBOUND_CIPHERTEXTS'] is False."
+            )
+        return decrypt_old_format(value)
     ring = get_keyring()
     try:
-        if not value.startswith(PREFIX):
-            return ring.legacy.decrypt(value.encode("ascii")).decode()
         key_id, separator, token = value[len(PREFIX) :].partition("$")
         fernet = ring.by_id.get(key_id)
         if not separator or fernet is None:
@@ -175,6 +181,15 @@ def decrypt(value: str, context: str = "") -> str:
                 "A stored Pagero token was encrypted for another row or column; it is not used."
             )
         return plain.decode()
+    except (InvalidToken, UnicodeError) as exc:
+        raise UndecryptableToken(_UNDECRYPTABLE) from exc
+
+
+def decrypt_old_format(value: str) -> str:
+    """The plaintext of a value in the old format (a bare Fernet token of a configured key),
+    whatever ``ACCEPT_UNBOUND_CIPHERTEXTS`` says (migration ``0002`` uses it)."""
+    try:
+        return get_keyring().legacy.decrypt(value.encode("ascii")).decode()
     except (InvalidToken, UnicodeError) as exc:
         raise UndecryptableToken(_UNDECRYPTABLE) from exc
 

@@ -63,7 +63,7 @@ def bind_to_rows(apps: Any, schema_editor: Any) -> None:
             if not value or not crypto.is_legacy(value):
                 continue
             try:
-                plain = crypto.decrypt(value)
+                plain = crypto.decrypt_old_format(value)
             except TokenDecryptionError:
                 continue
             context = crypto.bound_context(token_model, name, user_id)

@@ -274,3 +274,25 @@ def test_a_forced_refresh_raises_authorization_required(
         refresh_now(token)
     assert pagero_mock.mock.counts["refresh_token"] == 0
     assert raw_token_row(token.pk)["status"] == PageroToken.Status.ACTIVE  # nothing written
+
+
+def test_old_format_values_are_refused_once_unbound_ciphertexts_are_not_accepted(
+    two_tokens: list[PageroToken], other_user: Any, settings: Any
+) -> None:
+    """The known limit of reading the old format (SECURITY.rst), and the setting that ends it:
+    an old-format value from Alice's row (say, from a backup) written into Mallory's row."""
+    alice, mallory = two_tokens
+    old_format = {
+        name: crypto.get_fernet().encrypt(getattr(alice, name).encode()).decode()
+        for name in ("access_token", "refresh_token")
+    }
+    raw_update(mallory.pk, **old_format)
+    assert get_valid_token(other_user).access_token == alice.access_token  # bound to nothing
+
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ACCEPT_UNBOUND_CIPHERTEXTS": False}
+    with pytest.raises(PageroAuthorizationRequired):
+        get_valid_token(other_user)
+    client = Client()
+    client.force_login(other_user)
+    assert client.get("/protected/", **JSON).status_code == 401
+    assert PageroToken.objects.count_undecryptable() == (1, True)
