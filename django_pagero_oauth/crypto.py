@@ -175,8 +175,8 @@ def decrypt(value: str, context: str = "") -> str:
         fernet = ring.by_id.get(key_id)
         if not separator or fernet is None:
             raise UndecryptableToken(_UNDECRYPTABLE)
-        bound, separator, plain = fernet.decrypt(token.encode("ascii")).partition(b"\0")
-        if not separator or not hmac.compare_digest(bound, context.encode()):
+        bound, nul, plain = fernet.decrypt(token.encode("ascii")).partition(b"\0")
+        if not nul or not hmac.compare_digest(bound, context.encode()):
             raise UndecryptableToken(
                 "A stored Pagero token was encrypted for another row or column; it is not used."
             )

@@ -94,11 +94,11 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
         rotation) writes it with the same key as the access token. Values in the old format
         carry no key id: see :meth:`count_undecryptable`.
         """
-        return self.filter(unknown_key_condition("refresh_token"))
+        return cast(PageroTokenQuerySet, self.filter(unknown_key_condition("refresh_token")))
 
     def in_legacy_format(self) -> PageroTokenQuerySet:
         """Tokens whose refresh token is in the old format (not bound to its row, no key id)."""
-        return self.filter(legacy_condition("refresh_token"))
+        return cast(PageroTokenQuerySet, self.filter(legacy_condition("refresh_token")))
 
     def undecryptable_in_sample(self) -> bool:
         """A cheap hint: can the least or the most recently written token not be decrypted?
@@ -113,9 +113,8 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
             for ordering in ("access_token_expires_at", "-access_token_expires_at")
         ]
         sample = self.filter(pk__in=[pk for pk in pks if pk is not None])
-        return sample.filter(
-            unknown_key_condition("refresh_token") | legacy_condition("refresh_token")
-        ).exists()
+        condition = unknown_key_condition("refresh_token") | legacy_condition("refresh_token")
+        return bool(sample.filter(condition).exists())
 
     def undecryptable_in_legacy_format(self, limit: int | None = None) -> list[PageroToken]:
         """Those of the first ``limit`` tokens in the old format that do not decrypt.

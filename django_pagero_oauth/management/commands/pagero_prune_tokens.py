@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from functools import reduce
 from operator import or_
-from typing import Any
+from typing import Any, cast
 
 from django.core.management.base import CommandParser
 from django.db import router, transaction
@@ -186,12 +186,11 @@ class Command(PageroCommand):
                         "Deleting the token of user #%(user)s (fingerprint %(fingerprint)s): "
                         "%(why)s"
                     )
-                if why is not None:
-                    reason = why
-                elif token.status == PageroToken.Status.REAUTHORIZATION_REQUIRED:
-                    reason = _("needs re-authorization")
-                else:
-                    reason = _("refresh token expired")
+                reason = why or (
+                    _("needs re-authorization")
+                    if token.status == PageroToken.Status.REAUTHORIZATION_REQUIRED
+                    else _("refresh token expired")
+                )
                 self.stdout.write(
                     line
                     % {
@@ -208,7 +207,8 @@ class Command(PageroCommand):
 
     @staticmethod
     def still_dead(queryset: PageroTokenQuerySet, batch: list[PageroToken]) -> PageroTokenQuerySet:
-        return queryset.needing_reauthorization().filter(pk__in=[token.pk for token in batch])
+        dead = queryset.needing_reauthorization()
+        return cast(PageroTokenQuerySet, dead.filter(pk__in=[token.pk for token in batch]))
 
     @staticmethod
     def still_undecryptable(
@@ -225,7 +225,9 @@ class Command(PageroCommand):
             if isinstance(token.__dict__.get("access_token"), Ciphertext)
             and isinstance(token.__dict__.get("refresh_token"), Ciphertext)
         ]
-        return queryset.filter(reduce(or_, unchanged)) if unchanged else queryset.none()
+        if not unchanged:
+            return cast(PageroTokenQuerySet, queryset.none())
+        return cast(PageroTokenQuerySet, queryset.filter(reduce(or_, unchanged)))
 
     def delete_batch(
         self,
