@@ -52,6 +52,10 @@ class Messages:
     CANNOT_DECRYPT = (
         "Stored Pagero tokens in database {alias!r} cannot be decrypted with the configured keys."
     )
+    UNDECRYPTABLE_TOKENS = (
+        "{count} stored Pagero token(s) in database {alias!r} cannot be decrypted with the "
+        "configured keys; their users must connect to Pagero again."
+    )
     TIMEOUT = "PAGERO_OAUTH['TIMEOUT'] must be a positive number of seconds, not {value!r}."
     URL_INVALID = "PAGERO_OAUTH['{key}'] is not an absolute http(s) URL: {url!r}."
     LIFETIME = (
@@ -92,6 +96,11 @@ class Hints:
         "Put the key (or SECRET_KEY) the tokens were written with back into ENCRYPTION_KEYS "
         "(or SECRET_KEY_FALLBACKS), after the new one."
     )
+    UNDECRYPTABLE_TOKENS = (
+        "Put the key (or SECRET_KEY) they were written with back into ENCRYPTION_KEYS (or "
+        "SECRET_KEY_FALLBACKS), after the new one; or delete them with "
+        "'manage.py pagero_prune_tokens --undecryptable'."
+    )
     TIMEOUT = (
         f"A request to Pagero must never wait forever; {DEFAULTS['TIMEOUT']:g} is the default."
     )
@@ -121,12 +130,15 @@ class Codes:
     MOCK_WITHOUT_DEBUG = f"{APP}.E007"
     NOT_A_DICT = f"{APP}.E008"
     KEYS_INVALID = f"{APP}.E009"
+    #: Retired (with bound ciphertexts): undecryptable tokens are W003 (for their users they mean "connect
+    #: again", not a broken site). Kept so that code naming it still imports.
     CANNOT_DECRYPT = f"{APP}.E010"
     TIMEOUT = f"{APP}.E011"
     URL_INVALID = f"{APP}.E012"
     LIFETIME = f"{APP}.E013"
     UNKNOWN_KEYS = f"{APP}.W001"
     PROTECTED_WITHOUT_MIDDLEWARE = f"{APP}.W002"
+    UNDECRYPTABLE_TOKENS = f"{APP}.W003"
     PKCE_OFF = f"{APP}.W004"
 
 
@@ -365,39 +377,36 @@ def check_stored_tokens_decrypt(
     databases: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> list[CheckMessage]:
-    """Decrypt two rows per database: cheap, and they are the likeliest to fail.
+    """Count the stored tokens that cannot be decrypted with the configured keys (``W003``).
 
-    The tokens written longest ago and most recently (by ``access_token_expires_at``, which is
-    indexed and set whenever the tokens are written) are the ones encrypted under the oldest
-    and the newest key. Runs with ``manage.py check --database`` (Django 5.2, 6.0), and with
-    every ``check`` from Django 6.1 on, which checks all databases by default.
+    Cheap: one ``COUNT`` on the key id every value starts with (nothing is decrypted), plus,
+    for the rows still in the old format (few or none after migration ``0002``), a
+    decryption each. A warning, not an error: for their users such a token only means
+    "connect again". Runs with ``manage.py check --database`` (Django 5.2, 6.0), with every
+    ``check`` from Django 6.1 on (which checks all databases by default), and in
+    ``pagero_check``.
     """
-    from .exceptions import TokenDecryptionError
     from .models import PageroToken
 
     if not databases or not _keys_valid():
         return []  # E009 reports unusable keys
-    errors: list[CheckMessage] = []
+    messages: list[CheckMessage] = []
     for alias in databases:
         if not router.allow_migrate_model(alias, PageroToken):
             continue
-        tokens = PageroToken.objects.using(alias).only(
-            "pk", "access_token", "refresh_token", "id_token"
-        )
         try:
-            for ordering in ("access_token_expires_at", "-access_token_expires_at"):
-                tokens.order_by(ordering).first()
-        except TokenDecryptionError:
-            errors.append(
-                Error(
-                    Messages.CANNOT_DECRYPT.format(alias=alias),
-                    hint=Hints.CANNOT_DECRYPT,
-                    id=Codes.CANNOT_DECRYPT,
-                )
-            )
+            count, _exact = PageroToken.objects.using(alias).count_undecryptable()
         except DatabaseError:
             continue  # not migrated yet: nothing stored to check
-    return errors
+        if count:
+            messages.append(
+                Warning(
+                    Messages.UNDECRYPTABLE_TOKENS.format(count=count, alias=alias),
+                    hint=Hints.UNDECRYPTABLE_TOKENS,
+                    id=Codes.UNDECRYPTABLE_TOKENS,
+                )
+            )
+    return messages
 
 
 #: The checks that need no database, in the order ``pagero_check`` reports them.

@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "TIMEOUT": 10.0,
     "LOGIN_REDIRECT_URL": "",
     "ENCRYPTION_KEYS": [],
+    # Read stored values in the old format (not bound to their row); see the README.
+    "ACCEPT_UNBOUND_CIPHERTEXTS": True,
     "REFRESH_LEEWAY": 60,
     "REFRESH_FAILURE_BACKOFF": 5,
     "REFRESH_TOKEN_LIFETIME_DAYS": 3 * 365,
@@ -120,6 +122,11 @@ class PageroOAuthSettings:
         if isinstance(value, (str, bytes)):
             value = [value]
         return [key.decode() if isinstance(key, bytes) else str(key) for key in value or []]
+
+    @property
+    def ACCEPT_UNBOUND_CIPHERTEXTS(self) -> bool:
+        """Decrypt stored values in the old format, which are bound to no row."""
+        return bool(self._get("ACCEPT_UNBOUND_CIPHERTEXTS"))
 
     @property
     def REFRESH_LEEWAY(self) -> int:

@@ -108,3 +108,15 @@ class CallbackError(PageroOAuthError, SuspiciousOperation):
 
 class TokenDecryptionError(ImproperlyConfigured):
     """A stored token cannot be decrypted with the configured keys."""
+
+
+class UndecryptableToken(PageroAuthorizationRequired, TokenDecryptionError):
+    """A stored token cannot be decrypted: its key is not configured any more, or the value was
+    altered or copied from another row.
+
+    For the user the connection is gone (a :class:`PageroAuthorizationRequired`: pages redirect
+    to Pagero's login, JSON callers get 401, and logging in again overwrites the row); for the
+    operator a key is missing (a :class:`TokenDecryptionError`).
+    """
+
+    default_error = "token_undecryptable"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, connections, models, router, transaction
@@ -11,8 +11,15 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .conf import app_settings
-from .crypto import EncryptedTextField, fingerprint
-from .exceptions import InvalidTokenResponse
+from .crypto import (
+    Ciphertext,
+    EncryptedTextField,
+    decrypt,
+    fingerprint,
+    legacy_condition,
+    unknown_key_condition,
+)
+from .exceptions import InvalidTokenResponse, TokenDecryptionError
 from .oauth import TokenResponse, decode_jwt_unverified
 
 if TYPE_CHECKING:
@@ -77,6 +84,61 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
         """Do not load (or decrypt) the encrypted columns: for listings of many tokens."""
         return self.defer("access_token", "refresh_token", "id_token")
 
+    def undecryptable(self) -> PageroTokenQuerySet:
+        """Tokens whose refresh token was written with a key that is not configured any more.
+
+        Plain SQL on the key id the value starts with: nothing is loaded or decrypted. Only the
+        refresh token is looked at: it is the connection (without it the user must log in
+        again anyway), it is short (a scan of 100,000 rows reads a few MB, not the access
+        tokens' hundreds), and every write of the tokens (login, refresh, a save after a key
+        rotation) writes it with the same key as the access token. Values in the old format
+        carry no key id: see :meth:`count_undecryptable`.
+        """
+        return cast(PageroTokenQuerySet, self.filter(unknown_key_condition("refresh_token")))
+
+    def in_legacy_format(self) -> PageroTokenQuerySet:
+        """Tokens whose refresh token is in the old format (not bound to its row, no key id)."""
+        return cast(PageroTokenQuerySet, self.filter(legacy_condition("refresh_token")))
+
+    def undecryptable_in_sample(self) -> bool:
+        """A cheap hint: can the least or the most recently written token not be decrypted?
+
+        Two indexed lookups (by ``access_token_expires_at``, set at every write) and one
+        ``EXISTS`` on those two rows' key ids, nothing decrypted. Keys are replaced newest
+        first, so a lost key makes the tokens written longest ago undecryptable first; the
+        newest one catches a wrong key in force. Use :meth:`count_undecryptable` for the count.
+        """
+        pks = [
+            self.order_by(ordering).values_list("pk", flat=True).first()
+            for ordering in ("access_token_expires_at", "-access_token_expires_at")
+        ]
+        sample = self.filter(pk__in=[pk for pk in pks if pk is not None])
+        condition = unknown_key_condition("refresh_token") | legacy_condition("refresh_token")
+        return bool(sample.filter(condition).exists())
+
+    def undecryptable_in_legacy_format(self, limit: int | None = None) -> list[PageroToken]:
+        """Those of the first ``limit`` tokens in the old format that do not decrypt.
+
+        Each one is decrypted (migration ``0002`` re-encrypted every row it could, so there
+        are few or none). The tokens come with their ciphertexts, not decrypted.
+        """
+        candidates = self.in_legacy_format().only(
+            "pk", "user", "fingerprint", "status", "access_token", "refresh_token"
+        )
+        return [token for token in candidates.order_by("pk")[:limit] if not token.is_decryptable()]
+
+    def count_undecryptable(self, legacy_limit: int | None = None) -> tuple[int, bool]:
+        """How many tokens cannot be decrypted with the configured keys, and whether that is
+        exact (``False`` when ``legacy_limit`` old-format tokens were checked and more remain).
+        """
+        legacy = []
+        if self.in_legacy_format().exists():  # rarely: no token column is loaded otherwise
+            legacy = self.undecryptable_in_legacy_format(
+                None if legacy_limit is None else legacy_limit + 1
+            )
+        exact = legacy_limit is None or len(legacy) <= legacy_limit
+        return self.undecryptable().count() + len(legacy[:legacy_limit]), exact
+
     @staticmethod
     def _health_conditions(
         now: datetime, warn_within: timedelta
@@ -132,8 +194,10 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
 class PageroToken(models.Model):
     """A Django user's connection to Pagero Online.
 
-    ``access_token``, ``refresh_token`` and ``id_token`` are Fernet-encrypted in the database;
-    ``fingerprint`` is a short hash of the refresh token that is safe to show.
+    ``access_token``, ``refresh_token`` and ``id_token`` are Fernet-encrypted in the database,
+    each bound to its column and to the user (:mod:`django_pagero_oauth.crypto`), and decrypted
+    on first access; ``fingerprint`` is a short keyed hash of the refresh token that is safe to
+    show.
     """
 
     class Status(models.TextChoices):
@@ -165,7 +229,7 @@ class PageroToken(models.Model):
         max_length=12,
         blank=True,
         default="",
-        help_text=_("The first 12 hex digits of the refresh token's SHA-256. Reveals nothing."),
+        help_text=_("12 hex digits of a keyed hash (HMAC) of the refresh token. Reveals nothing."),
     )
     access_token_issued_at = models.DateTimeField(_("access token issued at"))
     access_token_expires_at = models.DateTimeField(_("access token expires at"), db_index=True)
@@ -237,6 +301,22 @@ class PageroToken(models.Model):
             self.status == self.Status.REAUTHORIZATION_REQUIRED or self.is_refresh_token_expired()
         )
 
+    def is_decryptable(self) -> bool:
+        """True when the access and refresh token decrypt with the configured keys.
+
+        Checks the stored values (nothing is logged or kept); values already decrypted or set
+        count as decryptable.
+        """
+        for name in ("access_token", "refresh_token"):
+            field = cast(EncryptedTextField, self._meta.get_field(name))
+            value = self.__dict__[name] if name in self.__dict__ else field.load_raw(self)
+            if isinstance(value, Ciphertext):
+                try:
+                    decrypt(value, field.context_for(self))
+                except TokenDecryptionError:
+                    return False
+        return True
+
     def jwt_header_and_claims(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The access token's JWT header and payload, decoded but NOT verified (for display)."""
         return decode_jwt_unverified(self.access_token)
@@ -285,13 +365,16 @@ class PageroToken(models.Model):
 
         A replaced token starts afresh (no ID token or public id of the previous login is kept).
         Two logins of one user finishing at the same moment both succeed; the later one wins.
+        The stored tokens are replaced without being read (or decrypted): a row whose key was
+        lost is simply overwritten.
         """
         if not response.refresh_token:
             # Without a refresh token the connection would die with the access token.
             raise InvalidTokenResponse("the token response has no refresh_token")
         using = router.db_for_write(cls)
         manager = cls.objects.db_manager(using)
-        token: PageroToken | None = manager.filter(user=user).locked().first()
+        current = manager.filter(user=user).without_secrets()
+        token: PageroToken | None = current.locked().first()
         if token is None:
             token = cls(user=user)
             token.apply_token_response(response, now=now)
@@ -300,7 +383,7 @@ class PageroToken(models.Model):
                     token.save(using=using, force_insert=True)
             except IntegrityError:
                 # Another login of this user inserted the row after our read: replace it.
-                token = manager.filter(user=user).locked().get()
+                token = current.locked().get()
             else:
                 return token
         token.id_token = ""

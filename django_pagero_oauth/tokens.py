@@ -100,16 +100,20 @@ def _token_of(user: AbstractBaseUser) -> PageroToken | None:
     """The user's token: the one loaded with the user for this request, else one indexed query.
 
     The hot path: only the access token is decrypted; the refresh token is read, under the
-    lock, only when a refresh is due.
+    lock, only when a refresh is due. The access token is decrypted here, so that a token that
+    cannot be decrypted (its key was lost, or the value was copied from another row) raises
+    ``UndecryptableToken``, a :class:`PageroAuthorizationRequired`, not an error in the view.
     """
+    token: PageroToken | None
     if getattr(user, PRELOADED, False) and _USER_RELATION.is_cached(user):
-        return cast("PageroToken | None", _USER_RELATION.get_cached_value(user))
-    try:
-        token: PageroToken = PageroToken.objects.defer("refresh_token", "id_token").get(
-            user_id=user.pk
-        )
-    except PageroToken.DoesNotExist:
-        return None
+        token = cast("PageroToken | None", _USER_RELATION.get_cached_value(user))
+    else:
+        try:
+            token = PageroToken.objects.defer("refresh_token", "id_token").get(user_id=user.pk)
+        except PageroToken.DoesNotExist:
+            return None
+    if token is not None:
+        token.access_token  # noqa: B018 (decrypts it, see above)
     return token
 
 

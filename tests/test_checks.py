@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from io import StringIO
 from typing import Any
 
 import pytest
@@ -54,7 +55,7 @@ def pagero(settings: Any) -> Callable[..., None]:
 
 
 def test_the_test_settings_pass_every_check(db: None) -> None:
-    # db: from Django 6.1 on, checks run against every database by default (E010 reads rows).
+    # db: from Django 6.1 on, checks run against every database by default (W003 reads rows).
     assert run_checks(tags=[checks.APP]) == []
 
 
@@ -261,7 +262,7 @@ def test_all_configuration_checks_run_through_manage_py_check(
         call_command("check", "--tag", checks.APP)
 
 
-# --- stored tokens: E010, only with --database ----------------------------------------------
+# --- stored tokens: W003, only with --database ---------------------------------------------
 
 
 def make_token(user: Any, expires_in_seconds: int) -> PageroToken:
@@ -290,11 +291,13 @@ def test_undecryptable_rows_are_found_with_database(
 
     pagero(ENCRYPTION_KEYS=[new])  # the old key was dropped too early
     messages = checks.check_stored_tokens_decrypt(databases=["default"])
-    assert ids(messages) == [Codes.CANNOT_DECRYPT]
-    assert "'default'" in messages[0].msg
+    assert ids(messages) == [Codes.UNDECRYPTABLE_TOKENS]
+    assert messages[0].msg.startswith("1 stored Pagero token(s) in database 'default' cannot")
+    assert "pagero_prune_tokens --undecryptable" in messages[0].hint
     assert checks.check_stored_tokens_decrypt(databases=None) == []  # needs --database
-    with pytest.raises(SystemCheckError, match=r"django_pagero_oauth\.E010"):
-        call_command("check", "--database", "default")
+    out = StringIO()
+    call_command("check", "--database", "default", stderr=out, stdout=out)  # a warning
+    assert "django_pagero_oauth.W003" in out.getvalue()
 
 
 def test_undecryptable_check_is_cheap(

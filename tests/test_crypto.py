@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import Any
 
@@ -11,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from django_pagero_oauth import crypto
-from django_pagero_oauth.exceptions import TokenDecryptionError
+from django_pagero_oauth.exceptions import TokenDecryptionError, UndecryptableToken
 
 OLD_KEY = Fernet.generate_key().decode()
 NEW_KEY = Fernet.generate_key().decode()
@@ -109,26 +110,118 @@ def test_invalid_configured_keys_raise_a_clear_error(keys: Any, bad: str) -> Non
     assert not crypto.is_encrypted_with_current_key("x")
 
 
-def test_fingerprint_is_a_short_hash_that_reveals_nothing() -> None:
+def test_fingerprint_is_a_short_keyed_hash_that_reveals_nothing(keys: Any) -> None:
     token = "_1XBPWQQ_0123456789abcdef"
+    keys(OLD_KEY)
     label = crypto.fingerprint(token)
-    assert label == hashlib.sha256(token.encode()).hexdigest()[:12]
-    assert len(label) == 12
+    assert len(label) == 12 and int(label, 16) >= 0
+    assert label != hashlib.sha256(token.encode()).hexdigest()[:12]  # holding it confirms nothing
     assert not any(token[i : i + 4] in label for i in range(len(token) - 3))
+    assert crypto.fingerprint(token) == label  # stable per key
+    assert crypto.fingerprint("another token") != label
+    keys(OLD_KEY, NEW_KEY)
+    assert crypto.fingerprint(token) == label  # the newest key decides
+    keys(NEW_KEY, OLD_KEY)
+    assert crypto.fingerprint(token) != label
     assert crypto.fingerprint("") == ""
+
+
+def test_fingerprint_key_is_derived_for_its_own_purpose(keys: Any) -> None:
+    """Neither the encryption key itself nor a plain hash: HKDF with its own info string."""
+    import hmac
+
+    keys(OLD_KEY)
+    token = "_1XBPWQQ_0123456789abcdef"
+    key = crypto.get_keyring().fingerprint_key
+    assert crypto.fingerprint(token) == hmac.new(key, token.encode(), "sha256").hexdigest()[:12]
+    assert key != base64.urlsafe_b64decode(OLD_KEY)
+    assert key not in {fernet._signing_key for fernet in crypto.get_keyring().by_id.values()}
+
+
+def test_fingerprint_from_secret_key_changes_with_it(settings: Any) -> None:
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "one secret", []
+    first = crypto.fingerprint("rt")
+    settings.SECRET_KEY = "another secret"
+    assert crypto.fingerprint("rt") != first
+
+
+# --- values bound to their row ---------------------------------------------------------------
+
+
+def test_a_value_decrypts_only_for_its_own_context() -> None:
+    stored = crypto.encrypt("refresh-token", "django_pagero_oauth.pagerotoken.refresh_token:1")
+    assert crypto.decrypt(stored, "django_pagero_oauth.pagerotoken.refresh_token:1") == (
+        "refresh-token"
+    )
+    for other in (
+        "django_pagero_oauth.pagerotoken.refresh_token:2",  # another user's row
+        "django_pagero_oauth.pagerotoken.access_token:1",  # another column
+        "django_pagero_oauth.pagerotoken.refresh_token:11",
+        "",
+    ):
+        with pytest.raises(UndecryptableToken):
+            crypto.decrypt(stored, other)
+
+
+def test_the_context_is_inside_the_authenticated_envelope(keys: Any) -> None:
+    """No part of the stored value can be changed to move it: key id, token, anything."""
+    keys(NEW_KEY, OLD_KEY)
+    stored = crypto.encrypt("secret", "ctx:1")
+    prefix, key_id, token = stored.split("$")
+    assert (prefix + "$", len(key_id)) == (crypto.PREFIX, crypto.KEY_ID_LENGTH)
+    assert "ctx" not in stored and "secret" not in stored
+    other_key_id = next(k for k in crypto.configured_key_ids() if k != key_id)
+    for altered in (
+        f"{prefix}${other_key_id}${token}",
+        f"{prefix}$00000000${token}",
+        token,  # the bare Fernet token, as if in the old format
+        f"{prefix}${key_id}${token[:-4]}AAAA",
+    ):
+        with pytest.raises(UndecryptableToken):
+            crypto.decrypt(altered, "ctx:1")
+
+
+def test_values_written_before_bound_ciphertexts_are_still_read(keys: Any) -> None:
+    keys(OLD_KEY)
+    legacy = Fernet(OLD_KEY.encode()).encrypt(b"old-refresh-token").decode()
+    assert crypto.is_legacy(legacy) and not crypto.is_legacy(crypto.encrypt("x"))
+    assert crypto.decrypt(legacy, "any context") == "old-refresh-token"
+    keys(NEW_KEY, OLD_KEY)
+    assert crypto.decrypt(legacy, "any context") == "old-refresh-token"
+    assert crypto.needs_rotation(legacy)
+    rotated = crypto.rotate(legacy, "ctx:7")
+    assert not crypto.is_legacy(rotated) and not crypto.needs_rotation(rotated)
+    assert crypto.decrypt(rotated, "ctx:7") == "old-refresh-token"
+    keys(NEW_KEY)
+    with pytest.raises(UndecryptableToken):
+        crypto.decrypt(legacy, "any context")
+
+
+def test_key_ids_are_stable_and_do_not_reveal_the_key(keys: Any) -> None:
+    keys(NEW_KEY, OLD_KEY)
+    new_id, old_id = crypto.configured_key_ids()
+    keys(OLD_KEY)
+    assert crypto.configured_key_ids() == (old_id,)
+    assert new_id != old_id
+    assert new_id not in NEW_KEY and old_id not in OLD_KEY
 
 
 class TestEncryptedTextField:
     field = crypto.EncryptedTextField()
 
-    def test_prep_value_encrypts(self) -> None:
-        stored = self.field.get_prep_value("secret value")
-        assert stored != "secret value"
-        assert crypto.decrypt(stored) == "secret value"
+    def test_plain_values_are_refused_outside_a_save(self) -> None:
+        """Without the row there is nothing to bind to: no update(), no lookup by plaintext."""
+        with pytest.raises(TypeError, match="bound to the row"):
+            self.field.get_prep_value("secret value")
 
-    def test_from_db_value_decrypts(self) -> None:
+    def test_ciphertexts_pass_through_unchanged(self) -> None:
+        stored = crypto.Ciphertext(crypto.encrypt("secret value"))
+        assert self.field.get_prep_value(stored) == stored
+
+    def test_from_db_value_does_not_decrypt(self) -> None:
         stored = crypto.encrypt("secret value")
-        assert self.field.from_db_value(stored, None, None) == "secret value"
+        loaded = self.field.from_db_value(stored, None, None)
+        assert isinstance(loaded, crypto.Ciphertext) and loaded == stored
 
     @pytest.mark.parametrize("value", [None, ""])
     def test_empty_values_pass_through(self, value: str | None) -> None:

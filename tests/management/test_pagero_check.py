@@ -162,14 +162,22 @@ def test_configuration_errors_exit_2_without_contacting_pagero(
     assert pagero_mock.mock.counts.total() == 0
 
 
-def test_undecryptable_stored_tokens_exit_2(
+def test_undecryptable_stored_tokens_are_counted_as_a_warning(
     run_command: Callable[..., Outcome], configure: Any, pagero_token_factory: Any
 ) -> None:
-    pagero_token_factory(get_user_model().objects.create_user("old", password="pw"))
+    """A lost key means "connect again" for those users: reported with how many, exit code as
+    for any other warning (0 when the endpoints are fine)."""
+    for name in ("old1", "old2"):
+        pagero_token_factory(get_user_model().objects.create_user(name, password="pw"))
     configure(ENCRYPTION_KEYS=[Fernet.generate_key().decode()])
+    pagero_token_factory(get_user_model().objects.create_user("new", password="pw"))
     result = run_command(COMMAND)
-    assert result.code == 2, result
-    assert "django_pagero_oauth.E010" in result.err
+    assert result.code == 0, result
+    assert (
+        "WARNING django_pagero_oauth.W003: 2 stored Pagero token(s) in database 'default' "
+        "cannot be decrypted" in result.err
+    )
+    assert "OK   configuration (1 warning)" in result.out
 
 
 def test_offline_checks_only_the_configuration(

@@ -147,3 +147,92 @@ def test_exit_codes_from_the_command_line(
 ) -> None:
     assert run_cli(COMMAND, "--dry-run").code == 0
     assert run_cli(COMMAND, "--unknown-option").code == 2
+
+
+# --- --undecryptable ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lost_keys(
+    settings: Any, population: dict[str, PageroToken], pagero_token_factory: Any
+) -> dict[str, PageroToken]:
+    """Besides ``population`` (written with the key in force): a token written with a key that
+    is gone, and two in the old format, one readable, one under the lost key."""
+    from django_pagero_oauth import crypto
+
+    lost_key, key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+
+    def use(*keys: str) -> None:
+        settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ENCRYPTION_KEYS": list(keys)}
+
+    def make(name: str) -> PageroToken:
+        return pagero_token_factory(User.objects.create_user(name, password="pw"))
+
+    def to_old_format(token: PageroToken, with_key: str) -> None:
+        PageroToken.objects.filter(pk=token.pk).update(
+            **{
+                name: crypto.Ciphertext(
+                    Fernet(with_key.encode()).encrypt(getattr(token, name).encode()).decode()
+                )
+                for name in ("access_token", "refresh_token")
+            }
+        )
+
+    use(lost_key)
+    made = {"lost": make("lost"), "old_lost": make("old_lost")}
+    to_old_format(made["old_lost"], lost_key)
+    use(key)
+    made["old_readable"] = make("old_readable")
+    to_old_format(made["old_readable"], key)
+    for token in population.values():  # readable with the key in force, too
+        token.save()  # their tokens are in memory: written again under ``key``
+    return made
+
+
+UNDECRYPTABLE = {"lost", "old_lost"}
+
+
+def test_undecryptable_tokens_are_deleted_only_when_asked(
+    run_command: Callable[..., Outcome],
+    population: dict[str, PageroToken],
+    lost_keys: dict[str, PageroToken],
+    revoked_signals: list[dict[str, Any]],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    everyone = set(population) | set(lost_keys)
+    result = run_command(COMMAND, "--dry-run")
+    assert "Would delete 2 Pagero tokens that need" in result.out
+    assert "cannot be decrypted" not in result.out and remaining() == everyone
+
+    result = run_command(COMMAND, "--undecryptable", "--dry-run", "--verbosity", "2")
+    assert result.code == 0, result
+    assert remaining() == everyone
+    assert "Would delete 2 Pagero tokens that cannot be decrypted with the configured keys." in (
+        result.out
+    )
+    for name in UNDECRYPTABLE:
+        assert (
+            f"user #{lost_keys[name].user_id} (fingerprint {lost_keys[name].fingerprint}): "
+            "cannot be decrypted with the configured keys" in result.out
+        )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = run_command(COMMAND, "--undecryptable")
+    assert result.code == 0, result
+    assert "Deleted 2 Pagero tokens that could not be decrypted" in result.out
+    assert remaining() == everyone - DEAD - UNDECRYPTABLE
+    assert {signal["user"].username for signal in revoked_signals} == DEAD | UNDECRYPTABLE
+
+
+def test_an_undecryptable_token_replaced_meanwhile_is_kept(
+    population: dict[str, PageroToken],
+    lost_keys: dict[str, PageroToken],
+    pagero_token_factory: Any,
+) -> None:
+    command = Command()
+    found = list(PageroToken.objects.undecryptable().defer("id_token"))
+    found += PageroToken.objects.undecryptable_in_legacy_format()
+    assert {token.user.username for token in found} == UNDECRYPTABLE
+    pagero_token_factory(lost_keys["lost"].user)  # the user connected again
+    assert command.delete_batch(found, command.still_undecryptable) == 1
+    assert remaining() == set(population) | set(lost_keys) - {"old_lost"}

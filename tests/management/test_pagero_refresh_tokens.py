@@ -129,7 +129,9 @@ def test_an_undecryptable_token_fails_alone(
     result = run_command(COMMAND, "--concurrency", "1")
     assert result.code == 1, result
     assert "Refreshed 2 of 3" in result.out and "Failed: cannot be decrypted (1)." in result.out
-    assert f"token #{lost.pk}: " in result.err and "cannot be decrypted" in result.err
+    # The row still loads (only its tokens cannot be read): it is named like any other.
+    assert f"user #{lost.user_id} (fingerprint {lost.fingerprint}): " in result.err
+    assert "cannot be decrypted" in result.err
     assert all(reload(t).fingerprint != t.fingerprint for t in readable)
     assert pagero_mock.mock.counts["refresh_token"] == 2
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
+from django_pagero_oauth import crypto
 from django_pagero_oauth.crypto import derive_key
 from django_pagero_oauth.exceptions import TokenDecryptionError
 from django_pagero_oauth.models import PageroToken
@@ -23,11 +24,23 @@ OLD_SECRET_KEY = "old-secret-key-" + "o" * 40
 NEW_SECRET_KEY = "new-secret-key-" + "n" * 40
 
 
-def _decrypts_with(key: bytes, ciphertext: str) -> str | None:
+def _decrypts_with(key: bytes, ciphertext: str, context: str) -> str | None:
+    """``ciphertext`` decrypted with ``key`` alone (and bound to ``context``), or None."""
+    ring = crypto._keyring_for((key.decode(),))
+    prefix, key_id, token = ciphertext.split("$")
+    assert prefix + "$" == crypto.PREFIX
+    if key_id not in ring.by_id:
+        return None
     try:
-        return Fernet(key).decrypt(ciphertext.encode()).decode()
+        bound, _, plain = ring.by_id[key_id].decrypt(token.encode()).partition(b"\0")
     except InvalidToken:
         return None
+    assert bound.decode() == context
+    return plain.decode()
+
+
+def _context(token: PageroToken, name: str) -> str:
+    return crypto.bound_context(PageroToken, name, token.user_id)
 
 
 class Keys:
@@ -71,8 +84,8 @@ def test_old_rows_are_read_with_the_new_key_list_and_rewritten_under_the_new_key
     plain = {name: getattr(token, name) for name in ENCRYPTED}
     raw = raw_token_row(token.pk)
     for name in ENCRYPTED:
-        assert _decrypts_with(keys.old, raw[name]) == plain[name]
-        assert _decrypts_with(keys.new, raw[name]) is None
+        assert _decrypts_with(keys.old, raw[name], _context(token, name)) == plain[name]
+        assert _decrypts_with(keys.new, raw[name], _context(token, name)) is None
 
     keys.use("new", "old")
     reread = PageroToken.objects.get(pk=token.pk)
@@ -83,8 +96,8 @@ def test_old_rows_are_read_with_the_new_key_list_and_rewritten_under_the_new_key
 
     rewritten = raw_token_row(token.pk)
     for name in ENCRYPTED:
-        assert _decrypts_with(keys.new, rewritten[name]) == plain[name]
-        assert _decrypts_with(keys.old, rewritten[name]) is None
+        assert _decrypts_with(keys.new, rewritten[name], _context(token, name)) == plain[name]
+        assert _decrypts_with(keys.old, rewritten[name], _context(token, name)) is None
     keys.use("new")  # the old key can go now
     assert {
         name: getattr(PageroToken.objects.get(pk=token.pk), name) for name in ENCRYPTED
@@ -102,10 +115,13 @@ def test_a_refresh_writes_under_the_new_key(
 
     assert pagero_mock.mock.counts["refresh_token"] == 1
     raw = raw_token_row(token.pk)
-    assert _decrypts_with(keys.new, raw["access_token"]) == fresh.access_token
-    assert _decrypts_with(keys.new, raw["refresh_token"]) == fresh.refresh_token
-    # The ID token was not part of the answer; the row was written whole, so it moved too.
-    assert _decrypts_with(keys.new, raw["id_token"]) == token.id_token
+    for name, value in (
+        ("access_token", fresh.access_token),
+        ("refresh_token", fresh.refresh_token),
+        # The ID token was not part of the answer; the row was written whole, so it moved too.
+        ("id_token", token.id_token),
+    ):
+        assert _decrypts_with(keys.new, raw[name], _context(token, name)) == value
 
 
 def test_dropping_the_old_key_too_early_fails_loudly_without_leaking(
@@ -115,8 +131,9 @@ def test_dropping_the_old_key_too_early_fails_loudly_without_leaking(
     token = _store(user, pagero_token_factory)
     raw = raw_token_row(token.pk)
     keys.use("new")
+    lost = PageroToken.objects.get(pk=token.pk)  # loads; reading a token fails
     with pytest.raises(TokenDecryptionError) as caught:
-        PageroToken.objects.get(pk=token.pk)
+        lost.refresh_token  # noqa: B018
     message = str(caught.value)
     assert all(raw[name] not in message for name in ENCRYPTED)
     assert token.refresh_token not in message

@@ -28,7 +28,7 @@ from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 import django_pagero_oauth
 from django_pagero_oauth import get_client
-from django_pagero_oauth.crypto import decrypt
+from django_pagero_oauth.crypto import bound_context, decrypt
 from django_pagero_oauth.exceptions import (
     PageroAuthorizationRequired,
     PageroOAuthError,
@@ -439,7 +439,11 @@ def test_no_secret_in_the_database_in_plaintext(
             [token.pk],
         )
         raw = cursor.fetchone()
-    assert [decrypt(value) for value in raw] == [
+    contexts = [
+        bound_context(PageroToken, name, user.pk)
+        for name in ("access_token", "refresh_token", "id_token")
+    ]
+    assert [decrypt(value, context) for value, context in zip(raw, contexts, strict=True)] == [
         token.access_token,
         token.refresh_token,
         token.id_token,

@@ -270,6 +270,8 @@ class Command(PageroCommand):
                     return Outcome.GONE
             with self.serialized:
                 tokens.refresh_now(token)
+        except TokenDecryptionError as exc:  # before PageroAuthorizationRequired (see exceptions)
+            return self._failed(token, Outcome.UNDECRYPTABLE, exc, pk=pk)
         except PageroAuthorizationRequired as exc:
             if token is not None and not token.user.is_active:
                 return Outcome.GONE
@@ -278,8 +280,6 @@ class Command(PageroCommand):
             return self._failed(token, Outcome.CONFIGURATION, exc)
         except PageroUnavailable as exc:
             return self._failed(token, Outcome.UNAVAILABLE, exc)
-        except TokenDecryptionError as exc:
-            return self._failed(token, Outcome.UNDECRYPTABLE, exc, pk=pk)
         except Exception as exc:  # a database error, a bug: count it, keep the run going
             logger.exception("pagero_refresh_tokens: token #%s failed", pk)
             return self._failed(token, Outcome.ERROR, exc, pk=pk)
