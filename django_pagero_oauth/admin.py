@@ -216,6 +216,11 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             self.warn_about_undecryptable_tokens(request)
         return super().changelist_view(request, extra_context)
 
+    # The list is read-only and its actions commit token by token (a refresh is committed the
+    # moment Pagero answers): ATOMIC_REQUESTS must not wrap them in one transaction, which a
+    # failure half-way would roll back, and on SQLite would hold the lock a refresh needs.
+    changelist_view._non_atomic_requests = EVERY_DATABASE  # type: ignore[attr-defined]
+
     def warn_about_undecryptable_tokens(self, request: HttpRequest) -> None:
         """A banner when stored tokens cannot be decrypted with the configured keys.
 
@@ -367,16 +372,6 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             if show:
                 fieldsets.append(self.jwt_fieldset)
         return fieldsets
-
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        return super().changelist_view(request, extra_context)
-
-    # The list is read-only and its actions commit token by token (a refresh is committed the
-    # moment Pagero answers): ATOMIC_REQUESTS must not wrap them in one transaction, which a
-    # failure half-way would roll back, and on SQLite would hold the lock a refresh needs.
-    changelist_view._non_atomic_requests = EVERY_DATABASE  # type: ignore[attr-defined]
 
     def change_view(
         self,

@@ -133,9 +133,12 @@ def test_reconnecting_overwrites_the_row_without_decrypting_it(
     browser: Browser,
     pagero_mock: MockPageroServer,
     monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
 ) -> None:
     """The issue: the code was exchanged, then storing failed with a 500, leaving a live refresh
     token at Pagero that nothing stored. Now the row is replaced and works at once."""
+    # Without REVOKE_URL: nothing wants the old refresh token (revoking it would try to read it).
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "REVOKE_URL": ""}
     decrypted: list[str] = []
     real_decrypt = crypto.decrypt
 
@@ -296,3 +299,15 @@ def test_old_format_values_are_refused_once_unbound_ciphertexts_are_not_accepted
     client.force_login(other_user)
     assert client.get("/protected/", **JSON).status_code == 401
     assert PageroToken.objects.count_undecryptable() == (1, True)
+
+
+def test_reconnecting_with_revoke_url_skips_revoking_the_unreadable_token(
+    lost_key_token: PageroToken, user: Any, browser: Browser, pagero_mock: MockPageroServer
+) -> None:
+    """Revoke-on-reconnect cannot read the old refresh token: it sends nothing, logs, and the
+    login still replaces the row."""
+    response = browser.login("/protected/")
+    assert response.status_code == 302 and response["Location"] == "/protected/"
+    assert pagero_mock.mock.counts["revoke"] == 0
+    stored = PageroToken.objects.get(user=user)
+    assert pagero_mock.mock.is_refresh_token_valid(stored.refresh_token)
