@@ -43,6 +43,7 @@ def pagero_token_required(
                     return result
                 return await view_func(request, *args, **kwargs)
 
+            async_wrapper.pagero_token_required = True  # type: ignore[attr-defined]  # I001
             return async_wrapper  # type: ignore[return-value]
 
         @wraps(view_func)
@@ -52,6 +53,7 @@ def pagero_token_required(
                 return result
             return view_func(request, *args, **kwargs)
 
+        wrapper.pagero_token_required = True  # type: ignore[attr-defined]  # for check I001
         return wrapper  # type: ignore[return-value]
 
     return decorator(view) if view is not None else decorator
