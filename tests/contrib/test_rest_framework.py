@@ -137,3 +137,13 @@ def test_the_view_calls_pagero_with_the_guaranteed_token(
     assert json.loads(response.content) == {"status": 200, "publicid": "acme"}
     assert pagero_mock.mock.counts["refresh_token"] == 1
     assert pagero_mock.mock.counts["api"] == 1
+
+
+def test_the_answers_are_translated(api, pagero_mock):
+    from django.utils import translation
+
+    with translation.override("sv"):
+        response = api.get("/api/view/")
+    assert json.loads(response.content)["detail"] == (
+        "Anslut ditt konto till Pagero för att använda detta API."
+    )
