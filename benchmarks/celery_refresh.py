@@ -55,6 +55,23 @@ def start_worker(env: dict[str, str], app: object, nodename: str, processes: int
     return process
 
 
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and its children, from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        pending.extend(int(child) for child in children)
+    return total
+
+
 def stop_worker(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -86,6 +103,16 @@ def celery_run(app: object, chunk_size: int) -> None:
         app.AsyncResult(task_id).get(timeout=300)  # type: ignore[attr-defined]
 
 
+def chunks_in_process(chunk_size: int) -> None:
+    """The chunk tasks of a fan-out, run here one after the other (no broker, no worker)."""
+    from django_pagero_oauth.contrib.celery import refresh_pagero_token_chunk
+    from django_pagero_oauth.management.commands.pagero_refresh_tokens import tokens_to_refresh
+
+    pks = list(tokens_to_refresh(None).values_list("pk", flat=True))
+    for start in range(0, len(pks), chunk_size):
+        refresh_pagero_token_chunk.apply(args=(pks[start : start + chunk_size], None)).get()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tokens", type=int, default=2000)
@@ -94,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=50)
     parser.add_argument("--runs", type=int, default=2, help="runs of each, alternating")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="also run the chunk tasks in this process, one after the other (CPU per token "
+        "without the worker machinery)",
+    )
     args = parser.parse_args(argv)
 
     import django
@@ -124,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     redis_client = redis.Redis.from_url(args.redis)
     build = REPO_ROOT / "build" / "benchmarks"
     build.mkdir(parents=True, exist_ok=True)
-    results: dict[str, list[float]] = {"command": [], "celery": []}
+    kinds = ("command", "celery", "chunks in-process") if args.in_process else ("command", "celery")
+    results: dict[str, list[float]] = {kind: [] for kind in kinds}
+    cpu_ms: dict[str, list[float]] = {kind: [] for kind in kinds}
+    worker_cpu_ms: dict[str, list[float]] = {kind: [] for kind in kinds}
     worker = None
     try:
         with mock_server("process") as url:
@@ -164,8 +200,11 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 for run in range(1, args.runs + 1):
-                    for kind in ("command", "celery"):
+                    for kind in kinds:
                         before = stats(url)
+                        assert worker is not None
+                        worker_before = process_tree_cpu(worker.pid)
+                        cpu_before = time.process_time() + worker_before
                         started = time.perf_counter()
                         if kind == "command":
                             out = StringIO()
@@ -173,9 +212,17 @@ def main(argv: list[str] | None = None) -> int:
                                 "pagero_refresh_tokens", "--all", "--concurrency",
                                 str(args.threads), stdout=out, stderr=out,
                             )  # fmt: skip
-                        else:
+                        elif kind == "celery":
                             celery_run(app, args.chunk_size)
+                        else:
+                            chunks_in_process(args.chunk_size)
                         elapsed = time.perf_counter() - started
+                        worker_after = process_tree_cpu(worker.pid)
+                        cpu = time.process_time() + worker_after - cpu_before
+                        cpu_ms[kind].append(cpu * 1000 / args.tokens)
+                        worker_cpu_ms[kind].append(
+                            (worker_after - worker_before) * 1000 / args.tokens
+                        )
                         after = stats(url)
                         refreshes = after["refresh_token"] - before["refresh_token"]
                         failed = after["refresh_token_failed"] - before["refresh_token_failed"]
@@ -183,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
                         rate = args.tokens / elapsed
                         results[kind].append(rate)
                         print(
-                            f"  run {run}, {kind}: {elapsed:.2f} s, {rate:.0f} tokens/s",
+                            f"  run {run}, {kind}: {elapsed:.2f} s, {rate:.0f} tokens/s, "
+                            f"{cpu_ms[kind][-1]:.1f} ms CPU per token (driver + worker; "
+                            f"{worker_cpu_ms[kind][-1]:.1f} ms of it in the worker)",
                             flush=True,
                         )
                 load_after = os.getloadavg()[0]
@@ -199,7 +248,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"best {kind}: {max(rates):.0f} tokens/s")
     print(f"load average (1 min) before/after: {load_before:.1f} / {load_after:.1f}")
     (build / "celery_refresh.json").write_text(
-        json.dumps({"tokens": args.tokens, "tokens_per_second": results}, indent=2)
+        json.dumps(
+            {
+                "tokens": args.tokens,
+                "processes": args.processes,
+                "tokens_per_second": results,
+                "cpu_ms_per_token": cpu_ms,
+                "worker_cpu_ms_per_token": worker_cpu_ms,
+            },
+            indent=2,
+        )
     )
     return 0
 
