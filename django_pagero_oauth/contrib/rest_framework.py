@@ -94,8 +94,8 @@ class HasPageroToken(BasePermission):
                 exc.retry_after or app_settings.UNAVAILABLE_RETRY_AFTER
             ) from None
         # On DRF's request and on Django's, which DRF's proxies to (and the middleware set).
-        request.pagero_token = token  # type: ignore[attr-defined]
-        request._request.pagero_token = token  # type: ignore[attr-defined]
+        setattr(request, "pagero_token", token)  # noqa: B010 (not an attribute of Request)
+        setattr(request._request, "pagero_token", token)  # noqa: B010
         return True
 
 
