@@ -3,13 +3,17 @@
 Run from the repository root (``pip install -e ".[test]"`` has everything they need)::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py overhead
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py middleware
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py storm
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py authlib
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py all
 
 - ``overhead``: throughput of one view behind ``@pagero_token_required`` (valid token) and the
   same view behind ``@login_required`` only, alternating on the same gunicorn server, and the
-  SQL queries per request of each.
+  SQL queries per request of each. With the README's settings (``PageroModelBackend``);
+  ``BENCH_AUTH_BACKEND=model`` measures Django's ``ModelBackend`` instead.
+- ``middleware``: a view the middleware does not protect, on a server with
+  ``PageroTokenMiddleware`` and on one without, alternating; and one at a time in-process.
 - ``storm``: the access token expires under a burst of 16 and 64 concurrent requests spread over
   4 gunicorn worker processes, each request calling Pagero's API: refresh calls per expiry,
   failed requests, p50/p95 latency (next to the same burst with a valid token).
@@ -20,7 +24,7 @@ Everything runs on this machine: the strict mock Pagero server (its own process)
 the load generator (this process) and the database. ``DATABASE_URL`` names the database
 *server*: the benchmarks create a throw-away database on it (``pagero_bench_<pid>``) and drop it
 at the end. ``storm`` and ``authlib`` need PostgreSQL (row locks across processes); ``overhead``
-also runs on SQLite (the default without ``DATABASE_URL``). Results also go to
+and ``middleware`` also run on SQLite (the default without ``DATABASE_URL``). Results also go to
 ``build/benchmarks/<name>.json``. The figures are a report, not a test: nothing fails on them.
 """
 
@@ -168,6 +172,133 @@ def overhead(ctx: Context) -> dict[str, Any]:
         for statement in sql:
             print(f"    {statement}")
     print()
+    return result
+
+
+# --- middleware on requests it does not protect ----------------------------------------------
+
+MIDDLEWARE_PATH = "/login-only/"
+MIDDLEWARE_SERVERS = ("without PageroTokenMiddleware", "with PageroTokenMiddleware")
+
+
+def middleware_in_process(user: Any, requests: int) -> dict[str, Any]:
+    """Per configuration: median ms per request, one at a time in this process, and the SQL
+    queries of one request (the two test clients alternate request by request)."""
+    import time
+
+    from django.conf import settings
+    from django.db import connection
+    from django.test import Client, override_settings
+    from django.test.utils import CaptureQueriesContext
+
+    ours = "django_pagero_oauth.middleware.PageroTokenMiddleware"
+    without = [m for m in settings.MIDDLEWARE if m != ours]
+    clients = {}
+    for name, stack in zip(MIDDLEWARE_SERVERS, (without, settings.MIDDLEWARE), strict=True):
+        with override_settings(MIDDLEWARE=stack):
+            client = Client()
+            client.force_login(user)
+            client.get(MIDDLEWARE_PATH)  # loads the middleware chain under these settings
+        clients[name] = client
+    queries = {}
+    for name, client in clients.items():
+        with CaptureQueriesContext(connection) as captured:
+            client.get(MIDDLEWARE_PATH)
+        queries[name] = len(captured)
+    samples: dict[str, list[float]] = {name: [] for name in clients}
+    for _ in range(requests):
+        for name, client in clients.items():
+            began = time.perf_counter()
+            client.get(MIDDLEWARE_PATH)
+            samples[name].append(time.perf_counter() - began)
+    return {
+        name: {
+            "ms_per_request_single": round(statistics.median(values) * 1000, 3),
+            "sql_queries_per_request": queries[name],
+        }
+        for name, values in samples.items()
+    }
+
+
+def middleware(ctx: Context) -> dict[str, Any]:
+    """The same unprotected view on two gunicorn servers, one without the middleware."""
+    args = ctx.args
+    user = harness.connected_user(ctx.mock_url, "middleware")
+    cookies = harness.session_cookies(user, args.clients)
+    single = middleware_in_process(user, args.single)
+    rounds: list[dict[str, harness.Throughput]] = []
+    server_env = dict(zip(MIDDLEWARE_SERVERS, ({"BENCH_MIDDLEWARE": "off"}, {}), strict=True))
+    with (
+        harness.gunicorn(
+            workers=args.workers,
+            threads=args.threads,
+            env={**ctx.env, **server_env[MIDDLEWARE_SERVERS[0]]},
+            log_name="middleware-off",
+        ) as url_without,
+        harness.gunicorn(
+            workers=args.workers, threads=args.threads, env=ctx.env, log_name="middleware-on"
+        ) as url_with,
+    ):
+        urls = dict(zip(MIDDLEWARE_SERVERS, (url_without, url_with), strict=True))
+        for url in urls.values():
+            harness.closed_loop(url, MIDDLEWARE_PATH, cookies, 1.0)  # warm up
+        for index in range(args.rounds):
+            order = MIDDLEWARE_SERVERS if index % 2 == 0 else MIDDLEWARE_SERVERS[::-1]
+            rounds.append(
+                {
+                    name: harness.closed_loop(urls[name], MIDDLEWARE_PATH, cookies, args.seconds)
+                    for name in order
+                }
+            )
+
+    def rate(name: str) -> float:
+        return sum(r[name].requests for r in rounds) / sum(r[name].seconds for r in rounds)
+
+    base, ours = MIDDLEWARE_SERVERS
+    ratios = [r[ours].per_second / r[base].per_second for r in rounds]
+    result = {
+        "path": MIDDLEWARE_PATH,
+        "protected_paths": ["^/invoices/"],
+        "server": f"gunicorn gthread, {args.workers} workers x {args.threads} threads, each",
+        "clients": args.clients,
+        "rounds": args.rounds,
+        "configurations": {
+            name: {
+                "requests_per_second": round(rate(name), 1),
+                "errors": sum(r[name].errors for r in rounds),
+                **single[name],
+            }
+            for name in MIDDLEWARE_SERVERS
+        },
+        "ratio_median_of_rounds": round(statistics.median(ratios), 3),
+        "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
+        "extra_sql_queries": single[ours]["sql_queries_per_request"]
+        - single[base]["sql_queries_per_request"],
+        "extra_ms_per_request_single": round(
+            single[ours]["ms_per_request_single"] - single[base]["ms_per_request_single"], 3
+        ),
+    }
+    print("## Middleware on a request it does not protect\n")
+    print(
+        f"`@login_required` view at `{MIDDLEWARE_PATH}`, `PROTECTED_PATHS` = `^/invoices/`; "
+        f"two servers ({result['server']}), {args.clients} keep-alive clients, "
+        f"{args.rounds} alternating rounds of {args.seconds:g} s.\n"
+    )
+    print(
+        "| configuration | requests/s | errors | SQL queries | ms per request, one at a time |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, row in result["configurations"].items():
+        print(
+            f"| {name} | {row['requests_per_second']:.0f} | {row['errors']} | "
+            f"{row['sql_queries_per_request']} | {row['ms_per_request_single']:.3f} |"
+        )
+    print(
+        f"\nThroughput ratio (with / without), median of {args.rounds} rounds: "
+        f"**{result['ratio_median_of_rounds']:.3f}** (rounds {min(ratios):.3f}-"
+        f"{max(ratios):.3f}). Extra SQL queries: **{result['extra_sql_queries']}**. Extra time "
+        f"per request in-process: **{result['extra_ms_per_request_single'] * 1000:.0f} µs**.\n"
+    )
     return result
 
 
@@ -319,7 +450,12 @@ def authlib(ctx: Context) -> dict[str, Any]:
     return {"clients": results}
 
 
-BENCHMARKS = {"overhead": overhead, "storm": storm, "authlib": authlib}
+BENCHMARKS = {
+    "overhead": overhead,
+    "middleware": middleware,
+    "storm": storm,
+    "authlib": authlib,
+}
 
 
 # --- main --------------------------------------------------------------------------------------

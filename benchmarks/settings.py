@@ -6,8 +6,11 @@ Environment:
   driver creates a throw-away database on it (``pagero_bench_<pid>``) and drops it afterwards;
 - ``BENCH_DB_NAME``: set by the driver for the workers, the name of that database;
 - ``BENCH_PAGERO_OAUTH``: JSON merged into ``PAGERO_OAUTH`` (the mock server's URLs);
-- ``BENCH_AUTH_BACKEND``: ``pagero`` to log users in through ``PageroModelBackend`` (the token
-  comes with the user's query) instead of Django's ``ModelBackend``;
+- ``BENCH_AUTH_BACKEND``: ``model`` to log users in through Django's ``ModelBackend`` instead
+  of ``PageroModelBackend``, which the README's installation uses (the token comes with the
+  user's query);
+- ``BENCH_MIDDLEWARE``: ``off`` leaves ``PageroTokenMiddleware`` out (``run.py middleware``
+  compares a server with it against one without);
 - ``BENCH_CONN_MAX_AGE``: persistent database connections, in seconds (default 60, as most
   production sites run; 0 opens a connection per request and hides the app's own cost).
 """
@@ -61,6 +64,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_pagero_oauth.middleware.PageroTokenMiddleware",
 ]
+if os.environ.get("BENCH_MIDDLEWARE") == "off":
+    MIDDLEWARE.remove("django_pagero_oauth.middleware.PageroTokenMiddleware")
 ROOT_URLCONF = "benchmarks.urls"
 TEMPLATES = [
     {
@@ -73,14 +78,20 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "/accounts/login/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# BENCH_AUTH_BACKEND=pagero: PageroModelBackend loads the token with the user (same query).
+# The README's installation: PageroModelBackend loads the token with the user (same query).
 AUTHENTICATION_BACKENDS = [
-    "django_pagero_oauth.backends.PageroModelBackend"
-    if os.environ.get("BENCH_AUTH_BACKEND") == "pagero"
-    else "django.contrib.auth.backends.ModelBackend"
+    "django.contrib.auth.backends.ModelBackend"
+    if os.environ.get("BENCH_AUTH_BACKEND") == "model"
+    else "django_pagero_oauth.backends.PageroModelBackend"
 ]
 
-PAGERO_OAUTH = {"TIMEOUT": 10.0, **json.loads(os.environ.get("BENCH_PAGERO_OAUTH") or "{}")}
+PAGERO_OAUTH = {
+    "TIMEOUT": 10.0,
+    # As a site would have it: the middleware enforces a token on these paths only; none of
+    # the benchmarked paths is among them (``run.py middleware`` measures that cost).
+    "PROTECTED_PATHS": [r"^/invoices/"],
+    **json.loads(os.environ.get("BENCH_PAGERO_OAUTH") or "{}"),
+}
 
 # Quiet: the Authlib storm answers 502 on purpose; gunicorn's log file keeps the rest.
 LOGGING = {

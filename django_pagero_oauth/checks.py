@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, Warning
+from django.core.checks import CheckMessage, Error, Info, Tags, Warning
 from django.core.checks import register as register_check
 from django.db import DatabaseError, router
 from django.utils.module_loading import import_string
@@ -33,6 +34,7 @@ OPTIONAL_URL_SETTINGS = ("REVOKE_URL",)
 SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 OUR_MIDDLEWARE = "django_pagero_oauth.middleware.PageroTokenMiddleware"
+PRELOADING_BACKEND = "django_pagero_oauth.backends.PageroModelBackend"
 
 
 class Messages:
@@ -66,6 +68,10 @@ class Messages:
         f"PAGERO_OAUTH['PROTECTED_PATHS'] is set, but '{OUR_MIDDLEWARE}' is not in MIDDLEWARE."
     )
     PKCE_OFF = "PAGERO_OAUTH['PKCE'] is off: logins do not use PKCE (RFC 7636)."
+    NO_PRELOADING_BACKEND = (
+        "Pagero tokens are protected by {used}, and no authentication backend loads the token "
+        "with the user: each protected request makes one extra SQL query for it."
+    )
 
 
 class Hints:
@@ -118,6 +124,11 @@ class Hints:
         "Pagero recommends it: without it a stolen authorization code can be redeemed. Remove "
         "'PKCE': False unless your Pagero client cannot use PKCE."
     )
+    NO_PRELOADING_BACKEND = (
+        f"Put '{PRELOADING_BACKEND}' in AUTHENTICATION_BACKENDS in place of Django's "
+        "ModelBackend (README: Zero-query protected requests). Users logged in through the old "
+        "backend must log in once more."
+    )
 
 
 class Codes:
@@ -140,6 +151,7 @@ class Codes:
     PROTECTED_WITHOUT_MIDDLEWARE = f"{APP}.W002"
     UNDECRYPTABLE_TOKENS = f"{APP}.W003"
     PKCE_OFF = f"{APP}.W004"
+    NO_PRELOADING_BACKEND = f"{APP}.I001"
 
 
 def _user_settings() -> dict[str, Any]:
@@ -260,6 +272,79 @@ def check_middleware(**kwargs: Any) -> list[CheckMessage]:
             )
         )
     return errors
+
+
+def _has_preloading_backend() -> bool:
+    from .backends import PageroModelBackend
+
+    for path in getattr(settings, "AUTHENTICATION_BACKENDS", None) or []:
+        try:
+            backend = import_string(path)
+        except ImportError:
+            continue  # Django reports it when it authenticates
+        if isinstance(backend, type) and issubclass(backend, PageroModelBackend):
+            return True
+    return False
+
+
+def _callbacks(patterns: Sequence[Any]) -> Iterator[Any]:
+    """Every view callable of a URLconf, included ones too."""
+    for pattern in patterns:
+        if hasattr(pattern, "url_patterns"):
+            yield from _callbacks(pattern.url_patterns)
+        elif callable(getattr(pattern, "callback", None)):
+            yield pattern.callback
+
+
+def _is_guarded_view(callback: Any) -> bool:
+    """Behind ``@pagero_token_required``, ``PageroTokenRequiredMixin`` or DRF's
+    ``HasPageroToken``."""
+    from .mixins import PageroTokenRequiredMixin
+
+    if getattr(callback, "pagero_token_required", False):
+        return True
+    view_class = getattr(callback, "view_class", None)
+    if isinstance(view_class, type) and issubclass(view_class, PageroTokenRequiredMixin):
+        return True
+    # Loaded only where a view module imported it (so only where DRF is installed).
+    drf = sys.modules.get("django_pagero_oauth.contrib.rest_framework")
+    permissions = getattr(getattr(callback, "cls", None), "permission_classes", None) or ()
+    return drf is not None and any(
+        isinstance(permission, type) and issubclass(permission, drf.HasPageroToken)
+        for permission in permissions
+    )
+
+
+def _guards_in_use() -> list[str]:
+    used = []
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    if _middleware_index(middleware, OUR_MIDDLEWARE) is not None:
+        used.append("PageroTokenMiddleware")
+    from django.urls import get_resolver
+
+    try:
+        callbacks = list(_callbacks(get_resolver().url_patterns))
+    except Exception:  # a broken URLconf: Django's own URL checks report it
+        callbacks = []
+    if any(_is_guarded_view(callback) for callback in callbacks):
+        used.append("views (decorator, mixin or HasPageroToken)")
+    return used
+
+
+def check_preloading_backend(**kwargs: Any) -> list[CheckMessage]:
+    """Info: the middleware or guarded views run without ``PageroModelBackend``."""
+    if _has_preloading_backend():
+        return []
+    used = _guards_in_use()
+    if not used:
+        return []
+    return [
+        Info(
+            Messages.NO_PRELOADING_BACKEND.format(used=" and ".join(used)),
+            hint=Hints.NO_PRELOADING_BACKEND,
+            id=Codes.NO_PRELOADING_BACKEND,
+        )
+    ]
 
 
 def _converted(name: str) -> Any:
@@ -435,3 +520,5 @@ def register() -> None:
         tags = (APP, Tags.security) if check in _SECURITY_CHECKS else (APP,)
         register_check(check, *tags)
     register_check(check_stored_tokens_decrypt, APP, Tags.database)
+    # Not among CONFIGURATION_CHECKS: an Info is advice, not something a command should print.
+    register_check(check_preloading_backend, APP, Tags.urls)

@@ -53,6 +53,7 @@ def pagero_token_required(
                     return result
                 return await view_func(request, *args, **kwargs)
 
+            async_wrapper.pagero_token_required = True  # type: ignore[attr-defined]  # I001
             return async_wrapper  # type: ignore[return-value]
 
         non_atomic = getattr(view_func, "_non_atomic_requests", frozenset())
@@ -67,6 +68,7 @@ def pagero_token_required(
             )
 
         wrapper._non_atomic_requests = EVERY_DATABASE  # type: ignore[attr-defined]
+        wrapper.pagero_token_required = True  # type: ignore[attr-defined]  # for check I001
         return wrapper  # type: ignore[return-value]
 
     return decorator(view) if view is not None else decorator

@@ -6,17 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from io import StringIO
+from types import ModuleType
 from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib.auth.middleware import AuthenticationMiddleware
-from django.core.checks import Error, Warning, run_checks
+from django.core.checks import INFO, Error, Warning, run_checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.utils import timezone
 
 from django_pagero_oauth import checks
+from django_pagero_oauth.backends import PageroModelBackend
 from django_pagero_oauth.checks import Codes
 from django_pagero_oauth.models import PageroToken
 
@@ -54,9 +56,87 @@ def pagero(settings: Any) -> Callable[..., None]:
     return configure
 
 
-def test_the_test_settings_pass_every_check(db: None) -> None:
+def test_the_test_settings_pass_every_check(db: None, settings: Any) -> None:
     # db: from Django 6.1 on, checks run against every database by default (W003 reads rows).
+    settings.AUTHENTICATION_BACKENDS = [checks.PRELOADING_BACKEND]  # the README's settings
     assert run_checks(tags=[checks.APP]) == []
+
+
+# --- I001: the fast path (PageroModelBackend) ------------------------------------------------
+
+
+def _urlconf(*views: Any) -> ModuleType:
+    from django.urls import path
+
+    module = ModuleType("urlconf_for_i001")
+    module.urlpatterns = [  # type: ignore[attr-defined]
+        path(f"view-{index}/", view) for index, view in enumerate(views)
+    ]
+    return module
+
+
+def _plain_view(request: Any) -> Any:
+    raise NotImplementedError
+
+
+def _i001(settings: Any, *, middleware: bool, views: tuple[Any, ...]) -> list[Any]:
+    if not middleware:
+        settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != checks.OUR_MIDDLEWARE]
+    settings.ROOT_URLCONF = _urlconf(*views)
+    return checks.check_preloading_backend()
+
+
+def test_i001_middleware_without_the_preloading_backend(settings: Any) -> None:
+    [message] = _i001(settings, middleware=True, views=(_plain_view,))
+    assert message.id == "django_pagero_oauth.I001"
+    assert message.level == INFO
+    assert "PageroTokenMiddleware" in message.msg
+    assert "one extra SQL query" in message.msg
+    assert "django_pagero_oauth.backends.PageroModelBackend" in message.hint
+    assert message in run_checks(tags=[checks.APP])  # registered
+
+
+@pytest.mark.parametrize("kind", ["decorator", "async decorator", "mixin", "async mixin", "drf"])
+def test_i001_guarded_views_without_the_preloading_backend(settings: Any, kind: str) -> None:
+    from tests import views
+    from tests.contrib import drf_views
+
+    view = {
+        "decorator": views.protected,
+        "async decorator": views.protected_async,
+        "mixin": views.ProtectedView.as_view(),
+        "async mixin": views.ProtectedAsyncView.as_view(),
+        "drf": drf_views.TokenView.as_view(),
+    }[kind]
+    [message] = _i001(settings, middleware=False, views=(_plain_view, view))
+    assert message.id == "django_pagero_oauth.I001"
+    assert "views (decorator, mixin or HasPageroToken)" in message.msg
+
+
+def test_i001_silent_without_guards(settings: Any) -> None:
+    from tests.contrib import drf_views
+
+    unguarded = (_plain_view, drf_views.APIView.as_view())
+    assert _i001(settings, middleware=False, views=unguarded) == []
+
+
+@pytest.mark.parametrize(
+    "backends",
+    [
+        [checks.PRELOADING_BACKEND],
+        ["django.contrib.auth.backends.ModelBackend", checks.PRELOADING_BACKEND],
+        ["tests.test_checks.PreloadingSubclass"],
+    ],
+)
+def test_i001_silent_with_the_preloading_backend(settings: Any, backends: list[str]) -> None:
+    from tests import views
+
+    settings.AUTHENTICATION_BACKENDS = backends
+    assert _i001(settings, middleware=True, views=(views.protected,)) == []
+
+
+class PreloadingSubclass(PageroModelBackend):
+    pass
 
 
 def test_every_check_is_registered_with_the_app_tag() -> None:

@@ -98,6 +98,58 @@ def _has_field(model: Any, name: str) -> bool:
     return True
 
 
+def tokens_to_refresh(within_days: int | None) -> PageroTokenQuerySet:
+    """The tokens a keep-alive run refreshes: active, of active users, soonest to expire first.
+
+    Those whose refresh token expires within ``within_days`` days, or every active one with
+    ``None``. Shared by this command and the Celery task
+    (:mod:`django_pagero_oauth.contrib.celery`), which also re-applies it when it loads a
+    chunk, so a token refreshed since the selection was made is not refreshed again.
+    """
+    if within_days is None:
+        queryset = PageroToken.objects.active()
+    else:
+        queryset = PageroToken.objects.refresh_token_expiring_within(timedelta(days=within_days))
+    if _has_field(get_user_model(), "is_active"):
+        queryset = queryset.filter(user__is_active=True)
+    return cast(PageroTokenQuerySet, queryset.order_by("refresh_token_expires_at", "pk"))
+
+
+def refresh_token_by_pk(
+    pk: Any,
+    token: PageroToken | None = None,
+    *,
+    serialized: AbstractContextManager[Any] | None = None,
+) -> tuple[Outcome, PageroToken | None, BaseException | None]:
+    """One forced, single-flight refresh, classified; never raises.
+
+    Returns the outcome, the token (``None`` if it could not be loaded) and the exception of a
+    failure. ``token`` is the already loaded row of ``pk``, if any; ``serialized`` is held
+    around the refresh (see ``Command.one_writer_at_a_time``).
+    """
+    try:
+        if token is None:
+            token = PageroToken.objects.select_related("user").filter(pk=pk).first()
+            if token is None:
+                return Outcome.GONE, None, None
+        with serialized or nullcontext():
+            tokens.refresh_now(token)
+    except TokenDecryptionError as exc:  # before PageroAuthorizationRequired (see exceptions)
+        return Outcome.UNDECRYPTABLE, token, exc
+    except PageroAuthorizationRequired as exc:
+        if token is not None and not token.user.is_active:
+            return Outcome.GONE, token, None
+        return Outcome.REAUTHORIZATION, token, exc
+    except PageroConfigurationError as exc:
+        return Outcome.CONFIGURATION, token, exc
+    except PageroUnavailable as exc:
+        return Outcome.UNAVAILABLE, token, exc
+    except Exception as exc:  # a database error, a bug: count it, keep the run going
+        logger.exception("pagero_refresh_tokens: token #%s failed", pk)
+        return Outcome.ERROR, token, exc
+    return Outcome.REFRESHED, token, None
+
+
 class Command(PageroCommand):
     help = gettext_lazy(
         "Refresh the Pagero tokens whose refresh token expires soon (or all), so that "
@@ -140,16 +192,8 @@ class Command(PageroCommand):
         )
 
     def selection(self, within_days: int | None) -> PageroTokenQuerySet:
-        """The tokens to refresh: active, of active users, soonest to expire first."""
-        if within_days is None:
-            queryset = PageroToken.objects.active()
-        else:
-            queryset = PageroToken.objects.refresh_token_expiring_within(
-                timedelta(days=within_days)
-            )
-        if _has_field(get_user_model(), "is_active"):
-            queryset = queryset.filter(user__is_active=True)
-        return cast(PageroTokenQuerySet, queryset.order_by("refresh_token_expires_at", "pk"))
+        """The tokens to refresh: see :func:`tokens_to_refresh`."""
+        return tokens_to_refresh(within_days)
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = options["verbosity"]
@@ -263,27 +307,10 @@ class Command(PageroCommand):
 
     def refresh_one(self, pk: Any, token: PageroToken | None = None) -> Outcome:
         """One forced, single-flight refresh; never raises."""
-        try:
-            if token is None:
-                token = PageroToken.objects.select_related("user").filter(pk=pk).first()
-                if token is None:
-                    return Outcome.GONE
-            with self.serialized:
-                tokens.refresh_now(token)
-        except TokenDecryptionError as exc:  # before PageroAuthorizationRequired (see exceptions)
-            return self._failed(token, Outcome.UNDECRYPTABLE, exc, pk=pk)
-        except PageroAuthorizationRequired as exc:
-            if token is not None and not token.user.is_active:
-                return Outcome.GONE
-            return self._failed(token, Outcome.REAUTHORIZATION, exc)
-        except PageroConfigurationError as exc:
-            return self._failed(token, Outcome.CONFIGURATION, exc)
-        except PageroUnavailable as exc:
-            return self._failed(token, Outcome.UNAVAILABLE, exc)
-        except Exception as exc:  # a database error, a bug: count it, keep the run going
-            logger.exception("pagero_refresh_tokens: token #%s failed", pk)
-            return self._failed(token, Outcome.ERROR, exc, pk=pk)
-        return Outcome.REFRESHED
+        outcome, token, exc = refresh_token_by_pk(pk, token, serialized=self.serialized)
+        if exc is not None:
+            return self._failed(token, outcome, exc, pk=pk)
+        return outcome
 
     def _failed(
         self, token: PageroToken | None, outcome: Outcome, exc: BaseException, pk: Any = None

@@ -1,0 +1,162 @@
+"""Celery: keep Pagero connections alive from workers, and retry when Pagero is down.
+
+The ``celery`` extra. Nothing here defines a Celery app: the tasks are ``shared_task``\\ s, so
+the project's app (``app.autodiscover_tasks()`` does not look in ``contrib``; list this module
+in ``app.conf.imports`` or import it in a ``tasks.py``) registers them.
+
+- :func:`refresh_pagero_tokens` (``django_pagero_oauth.refresh_tokens``): the selection of
+  ``manage.py pagero_refresh_tokens`` (refresh tokens that expire within ``within_days``),
+  fanned out as :func:`refresh_pagero_token_chunk` tasks of ``chunk_size`` tokens, so that every
+  worker takes a share. Schedule it with :func:`keep_alive_schedule` in ``beat_schedule``.
+- :func:`retry_if_pagero_unavailable`: in a bound task, turns
+  :class:`~django_pagero_oauth.exceptions.PageroUnavailable` into ``self.retry(countdown=...)``.
+
+Runs overlap safely: a chunk re-applies the selection when it loads its tokens (a token that
+another run refreshed in the meantime no longer expires soon, so it is skipped), and each refresh
+is forced through the single-flight path, which does nothing when another worker replaced the
+access token after this one read it. Messages carry primary keys only, never a token; results
+are counts. Chunks are acknowledged late, so a chunk whose worker died is delivered again (and
+the re-applied selection makes that harmless).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from celery import Task, shared_task
+from celery.schedules import crontab
+
+from ..conf import app_settings
+from ..exceptions import PageroConfigurationError, PageroUnavailable, TokenDecryptionError
+from ..management.commands.pagero_refresh_tokens import (
+    Outcome,
+    refresh_token_by_pk,
+    tokens_to_refresh,
+)
+from ..models import REFRESH_TOKEN_WARNING_DAYS, PageroToken
+
+logger = logging.getLogger("django_pagero_oauth")
+
+#: Tokens per chunk task: small enough to spread over the workers, large enough that the
+#: messages and the per-chunk query do not dominate.
+DEFAULT_CHUNK_SIZE = 50
+#: Task names (a contract: beat schedules and ``send_task`` refer to them).
+REFRESH_TOKENS_TASK = "django_pagero_oauth.refresh_tokens"
+REFRESH_CHUNK_TASK = "django_pagero_oauth.refresh_token_chunk"
+
+
+def _retry_countdown(exc: PageroUnavailable) -> int:
+    return exc.retry_after or app_settings.UNAVAILABLE_RETRY_AFTER
+
+
+@contextmanager
+def retry_if_pagero_unavailable(task: Task, **retry_options: Any) -> Iterator[None]:
+    """In a bound task, retry it later when Pagero is unavailable::
+
+        @shared_task(bind=True, max_retries=5)
+        def send_invoice(self, invoice_id):
+            with retry_if_pagero_unavailable(self):
+                get_client(invoice.owner).post("v1/invoices", json=...)
+
+    The countdown is Pagero's ``Retry-After`` or ``UNAVAILABLE_RETRY_AFTER``. Rejected client
+    credentials (:class:`~django_pagero_oauth.exceptions.PageroConfigurationError`) are not
+    retried: nothing will work until a person fixes the settings. When the task has used up
+    ``max_retries``, Celery raises the original exception.
+    """
+    try:
+        yield
+    except PageroConfigurationError:
+        raise
+    except PageroUnavailable as exc:
+        raise task.retry(exc=exc, countdown=_retry_countdown(exc), **retry_options) from None
+
+
+def _chunks(pks: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(pks), size):
+        yield pks[start : start + size]
+
+
+@shared_task(name=REFRESH_TOKENS_TASK, ignore_result=False)
+def refresh_pagero_tokens(
+    within_days: int | None = REFRESH_TOKEN_WARNING_DAYS, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> dict[str, int]:
+    """Queue one :func:`refresh_pagero_token_chunk` per ``chunk_size`` selected tokens.
+
+    ``within_days=None`` selects every active token (the command's ``--all``). Returns how many
+    tokens and chunks were queued; the chunks report their own outcomes.
+    """
+    if within_days is not None and within_days < 0:
+        raise ValueError("within_days must be 0 or more")
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be 1 or more")
+    pks = list(tokens_to_refresh(within_days).values_list("pk", flat=True))
+    chunks = 0
+    for chunk in _chunks(pks, chunk_size):
+        refresh_pagero_token_chunk.delay(chunk, within_days)
+        chunks += 1
+    return {"tokens": len(pks), "chunks": chunks}
+
+
+@shared_task(bind=True, name=REFRESH_CHUNK_TASK, acks_late=True, max_retries=3)
+def refresh_pagero_token_chunk(
+    self: Task, pks: list[Any], within_days: int | None = REFRESH_TOKEN_WARNING_DAYS
+) -> dict[str, int]:
+    """Refresh the tokens of ``pks`` that are still selected; returns outcome counts.
+
+    The tokens Pagero could not refresh right now are retried (only those) after its
+    ``Retry-After``; rejected client credentials stop the chunk (nothing else would work).
+    """
+    selected = tokens_to_refresh(within_days).select_related("user")
+    try:
+        loaded: dict[Any, PageroToken] | None = selected.in_bulk(pks)
+    except TokenDecryptionError:
+        loaded = None  # load one by one, so that only the undecryptable one fails
+    outcomes: Counter[str] = Counter()
+    unavailable: list[Any] = []
+    failure: PageroUnavailable | None = None
+    for pk in pks:
+        if loaded is None:
+            try:
+                token = selected.filter(pk=pk).first()
+            except TokenDecryptionError:
+                outcomes[Outcome.UNDECRYPTABLE.value] += 1
+                continue
+        else:
+            token = loaded.get(pk)
+        if token is None:
+            outcomes["skipped"] += 1  # refreshed by another run, deleted, or deactivated
+            continue
+        outcome, _, exc = refresh_token_by_pk(pk, token)
+        outcomes[outcome.value] += 1
+        if outcome is Outcome.CONFIGURATION:
+            break
+        if outcome is Outcome.UNAVAILABLE:
+            unavailable.append(pk)
+            failure = exc if isinstance(exc, PageroUnavailable) else failure
+    logger.info("Pagero keep-alive chunk of %d tokens: %s", len(pks), dict(outcomes))
+    if unavailable and failure is not None and self.request.retries < (self.max_retries or 0):
+        # The retry carries only the tokens that failed; this run's other outcomes are logged.
+        raise self.retry(args=(unavailable, within_days), countdown=_retry_countdown(failure))
+    return dict(outcomes)
+
+
+def keep_alive_schedule(**crontab_fields: Any) -> dict[str, Any]:
+    """A ``beat_schedule`` entry that runs :func:`refresh_pagero_tokens` daily (03:17 UTC by
+    default; ``crontab_fields`` as for :class:`celery.schedules.crontab`)::
+
+        app.conf.beat_schedule = {"pagero-keep-alive": keep_alive_schedule()}
+    """
+    fields = {"hour": "3", "minute": "17", **crontab_fields}
+    return {"task": REFRESH_TOKENS_TASK, "schedule": crontab(**fields)}
+
+
+__all__ = [
+    "keep_alive_schedule",
+    "refresh_pagero_token_chunk",
+    "refresh_pagero_tokens",
+    "retry_if_pagero_unavailable",
+]

@@ -1,0 +1,102 @@
+"""Django REST framework: ``HasPageroToken``, a permission class (the ``drf`` extra).
+
+::
+
+    from rest_framework.permissions import IsAuthenticated
+    from django_pagero_oauth.contrib.rest_framework import HasPageroToken
+
+    class InvoiceList(APIView):
+        permission_classes = [IsAuthenticated, HasPageroToken]
+
+        def get(self, request):
+            client = get_client(request.user, token=request.pagero_token)
+            ...
+
+The view runs only with a valid token on ``request.pagero_token`` (refreshed single-flight
+first when needed, through :func:`~django_pagero_oauth.tokens.get_valid_token`). Otherwise
+DRF's exception handling answers (so a project's ``EXCEPTION_HANDLER`` sees it):
+
+- no usable connection: 401, ``{"detail": ..., "error": "pagero_authorization_required",
+  "login_url": ...}``, where ``login_url`` starts the Pagero login;
+- Pagero unavailable: 503 with ``Retry-After``, ``{"detail": ..., "error": "pagero_unavailable",
+  "retry_after": <seconds>}``.
+
+An anonymous user is DRF's business: ``has_permission`` is False and DRF answers as it does
+for ``IsAuthenticated``. Works for ``APIView``, generic views and viewsets; in async views of
+`adrf <https://github.com/em1208/adrf>`_ DRF's ``initial()`` runs in a worker thread, where this
+(synchronous, database-using) check belongs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from rest_framework import status
+from rest_framework.exceptions import APIException, ErrorDetail
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from ..conf import app_settings
+from ..exceptions import PageroAuthorizationRequired, PageroUnavailable
+from ..guard import pagero_login_url
+from ..tokens import get_valid_token
+
+
+class PageroConnectionRequired(APIException):
+    """401: the user must connect (again) to Pagero; the body says where."""
+
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_detail = _("Connect your account to Pagero to use this API.")
+    default_code = "pagero_authorization_required"
+
+    def __init__(self, login_url: str) -> None:
+        super().__init__()
+        self.detail = {
+            "detail": ErrorDetail(str(self.default_detail), self.default_code),
+            "error": self.default_code,
+            "login_url": login_url,
+        }
+
+
+class PageroServiceUnavailable(APIException):
+    """503 with ``Retry-After`` (DRF's handler sends ``wait`` as that header)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = _("Pagero cannot be reached right now. Try again later.")
+    default_code = "pagero_unavailable"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.wait = retry_after
+        self.detail = {
+            "detail": ErrorDetail(str(self.default_detail), self.default_code),
+            "error": self.default_code,
+            "retry_after": retry_after,
+        }
+
+
+class HasPageroToken(BasePermission):
+    """Allow only users with a valid Pagero token, and put it on ``request.pagero_token``."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if user is None or not user.is_authenticated:
+            return False
+        try:
+            token = get_valid_token(user)
+        except PageroAuthorizationRequired:
+            django_request: HttpRequest = request._request
+            raise PageroConnectionRequired(pagero_login_url(django_request)) from None
+        except PageroUnavailable as exc:
+            raise PageroServiceUnavailable(
+                exc.retry_after or app_settings.UNAVAILABLE_RETRY_AFTER
+            ) from None
+        # On DRF's request and on Django's, which DRF's proxies to (and the middleware set).
+        setattr(request, "pagero_token", token)  # noqa: B010 (not an attribute of Request)
+        setattr(request._request, "pagero_token", token)  # noqa: B010
+        return True
+
+
+__all__ = ["HasPageroToken", "PageroConnectionRequired", "PageroServiceUnavailable"]
