@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db import router, transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import resolve_url
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -105,6 +105,27 @@ class LoginView(LoginRequiredMixin, View):
         return HttpResponseRedirect(url)
 
 
+#: Callback parameters that must not reach an error report, a tracker or a log once read.
+SECRET_CALLBACK_PARAMETERS = ("code", "state")
+MASK = "********"
+
+
+def hide_callback_secrets(request: HttpRequest) -> None:
+    """Mask the authorization code (and state) in ``request`` for whatever looks at it later.
+
+    Django's error reports (and error trackers) show ``request.GET`` and the full URL, built
+    from ``QUERY_STRING``; no exception reporter filter hides them. The view reads the values
+    before this runs, so masking loses nothing.
+    """
+    masked = request.GET.copy()
+    for name in SECRET_CALLBACK_PARAMETERS:
+        if name in masked:
+            masked.setlist(name, [MASK] * len(masked.getlist(name)))
+    masked._mutable = False
+    request.GET = masked
+    request.META["QUERY_STRING"] = masked.urlencode(safe="*")
+
+
 class CallbackView(View):
     """Steps 2 and 3: check the redirect back, exchange the code, store the token.
 
@@ -116,11 +137,18 @@ class CallbackView(View):
     error_template_name = "django_pagero_oauth/error.html"
     #: The flow this callback completes, once its state checked out (for the failure page).
     flow: flows.Flow | None = None
+    #: The redirect's query parameters as received; ``request.GET`` holds them masked.
+    params: QueryDict
+
+    def setup(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        super().setup(request, *args, **kwargs)
+        self.params = request.GET
+        hide_callback_secrets(request)
 
     @method_decorator(never_cache)
     @method_decorator(sensitive_variables("params", "code", "flow"))
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        params = request.GET
+        params = self.params
         repeated = [name for name in RESPONSE_PARAMETERS if len(params.getlist(name)) > 1]
         if repeated:
             # RFC 6749 3.1: no parameter may appear twice; which "iss" or "code" would count?

@@ -12,19 +12,21 @@ encryption keys (configured Fernet keys, the keys derived from ``SECRET_KEY``, a
 Failures: API calls (connection refused, timeout, dropped connection, a bug deep in urllib3,
 a failing forced refresh, in a view), code exchange, refresh and revocation (refused,
 timeout, a bug deep in urllib3), the admin's actions, the management commands, and a lost
-encryption key. Not covered here: the request section of a report of the callback view (its
-query string holds the authorization code; SECURITY.rst).
+encryption key, and the callback view whose code exchange fails (its request section: the
+code is masked in ``request.GET`` and the query string once the view has read it).
 """
 
 from __future__ import annotations
 
 import base64
+import sys
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -44,6 +46,7 @@ from django_pagero_oauth.crypto import derive_key
 from django_pagero_oauth.exceptions import PageroUnavailable, TokenDecryptionError
 from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.oauth import exchange_code, generate_code_verifier
+from django_pagero_oauth.signals import token_obtained
 from django_pagero_oauth.testing.mock import Fault
 from django_pagero_oauth.tokens import get_valid_token, revoke
 
@@ -245,6 +248,53 @@ def test_api_call_in_a_view(
     report = render(exc, captured_requests[-1])
     assert "/api-data/" in report.texts[0]  # the request section is there
     assert_clean(report, all_secrets(pagero_mock))
+
+
+@pytest.mark.parametrize("failure", ["bug in urllib3", "a token_obtained receiver fails"])
+def test_callback_whose_code_exchange_fails(request, browser, pagero_mock, failure):
+    """The whole report of the callback view, request section included, holds no code.
+
+    Rendered as Django's handler sees it (``got_request_exception``): the frames from the
+    handler down, the request as the view left it.
+    """
+    callback = browser.pagero_answer(browser.start_login("/protected/"))
+    code = dict(parse_qsl(urlsplit(callback).query))["code"]
+    if failure == "bug in urllib3":
+        request.getfixturevalue("boom_in_urllib3")
+
+    def receiver(**kwargs: Any) -> None:
+        raise RuntimeError("a receiver of token_obtained failed")
+
+    seen: list[tuple[Any, Any]] = []
+
+    def capture(sender: Any, request: Any = None, **kwargs: Any) -> None:
+        seen.append((request, sys.exc_info()))
+
+    token_obtained.connect(receiver)
+    got_request_exception.connect(capture)
+    try:
+        response = Client(raise_request_exception=False, **_session_of(browser)).get(callback)
+    finally:
+        token_obtained.disconnect(receiver)
+        got_request_exception.disconnect(capture)
+    assert response.status_code == 500
+    (django_request, (exc_type, exc, tb)), *_ = seen
+    reporter = ExceptionReporter(django_request, exc_type, exc, tb, is_email=True)
+    texts = [reporter.get_traceback_text(), reporter.get_traceback_html()]
+    texts += [
+        f"{frame['filename']} {name}={_repr(value)}"
+        for frame in reporter.get_traceback_frames()
+        for name, value in frame["vars"]
+    ]
+    assert "/pagero/callback/" in texts[0]  # the request section is there
+    assert code not in django_request.get_full_path()
+    assert_clean(Report(exc, texts, []), all_secrets(pagero_mock, code))
+
+
+def _session_of(browser: Any) -> dict[str, Any]:
+    """Client arguments carrying the browser's session cookie (same session, fresh client)."""
+    cookie = browser.client.cookies[django_settings.SESSION_COOKIE_NAME].value
+    return {"HTTP_COOKIE": f"{django_settings.SESSION_COOKIE_NAME}={cookie}"}
 
 
 # --- the token endpoint and the revocation endpoint ------------------------------------------
