@@ -19,8 +19,8 @@ code is masked in ``request.GET`` and the query string once the view has read it
 from __future__ import annotations
 
 import base64
-import sys
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import StringIO
