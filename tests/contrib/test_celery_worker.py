@@ -283,7 +283,7 @@ def test_two_overlapping_fan_outs_refresh_2000_tokens_once_each(
     assert mock.counts["refresh_token_failed"] == 0
     assert mock.presented == collections.Counter(original.values())
     # None lost: every stored refresh token is a new one the mock will honour.
-    stored = dict(PageroToken.objects.values_list("pk", "refresh_token"))
+    stored = {token.pk: token.refresh_token for token in PageroToken.objects.all()}
     assert len(stored) == TOKENS
     for pk, refresh_token in stored.items():
         assert refresh_token != original[pk]
