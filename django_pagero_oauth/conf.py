@@ -165,7 +165,6 @@ class PageroOAuthSettings:
     def ALLOW_MOCK_SERVER(self) -> bool:
         return bool(self._get("ALLOW_MOCK_SERVER"))
 
-
     # --- OpenID Connect and "Sign in with Pagero" -----------------------------------------
 
     @property

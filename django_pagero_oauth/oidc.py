@@ -80,8 +80,10 @@ def _allowed_url(url: str) -> bool:
     split = urlsplit(url)
     if split.scheme == "https" and split.hostname:
         return True
-    return split.scheme == "http" and bool(split.hostname) and (
-        settings.DEBUG or is_loopback(split.hostname)
+    return (
+        split.scheme == "http"
+        and bool(split.hostname)
+        and (settings.DEBUG or is_loopback(split.hostname))
     )
 
 

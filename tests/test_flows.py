@@ -49,6 +49,8 @@ def test_start_flow_stores_one_entry_per_state(user: Any) -> None:
         "next_url": "/next/",
         "created": flow.created,
         "code_verifier": None,
+        "nonce": None,
+        "sign_in": False,
     }
     assert before <= flow.created <= time.time()
 
