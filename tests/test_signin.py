@@ -338,7 +338,9 @@ def test_key_set_or_discovery_trouble_is_unavailable_never_a_login(
 def test_a_discovery_document_of_another_issuer_is_refused(
     client: Client, user: Any, linked: PageroIdentity, mock: MockPageroServer
 ) -> None:
-    body = json.dumps({"issuer": "https://impostor.example", "jwks_uri": mock.url + "/jwks"})
+    body = json.dumps(
+        {"issuer": "https://impostor.example", "jwks_uri": mock.url + "/oauth/v2/jwks"}
+    )
     mock.mock.add_fault(Fault(endpoint="discovery", status=200, body=body))
     assert sign_in(client).status_code == 503
     assert logged_in_as(client) is None and mock.mock.counts["jwks"] == 0
