@@ -171,6 +171,20 @@ def test_sign_in_works_with_pagero_model_backend(
     assert client.login(username="alice", password="pw")  # password logins still work
 
 
+def test_an_attackers_sign_in_callback_logs_nobody_in_in_the_victims_browser(
+    user: Any, linked: PageroIdentity, mock: MockPageroServer
+) -> None:
+    """Login CSRF: the attacker signs in at Pagero in their own browser and sends the victim
+    the callback URL; the victim's session never started that flow."""
+    attacker, victim = Client(), Client()
+    url_back = at_pagero(start(attacker))
+    victim.get(SIGN_IN)  # even with a sign-in of the victim's own pending
+    response = victim.get(CALLBACK, single(url_back))
+    assert response.status_code == 400
+    assert logged_in_as(victim) is None and not PageroToken.objects.exists()
+    assert mock.mock.counts["authorization_code"] == 0  # the code was never even exchanged
+
+
 # --- refusals ---------------------------------------------------------------------------
 
 
