@@ -354,6 +354,20 @@ class PageroIdentity(models.Model):
         )
 
     @classmethod
+    def take_write_lock(cls, *, issuer: str, subject: str) -> None:
+        """On a database without row locks (SQLite), take its write lock now, before reading.
+
+        As :meth:`PageroTokenQuerySet.locked` does: a transaction that reads first and writes
+        later fails at once ("database is locked") when another one wrote meanwhile. Elsewhere
+        the unique constraints decide between concurrent links. Call inside the transaction.
+        """
+        using = router.db_for_write(cls)
+        if not connections[using].features.has_select_for_update:
+            cls.objects.db_manager(using).filter(issuer=issuer, subject=subject).update(
+                last_signed_in=models.F("last_signed_in")
+            )
+
+    @classmethod
     def link(
         cls, user: AbstractBaseUser, *, issuer: str, subject: str
     ) -> tuple[PageroIdentity, bool]:
@@ -367,6 +381,7 @@ class PageroIdentity(models.Model):
 
         using = router.db_for_write(cls)
         manager = cls.objects.db_manager(using)
+        cls.take_write_lock(issuer=issuer, subject=subject)
         existing = manager.filter(issuer=issuer, subject=subject).first()
         if existing is None:
             try:

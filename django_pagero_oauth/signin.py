@@ -133,6 +133,8 @@ class SignInCallbackMixin:
         verified = self.verified
         if verified is None:
             return self.request.user
+        # First statement of the transaction: on SQLite, the write lock before any read.
+        PageroIdentity.take_write_lock(issuer=verified.issuer, subject=verified.subject)
         if flow.user_id:  # a logged-in user connects: link the identity to them
             user = self.request.user
         else:
