@@ -135,6 +135,7 @@ class SignInCallbackMixin:
             return self.request.user
         # First statement of the transaction: on SQLite, the write lock before any read.
         PageroIdentity.take_write_lock(issuer=verified.issuer, subject=verified.subject)
+        user: Any
         if flow.user_id:  # a logged-in user connects: link the identity to them
             user = self.request.user
         else:
@@ -175,7 +176,7 @@ class SignInCallbackMixin:
         identity = self.identity
         if identity is None:
             return
-        user = self.sign_in_user or self.request.user
+        user: Any = self.sign_in_user or self.request.user
         if self.identity_newly_linked:
             logger.info("Pagero identity linked to user #%s", user.pk)
             identity_linked.send(
