@@ -305,6 +305,20 @@ def test_connect_without_openid_links_nothing(
     assert not PageroIdentity.objects.exists()
 
 
+def test_an_id_token_the_flow_did_not_ask_for_is_dropped_unverified(mock: MockPageroServer) -> None:
+    """No nonce was sent: an id_token that comes anyway is not stored, linked or used."""
+    from django_pagero_oauth.flows import Flow
+    from django_pagero_oauth.oauth import TokenResponse
+    from django_pagero_oauth.signin import SignInCallbackMixin
+
+    flow = Flow(state="s", user_id="1", redirect_uri=REDIRECT_URI, next_url="/", created=0.0)
+    response = TokenResponse.from_json(mock.mock.issue_tokens(scope="all openid"))
+    assert response.id_token
+    hook = SignInCallbackMixin()
+    assert hook.verify_id_token(flow, response).id_token == ""
+    assert hook.verified is None and mock.mock.counts["jwks"] == 0
+
+
 # --- broken id_tokens and key trouble -----------------------------------------------------
 
 
