@@ -37,7 +37,13 @@ from .exceptions import (
     TokenDecryptionError,
 )
 from .guard import EVERY_DATABASE
-from .models import REFRESH_TOKEN_WARNING_DAYS, PageroToken, PageroTokenQuerySet, TokenHealth
+from .models import (
+    REFRESH_TOKEN_WARNING_DAYS,
+    PageroIdentity,
+    PageroToken,
+    PageroTokenQuerySet,
+    TokenHealth,
+)
 
 #: An action runs one HTTP request per token inside the web request: more is a job for
 #: ``manage.py pagero_refresh_tokens``.
@@ -547,3 +553,56 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                             messages.WARNING,
                         )
             self.message_user(request, message % what, level)
+
+
+@admin.register(PageroIdentity)
+class PageroIdentityAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Read-only: identities are linked only through a verified ``id_token``. "Unlink" (with
+    the delete permission) stops "Sign in with Pagero" from logging in as the user; the
+    user's token, if any, stays."""
+
+    list_display = ("user", "issuer", "subject", "created", "last_signed_in")
+    list_filter = ("issuer",)
+    list_select_related = ("user",)
+    ordering = ("-created",)
+    actions = ("unlink",)
+    fields = list_display
+    readonly_fields = list_display
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        return [*user_search_fields(get_user_model()), "subject"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        if action_location is None:
+            actions = super().get_actions(request)
+        else:
+            actions = super().get_actions(request, action_location=action_location)  # type: ignore[call-arg]
+        actions.pop("delete_selected", None)  # "Unlink" says what deleting one means
+        return actions
+
+    @admin.action(
+        description=_("Unlink (Sign in with Pagero no longer logs in as the user)"),
+        permissions=["delete"],
+    )
+    def unlink(self, request: HttpRequest, queryset: QuerySet[PageroIdentity]) -> None:
+        identities = list(queryset.select_related("user"))
+        for identity in identities:
+            identity.delete()
+        self.log_deletions(request, identities)  # type: ignore[arg-type]
+        count = len(identities)
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d Pagero identity unlinked.",
+                "%(count)d Pagero identities unlinked.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS,
+        )

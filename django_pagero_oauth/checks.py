@@ -27,9 +27,10 @@ from .conf import CLIENT_AUTH_METHODS, DEFAULTS, app_settings
 APP = "django_pagero_oauth"
 #: Pagero's access tokens live ten minutes ("expires_in": 600).
 ACCESS_TOKEN_LIFETIME = 600
-URL_SETTINGS = ("AUTHORIZE_URL", "TOKEN_URL", "REVOKE_URL", "API_BASE_URL")
-#: URL settings that may be empty (Pagero documents no revocation endpoint).
-OPTIONAL_URL_SETTINGS = ("REVOKE_URL",)
+URL_SETTINGS = ("AUTHORIZE_URL", "TOKEN_URL", "REVOKE_URL", "API_BASE_URL", "JWKS_URL")
+#: URL settings that may be empty (Pagero documents no revocation endpoint; an empty
+#: ``JWKS_URL`` is discovered from ``ISSUER``).
+OPTIONAL_URL_SETTINGS = ("REVOKE_URL", "JWKS_URL")
 
 SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
@@ -72,6 +73,12 @@ class Messages:
         "Pagero tokens are protected by {used}, and no authentication backend loads the token "
         "with the user: each protected request makes one extra SQL query for it."
     )
+    OPENID_WITHOUT_ISSUER = "PAGERO_OAUTH['SCOPE'] contains 'openid' but ISSUER is not set."
+    NO_SIGN_IN_BACKEND = (
+        "Sign in with Pagero is enabled (ISSUER is set), but no AUTHENTICATION_BACKENDS entry "
+        "can load its users."
+    )
+    USER_FACTORY = "PAGERO_OAUTH['SIGN_IN_USER_FACTORY'] cannot be imported: {path!r}."
 
 
 class Hints:
@@ -129,6 +136,14 @@ class Hints:
         "ModelBackend (README: Zero-query protected requests). Users logged in through the old "
         "backend must log in once more."
     )
+    OPENID_WITHOUT_ISSUER = (
+        "An id_token is verified against the issuer: set ISSUER to the iss value Pagero sends."
+    )
+    NO_SIGN_IN_BACKEND = (
+        "Use 'django_pagero_oauth.backends.PageroModelBackend' (it also serves password "
+        "logins), or another subclass of django.contrib.auth.backends.ModelBackend."
+    )
+    USER_FACTORY = "A dotted path to a callable(claims, request) that returns a saved user."
 
 
 class Codes:
@@ -148,6 +163,9 @@ class Codes:
     URL_INVALID = f"{APP}.E012"
     LIFETIME = f"{APP}.E013"
     UNKNOWN_KEYS = f"{APP}.W001"
+    OPENID_WITHOUT_ISSUER = f"{APP}.E014"
+    NO_SIGN_IN_BACKEND = f"{APP}.E015"
+    USER_FACTORY = f"{APP}.E016"
     PROTECTED_WITHOUT_MIDDLEWARE = f"{APP}.W002"
     UNDECRYPTABLE_TOKENS = f"{APP}.W003"
     PKCE_OFF = f"{APP}.W004"
@@ -428,6 +446,42 @@ def check_pkce(**kwargs: Any) -> list[CheckMessage]:
     return [Warning(Messages.PKCE_OFF, hint=Hints.PKCE_OFF, id=Codes.PKCE_OFF)]
 
 
+def check_openid(**kwargs: Any) -> list[CheckMessage]:
+    """OpenID Connect needs ``ISSUER``; sign-in needs a backend that loads users by id."""
+    from .signin import login_backend
+
+    messages: list[CheckMessage] = []
+    if app_settings.openid_requested and not app_settings.ISSUER:
+        messages.append(
+            Error(
+                Messages.OPENID_WITHOUT_ISSUER,
+                hint=Hints.OPENID_WITHOUT_ISSUER,
+                id=Codes.OPENID_WITHOUT_ISSUER,
+            )
+        )
+    if app_settings.ISSUER and login_backend() is None:
+        messages.append(
+            Error(
+                Messages.NO_SIGN_IN_BACKEND,
+                hint=Hints.NO_SIGN_IN_BACKEND,
+                id=Codes.NO_SIGN_IN_BACKEND,
+            )
+        )
+    if app_settings.SIGN_IN_CREATE_USERS:
+        path = app_settings.SIGN_IN_USER_FACTORY
+        try:
+            import_string(path)
+        except ImportError:
+            messages.append(
+                Error(
+                    Messages.USER_FACTORY.format(path=path),
+                    hint=Hints.USER_FACTORY,
+                    id=Codes.USER_FACTORY,
+                )
+            )
+    return messages
+
+
 def check_mock_server(**kwargs: Any) -> list[CheckMessage]:
     if not settings.DEBUG and app_settings.ALLOW_MOCK_SERVER:
         return [
@@ -506,6 +560,7 @@ CONFIGURATION_CHECKS = (
     check_pkce,
     check_mock_server,
     check_encryption_keys,
+    check_openid,
 )
 _SECURITY_CHECKS = (check_https, check_pkce, check_mock_server)
 

@@ -41,6 +41,13 @@ DEFAULTS: dict[str, Any] = {
     "UNAVAILABLE_RETRY_AFTER": 30,
     "RESPONSE_HANDLER": "",
     "ALLOW_MOCK_SERVER": False,
+    # OpenID Connect and "Sign in with Pagero" (empty JWKS_URL: discovered from ISSUER).
+    "JWKS_URL": "",
+    "JWKS_CACHE_SECONDS": 3600,
+    "JWKS_REFETCH_INTERVAL": 60,
+    "ID_TOKEN_LEEWAY": 60,
+    "SIGN_IN_CREATE_USERS": False,
+    "SIGN_IN_USER_FACTORY": "django_pagero_oauth.signin.create_user_from_claims",
 }
 
 CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
@@ -165,6 +172,40 @@ class PageroOAuthSettings:
     @property
     def ALLOW_MOCK_SERVER(self) -> bool:
         return bool(self._get("ALLOW_MOCK_SERVER"))
+
+    # --- OpenID Connect and "Sign in with Pagero" -----------------------------------------
+
+    @property
+    def JWKS_URL(self) -> str:
+        """The issuer's key set; empty: ``jwks_uri`` of ``ISSUER``'s discovery document."""
+        return str(self._get("JWKS_URL") or "")
+
+    @property
+    def JWKS_CACHE_SECONDS(self) -> int:
+        return max(0, int(self._get("JWKS_CACHE_SECONDS")))
+
+    @property
+    def JWKS_REFETCH_INTERVAL(self) -> int:
+        """At most one key-set fetch for an unknown ``kid`` per this many seconds."""
+        return max(0, int(self._get("JWKS_REFETCH_INTERVAL")))
+
+    @property
+    def ID_TOKEN_LEEWAY(self) -> int:
+        """Seconds of clock skew allowed for ``exp`` and ``iat``."""
+        return max(0, int(self._get("ID_TOKEN_LEEWAY")))
+
+    @property
+    def SIGN_IN_CREATE_USERS(self) -> bool:
+        return bool(self._get("SIGN_IN_CREATE_USERS"))
+
+    @property
+    def SIGN_IN_USER_FACTORY(self) -> str:
+        return str(self._get("SIGN_IN_USER_FACTORY") or DEFAULTS["SIGN_IN_USER_FACTORY"])
+
+    @property
+    def openid_requested(self) -> bool:
+        """``openid`` is one of the ``SCOPE`` values: every connect flow is an OIDC flow."""
+        return "openid" in self.SCOPE.split()
 
 
 app_settings = PageroOAuthSettings()

@@ -120,3 +120,25 @@ class UndecryptableToken(PageroAuthorizationRequired, TokenDecryptionError):
     """
 
     default_error = "token_undecryptable"
+
+
+class IdTokenError(PageroOAuthError, SuspiciousOperation):
+    """An ``id_token`` failed OpenID Connect Core 1.0 3.1.3.7 validation (or is missing).
+
+    Nothing is stored and nobody is logged in. ``description`` names the rule that failed; it
+    never contains the token.
+    """
+
+    default_error = "invalid_id_token"
+
+
+class IdentityRefused(PageroOAuthError, PermissionDenied):
+    """A verified Pagero identity may not be used here (``error`` says why).
+
+    - ``unknown_identity``: no user is linked to it and ``SIGN_IN_CREATE_USERS`` is off;
+    - ``identity_taken``: it is linked to another user of this site;
+    - ``other_identity_linked``: the user is linked to another identity of this issuer;
+    - ``inactive_user``: its user may not log in.
+    """
+
+    default_error = "identity_refused"

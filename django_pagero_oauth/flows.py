@@ -51,6 +51,10 @@ class Flow:
     next_url: str
     created: float
     code_verifier: str | None = None
+    #: OpenID Connect: sent as ``nonce``, the ``id_token`` must carry it back (Core 3.1.2.1).
+    nonce: str | None = None
+    #: "Sign in with Pagero": started by a visitor who need not be logged in.
+    sign_in: bool = False
 
     def is_expired(self, now: float | None = None) -> bool:
         return (now if now is not None else time.time()) - self.created > app_settings.STATE_MAX_AGE
@@ -61,16 +65,28 @@ def _pending(request: HttpRequest) -> dict[str, dict[str, object]]:
     return dict(flows) if isinstance(flows, dict) else {}
 
 
-def start_flow(request: HttpRequest, *, redirect_uri: str, next_url: str) -> Flow:
-    """Create and remember a new flow for the logged-in user of ``request``."""
+def _user_id(request: HttpRequest) -> str:
+    return str(request.user.pk) if request.user.is_authenticated else ""
+
+
+def start_flow(
+    request: HttpRequest, *, redirect_uri: str, next_url: str, sign_in: bool = False
+) -> Flow:
+    """Create and remember a new flow for the user of ``request``.
+
+    A connect flow needs a logged-in user; a ``sign_in`` flow may be started anonymously. Both
+    carry a ``nonce`` when they ask for an ``id_token`` (sign-in always does).
+    """
     now = time.time()
     flow = Flow(
         state=generate_state(),
-        user_id=str(request.user.pk),
+        user_id=_user_id(request),
         redirect_uri=redirect_uri,
         next_url=next_url,
         created=now,
         code_verifier=generate_code_verifier() if app_settings.PKCE else None,
+        nonce=generate_state() if sign_in or app_settings.openid_requested else None,
+        sign_in=sign_in,
     )
     pending = {
         state: entry
@@ -137,7 +153,8 @@ def pop_flow(request: HttpRequest, state: str | None) -> Flow:
         raise CallbackError(
             str(_("This login cannot be read. Please start again.")), error="invalid_state"
         ) from None
-    if not request.user.is_authenticated or flow.user_id != str(request.user.pk):
+    # Same user as at the start; anonymous only for a sign-in flow started anonymously.
+    if flow.user_id != _user_id(request) or not (flow.user_id or flow.sign_in):
         raise CallbackError(
             str(_("This login was started by another user. Please start again.")),
             error="invalid_state",

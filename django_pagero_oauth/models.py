@@ -392,3 +392,88 @@ class PageroToken(models.Model):
         token.last_refreshed = None
         token.save(using=using)
         return token
+
+
+class PageroIdentity(models.Model):
+    """A Pagero user (``issuer`` and ``subject`` of a verified ``id_token``) linked to a user.
+
+    One identity belongs to one user, and a user has at most one identity per issuer. Rows are
+    written only by :meth:`link`, after an ``id_token`` was verified; never from an e-mail
+    address or any other claim that a second account could also carry.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="pagero_identities",
+        verbose_name=_("user"),
+    )
+    issuer = models.CharField(_("issuer"), max_length=255)
+    subject = models.CharField(
+        _("subject"),
+        max_length=255,
+        help_text=_("The sub claim: Pagero's identifier of the user, never reused."),
+    )
+    created = models.DateTimeField(_("linked"), auto_now_add=True)
+    last_signed_in = models.DateTimeField(_("last signed in"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("Pagero identity")
+        verbose_name_plural = _("Pagero identities")
+        ordering = ("-created",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("issuer", "subject"), name="django_pagero_oauth_identity_unique"
+            ),
+            models.UniqueConstraint(
+                fields=("user", "issuer"), name="django_pagero_oauth_identity_one_per_user"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(
+            _("Pagero identity %(subject)s of user #%(user_id)s")
+            % {"subject": self.subject, "user_id": self.user_id}
+        )
+
+    @classmethod
+    def take_write_lock(cls, *, issuer: str, subject: str) -> None:
+        """On a database without row locks (SQLite), take its write lock now, before reading.
+
+        As :meth:`PageroTokenQuerySet.locked` does: a transaction that reads first and writes
+        later fails at once ("database is locked") when another one wrote meanwhile. Elsewhere
+        the unique constraints decide between concurrent links. Call inside the transaction.
+        """
+        using = router.db_for_write(cls)
+        if not connections[using].features.has_select_for_update:
+            cls.objects.db_manager(using).filter(issuer=issuer, subject=subject).update(
+                last_signed_in=models.F("last_signed_in")
+            )
+
+    @classmethod
+    def link(
+        cls, user: AbstractBaseUser, *, issuer: str, subject: str
+    ) -> tuple[PageroIdentity, bool]:
+        """Link (issuer, subject) to ``user``; return ``(identity, created)``. Call in a transaction.
+
+        Raises :class:`~.exceptions.IdentityRefused` when the identity belongs to another user
+        (``identity_taken``) or ``user`` already has another identity of this issuer
+        (``other_identity_linked``); concurrent links of one identity cannot both win.
+        """
+        from .exceptions import IdentityRefused
+
+        using = router.db_for_write(cls)
+        manager = cls.objects.db_manager(using)
+        cls.take_write_lock(issuer=issuer, subject=subject)
+        existing = manager.filter(issuer=issuer, subject=subject).first()
+        if existing is None:
+            try:
+                with transaction.atomic(using=using):  # a savepoint, for the IntegrityError
+                    return manager.create(user=user, issuer=issuer, subject=subject), True
+            except IntegrityError:
+                existing = manager.filter(issuer=issuer, subject=subject).first()
+                if existing is None:  # the user has another identity of this issuer
+                    raise IdentityRefused(error="other_identity_linked") from None
+        if existing.user_id != user.pk:
+            raise IdentityRefused(error="identity_taken")
+        return existing, False

@@ -93,16 +93,24 @@ def build_authorization_url(
     state: str,
     code_verifier: str | None = None,
     prompt: str | None = None,
+    nonce: str | None = None,
+    scope: str | None = None,
 ) -> str:
-    """The URL of Pagero's login page for one flow (RFC 6749 4.1.1)."""
+    """The URL of Pagero's login page for one flow (RFC 6749 4.1.1).
+
+    ``scope`` defaults to ``SCOPE``; ``nonce`` is OpenID Connect's (Core 3.1.2.1).
+    """
     params = {
         "response_type": "code",
         "client_id": app_settings.CLIENT_ID,
         "redirect_uri": redirect_uri,
         "state": state,
     }
-    if app_settings.SCOPE:
-        params["scope"] = app_settings.SCOPE
+    scope = app_settings.SCOPE if scope is None else scope
+    if scope:
+        params["scope"] = scope
+    if nonce is not None:
+        params["nonce"] = nonce
     if prompt:
         params["prompt"] = prompt
     if code_verifier is not None:

@@ -8,6 +8,7 @@ app_name = "pagero_oauth"
 
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
+    path("sign-in/", views.SignInView.as_view(), name="sign_in"),
     path("callback/", views.CallbackView.as_view(), name="callback"),
     path("disconnect/", views.DisconnectView.as_view(), name="disconnect"),
 ]

@@ -13,7 +13,13 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db import router, transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    QueryDict,
+)
 from django.shortcuts import resolve_url
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -26,10 +32,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_variables
 
-from . import flows, oauth
+from . import flows, oauth, oidc
 from .conf import app_settings
 from .exceptions import (
     CallbackError,
+    IdentityRefused,
+    IdTokenError,
     InvalidTokenResponse,
     OAuthErrorResponse,
     PageroConfigurationError,
@@ -37,8 +45,9 @@ from .exceptions import (
     PageroUnavailable,
     TokenDecryptionError,
 )
-from .models import PageroToken
+from .models import PageroIdentity, PageroToken
 from .signals import token_obtained
+from .signin import SignInCallbackMixin
 from .tokens import revocable_refresh_token, revoke, revoke_after_commit
 
 logger = logging.getLogger("django_pagero_oauth")
@@ -79,6 +88,8 @@ class LoginView(LoginRequiredMixin, View):
     """Step 1: send the logged-in user to Pagero's login page (RFC 6749 4.1.1)."""
 
     http_method_names = ["get", "head"]
+    #: "Sign in with Pagero" (:class:`SignInView`): ask for ``openid``, log the visitor in.
+    sign_in = False
 
     def get_redirect_uri(self) -> str:
         """The ``redirect_uri``: ``REDIRECT_URI`` if set, else this site's callback URL."""
@@ -95,12 +106,15 @@ class LoginView(LoginRequiredMixin, View):
             request,
             redirect_uri=self.get_redirect_uri(),
             next_url=safe_next_url(request, request.GET.get("next")),
+            sign_in=self.sign_in,
         )
         url = oauth.build_authorization_url(
             redirect_uri=flow.redirect_uri,
             state=flow.state,
             code_verifier=flow.code_verifier,
             prompt=self.get_prompt(),
+            nonce=flow.nonce,
+            scope=oidc.authorization_scope(openid=flow.nonce is not None),
         )
         return HttpResponseRedirect(url)
 
@@ -126,7 +140,21 @@ def hide_callback_secrets(request: HttpRequest) -> None:
     request.META["QUERY_STRING"] = masked.urlencode(safe="*")
 
 
-class CallbackView(View):
+class SignInView(LoginView):
+    """ "Sign in with Pagero": the login flow with ``openid``, open to anonymous visitors.
+
+    The callback verifies the ``id_token`` and logs the visitor in as the user linked to their
+    Pagero identity (see :mod:`django_pagero_oauth.signin`). A logged-in user links theirs.
+    """
+
+    sign_in = True
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # Skips LoginRequiredMixin: signing in is for visitors who are not logged in.
+        return View.dispatch(self, request, *args, **kwargs)
+
+
+class CallbackView(SignInCallbackMixin, View):
     """Steps 2 and 3: check the redirect back, exchange the code, store the token.
 
     The flow's session entry is consumed first, on every path, so a replayed callback fails.
@@ -179,7 +207,16 @@ class CallbackView(View):
             response = oauth.exchange_code(
                 code, redirect_uri=flow.redirect_uri, code_verifier=flow.code_verifier
             )
+            # OpenID Connect: the id_token is verified before anything is stored.
+            response = self.verify_id_token(flow, response)
             token = self.store_token(response)
+        except IdentityRefused as exc:
+            return self.identity_refused(exc)
+        except IdTokenError:
+            return self.failure(
+                _("Pagero's proof of who you are could not be verified. Nothing was stored."),
+                status=400,
+            )
         except PageroConfigurationError:
             return self.failure(_("This site's connection to Pagero is misconfigured."), status=503)
         except InvalidTokenResponse:
@@ -192,20 +229,22 @@ class CallbackView(View):
             return self.failure(
                 _("Pagero did not accept this login. Please start again."), status=400
             )
+        self.finish_sign_in()  # OpenID Connect: signals, and the login of a sign-in
         token_obtained.send(PageroToken, token=token, user=request.user, request=request)
         return self.success(flow)
 
     @method_decorator(sensitive_variables("response", "previous"))
     def store_token(self, response: oauth.TokenResponse) -> PageroToken:
-        """Create or replace the user's token atomically.
+        """Create or replace the user's token atomically (with the identity, when verified).
 
         A replaced token that is still alive is revoked at Pagero (with ``REVOKE_URL``) once
         the new one is committed: a reconnect leaves no second valid refresh token behind.
         """
         using = router.db_for_write(PageroToken)
         with transaction.atomic(using=using):
-            previous = revocable_refresh_token(self.request.user.pk, using=using)
-            token = PageroToken.store_for_user(self.request.user, response)  # type: ignore[arg-type]
+            user = self.get_token_user(self.flow)  # type: ignore[arg-type]
+            previous = revocable_refresh_token(user.pk, using=using)
+            token = PageroToken.store_for_user(user, response)
             if previous is not None and previous[0] != response.refresh_token:
                 revoke_after_commit(
                     previous[0], fingerprint=previous[1], using=using, why="reconnect"
@@ -224,7 +263,8 @@ class CallbackView(View):
 
     def get_retry_url(self) -> str:
         """ "Try again" starts a new login that still leads to the page the user asked for."""
-        retry_url = reverse("pagero_oauth:login")
+        sign_in = self.flow is not None and self.flow.sign_in
+        retry_url = reverse("pagero_oauth:sign_in" if sign_in else "pagero_oauth:login")
         if self.flow is not None:
             retry_url = f"{retry_url}?{urlencode({'next': self.flow.next_url})}"
         return retry_url
@@ -261,6 +301,7 @@ class DisconnectView(LoginRequiredMixin, View):
         token = PageroToken.objects.without_secrets().filter(user_id=self.request.user.pk).first()
         return {
             "token": token,
+            "has_identity": PageroIdentity.objects.filter(user_id=self.request.user.pk).exists(),
             "next": safe_next_url(
                 self.request, self.request.GET.get("next") or self.request.POST.get("next")
             ),
@@ -300,9 +341,17 @@ class DisconnectView(LoginRequiredMixin, View):
                 {**context, "revocation_failed": True, "message": message},
                 status=503,
             )
+        if request.POST.get("unlink_identity") == "1":
+            self.unlink_identities()
         if result.remote:
             text = _("Disconnected from Pagero: the connection was revoked and removed.")
         else:
             text = _("The connection was removed from this site; Pagero was not told.")
         messages.success(request, text, fail_silently=True)
         return HttpResponseRedirect(context["next"])
+
+    def unlink_identities(self) -> None:
+        """Asked for: "Sign in with Pagero" no longer logs in as this user. Kept otherwise."""
+        deleted, _rows = PageroIdentity.objects.filter(user_id=self.request.user.pk).delete()
+        if deleted:
+            logger.info("Pagero identity unlinked from user #%s", self.request.user.pk)

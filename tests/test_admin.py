@@ -548,3 +548,60 @@ def test_refresh_action_says_undecryptable_not_reauthorization(
     )
     assert any("cannot be decrypted with the configured keys" in m for m in messages_of(response))
     assert pagero_mock.mock.counts["refresh_token"] == 0
+
+
+# --- Pagero identities ("Sign in with Pagero") -----------------------------------------------
+
+IDENTITIES = reverse("admin:django_pagero_oauth_pageroidentity_changelist")
+
+
+@pytest.fixture
+def identity(user: Any) -> Any:
+    from django_pagero_oauth.models import PageroIdentity
+
+    return PageroIdentity.objects.create(
+        user=user, issuer="https://sso.pageroonline.com", subject="acme-ab"
+    )
+
+
+def test_identities_are_read_only(admin_client: Any, identity: Any) -> None:
+    html = admin_client.get(IDENTITIES).content.decode()
+    assert "acme-ab" in html and "alice" in html
+    change = reverse("admin:django_pagero_oauth_pageroidentity_change", args=[identity.pk])
+    html = admin_client.get(change).content.decode()
+    assert 'name="subject"' not in html and 'name="_save"' not in html
+    add = reverse("admin:django_pagero_oauth_pageroidentity_add")
+    assert admin_client.get(add).status_code == 403
+    assert (
+        admin_client.post(change, {"subject": "mallory", "user": identity.user_id}).status_code
+        == 403
+    )
+    identity.refresh_from_db()
+    assert identity.subject == "acme-ab"
+
+
+def test_unlink_deletes_the_identity_and_keeps_the_token(
+    admin_client: Any, identity: Any, user: Any, pagero_token_factory: Any
+) -> None:
+    from django_pagero_oauth.models import PageroIdentity
+
+    pagero_token_factory(user)
+    html = admin_client.get(IDENTITIES).content.decode()
+    assert 'value="unlink"' in html and 'value="delete_selected"' not in html
+    response = admin_client.post(
+        IDENTITIES, {"action": "unlink", "index": 0, "_selected_action": [identity.pk]}
+    )
+    assert "1 Pagero identity unlinked." in messages_of(response)
+    assert not PageroIdentity.objects.exists()
+    assert PageroToken.objects.filter(user=user).exists()
+
+
+def test_unlink_needs_the_delete_permission(
+    staff_client: Callable[..., Any], identity: Any
+) -> None:
+    from django_pagero_oauth.models import PageroIdentity
+
+    client = staff_client("view_pageroidentity")
+    assert "acme-ab" in client.get(IDENTITIES).content.decode()
+    client.post(IDENTITIES, {"action": "unlink", "index": 0, "_selected_action": [identity.pk]})
+    assert PageroIdentity.objects.filter(pk=identity.pk).exists()

@@ -398,3 +398,51 @@ def test_decrypt_check_skips_when_keys_are_invalid(pagero: Callable[..., None], 
     make_token(user, 600)
     pagero(ENCRYPTION_KEYS=["broken"])
     assert checks.check_stored_tokens_decrypt(databases=["default"]) == []  # E009 says it
+
+
+# --- OpenID Connect and "Sign in with Pagero" ----------------------------------------------
+
+
+def test_openid_in_scope_without_issuer(pagero: Callable[..., None]) -> None:
+    pagero(SCOPE="all openid", ISSUER=None)
+    messages = checks.check_openid()
+    assert ids(messages) == [Codes.OPENID_WITHOUT_ISSUER]
+    assert isinstance(messages[0], Error)
+    pagero(ISSUER="https://sso.pageroonline.com")
+    assert checks.check_openid() == []
+
+
+@pytest.mark.parametrize("url", ["http://keys.example/jwks", "http://10.0.0.5/jwks"])
+def test_jwks_url_must_be_https_without_debug(
+    pagero: Callable[..., None], settings: Any, url: str
+) -> None:
+    settings.DEBUG = False
+    pagero(JWKS_URL=url)
+    messages = checks.check_https()
+    assert ids(messages) == [Codes.NOT_HTTPS] and "JWKS_URL" in messages[0].msg
+    pagero(JWKS_URL="not a url")
+    assert ids(checks.check_urls()) == [Codes.URL_INVALID]
+    pagero(JWKS_URL="")  # empty: discovered from ISSUER
+    assert checks.check_urls() == [] and checks.check_https() == []
+
+
+def test_sign_in_needs_a_backend_that_loads_users(
+    pagero: Callable[..., None], settings: Any
+) -> None:
+    pagero(ISSUER="https://sso.pageroonline.com")
+    settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.RemoteUserBackend"]
+    assert checks.check_openid() == []  # RemoteUserBackend is a ModelBackend
+    settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.BaseBackend"]
+    messages = checks.check_openid()
+    assert ids(messages) == [Codes.NO_SIGN_IN_BACKEND]
+    settings.AUTHENTICATION_BACKENDS = ["django_pagero_oauth.backends.PageroModelBackend"]
+    assert checks.check_openid() == []
+
+
+def test_user_factory_must_import_when_users_are_created(pagero: Callable[..., None]) -> None:
+    pagero(SIGN_IN_CREATE_USERS=True, SIGN_IN_USER_FACTORY="nowhere.make_user")
+    assert ids(checks.check_openid()) == [Codes.USER_FACTORY]
+    pagero(SIGN_IN_CREATE_USERS=False)
+    assert checks.check_openid() == []
+    pagero(SIGN_IN_CREATE_USERS=True, SIGN_IN_USER_FACTORY=None)
+    assert checks.check_openid() == []  # the default factory

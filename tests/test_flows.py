@@ -49,6 +49,8 @@ def test_start_flow_stores_one_entry_per_state(user: Any) -> None:
         "next_url": "/next/",
         "created": flow.created,
         "code_verifier": flow.code_verifier,
+        "nonce": None,
+        "sign_in": False,
     }
     assert flow.code_verifier is not None
     assert before <= flow.created <= time.time()
@@ -158,6 +160,33 @@ def test_pop_by_an_anonymous_user_fails(user: Any) -> None:
     request.user = AnonymousUser()
     with pytest.raises(CallbackError, match="another user"):
         flows.pop_flow(request, flow.state)
+
+
+def test_an_anonymous_sign_in_flow_completes_only_anonymously(db: None, user: Any) -> None:
+    request = make_request(AnonymousUser())
+    flow = flows.start_flow(request, redirect_uri=REDIRECT_URI, next_url="/", sign_in=True)
+    assert (flow.user_id, flow.sign_in) == ("", True) and flow.nonce
+    assert flows.pop_flow(request, flow.state) == flow
+    flow = flows.start_flow(request, redirect_uri=REDIRECT_URI, next_url="/", sign_in=True)
+    request.user = user  # logged in meanwhile, in another tab
+    with pytest.raises(CallbackError, match="another user"):
+        flows.pop_flow(request, flow.state)
+
+
+def test_an_anonymous_flow_that_is_not_a_sign_in_is_refused(db: None) -> None:
+    """Only a sign-in may complete without a user: a connect flow never does."""
+    request = make_request(AnonymousUser())
+    flow = flows.start_flow(request, redirect_uri=REDIRECT_URI, next_url="/", sign_in=False)
+    with pytest.raises(CallbackError, match="another user"):
+        flows.pop_flow(request, flow.state)
+
+
+def test_a_nonce_only_when_the_flow_asks_for_an_id_token(user: Any, settings: Any) -> None:
+    assert start(make_request(user)).nonce is None
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "SCOPE": "all openid"}
+    first, second = start(make_request(user)), start(make_request(user))
+    assert first.nonce and second.nonce and first.nonce != second.nonce
+    assert len(first.nonce) >= 43
 
 
 def age(request: Any, state: str, seconds: float) -> None:

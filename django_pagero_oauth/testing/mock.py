@@ -14,7 +14,10 @@ fails a test instead of passing silently:
 - client authentication is RFC 6749 2.3.1 to the letter (form-urlencoded *before* base64 in
   HTTP Basic, one method per request, constant-time comparison);
 - PKCE is S256 only (RFC 7636 4.2), every parameter may appear at most once (RFC 6749 3.1, 3.2);
-- faults (:class:`Fault`) inject errors, slowness and dropped connections.
+- faults (:class:`Fault`) inject errors, slowness and dropped connections;
+- with ``openid`` in the scope, the authorization request must carry a ``nonce``, and the code
+  exchange returns a really signed ``id_token`` carrying it back; JWKS and discovery are served
+  (:mod:`.mock_oidc`: keys, signing, and the ``id_token`` faults).
 
 All time comes from the ``clock`` callable, so tests move time instead of sleeping.
 """
@@ -47,6 +50,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import EllipsisType
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit, urlunsplit
+
+from .mock_oidc import (
+    DISCOVERY_PATH,
+    ID_TOKEN_FAULTS,
+    JWKS_PATH,
+    KeySet,
+    discovery_document,
+    make_id_token,
+)
 
 __all__ = [
     "OMIT",
@@ -83,7 +95,7 @@ _S256_CHALLENGE_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 # RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by single spaces.
 _SCOPE_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*")
 
-FAULT_ENDPOINTS = ("token", "revoke", "api", "authorize")
+FAULT_ENDPOINTS = ("token", "revoke", "api", "authorize", "jwks", "discovery")
 COUNT_KEYS = (
     "authorize",
     "authorization_code",
@@ -91,6 +103,8 @@ COUNT_KEYS = (
     "refresh_token_failed",
     "revoke",
     "api",
+    "jwks",
+    "discovery",
 )
 
 _DOCUMENTS: tuple[dict[str, str], ...] = (
@@ -320,6 +334,9 @@ class Fault:
     #: For ``endpoint="authorize"``: :data:`OMIT` (or ``None``) leaves ``iss`` out, a string
     #: is sent instead of the real issuer; ``...`` (the default) changes nothing.
     iss: str | Literal[_Omit.OMIT] | EllipsisType | None = ...
+    #: For ``endpoint="token"``: break the ``id_token`` this way (one of
+    #: :data:`~.mock_oidc.ID_TOKEN_FAULTS`); the request is processed normally otherwise.
+    id_token: str | None = None
     #: How many matching requests this fault applies to.
     times: int = 1
     #: Process the request (consume codes/tokens) *and then* answer with the fault: the
@@ -335,6 +352,10 @@ class Fault:
             raise ValueError("Fault.times must be at least 1")
         if self.delay < 0:
             raise ValueError("Fault.delay cannot be negative")
+        if self.id_token is not None and self.endpoint != "token":
+            raise ValueError('Fault.id_token only applies to endpoint="token"')
+        if self.id_token is not None and self.id_token not in ID_TOKEN_FAULTS:
+            raise ValueError(f"Fault.id_token must be one of {', '.join(ID_TOKEN_FAULTS)}")
 
     @property
     def short_circuits(self) -> bool:
@@ -474,6 +495,11 @@ class MockPagero:
         self._codes: dict[str, _Code] = {}
         self._tokens: dict[str, _Token] = {}
         self._last_base_url: str | None = None
+        #: OpenID Connect: the keys that sign id_tokens (:meth:`rotate_keys` replaces them),
+        #: the algorithm used, and the nonce of the last code exchange ("replayed_nonce").
+        self.signing_keys = KeySet()
+        self.id_token_alg = "RS256"
+        self._previous_nonce: str | None = None
 
     # --- public helpers ---------------------------------------------------------------
 
@@ -505,6 +531,12 @@ class MockPagero:
                 issuer=issuer,
                 expires_in=expires_in,
             )
+
+    def rotate_keys(self, *, keep_old: bool = True) -> None:
+        """Sign id_tokens with new keys (new ``kid`` s); the old ones stay in the JWKS while
+        ``keep_old``, as a real rotation does."""
+        with self.lock:
+            self.signing_keys = self.signing_keys.rotated(keep_old=keep_old)
 
     def is_refresh_token_valid(self, token: str) -> bool:
         """Known, unused, unrevoked and unexpired."""
@@ -591,6 +623,10 @@ class MockPagero:
             return "authorize"
         if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
             return "api"
+        if request.path == JWKS_PATH:
+            return "jwks"
+        if request.path == DISCOVERY_PATH:
+            return "discovery"
         return None
 
     def _count_key(self, request: MockRequest, grant_type: str | None) -> str | None:
@@ -623,6 +659,8 @@ class MockPagero:
             return self._revoke(request) if method == "POST" else _oauth_405()
         if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
             return self._api(request)
+        if path in (JWKS_PATH, DISCOVERY_PATH):
+            return self._openid_document(request)
         if path == "/_mock/stats" and method == "GET":
             return _json_response(200, self.stats(), _NO_STORE)
         if path == "/_mock/reset" and method == "POST":
@@ -678,6 +716,9 @@ class MockPagero:
             scope = "all"
         elif not _SCOPE_RE.fullmatch(scope):
             raise _AuthorizeError("invalid_scope", "The scope is empty or malformed.")
+        if "openid" in scope.split(" ") and not _single(params, "nonce"):
+            # Optional in OpenID Connect's code flow, but this client always sends one.
+            raise _AuthorizeError("invalid_request", "openid needs a nonce (replay protection).")
         prompt = _single(params, "prompt")
         if prompt is not None and prompt != "login":
             raise _AuthorizeError("invalid_request", "Only prompt=login is supported.")
@@ -864,12 +905,15 @@ class MockPagero:
             return _oauth_error("invalid_request", "The grant_type parameter is missing.")
         omit_refresh = fault is not None and fault.omit_refresh_token
         if grant_type == "authorization_code":
-            return self._authorization_code_grant(request, omit_refresh)
+            id_token_fault = fault.id_token if fault is not None else None
+            return self._authorization_code_grant(request, omit_refresh, id_token_fault)
         if grant_type == "refresh_token":
             return self._refresh_token_grant(request, omit_refresh)
         return _oauth_error("unsupported_grant_type", f"Unsupported grant_type {grant_type!r}.")
 
-    def _authorization_code_grant(self, request: MockRequest, omit_refresh: bool) -> MockResponse:
+    def _authorization_code_grant(
+        self, request: MockRequest, omit_refresh: bool, id_token_fault: str | None = None
+    ) -> MockResponse:
         form = request.form
         code = _single(form, "code")
         if not code:
@@ -916,7 +960,10 @@ class MockPagero:
                 issuer=self._issuer(request),
                 nonce=record.nonce,
                 with_refresh_token=not omit_refresh,
+                id_token_fault=id_token_fault,
             )
+            if record.nonce is not None:
+                self._previous_nonce = record.nonce
         return _json_response(200, data, _NO_STORE)
 
     def _refresh_token_grant(self, request: MockRequest, omit_refresh: bool) -> MockResponse:
@@ -964,6 +1011,7 @@ class MockPagero:
         expires_in: int | None = None,
         nonce: str | None = None,
         with_refresh_token: bool = True,
+        id_token_fault: str | None = None,
     ) -> dict[str, Any]:
         """Create and register tokens; returns Pagero's token response. Lock held."""
         now = self.clock()
@@ -994,7 +1042,16 @@ class MockPagero:
             id_claims = {**claims, "auth_time": iat}
             if nonce is not None:
                 id_claims["nonce"] = nonce
-            data["id_token"] = _jwt(id_claims)
+            id_token = make_id_token(
+                id_claims,
+                keys=self.signing_keys,
+                alg=self.id_token_alg,
+                access_token=access_token,
+                fault=id_token_fault,
+                previous_nonce=self._previous_nonce,
+            )
+            if id_token is not None:
+                data["id_token"] = id_token
         return data
 
     @staticmethod
@@ -1066,6 +1123,19 @@ class MockPagero:
             }
         return _json_response(200, data)
 
+    # --- OpenID Connect: JWKS and discovery (see mock_oidc) -----------------------------
+
+    def _openid_document(self, request: MockRequest) -> MockResponse:
+        if request.method not in ("GET", "HEAD"):
+            return _method_not_allowed("GET")
+        if request.path == JWKS_PATH:
+            with self.lock:
+                return _json_response(200, self.signing_keys.jwks())
+        document = discovery_document(
+            self._issuer(request), request.base_url, AUTHORIZE_PATH, TOKEN_PATH
+        )
+        return _json_response(200, document)
+
     # --- /_mock control endpoints ------------------------------------------------------
 
     def _config(self, request: MockRequest) -> MockResponse:
@@ -1120,6 +1190,7 @@ class MockPagero:
                 omit_refresh_token=flag("omit_refresh_token"),
                 fields=fields,
                 iss=iss,
+                id_token=_single(form, "id_token"),
                 times=int(_single(form, "times") or 1),
                 process=flag("process"),
             )

@@ -3,7 +3,8 @@
 - ``pagero_mock_server``: a strict mock Pagero server on a local port for the whole session.
 - ``pagero_mock``: that server, reset for this test, with ``settings.PAGERO_OAUTH`` pointed at
   it (needs pytest-django's ``settings`` fixture). Read ``pagero_mock.mock.counts`` to assert
-  how many refreshes happened; ``pagero_mock.mock.add_fault(...)`` to inject failures.
+  how many refreshes happened; ``pagero_mock.mock.add_fault(...)`` to inject failures. The
+  id_token keys the app cached are forgotten before and after each test.
 - ``pagero_token_factory``: ``pagero_token_factory(user, expired=False)`` stores a token the
   mock will honour (refreshable), without going through the login pages.
 
@@ -46,6 +47,8 @@ _MOCK_CONFIGURATION = (
     "clock",
     "redirect_uris",
     "require_pkce",
+    "signing_keys",
+    "id_token_alg",
 )
 
 
@@ -56,11 +59,15 @@ def pagero_mock(pagero_mock_server: MockPageroServer, settings: Any) -> Iterator
     mock.reset()
     current = getattr(settings, "PAGERO_OAUTH", {}) or {}
     settings.PAGERO_OAUTH = {**current, **pagero_mock_server.settings()}
+    from ..oidc import forget_keys
+
+    forget_keys()  # the id_token keys cached by an earlier test may have been rotated since
     try:
         yield pagero_mock_server
     finally:
         for name, value in configuration.items():
             setattr(mock, name, value)
+        forget_keys()
 
 
 @pytest.fixture

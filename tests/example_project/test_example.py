@@ -489,3 +489,48 @@ def test_restarted_demo_asks_to_connect_again(tmp_path: Path, prepared: Prepared
     finally:
         stop(process)
         print(site.log.read_text())
+
+
+def approve_at_mock(site: Site, browser: requests.Session, authorize: str, publicid: str) -> str:
+    """Approve on the mock's login page; returns the callback URL it redirects to."""
+    login_page = browser.get(authorize, timeout=30)
+    assert login_page.status_code == 200
+    (form,) = forms_of(login_page.text)
+    fields = dict(form["fields"])  # type: ignore[call-overload]
+    fields.update(publicid=publicid, action="approve")
+    response = browser.post(
+        urljoin(login_page.url, str(form["action"])), data=fields, allow_redirects=False, timeout=30
+    )
+    assert response.status_code == 302
+    callback = str(response.headers["Location"])
+    assert callback.startswith(f"{site.url}pagero/callback/?")
+    return callback
+
+
+def test_sign_in_with_pagero_from_the_login_page(site: Site) -> None:
+    """A newcomer clicks "Sign in with Pagero" and is logged in as demo, offline."""
+    browser = requests.Session()
+    page = site.get(browser, "accounts/login/?next=/invoices/")
+    assert 'href="/pagero/sign-in/?next=/invoices/"' in page.text
+    assert "Sign in with Pagero" in page.text
+    response = site.get(browser, "pagero/sign-in/?next=/invoices/", allow_redirects=False)
+    assert response.status_code == 302
+    authorize = response.headers["Location"]
+    assert "openid" in parse_qs(urlsplit(authorize).query)["scope"][0].split()
+
+    callback = approve_at_mock(site, browser, authorize, "demo-company")
+    response = browser.get(callback, allow_redirects=False, timeout=30)
+    assert response.status_code == 302, response.text
+    assert response.headers["Location"] == "/invoices/"
+    assert "Logged in as demo" in site.get(browser, "").text
+    assert_invoices_page(site, browser, "demo-company")  # the same flow connected the API
+    assert mock_counts(site, browser)["jwks"] == 1  # the id_token was verified
+
+    # Another company is not linked to anyone: refused, nobody logged in.
+    stranger = requests.Session()
+    response = site.get(stranger, "pagero/sign-in/", allow_redirects=False)
+    callback = approve_at_mock(site, stranger, response.headers["Location"], "acme-unknown")
+    refused = stranger.get(callback, allow_redirects=False, timeout=30)
+    assert refused.status_code == 403
+    assert "not linked to a user of this site" in refused.text
+    assert "Logged in as" not in site.get(stranger, "").text

@@ -14,10 +14,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import transaction
+from django.db import models, transaction
 from django.utils.translation import gettext as _
 
 HOST = "127.0.0.1"
+
+#: The mock's default company: signing in with Pagero as it logs in as the user ``demo``.
+DEMO_PAGERO_SUBJECT = "demo-company"
 
 #: username, password, is_staff, is_superuser, permissions ("app_label.codename")
 DEMO_USERS: tuple[tuple[str, str, bool, bool, tuple[str, ...]], ...] = (
@@ -79,6 +82,8 @@ class Command(BaseCommand):
         with transaction.atomic():
             for username, password, is_staff, is_superuser, permissions in DEMO_USERS:
                 self.ensure_user(username, password, is_staff, is_superuser, permissions)
+            if settings.USE_MOCK_PAGERO:
+                self.link_demo_identity()
 
     def ensure_user(
         self,
@@ -107,6 +112,23 @@ class Command(BaseCommand):
             ]
         )
 
+    def link_demo_identity(self) -> None:
+        """Make "Sign in with Pagero" as the mock's ``demo-company`` log in as ``demo``.
+
+        Linking normally happens only through a verified id_token; the demo links the mock's
+        default identity up front, so that the button works on the first click.
+        """
+        from django_pagero_oauth.conf import app_settings
+        from django_pagero_oauth.models import PageroIdentity
+
+        user_model = get_user_model()
+        demo = user_model.objects.get(**{user_model.USERNAME_FIELD: "demo"})
+        issuer = app_settings.ISSUER
+        PageroIdentity.objects.filter(issuer=issuer).filter(
+            models.Q(user=demo) | models.Q(subject=DEMO_PAGERO_SUBJECT)
+        ).delete()
+        PageroIdentity.objects.create(user=demo, issuer=issuer, subject=DEMO_PAGERO_SUBJECT)
+
     def print_instructions(self, port: int) -> None:
         url = f"http://{HOST}:{port}/"
         lines = [
@@ -123,6 +145,13 @@ class Command(BaseCommand):
                     "%(url)smock-pagero/ (its login page needs no password)."
                 )
                 % {"url": url}
+            )
+            lines.append(
+                _(
+                    "Or click Sign in with Pagero on the login page and approve as %(company)s: "
+                    "that Pagero account is linked to demo."
+                )
+                % {"company": DEMO_PAGERO_SUBJECT}
             )
         else:
             lines.append(

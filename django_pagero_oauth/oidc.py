@@ -1,0 +1,312 @@
+"""OpenID Connect: discovery, the issuer's key set, and ``id_token`` validation.
+
+- :func:`verify_id_token`: OpenID Connect Core 1.0 section 3.1.3.7, every rule.
+- :func:`get_signing_keys`: the JWKS (RFC 7517) from ``JWKS_URL``, or from ``jwks_uri`` in
+  ``ISSUER/.well-known/openid-configuration`` (OpenID Connect Discovery 1.0 section 4), kept in
+  Django's cache; an unknown ``kid`` refetches it once (rate-limited), so that Pagero can
+  rotate its keys without an outage.
+
+Signatures are checked by PyJWT (with ``cryptography``), never by hand. Only asymmetric
+algorithms are accepted, and only keys of the matching type: ``none`` and HMAC (which would
+accept a token "signed" with the public key as the secret) are refused before any key is used.
+A key-set or discovery failure is :class:`~.exceptions.PageroUnavailable` (try again later);
+a token that fails a rule is :class:`~.exceptions.IdTokenError`. Neither carries the token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+import requests
+from django.conf import settings
+from django.core.cache import cache
+
+from .conf import app_settings
+from .exceptions import IdTokenError, PageroConfigurationError, PageroUnavailable
+from .oauth import MAX_RESPONSE_BYTES, _no_netrc, _session
+
+logger = logging.getLogger("django_pagero_oauth")
+
+#: Signature algorithms an ``id_token`` may use (RFC 7518 3.1): asymmetric only.
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+#: The key type (and for EC the curve) each algorithm needs (RFC 7518 3.3-3.5, 6.2.1.1).
+_KEY_TYPES = {
+    **{f"{family}{bits}": ("RSA", None) for family in ("RS", "PS") for bits in (256, 384, 512)},
+    "ES256": ("EC", "P-256"),
+    "ES384": ("EC", "P-384"),
+    "ES512": ("EC", "P-521"),
+}
+_HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+_CACHE_PREFIX = "django_pagero_oauth:oidc"
+
+
+@dataclass(frozen=True)
+class IdTokenClaims:
+    """The claims of a verified ``id_token``. ``issuer`` and ``subject`` identify the user."""
+
+    issuer: str
+    subject: str
+    claims: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return f"IdTokenClaims(issuer={self.issuer!r}, subject={self.subject!r})"
+
+
+def authorization_scope(*, openid: bool) -> str:
+    """``SCOPE``, with ``openid`` added when the flow asks for an ``id_token``."""
+    scope = app_settings.SCOPE
+    if openid and "openid" not in scope.split():
+        scope = f"{scope} openid".strip()
+    return scope
+
+
+# --- fetching -----------------------------------------------------------------------------
+
+
+def _allowed_url(url: str) -> bool:
+    """https, or http to a loopback address (a local mock) or under DEBUG, as check E002 says."""
+    from .checks import is_loopback
+
+    split = urlsplit(url)
+    if split.scheme == "https" and split.hostname:
+        return True
+    return (
+        split.scheme == "http"
+        and bool(split.hostname)
+        and (settings.DEBUG or is_loopback(split.hostname))
+    )
+
+
+def _get_json(url: str, what: str) -> dict[str, Any]:
+    """GET a JSON object. Nothing secret is sent; every failure is :class:`PageroUnavailable`."""
+    if not _allowed_url(url):
+        logger.error("Pagero %s: refused to fetch a URL that is not https: %s", what, url)
+        raise PageroUnavailable(f"{what}: the URL is not https")
+    try:
+        response = _session().get(
+            url,
+            headers={"Accept": "application/json"},
+            auth=_no_netrc,
+            timeout=app_settings.TIMEOUT,
+            allow_redirects=False,
+            stream=True,
+            verify=True,
+        )
+        try:
+            body = b""
+            for chunk in response.iter_content(chunk_size=65536):
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise PageroUnavailable(f"{what}: the answer is larger than 1 MiB")
+        finally:
+            response.close()
+    except requests.RequestException as exc:
+        logger.warning("Pagero %s: fetching %s failed (%s)", what, url, type(exc).__name__)
+        raise PageroUnavailable(f"{what}: Pagero could not be reached") from None
+    if response.status_code != 200:
+        logger.warning("Pagero %s: HTTP %s from %s", what, response.status_code, url)
+        raise PageroUnavailable(
+            f"{what}: Pagero answered HTTP {response.status_code}",
+            status_code=response.status_code,
+        )
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        logger.warning("Pagero %s: the answer from %s is not a JSON object", what, url)
+        raise PageroUnavailable(f"{what}: the answer is not a JSON object")
+    return data
+
+
+def _cache_key(kind: str, url: str) -> str:
+    return f"{_CACHE_PREFIX}:{kind}:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
+
+
+def _issuer() -> str:
+    issuer = app_settings.ISSUER
+    if not issuer:
+        raise PageroConfigurationError("PAGERO_OAUTH['ISSUER'] must be set to verify id_tokens")
+    return issuer
+
+
+def jwks_url() -> str:
+    """``JWKS_URL``, or the ``jwks_uri`` of the issuer's discovery document (cached).
+
+    The document's ``issuer`` must equal ``ISSUER`` exactly (Discovery 1.0 section 4.3).
+    """
+    if app_settings.JWKS_URL:
+        return app_settings.JWKS_URL
+    issuer = _issuer()
+    key = _cache_key("discovery", issuer)
+    cached = cache.get(key)
+    if isinstance(cached, str) and cached:
+        return cached
+    document = _get_json(issuer.rstrip("/") + DISCOVERY_PATH, "discovery")
+    if document.get("issuer") != issuer:
+        logger.error("Pagero discovery: the document's issuer is not ISSUER")
+        raise PageroUnavailable("discovery: the document's issuer is not ISSUER")
+    url = document.get("jwks_uri")
+    if not isinstance(url, str) or not _allowed_url(url):
+        logger.error("Pagero discovery: no usable https jwks_uri")
+        raise PageroUnavailable("discovery: no usable https jwks_uri")
+    cache.set(key, url, app_settings.JWKS_CACHE_SECONDS)
+    return url
+
+
+def get_signing_keys(*, refetch: bool = False) -> list[dict[str, Any]]:
+    """The issuer's signature keys (JWKs of type RSA or EC), from the cache or fetched.
+
+    ``refetch`` asks for a fresh copy (an unknown ``kid``): at most one per
+    ``JWKS_REFETCH_INTERVAL`` seconds, else :class:`PageroUnavailable`.
+    """
+    url = jwks_url()
+    key = _cache_key("jwks", url)
+    if not refetch:
+        cached = cache.get(key)
+        if isinstance(cached, list):
+            return cached
+    elif app_settings.JWKS_REFETCH_INTERVAL and not cache.add(
+        _cache_key("refetch", url), True, app_settings.JWKS_REFETCH_INTERVAL
+    ):
+        logger.warning("Pagero JWKS: unknown key, but the key set was refetched just now")
+        raise PageroUnavailable("jwks: unknown signing key; the key set was refetched just now")
+    document = _get_json(url, "JWKS")
+    keys = document.get("keys")
+    if not isinstance(keys, list):
+        raise PageroUnavailable("jwks: the answer has no keys")
+    usable = [
+        jwk
+        for jwk in keys
+        if isinstance(jwk, dict)
+        and jwk.get("kty") in ("RSA", "EC")
+        and jwk.get("use", "sig") == "sig"
+    ]
+    cache.set(key, usable, app_settings.JWKS_CACHE_SECONDS)
+    return usable
+
+
+def forget_keys() -> None:
+    """Drop the cached discovery result and key set of the configured issuer (tests, rotation)."""
+    urls = [app_settings.JWKS_URL] if app_settings.JWKS_URL else []
+    if app_settings.ISSUER:
+        urls.append(app_settings.ISSUER)
+        cached = cache.get(_cache_key("discovery", app_settings.ISSUER))
+        if isinstance(cached, str):
+            urls.append(cached)
+    cache.delete_many(
+        [_cache_key(kind, url) for url in urls for kind in ("discovery", "jwks", "refetch")]
+    )
+
+
+# --- verification -------------------------------------------------------------------------
+
+
+def _reject(rule: str) -> IdTokenError:
+    logger.warning("Pagero id_token rejected: %s", rule)
+    return IdTokenError(rule)
+
+
+def _matching_key(keys: list[dict[str, Any]], kid: str | None, alg: str) -> dict[str, Any] | None:
+    kty, crv = _KEY_TYPES[alg]
+    candidates = [
+        jwk
+        for jwk in keys
+        if jwk.get("kty") == kty
+        and (crv is None or jwk.get("crv") == crv)
+        and jwk.get("alg", alg) == alg
+    ]
+    if kid is not None:
+        return next((jwk for jwk in candidates if jwk.get("kid") == kid), None)
+    # RFC 7515 4.1.4: without a kid, the key must still be unambiguous.
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _token_hash(value: str, alg: str) -> str:
+    """``at_hash``: the left half of the hash of the token's ASCII octets (Core 3.1.3.6)."""
+    digest = _HASHES[alg[-3:]](value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+
+def verify_id_token(id_token: str, *, nonce: str, access_token: str) -> IdTokenClaims:
+    """Validate an ``id_token`` from a code exchange (OpenID Connect Core 1.0 3.1.3.7).
+
+    Signature (an allow-listed asymmetric ``alg``, the issuer's key for its ``kid``), ``iss``
+    equal to ``ISSUER``, ``aud`` containing ``CLIENT_ID`` (and ``azp`` equal to it when there
+    are several audiences, or whenever present), ``exp`` and ``iat`` within
+    ``ID_TOKEN_LEEWAY``, ``nonce`` equal to the flow's, ``at_hash`` when present, ``sub``.
+    """
+    issuer = _issuer()
+    if not id_token:
+        raise _reject("the token response has no id_token")
+    try:
+        header = jwt.get_unverified_header(id_token)
+    except jwt.PyJWTError:
+        raise _reject("the id_token is not a JWS") from None
+    alg = header.get("alg")
+    if alg not in ALGORITHMS:
+        raise _reject(f"the id_token's alg {str(alg)[:16]!r} is not allowed")
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise _reject("the id_token's kid is not a string")
+    jwk = _matching_key(get_signing_keys(), kid, alg)
+    if jwk is None:
+        # Perhaps Pagero rotated its keys: fetch the set again, once.
+        jwk = _matching_key(get_signing_keys(refetch=True), kid, alg)
+    if jwk is None:
+        raise _reject("no key of the issuer matches the id_token's kid and alg")
+    try:
+        key = jwt.PyJWK(jwk, algorithm=alg)
+        claims = jwt.decode(
+            id_token,
+            key=key,
+            algorithms=[alg],
+            audience=app_settings.CLIENT_ID,
+            issuer=issuer,
+            leeway=app_settings.ID_TOKEN_LEEWAY,
+            options={"require": ["iss", "sub", "aud", "exp", "iat"], "verify_sub": False},
+        )
+    except jwt.InvalidSignatureError:
+        raise _reject("the id_token's signature is not valid") from None
+    except jwt.ExpiredSignatureError:
+        raise _reject("the id_token has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise _reject("the id_token was issued in the future") from None
+    except jwt.InvalidIssuerError:
+        raise _reject("the id_token's iss is not ISSUER") from None
+    except jwt.InvalidAudienceError:
+        raise _reject("the id_token's aud does not contain CLIENT_ID") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise _reject(f"the id_token has no {exc.claim} claim") from None
+    except jwt.PyJWTError as exc:
+        raise _reject(f"the id_token is not valid ({type(exc).__name__})") from None
+    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    azp = claims.get("azp")
+    if (len(audiences) > 1 or azp is not None) and azp != app_settings.CLIENT_ID:
+        raise _reject("the id_token's azp is not CLIENT_ID")
+    sent = claims.get("nonce")
+    if not isinstance(sent, str) or not hmac.compare_digest(
+        sent.encode("utf-8", "surrogatepass"), nonce.encode("utf-8")
+    ):
+        raise _reject("the id_token's nonce is missing or not this login's")
+    at_hash = claims.get("at_hash")
+    if at_hash is not None and not (
+        isinstance(at_hash, str)
+        and access_token.isascii()
+        and hmac.compare_digest(at_hash.encode(), _token_hash(access_token, alg).encode())
+    ):
+        raise _reject("the id_token's at_hash does not match the access token")
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject or len(subject) > 255:
+        raise _reject("the id_token's sub is not a string of 1 to 255 characters")
+    return IdTokenClaims(issuer=issuer, subject=subject, claims=claims)

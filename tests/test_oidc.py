@@ -1,0 +1,214 @@
+"""Tests of ``oidc.py``: the rules of OpenID Connect Core 3.1.3.7 one by one, and the key set.
+
+The id_tokens are signed by the mock's own signer (``testing/mock_oidc.py``, ``cryptography``
+directly); the verifier fetches the keys from the mock over a real socket.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from django_pagero_oauth import oidc
+from django_pagero_oauth.exceptions import IdTokenError, PageroUnavailable
+from django_pagero_oauth.testing.mock import Fault, MockPageroServer
+from django_pagero_oauth.testing.mock_oidc import _b64url, _encode, at_hash, make_id_token
+
+NONCE = "n-0S6_WzA2Mj"
+ACCESS_TOKEN = "an-access-token"
+
+
+@pytest.fixture
+def mock(pagero_mock: MockPageroServer) -> MockPageroServer:
+    return pagero_mock
+
+
+def claims(mock: MockPageroServer, **changes: Any) -> dict[str, Any]:
+    now = int(time.time())
+    base = {
+        "iss": mock.url,
+        "sub": "acme-ab",
+        "aud": mock.mock.client_id,
+        "iat": now,
+        "exp": now + 600,
+        "nonce": NONCE,
+    }
+    return {key: value for key, value in {**base, **changes}.items() if value is not None}
+
+
+def signed(mock: MockPageroServer, alg: str = "RS256", **changes: Any) -> str:
+    token = make_id_token(
+        claims(mock, **changes), keys=mock.mock.signing_keys, alg=alg, access_token=ACCESS_TOKEN
+    )
+    assert token is not None
+    return token
+
+
+def sign_raw(mock: MockPageroServer, header: dict[str, Any], payload: dict[str, Any]) -> str:
+    key = mock.mock.signing_keys.key_for(header["alg"])
+    signing_input = _encode(header, payload)
+    return f"{signing_input.decode()}.{_b64url(key.sign(header['alg'], signing_input))}"
+
+
+def verify(token: str, nonce: str = NONCE) -> oidc.IdTokenClaims:
+    return oidc.verify_id_token(token, nonce=nonce, access_token=ACCESS_TOKEN)
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256"])
+def test_a_valid_id_token(mock: MockPageroServer, alg: str) -> None:
+    verified = verify(signed(mock, alg))
+    assert (verified.issuer, verified.subject) == (mock.url, "acme-ab")
+    assert verified.claims["at_hash"] == at_hash(ACCESS_TOKEN)
+    assert "acme-ab" in repr(verified) and ACCESS_TOKEN not in repr(verified)
+
+
+@pytest.mark.parametrize("alg", ["none", "HS256", "HS512", "EdDSA", "", None])
+def test_only_allow_listed_algorithms_and_no_key_is_fetched_for_others(
+    mock: MockPageroServer, alg: Any
+) -> None:
+    header = {"alg": alg, "typ": "JWT"}
+    token = f"{_encode(header, claims(mock)).decode()}.{_b64url(b'x' * 32)}"
+    with pytest.raises(IdTokenError, match="is not allowed"):
+        verify(token)
+    assert mock.mock.counts["jwks"] == 0
+
+
+def test_a_key_of_the_wrong_type_is_never_used(mock: MockPageroServer) -> None:
+    rsa_kid = mock.mock.signing_keys.key_for("RS256").kid
+    ec_key = mock.mock.signing_keys.key_for("ES256")
+    header = {"alg": "ES256", "kid": rsa_kid}
+    signing_input = _encode(header, claims(mock))
+    token = f"{signing_input.decode()}.{_b64url(ec_key.sign('ES256', signing_input))}"
+    with pytest.raises(IdTokenError, match="no key of the issuer"):
+        verify(token)
+
+
+def test_without_a_kid_the_one_key_of_the_right_type_is_used(mock: MockPageroServer) -> None:
+    token = sign_raw(mock, {"alg": "ES256"}, claims(mock))
+    assert verify(token).subject == "acme-ab"
+
+
+def test_iss_must_equal_issuer(mock: MockPageroServer) -> None:
+    with pytest.raises(IdTokenError, match="iss"):
+        verify(signed(mock, iss=mock.url + "/"))
+
+
+@pytest.mark.parametrize("aud", ["other", ["other", "another"], []])
+def test_aud_must_contain_the_client_id(mock: MockPageroServer, aud: Any) -> None:
+    with pytest.raises(IdTokenError, match="aud"):
+        verify(signed(mock, aud=aud))
+
+
+def test_several_audiences_need_azp_equal_to_the_client_id(mock: MockPageroServer) -> None:
+    client_id = mock.mock.client_id
+    assert verify(signed(mock, aud=[client_id, "other"], azp=client_id)).subject == "acme-ab"
+    for azp in (None, "other"):
+        with pytest.raises(IdTokenError, match="azp"):
+            verify(signed(mock, aud=[client_id, "other"], azp=azp))
+    with pytest.raises(IdTokenError, match="azp"):
+        verify(signed(mock, azp="other"))  # one audience, but a foreign azp
+
+
+def test_exp_and_iat_have_a_small_leeway(mock: MockPageroServer, settings: Any) -> None:
+    now = int(time.time())
+    assert verify(signed(mock, iat=now + 30, exp=now + 630))  # clock skew: accepted
+    assert verify(signed(mock, iat=now - 700, exp=now - 30))
+    with pytest.raises(IdTokenError, match="expired"):
+        verify(signed(mock, iat=now - 800, exp=now - 120))
+    with pytest.raises(IdTokenError, match="future"):
+        verify(signed(mock, iat=now + 120, exp=now + 720))
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ID_TOKEN_LEEWAY": 0}
+    with pytest.raises(IdTokenError, match="expired"):
+        verify(signed(mock, iat=now - 700, exp=now - 30))
+
+
+@pytest.mark.parametrize("missing", ["iss", "sub", "aud", "exp", "iat"])
+def test_required_claims(mock: MockPageroServer, missing: str) -> None:
+    with pytest.raises(IdTokenError, match=f"no {missing} claim"):
+        verify(sign_raw(mock, {"alg": "RS256"}, claims(mock, **{missing: None})))
+
+
+def test_nonce_must_be_this_flows(mock: MockPageroServer) -> None:
+    with pytest.raises(IdTokenError, match="nonce"):
+        verify(signed(mock), nonce="another-flow")
+    with pytest.raises(IdTokenError, match="nonce"):
+        verify(signed(mock, nonce=None))
+    with pytest.raises(IdTokenError, match="nonce"):
+        verify(signed(mock, nonce=["n-0S6_WzA2Mj"]))
+
+
+def test_at_hash_is_checked_when_present(mock: MockPageroServer) -> None:
+    payload = claims(mock)
+    assert verify(sign_raw(mock, {"alg": "RS256"}, payload)).subject == "acme-ab"  # absent
+    payload["at_hash"] = at_hash("another-access-token")
+    with pytest.raises(IdTokenError, match="at_hash"):
+        verify(sign_raw(mock, {"alg": "RS256"}, payload))
+
+
+@pytest.mark.parametrize("sub", ["", "x" * 256, 42])
+def test_sub_is_a_string_of_1_to_255_characters(mock: MockPageroServer, sub: Any) -> None:
+    with pytest.raises(IdTokenError, match="sub"):
+        verify(signed(mock, sub=sub))
+
+
+@pytest.mark.parametrize("token", ["", "not-a-jwt", "a.b.c"])
+def test_a_missing_or_malformed_id_token(mock: MockPageroServer, token: str) -> None:
+    with pytest.raises(IdTokenError):
+        verify(token)
+
+
+def test_a_tampered_payload_fails_the_signature(mock: MockPageroServer) -> None:
+    header, _payload, signature = signed(mock).split(".")
+    forged = _b64url(json.dumps(claims(mock, sub="victim")).encode())
+    with pytest.raises(IdTokenError, match="signature"):
+        verify(f"{header}.{forged}.{signature}")
+
+
+def test_symmetric_keys_in_the_key_set_are_ignored(mock: MockPageroServer, settings: Any) -> None:
+    jwks = {"keys": [{"kty": "oct", "kid": "k", "k": _b64url(b"secret")}]}
+    mock.mock.add_fault(Fault(endpoint="jwks", status=200, body=json.dumps(jwks)))
+    assert oidc.get_signing_keys() == []
+
+
+def test_a_jwks_url_that_is_not_https_is_never_fetched(
+    mock: MockPageroServer, settings: Any
+) -> None:
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "JWKS_URL": "http://keys.example/jwks"}
+    with pytest.raises(PageroUnavailable, match="not https"):
+        verify(signed(mock))
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 302, "headers": [("Location", "https://elsewhere.example/")]},
+        {"status": 200, "body": "not json"},
+        {"status": 200, "body": '{"keys": "none"}'},
+        {"delay": 0.5},
+    ],
+)
+def test_a_key_set_that_cannot_be_used_is_unavailable(
+    mock: MockPageroServer, settings: Any, fault: dict[str, Any]
+) -> None:
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "TIMEOUT": 0.2}
+    mock.mock.add_fault(Fault(endpoint="jwks", **fault))
+    with pytest.raises(PageroUnavailable):
+        verify(signed(mock))
+
+
+def test_discovery_needs_a_jwks_uri(mock: MockPageroServer) -> None:
+    body = json.dumps({"issuer": mock.url})
+    mock.mock.add_fault(Fault(endpoint="discovery", status=200, body=body))
+    with pytest.raises(PageroUnavailable, match="jwks_uri"):
+        oidc.jwks_url()
+
+
+def test_authorization_scope_adds_openid_once(settings: Any) -> None:
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "SCOPE": "all"}
+    assert oidc.authorization_scope(openid=True) == "all openid"
+    assert oidc.authorization_scope(openid=False) == "all"
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "SCOPE": "openid all"}
+    assert oidc.authorization_scope(openid=True) == "openid all"
