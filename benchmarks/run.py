@@ -284,9 +284,7 @@ def middleware(ctx: Context) -> dict[str, Any]:
         f"two servers ({result['server']}), {args.clients} keep-alive clients, "
         f"{args.rounds} alternating rounds of {args.seconds:g} s.\n"
     )
-    print(
-        "| configuration | requests/s | errors | SQL queries | ms per request, one at a time |"
-    )
+    print("| configuration | requests/s | errors | SQL queries | ms per request, one at a time |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, row in result["configurations"].items():
         print(

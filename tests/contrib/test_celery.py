@@ -181,7 +181,9 @@ def flaky_task(celery_app: Celery, request: Any) -> Any:
 
     sent: list[int] = []
 
-    @celery_app.task(bind=True, base=RecordingTask, max_retries=2, name=f"tests.{request.node.name}")
+    @celery_app.task(
+        bind=True, base=RecordingTask, max_retries=2, name=f"tests.{request.node.name}"
+    )
     def flaky(self: Task) -> str:
         with retry_if_pagero_unavailable(self):
             if failures:

@@ -126,7 +126,9 @@ def redis_namespace() -> Iterator[tuple[str, str]]:
     try:
         client.ping()
     except redis.RedisError as exc:
-        pytest.fail(f"Redis is not answering at {url}: {exc} (start it: redis-server --daemonize yes)")
+        pytest.fail(
+            f"Redis is not answering at {url}: {exc} (start it: redis-server --daemonize yes)"
+        )
     flush()
     try:
         yield url, prefix
