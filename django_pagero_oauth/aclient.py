@@ -25,8 +25,6 @@ The same guarantees as :func:`~django_pagero_oauth.get_client`, from the same pi
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +38,7 @@ from .client import (
     RETRY_STATUSES,
     ForcedRefreshPolicy,
     resolve_api_url,
+    retry_after_seconds,
 )
 from .conf import app_settings
 from .tokens import aget_valid_token, arefresh
@@ -64,22 +63,6 @@ class AsyncBearerAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self._access_token}"
         yield request
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` (RFC 9110 10.2.3: delay-seconds or an HTTP-date) in seconds, or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _backoff(retry: int) -> float:
@@ -141,7 +124,7 @@ class AsyncPageroClient(httpx.AsyncClient):
         self._token = token
         self.forced_refresh = ForcedRefreshPolicy()
         self.retries = app_settings.API_RETRIES
-        self.retry_after_max = app_settings.API_RETRY_AFTER_MAX
+        self.retry_after_cap = app_settings.API_RETRY_AFTER_MAX
         base = base_url if base_url is not None else app_settings.API_BASE_URL
         self.pagero_base_url = base if base.endswith("/") else f"{base}/"
 
@@ -220,7 +203,7 @@ class AsyncPageroClient(httpx.AsyncClient):
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         if retry_after is None:
             return _backoff(retry)
-        return retry_after if retry_after <= self.retry_after_max else None
+        return retry_after if retry_after <= self.retry_after_cap else None
 
     @sensitive_variables()
     async def _send_once(

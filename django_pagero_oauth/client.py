@@ -29,7 +29,9 @@ client of this package (:mod:`django_pagero_oauth.aclient`).
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
+import time
 import unicodedata
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
@@ -212,16 +214,33 @@ RETRY_BACKOFF_FACTOR = 0.5
 RETRY_BACKOFF_MAX = 8.0
 
 
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` (RFC 9110 10.2.3: delay-seconds or an HTTP-date) in seconds, or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
 class ApiRetry(Retry):
     """urllib3's ``Retry`` for API calls: :data:`RETRY_STATUSES` of :data:`RETRY_METHODS` only,
-    honouring ``Retry-After`` (RFC 9110 10.2.3) up to ``retry_after_max`` seconds; a longer
+    honouring ``Retry-After`` (RFC 9110 10.2.3) up to ``retry_after_cap`` seconds; a longer
     wait is not made: the answer goes back to the caller as it is. Transport errors are not
     retried (a read timeout stays a ``ReadTimeout``)."""
 
     RETRY_AFTER_STATUS_CODES = RETRY_STATUSES
     DEFAULT_BACKOFF_MAX = RETRY_BACKOFF_MAX
 
-    retry_after_max: float = 0.0
+    #: Not urllib3's ``retry_after_max`` (2.6+), which waits that long and retries anyway.
+    retry_after_cap: float = 0.0
 
     @classmethod
     def from_settings(cls) -> ApiRetry:
@@ -239,12 +258,12 @@ class ApiRetry(Retry):
             raise_on_status=False,
             raise_on_redirect=False,
         )
-        retry.retry_after_max = app_settings.API_RETRY_AFTER_MAX
+        retry.retry_after_cap = app_settings.API_RETRY_AFTER_MAX
         return retry
 
     def new(self, **kw: Any) -> ApiRetry:
         fresh = super().new(**kw)
-        fresh.retry_after_max = self.retry_after_max
+        fresh.retry_after_cap = self.retry_after_cap
         return fresh
 
     def increment(
@@ -257,8 +276,8 @@ class ApiRetry(Retry):
         _stacktrace: Any = None,
     ) -> ApiRetry:
         if response is not None and error is None:
-            wait = self.get_retry_after(response)
-            if wait is not None and wait > self.retry_after_max:
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if wait is not None and wait > self.retry_after_cap:
                 # urllib3 answers with this response (raise_on_status is False).
                 raise MaxRetryError(_pool, url or "", ResponseError("Retry-After beyond the cap"))
         fresh = super().increment(method, url, response, error, _pool, _stacktrace)
