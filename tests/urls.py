@@ -36,3 +36,8 @@ urlpatterns += [
         name="middleware_protected_async",
     ),
 ]
+
+# Used by test_asgi_server.
+urlpatterns += [
+    path("user-count-async/", views.user_count_async, name="user_count_async"),
+]

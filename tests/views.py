@@ -86,3 +86,10 @@ def lazy_token_info(request: HttpRequest) -> HttpResponse:
 async def lazy_token_info_async(request: HttpRequest) -> HttpResponse:
     token = await request.apagero_token()  # type: ignore[attr-defined]
     return JsonResponse({"ok": True, "fingerprint": token.fingerprint if token else None})
+
+
+async def user_count_async(request: HttpRequest) -> HttpResponse:
+    """An unrelated async view with one ORM call (tests/test_asgi_server.py)."""
+    from django.contrib.auth import get_user_model
+
+    return JsonResponse({"users": await get_user_model().objects.acount()})
