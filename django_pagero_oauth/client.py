@@ -237,7 +237,7 @@ class ApiRetry(Retry):
     retried (a read timeout stays a ``ReadTimeout``)."""
 
     RETRY_AFTER_STATUS_CODES = RETRY_STATUSES
-    DEFAULT_BACKOFF_MAX = RETRY_BACKOFF_MAX
+    DEFAULT_BACKOFF_MAX = int(RETRY_BACKOFF_MAX)
 
     #: Not urllib3's ``retry_after_max`` (2.6+), which waits that long and retries anyway.
     retry_after_cap: float = 0.0
@@ -281,7 +281,7 @@ class ApiRetry(Retry):
                 # urllib3 answers with this response (raise_on_status is False).
                 raise MaxRetryError(_pool, url or "", ResponseError("Retry-After beyond the cap"))
         fresh = super().increment(method, url, response, error, _pool, _stacktrace)
-        return fresh  # type: ignore[return-value]
+        return fresh
 
 
 # --- requests -----------------------------------------------------------------------------------
