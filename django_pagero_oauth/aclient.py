@@ -28,7 +28,10 @@ import asyncio
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-import httpx
+try:
+    import httpx
+except ImportError as exc:
+    raise ImportError("aget_client needs httpx: pip install 'django-pagero-oauth[async]'") from exc
 from django.views.decorators.debug import sensitive_variables
 
 from .client import (

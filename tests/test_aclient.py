@@ -168,3 +168,15 @@ def test_a_request_built_elsewhere_is_checked_when_sent(user, pagero_mock, pager
 )  # fmt: skip
 def test_retry_after_values(value: str | None, seconds: float | None) -> None:
     assert retry_after_seconds(value) == seconds
+
+
+def test_without_httpx_the_import_error_names_the_extra(monkeypatch) -> None:
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "httpx", None)
+    monkeypatch.delitem(sys.modules, "django_pagero_oauth.aclient")
+    with pytest.raises(ImportError, match=r"django-pagero-oauth\[async\]"):
+        importlib.import_module("django_pagero_oauth.aclient")
+    monkeypatch.undo()
+    assert importlib.import_module("django_pagero_oauth.aclient").aget_client is aget_client
