@@ -168,3 +168,29 @@ def test_the_revocation_endpoint_is_never_retried(user, pagero_mock, pagero_toke
     with pytest.raises(PageroUnavailable):
         revoke(token)
     assert pagero_mock.mock.counts["revoke"] == 1
+
+
+def test_the_sync_retries_are_mounted_for_the_api_base_only(
+    user, pagero_mock, pagero_token_factory, retries
+):
+    from django_pagero_oauth.client import ApiRetry
+
+    retries(2)
+    session = get_client(user)
+    assert isinstance(session.get_adapter(session.base_url + "v1/me").max_retries, ApiRetry)
+    for elsewhere in ("http://elsewhere.example/", "https://elsewhere.example/"):
+        assert not isinstance(session.get_adapter(elsewhere).max_retries, ApiRetry)
+
+
+def test_an_async_stream_is_retried_too(user, pagero_mock, pagero_token_factory, retries):
+    pagero_token_factory(user)
+    retries(1)
+    busy(pagero_mock)
+
+    async def call() -> tuple[int, bytes]:
+        async with aget_client(user) as client, client.stream("GET", "v1/me") as response:
+            return response.status_code, await response.aread()
+
+    status, body = async_to_sync(call)()
+    assert status == 200 and b"demo-company" in body
+    assert pagero_mock.mock.counts["api"] == 2
