@@ -1,7 +1,8 @@
 """``aget_client(user)``: an ``httpx.AsyncClient`` that calls Pagero's API as ``user``, for async
 views and tasks (optional extra ``async``: ``pip install django-pagero-oauth[async]``)::
 
-    async with aget_client(request.user, token=request.pagero_token) as client:
+    user = await request.auser()
+    async with aget_client(user, token=request.pagero_token) as client:
         response = await client.get("v1/documents")  # relative to API_BASE_URL
 
 The same guarantees as :func:`~django_pagero_oauth.get_client`, from the same pieces of

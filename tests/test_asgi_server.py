@@ -173,3 +173,26 @@ def test_an_unrelated_async_view_answers_while_a_refresh_waits_for_pagero(
     assert unrelated.status_code == 200
     assert unrelated.json() == {"users": 1}
     assert pagero_mock.mock.counts["refresh_token"] == 1
+
+
+def test_an_async_view_calls_the_api_with_aget_client(
+    asgi_site, session_cookie, user, pagero_mock, pagero_token_factory
+):
+    """The whole async chain under the server: decorator, refresh, ``aget_client``, a 401 from
+    the API, its one forced refresh, and the retry."""
+    from django_pagero_oauth.testing.mock import Fault
+
+    pagero_token_factory(user, expired=True)
+    pagero_mock.mock.add_fault(Fault(endpoint="api", status=401))
+    response = asgi_site.get("/api-data-async/", session_cookie)
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "status": 200,
+        "body": {
+            "publicid": "demo-company",
+            "name": "Demo Company AB",
+            "client_id": "mock-client-id",
+        },
+    }
+    assert pagero_mock.mock.counts["refresh_token"] == 2  # the expiry's, and the 401's
+    assert pagero_mock.mock.counts["api"] == 2

@@ -93,3 +93,14 @@ async def user_count_async(request: HttpRequest) -> HttpResponse:
     from django.contrib.auth import get_user_model
 
     return JsonResponse({"users": await get_user_model().objects.acount()})
+
+
+@pagero_token_required
+async def api_data_async(request: HttpRequest) -> HttpResponse:
+    """Calls the (mock) Pagero API as the user with ``aget_client`` (test_asgi_server.py)."""
+    from django_pagero_oauth import aget_client
+
+    user = await request.auser()  # type: ignore[attr-defined]
+    async with aget_client(user, token=request.pagero_token) as client:  # type: ignore[attr-defined]
+        response = await client.get("v1/me")
+    return JsonResponse({"status": response.status_code, "body": response.json()})
