@@ -225,6 +225,67 @@ def gunicorn(
                 process.wait()
 
 
+# --- uvicorn -----------------------------------------------------------------------------
+
+
+@contextmanager
+def uvicorn(*, env: dict[str, str], log_name: str = "uvicorn") -> Iterator[str]:
+    """uvicorn (one process, one event loop) serving :mod:`benchmarks.asgi`; yields its base URL.
+
+    The driver binds the socket and hands it over (``--fd``), so the port is known without a
+    race and connections queue in the kernel until uvicorn accepts them: readiness is the first
+    answer on the socket (no sleeping).
+    """
+    import socket
+
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    listener = socket.create_server(("127.0.0.1", 0), backlog=2048)
+    port = listener.getsockname()[1]
+    command = [
+        sys.executable, "-m", "uvicorn",
+        "--fd", str(listener.fileno()),
+        "--lifespan", "off",
+        "--loop", "asyncio",
+        "--http", "h11",
+        "--log-level", "warning",
+        "--no-access-log",
+        "benchmarks.asgi:application",
+    ]  # fmt: skip
+    full_env = {
+        **os.environ,
+        **env,
+        "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    log_path = BUILD_DIR / f"{log_name}.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(  # noqa: S603 (a fixed command)
+            command,
+            cwd=REPO_ROOT,
+            env=full_env,
+            pass_fds=(listener.fileno(),),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    listener.close()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            requests.get(f"{url}/unrelated-async/", timeout=READY_TIMEOUT).raise_for_status()
+        except requests.RequestException as exc:
+            raise RuntimeError(f"uvicorn did not answer ({exc}); see {log_path}") from None
+        yield url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
 # --- load ---------------------------------------------------------------------------------
 
 
@@ -327,6 +388,49 @@ def burst(base_url: str, path: str, cookies: Sequence[str]) -> list[Answer]:
     for thread in threads:
         thread.join()
     return answers
+
+
+@dataclass
+class Sample:
+    started: float
+    seconds: float
+    status: int
+
+
+def timed_loop(
+    base_url: str, path: str, cookies: Sequence[str], began: float, seconds: float
+) -> list[Sample]:
+    """One keep-alive client per cookie, each sending its next request as soon as it has read
+    the previous answer, from ``began`` (a ``perf_counter`` time) for ``seconds``; every
+    request's start (relative to ``began``), latency and status."""
+    split = urlsplit(base_url)
+    samples: list[Sample] = []
+    lock = threading.Lock()
+
+    def client(cookie: str) -> None:
+        headers = _headers(cookie)
+        connection = http.client.HTTPConnection(
+            split.hostname or "127.0.0.1", split.port, timeout=REQUEST_TIMEOUT
+        )
+        connection.connect()
+        mine = []
+        while (now := time.perf_counter()) < began + seconds:
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            mine.append(Sample(now - began, time.perf_counter() - now, response.status))
+            if response.will_close:
+                connection.close()
+        connection.close()
+        with lock:
+            samples.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(cookie,)) for cookie in cookies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return samples
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

@@ -6,6 +6,7 @@ Run from the repository root (``pip install -e ".[test]"`` has everything they n
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py middleware
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py storm
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py authlib
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py asgi
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py all
 
 - ``overhead``: throughput of one view behind ``@pagero_token_required`` (valid token) and the
@@ -19,6 +20,9 @@ Run from the repository root (``pip install -e ".[test]"`` has everything they n
   failed requests, p50/p95 latency (next to the same burst with a valid token).
 - ``authlib``: the same storm against Authlib's ``OAuth2Session`` refresh-on-call pattern, side
   by side with this package.
+- ``asgi``: under uvicorn, the latency of an unrelated async view (one ORM call) while another
+  user's refresh takes 2 s at the mock, next to the same with no refresh, and next to the same
+  refresh run the way async code ran it before (Django's thread-sensitive executor).
 
 Everything runs on this machine: the strict mock Pagero server (its own process), gunicorn,
 the load generator (this process) and the database. ``DATABASE_URL`` names the database
@@ -448,11 +452,148 @@ def authlib(ctx: Context) -> dict[str, Any]:
     return {"clients": results}
 
 
+# --- ASGI: an unrelated async view while a refresh waits for Pagero ------------------------------
+
+ASGI_REFRESH_SECONDS = 2.0
+ASGI_MODES = {
+    "no refresh": ("own-thread", False),
+    "refresh, on a worker thread (this version)": ("own-thread", True),
+    "refresh, in the thread-sensitive executor (before)": ("shared-thread", True),
+}
+
+
+def _asgi_round(
+    ctx: Context, url: str, refresher: Any, refresh: bool, cookies: dict[str, list[str]]
+) -> tuple[list[harness.Sample], float, int]:
+    """One round: the unrelated view under load for the refresh window, while ``refresher``'s
+    protected async view is called once (its token expired, or not)."""
+    import http.client
+    import threading
+    import time
+    from urllib.parse import urlsplit
+
+    if refresh:
+        harness.expire_access_token(refresher)
+        harness.requests.post(
+            f"{ctx.mock_url}/_mock/fault",
+            data={
+                "endpoint": "token",
+                "grant_type": "refresh_token",
+                "delay": str(ASGI_REFRESH_SECONDS),
+                "process": "1",
+            },
+            timeout=10,
+        ).raise_for_status()
+    before = harness.mock_stats(ctx.mock_url)["counts"]["refresh_token"]
+    protected: list[float] = []
+
+    def call_protected() -> None:
+        split = urlsplit(url)
+        connection = http.client.HTTPConnection(split.hostname, split.port, timeout=60)
+        started = time.perf_counter()
+        connection.request("GET", "/pagero-async/", headers=harness._headers(cookies["a"][0]))
+        response = connection.getresponse()
+        response.read()
+        seconds = time.perf_counter() - started
+        protected.append(seconds if response.status == 200 else -float(response.status))
+        connection.close()
+
+    began = time.perf_counter()
+    caller = threading.Thread(target=call_protected)
+    caller.start()
+    samples = harness.timed_loop(
+        url, "/unrelated-async/", cookies["b"], began, ASGI_REFRESH_SECONDS
+    )
+    caller.join()
+    refreshes = harness.mock_stats(ctx.mock_url)["counts"]["refresh_token"] - before
+    return samples, protected[0], refreshes
+
+
+def asgi(ctx: Context) -> dict[str, Any]:
+    from contextlib import ExitStack
+
+    args = ctx.args
+    refresher = harness.connected_user(ctx.mock_url, "asgi-refresher")
+    bystander = harness.connected_user(ctx.mock_url, "asgi-bystander")
+    cookies = {
+        "a": harness.session_cookies(refresher, 1),
+        "b": harness.session_cookies(bystander, args.asgi_clients),
+    }
+    samples: dict[str, list[harness.Sample]] = {mode: [] for mode in ASGI_MODES}
+    protected: dict[str, list[float]] = {mode: [] for mode in ASGI_MODES}
+    refreshes: dict[str, list[int]] = {mode: [] for mode in ASGI_MODES}
+    with ExitStack() as stack:
+        servers = {
+            flavour: stack.enter_context(
+                harness.uvicorn(
+                    # Django's advice for ASGI: no persistent connections (a thread per request).
+                    env={**ctx.env, "BENCH_ASYNC_REFRESH": flavour, "BENCH_CONN_MAX_AGE": "0"},
+                    log_name=f"asgi-{flavour}",
+                )
+            )
+            for flavour in ("own-thread", "shared-thread")
+        }
+        for url in servers.values():  # warm up: connections, URL resolver, the token path
+            _asgi_round(ctx, url, refresher, False, cookies)
+        for _ in range(args.asgi_rounds):
+            for mode, (flavour, refresh) in ASGI_MODES.items():
+                got, seconds, count = _asgi_round(
+                    ctx, servers[flavour], refresher, refresh, cookies
+                )
+                samples[mode] += got
+                protected[mode].append(seconds)
+                refreshes[mode].append(count)
+    baseline_p95 = harness.percentile([s.seconds for s in samples["no refresh"]], 95)
+    result: dict[str, Any] = {
+        "server": "uvicorn, 1 process (asyncio, h11), CONN_MAX_AGE=0",
+        "clients": args.asgi_clients,
+        "rounds": args.asgi_rounds,
+        "refresh_seconds_at_the_mock": ASGI_REFRESH_SECONDS,
+        "modes": {},
+    }
+    for mode in ASGI_MODES:
+        latencies = [sample.seconds for sample in samples[mode]]
+        p95 = harness.percentile(latencies, 95)
+        result["modes"][mode] = {
+            "requests": len(latencies),
+            "errors": sum(sample.status != 200 for sample in samples[mode]),
+            "p50_ms": round(harness.percentile(latencies, 50) * 1000, 1),
+            "p95_ms": round(p95 * 1000, 1),
+            "max_ms": round(max(latencies) * 1000, 1),
+            "p95_added_ms": round((p95 - baseline_p95) * 1000, 1),
+            "protected_request_s": [round(value, 2) for value in protected[mode]],
+            "refreshes_per_round": refreshes[mode],
+        }
+    print("## ASGI: an unrelated async view while a refresh waits 2 s for Pagero\n")
+    print(
+        f"{result['server']}; {args.asgi_clients} keep-alive clients call an unrelated async "
+        f"view (`await User.objects.acount()`) for {ASGI_REFRESH_SECONDS:g} s while one request "
+        f"of another user hits an async `@pagero_token_required` view whose refresh the mock "
+        f"answers after {ASGI_REFRESH_SECONDS:g} s; {args.asgi_rounds} rounds per mode, "
+        "alternating.\n"
+    )
+    print(
+        "| mode | requests | errors | p50 | p95 | max | p95 added | refreshes per round | "
+        "protected request (median) |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
+    for mode, row in result["modes"].items():
+        print(
+            f"| {mode} | {row['requests']} | {row['errors']} | {row['p50_ms']:.1f} ms | "
+            f"{row['p95_ms']:.1f} ms | {row['max_ms']:.0f} ms | {row['p95_added_ms']:+.1f} ms | "
+            f"{', '.join(str(count) for count in row['refreshes_per_round'])} | "
+            f"{statistics.median(row['protected_request_s']):.2f} s |"
+        )
+    print()
+    return result
+
+
 BENCHMARKS = {
     "overhead": overhead,
     "middleware": middleware,
     "storm": storm,
     "authlib": authlib,
+    "asgi": asgi,
 }
 
 
@@ -480,6 +621,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--levels", type=int, nargs="+", default=[16, 64], help="concurrent requests (16 64)"
     )
     storm_group.add_argument("--expiries", type=int, default=8, help="expiries per level (8)")
+    asgi_group = parser.add_argument_group("asgi")
+    asgi_group.add_argument(
+        "--asgi-clients", type=int, default=4, help="clients of the unrelated view (4)"
+    )
+    asgi_group.add_argument("--asgi-rounds", type=int, default=5, help="rounds per mode (5)")
     return parser.parse_args(argv)
 
 

@@ -84,3 +84,17 @@ def authlib_api(request: HttpRequest) -> HttpResponse:
     finally:
         session.close()
     return _api_answer(response.status_code)
+
+
+@pagero_token_required
+async def pagero_protected_async(request: HttpRequest) -> HttpResponse:
+    """An async view requiring a valid Pagero token (the ``asgi`` benchmark refreshes here)."""
+    user = await request.auser()
+    return JsonResponse({"ok": True, "user": user.pk})
+
+
+async def unrelated_async(request: HttpRequest) -> HttpResponse:
+    """An async view that has nothing to do with Pagero: one ORM call (``asgi`` benchmark)."""
+    from django.contrib.auth import get_user_model
+
+    return JsonResponse({"ok": True, "users": await get_user_model().objects.acount()})

@@ -4,6 +4,8 @@ The public entry points are importable from here lazily (importing this package 
 Django models, so it is safe in settings files)::
 
     from django_pagero_oauth import get_valid_token, get_client
+
+``aget_client`` (an ``httpx.AsyncClient``) needs the optional extra ``async``.
 """
 
 from __future__ import annotations
@@ -13,16 +15,26 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .aclient import AsyncPageroClient, aget_client
     from .client import PageroSession, get_client
     from .tokens import aget_valid_token, get_valid_token
 
-__all__ = ["PageroSession", "aget_valid_token", "get_client", "get_valid_token"]
+__all__ = [
+    "AsyncPageroClient",
+    "PageroSession",
+    "aget_client",
+    "aget_valid_token",
+    "get_client",
+    "get_valid_token",
+]
 
 _LAZY = {
     "get_valid_token": "tokens",
     "aget_valid_token": "tokens",
     "get_client": "client",
     "PageroSession": "client",
+    "aget_client": "aclient",
+    "AsyncPageroClient": "aclient",
 }
 
 

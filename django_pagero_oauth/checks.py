@@ -79,6 +79,11 @@ class Messages:
         "can load its users."
     )
     USER_FACTORY = "PAGERO_OAUTH['SIGN_IN_USER_FACTORY'] cannot be imported: {path!r}."
+    RETRIES = (
+        "PAGERO_OAUTH['API_RETRIES'] must be a whole number from 0 to {most} and "
+        "PAGERO_OAUTH['API_RETRY_AFTER_MAX'] a number of seconds, at least 0; not {retries!r} "
+        "and {cap!r}."
+    )
 
 
 class Hints:
@@ -144,6 +149,10 @@ class Hints:
         "logins), or another subclass of django.contrib.auth.backends.ModelBackend."
     )
     USER_FACTORY = "A dotted path to a callable(claims, request) that returns a saved user."
+    RETRIES = (
+        "Each retry holds the caller while it waits; 0 (the default) turns retries off, 2 or 3 "
+        "is plenty."
+    )
 
 
 class Codes:
@@ -162,6 +171,7 @@ class Codes:
     TIMEOUT = f"{APP}.E011"
     URL_INVALID = f"{APP}.E012"
     LIFETIME = f"{APP}.E013"
+    RETRIES = f"{APP}.E017"
     UNKNOWN_KEYS = f"{APP}.W001"
     OPENID_WITHOUT_ISSUER = f"{APP}.E014"
     NO_SIGN_IN_BACKEND = f"{APP}.E015"
@@ -414,7 +424,33 @@ def check_values(**kwargs: Any) -> list[CheckMessage]:
                 id=Codes.LIFETIME,
             )
         )
+    messages += _check_retries(user_settings)
     return messages
+
+
+#: More retries than this hold a caller for minutes: surely a mistake.
+MOST_API_RETRIES = 10
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_retries(user_settings: dict[str, Any]) -> list[CheckMessage]:
+    retries = user_settings.get("API_RETRIES", DEFAULTS["API_RETRIES"])
+    cap = user_settings.get("API_RETRY_AFTER_MAX", DEFAULTS["API_RETRY_AFTER_MAX"])
+    retries_ok = (
+        _is_number(retries) and retries == int(retries) and 0 <= retries <= MOST_API_RETRIES
+    )
+    if retries_ok and _is_number(cap) and cap >= 0 and cap != float("inf"):  # NaN fails >=
+        return []
+    return [
+        Error(
+            Messages.RETRIES.format(most=MOST_API_RETRIES, retries=retries, cap=cap),
+            hint=Hints.RETRIES,
+            id=Codes.RETRIES,
+        )
+    ]
 
 
 def check_unknown_keys(**kwargs: Any) -> list[CheckMessage]:

@@ -16,13 +16,22 @@ the API answers 401, at most one retry after a forced single-flight refresh (see
 transport failures raise the ``requests`` exception of the same class, without the frames of
 ``requests`` and ``urllib3`` (whose local variables hold the header) in its traceback.
 
+With ``API_RETRIES`` set, an idempotent request (:data:`RETRY_METHODS`) answered 429, 502,
+503 or 504 is retried up to that many times, after the answer's ``Retry-After`` (at most
+``API_RETRY_AFTER_MAX`` seconds; a longer one ends the retries) or a short back-off, by
+urllib3's ``Retry`` on this session's adapter for ``API_BASE_URL`` only. Token and revocation
+requests go through :mod:`~django_pagero_oauth.oauth`'s own session and are never retried.
+
 The pieces that do not depend on ``requests`` (:func:`resolve_api_url`,
-:class:`ForcedRefreshPolicy`) are meant to be shared by every API client of this package.
+:class:`ForcedRefreshPolicy`, the retry policy's constants) are meant to be shared by every API
+client of this package (:mod:`django_pagero_oauth.aclient`).
 """
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
+import time
 import unicodedata
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
@@ -31,6 +40,9 @@ import requests
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.util.retry import Retry
 
 from .conf import app_settings
 from .tokens import get_valid_token, refresh
@@ -191,6 +203,87 @@ class ForcedRefreshPolicy:
         await caches[DEFAULT_CACHE_ALIAS].aset(self._key(digest), True, self._ttl(fresh))
 
 
+# --- retries of idempotent requests on a busy Pagero -----------------------------------------
+
+#: Methods that may be sent again (RFC 9110 9.2.2; TRACE and the unsafe ones never are).
+RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Answers that mean "busy, try again" (RFC 6585 4; RFC 9110 15.6.3-15.6.5).
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Back-off (seconds) without ``Retry-After``: 0, then this times 2 ** (retry - 1), at most 8.
+RETRY_BACKOFF_FACTOR = 0.5
+RETRY_BACKOFF_MAX = 8.0
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` (RFC 9110 10.2.3: delay-seconds or an HTTP-date) in seconds, or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class ApiRetry(Retry):
+    """urllib3's ``Retry`` for API calls: :data:`RETRY_STATUSES` of :data:`RETRY_METHODS` only,
+    honouring ``Retry-After`` (RFC 9110 10.2.3) up to ``retry_after_cap`` seconds; a longer
+    wait is not made: the answer goes back to the caller as it is. Transport errors are not
+    retried (a read timeout stays a ``ReadTimeout``)."""
+
+    RETRY_AFTER_STATUS_CODES = RETRY_STATUSES
+    DEFAULT_BACKOFF_MAX = int(RETRY_BACKOFF_MAX)
+
+    #: Not urllib3's ``retry_after_max`` (2.6+), which waits that long and retries anyway.
+    retry_after_cap: float = 0.0
+
+    @classmethod
+    def from_settings(cls) -> ApiRetry:
+        retries = app_settings.API_RETRIES
+        retry = cls(
+            total=retries,
+            status=retries,
+            connect=0,
+            read=False,
+            other=0,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=RETRY_METHODS,
+            backoff_factor=RETRY_BACKOFF_FACTOR,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
+        retry.retry_after_cap = app_settings.API_RETRY_AFTER_MAX
+        return retry
+
+    def new(self, **kw: Any) -> ApiRetry:
+        fresh = super().new(**kw)
+        fresh.retry_after_cap = self.retry_after_cap
+        return fresh
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> ApiRetry:
+        if response is not None and error is None:
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if wait is not None and wait > self.retry_after_cap:
+                # urllib3 answers with this response (raise_on_status is False).
+                raise MaxRetryError(_pool, url or "", ResponseError("Retry-After beyond the cap"))
+        fresh = super().increment(method, url, response, error, _pool, _stacktrace)
+        return fresh
+
+
 # --- requests -----------------------------------------------------------------------------------
 
 
@@ -255,6 +348,9 @@ class PageroSession(requests.Session):
         self.base_url = base if base.endswith("/") else f"{base}/"
         self.headers["Accept"] = "application/json"
         self.headers["User-Agent"] = "django-pagero-oauth"
+        if app_settings.API_RETRIES:
+            # Only for the API: oauth.py's token and revocation requests never get here.
+            self.mount(self.base_url, HTTPAdapter(max_retries=ApiRetry.from_settings()))
 
     def __repr__(self) -> str:
         return f"<PageroSession user_id={self.user.pk} base_url={self.base_url!r}>"

@@ -28,6 +28,10 @@ DEFAULTS: dict[str, Any] = {
     "PKCE": True,
     "ISSUER": "",
     "TIMEOUT": 10.0,
+    # Opt-in: retries of idempotent API requests answered 429/502/503/504 (0: none).
+    "API_RETRIES": 0,
+    # A Retry-After longer than this (seconds) is not waited for: the answer goes to the caller.
+    "API_RETRY_AFTER_MAX": 10,
     "LOGIN_REDIRECT_URL": "",
     "ENCRYPTION_KEYS": [],
     # Read stored values in the old format (not bound to their row); see the README.
@@ -116,6 +120,16 @@ class PageroOAuthSettings:
         """Seconds for every HTTP call. ``None`` (wait forever) is never allowed."""
         value = self._get("TIMEOUT")
         return float(value) if value is not None else float(DEFAULTS["TIMEOUT"])
+
+    @property
+    def API_RETRIES(self) -> int:
+        """Retries of an idempotent API request answered 429, 502, 503 or 504 (0: none)."""
+        return max(0, int(self._get("API_RETRIES") or 0))
+
+    @property
+    def API_RETRY_AFTER_MAX(self) -> float:
+        """The longest ``Retry-After`` (seconds) an API retry waits for; longer: no retry."""
+        return max(0.0, float(self._get("API_RETRY_AFTER_MAX")))
 
     @property
     def LOGIN_REDIRECT_URL(self) -> str:

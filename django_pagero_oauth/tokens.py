@@ -130,17 +130,32 @@ async def aget_valid_token(
     """
     token, in_transaction = await sync_to_async(_read_for_async, thread_sensitive=True)(user)
     if force_refresh or token.access_token_needs_refresh():
-        token = await sync_to_async(
-            refresh if in_transaction else _refresh_on_own_thread,
-            thread_sensitive=in_transaction,
-        )(token, force=force_refresh)
+        token = await _arefresh(token, force=force_refresh, in_transaction=in_transaction)
         _remember(user, token)
     return token
 
 
+async def arefresh(token: PageroToken, *, force: bool = False) -> PageroToken:
+    """:func:`refresh` for async code, off Django's shared sync thread (as in
+    :func:`aget_valid_token`); e.g. the forced refresh after the API answered 401."""
+    in_transaction = await sync_to_async(_in_atomic_block, thread_sensitive=True)()
+    return await _arefresh(token, force=force, in_transaction=in_transaction)
+
+
+async def _arefresh(token: PageroToken, *, force: bool, in_transaction: bool) -> PageroToken:
+    return await sync_to_async(
+        refresh if in_transaction else _refresh_on_own_thread,
+        thread_sensitive=in_transaction,
+    )(token, force=force)
+
+
+def _in_atomic_block() -> bool:
+    return connections[router.db_for_write(PageroToken)].in_atomic_block
+
+
 def _read_for_async(user: AbstractBaseUser | AnonymousUser | None) -> tuple[PageroToken, bool]:
     token = _stored_token(user)
-    return token, connections[router.db_for_write(PageroToken)].in_atomic_block
+    return token, _in_atomic_block()
 
 
 def _refresh_on_own_thread(token: PageroToken, *, force: bool) -> PageroToken:
@@ -569,6 +584,7 @@ def refresh_now(token: PageroToken) -> PageroToken:
 __all__ = [
     "Revocation",
     "aget_valid_token",
+    "arefresh",
     "get_valid_token",
     "locked_token",
     "refresh",

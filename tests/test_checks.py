@@ -299,6 +299,22 @@ def test_timeout(settings: Any, timeout: Any) -> None:
     assert ids(checks.check_values()) == [Codes.TIMEOUT]
 
 
+@pytest.mark.parametrize(
+    ("retries", "cap"),
+    [(-1, 10), (11, 10), (1.5, 10), ("2", 10), (True, 10), (2, -1), (2, "10"),
+     (2, float("nan")), (2, float("inf"))],
+)  # fmt: skip
+def test_api_retries(pagero: Callable[..., None], retries: Any, cap: Any) -> None:
+    pagero(API_RETRIES=retries, API_RETRY_AFTER_MAX=cap)
+    assert ids(checks.check_values()) == [Codes.RETRIES]
+
+
+@pytest.mark.parametrize(("retries", "cap"), [(0, 0), (3, 10), (10, 2.5), (2.0, 60)])
+def test_api_retries_accepted(pagero: Callable[..., None], retries: Any, cap: Any) -> None:
+    pagero(API_RETRIES=retries, API_RETRY_AFTER_MAX=cap)
+    assert checks.check_values() == []
+
+
 @pytest.mark.parametrize("days", [0, -5, "forever"])
 def test_refresh_token_lifetime_days(pagero: Callable[..., None], days: Any) -> None:
     pagero(REFRESH_TOKEN_LIFETIME_DAYS=days)

@@ -36,3 +36,9 @@ urlpatterns += [
         name="middleware_protected_async",
     ),
 ]
+
+# Used by test_asgi_server.
+urlpatterns += [
+    path("user-count-async/", views.user_count_async, name="user_count_async"),
+    path("api-data-async/", views.api_data_async, name="api_data_async"),
+]

@@ -86,3 +86,21 @@ def lazy_token_info(request: HttpRequest) -> HttpResponse:
 async def lazy_token_info_async(request: HttpRequest) -> HttpResponse:
     token = await request.apagero_token()  # type: ignore[attr-defined]
     return JsonResponse({"ok": True, "fingerprint": token.fingerprint if token else None})
+
+
+async def user_count_async(request: HttpRequest) -> HttpResponse:
+    """An unrelated async view with one ORM call (tests/test_asgi_server.py)."""
+    from django.contrib.auth import get_user_model
+
+    return JsonResponse({"users": await get_user_model().objects.acount()})
+
+
+@pagero_token_required
+async def api_data_async(request: HttpRequest) -> HttpResponse:
+    """Calls the (mock) Pagero API as the user with ``aget_client`` (test_asgi_server.py)."""
+    from django_pagero_oauth import aget_client
+
+    user = await request.auser()  # type: ignore[attr-defined]
+    async with aget_client(user, token=request.pagero_token) as client:  # type: ignore[attr-defined]
+        response = await client.get("v1/me")
+    return JsonResponse({"status": response.status_code, "body": response.json()})

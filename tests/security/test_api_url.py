@@ -1,5 +1,6 @@
 """The bearer token goes to ``API_BASE_URL`` and nowhere else, whatever URL a site passes to
-``get_client(user).get(url)`` (issue 9, part 1).
+``get_client(user).get(url)`` (issue 9, part 1) or ``aget_client(user).get(url)`` (issue 11,
+part 3): every test that requests runs for both clients.
 
 Sites pass URLs that came from elsewhere: a ``next`` link, a document URL from an API answer,
 a template. Each hostile URL of the corpus is requested for real: it must either raise a
@@ -22,13 +23,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
+import httpx
 import pytest
 import requests
+from asgiref.sync import async_to_sync
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from urllib3.util import parse_url
 
-from django_pagero_oauth import get_client
+from django_pagero_oauth import aget_client, get_client
 from django_pagero_oauth.client import resolve_api_url
 
 EXAMPLES = int(os.environ.get("PAGERO_CLIENT_URL_EXAMPLES", "300"))
@@ -133,17 +136,47 @@ def _under_api(url: str, api: RecordingServer) -> bool:
     )
 
 
+class AsyncFacade:
+    """``aget_client`` behind the sync client's ``get(url, allow_redirects=..., timeout=...)``:
+    each call runs in its own event loop, with a client of its own."""
+
+    def __init__(self, user: Any, base_url: str, token: Any) -> None:
+        self.args = (user, base_url, token)
+
+    def get(self, url: str, *, allow_redirects: bool = False, timeout: float = 10) -> Any:
+        user, base_url, token = self.args
+
+        async def call() -> Any:
+            async with aget_client(user, base_url=base_url, token=token) as client:
+                return await client.get(url, follow_redirects=allow_redirects, timeout=timeout)
+
+        return async_to_sync(call)()
+
+
+def make_client(kind: str, user: Any, base_url: str, token: Any) -> Any:
+    if kind == "async":
+        return AsyncFacade(user, base_url, token)
+    return get_client(user, base_url=base_url, token=token)
+
+
+@pytest.fixture(params=["sync", "async"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
 def setup(
     servers: tuple[RecordingServer, RecordingServer],
     user: Any,
     pagero_token_factory: Any,
     monkeypatch: pytest.MonkeyPatch,
+    kind: str,
 ) -> Setup:
     api, evil = servers
     token = pagero_token_factory(user)
     stopped: list[str] = []
     original = requests.adapters.HTTPAdapter.send
+    original_async = httpx.AsyncHTTPTransport.handle_async_request
 
     def spy(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         if not _under_api(request.url, api):
@@ -151,8 +184,15 @@ def setup(
             raise requests.ConnectionError("stopped by the test: not the API origin")
         return original(self, request, *args, **kwargs)
 
+    async def async_spy(self: Any, request: httpx.Request) -> Any:
+        if not _under_api(str(request.url), api):
+            stopped.append(str(request.url))
+            raise httpx.ConnectError("stopped by the test: not the API origin", request=request)
+        return await original_async(self, request)
+
     monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", spy)
-    session = get_client(user, base_url=f"http://{api.authority}/api", token=token)
+    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", async_spy)
+    session = make_client(kind, user, f"http://{api.authority}/api", token)
     return Setup(api, evil, session, token.access_token, stopped)
 
 
@@ -317,13 +357,20 @@ def test_the_issues_examples_are_refused_with_a_clear_message(setup: Setup) -> N
 
 
 def test_a_redirect_is_checked_again_and_off_the_api_loses_the_token(
-    servers: tuple[RecordingServer, RecordingServer], user: Any, pagero_token_factory: Any
+    servers: tuple[RecordingServer, RecordingServer],
+    user: Any,
+    pagero_token_factory: Any,
+    kind: str,
 ) -> None:
     """Redirects are off by default; followed on request, each hop is checked again."""
     _, evil = servers
     evil.received.clear()
     token = pagero_token_factory(user)
-    hops = {"/api/away": f"http://{evil.authority}/api/x", "/api/home": "/api/v1/me"}
+    hops = {
+        "/api/away": f"http://{evil.authority}/api/x",
+        "/api/home": "/api/v1/me",
+        "/api/out": "/elsewhere",  # same origin, outside the base path
+    }
     arrived: list[tuple[str, str]] = []
 
     class Redirecting(BaseHTTPRequestHandler):
@@ -342,11 +389,12 @@ def test_a_redirect_is_checked_again_and_off_the_api_loses_the_token(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}/api/"
-        session = get_client(user, base_url=base, token=token)
+        session = make_client(kind, user, base, token)
         assert session.get("away").status_code == 302  # not followed by default
         assert evil.received == []
         assert session.get("away", allow_redirects=True).status_code == 200
         assert session.get("home", allow_redirects=True).status_code == 200
+        assert session.get("out", allow_redirects=True).status_code == 200
     finally:
         server.shutdown()
         server.server_close()
@@ -357,6 +405,8 @@ def test_a_redirect_is_checked_again_and_off_the_api_loses_the_token(
         ("/api/away", bearer),
         ("/api/home", bearer),
         ("/api/v1/me", bearer),  # a hop that stays on the API keeps it
+        ("/api/out", bearer),
+        ("/elsewhere", ""),  # a hop off API_BASE_URL's path does not
     ]
 
 

@@ -10,7 +10,8 @@ access, refresh and ID token ever issued, the client secret (and its Basic encod
 encryption keys (configured Fernet keys, the keys derived from ``SECRET_KEY``, and it).
 
 Failures: API calls (connection refused, timeout, dropped connection, a bug deep in urllib3,
-a failing forced refresh, in a view), code exchange, refresh and revocation (refused,
+a failing forced refresh, in a view; for ``aget_client``: connection refused, timeout, dropped
+connection, a failing forced refresh), code exchange, refresh and revocation (refused,
 timeout, a bug deep in urllib3), the admin's actions, the management commands, and a lost
 encryption key, and the callback view whose code exchange fails (its request section: the
 code is masked in ``request.GET`` and the query string once the view has read it).
@@ -28,9 +29,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import httpx
 import pytest
 import requests
 import urllib3
+from asgiref.sync import async_to_sync
 from cryptography.fernet import Fernet
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
@@ -41,7 +44,7 @@ from django.urls import reverse
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 import django_pagero_oauth
-from django_pagero_oauth import get_client
+from django_pagero_oauth import aget_client, get_client
 from django_pagero_oauth.crypto import derive_key
 from django_pagero_oauth.exceptions import PageroUnavailable, TokenDecryptionError
 from django_pagero_oauth.models import PageroToken
@@ -220,6 +223,73 @@ def test_api_call_whose_forced_refresh_fails(
     pagero_mock.mock.add_fault(Fault(endpoint="api", status=401))
     _point(settings, TOKEN_URL=refused_url)
     report = render(raised_by(lambda: get_client(user).get("v1/me")))
+    assert isinstance(report.exc, PageroUnavailable)
+    assert_clean(report, all_secrets(pagero_mock))
+
+
+# --- async API calls (aget_client) ---------------------------------------------------------------
+
+
+def async_get(user: Any, url: str = "v1/me") -> Callable[[], Any]:
+    """A call of ``aget_client(user).get(url)`` in an event loop of its own."""
+
+    async def call() -> Any:
+        async with aget_client(user) as client:
+            return await client.get(url)
+
+    return async_to_sync(call)
+
+
+def assert_detached_async(report: Report) -> None:
+    """As :func:`assert_detached`, for httpx: no frame of httpx or httpcore below the package
+    (frames above it, e.g. ``AsyncClient.get``, are the caller's way in)."""
+    assert report.exc.__cause__ is None
+    assert report.exc.__context__ is None or report.exc.__suppress_context__
+    names = [frame["filename"] for frame in report.frames]
+    first = next(index for index, name in enumerate(names) if name.startswith(PACKAGE))
+    below = [name for name in names[first:] if "/httpx/" in name or "/httpcore/" in name]
+    assert below == []
+
+
+def test_async_api_call_connection_refused(
+    user, pagero_mock, pagero_token_factory, settings, refused_url
+):
+    pagero_token_factory(user)
+    _point(settings, API_BASE_URL=refused_url.replace("/oauth/v2/oauth-token", "/api"))
+    report = render(raised_by(async_get(user)))
+    assert type(report.exc) is httpx.ConnectError  # callers' except clauses still work
+    assert "Authorization" not in report.exc.request.headers
+    assert_detached_async(report)
+    assert_clean(report, all_secrets(pagero_mock))
+
+
+def test_async_api_call_timeout(user, pagero_mock, pagero_token_factory, settings):
+    pagero_token_factory(user)
+    _point(settings, TIMEOUT=0.2)
+    pagero_mock.mock.add_fault(Fault(endpoint="api", delay=5))
+    report = render(raised_by(async_get(user)))
+    assert type(report.exc) is httpx.ReadTimeout
+    assert "Authorization" not in report.exc.request.headers
+    assert_detached_async(report)
+    assert_clean(report, all_secrets(pagero_mock))
+
+
+def test_async_api_call_dropped_connection(user, pagero_mock, pagero_token_factory):
+    pagero_token_factory(user)
+    pagero_mock.mock.add_fault(Fault(endpoint="api", drop=True))
+    report = render(raised_by(async_get(user)))
+    assert isinstance(report.exc, httpx.TransportError)
+    assert_detached_async(report)
+    assert_clean(report, all_secrets(pagero_mock))
+
+
+def test_async_api_call_whose_forced_refresh_fails(
+    user, pagero_mock, pagero_token_factory, settings, refused_url
+):
+    pagero_token_factory(user)
+    pagero_mock.mock.add_fault(Fault(endpoint="api", status=401))
+    _point(settings, TOKEN_URL=refused_url)
+    report = render(raised_by(async_get(user)))
     assert isinstance(report.exc, PageroUnavailable)
     assert_clean(report, all_secrets(pagero_mock))
 
