@@ -3,7 +3,7 @@
 One function per concern; every message has a hint. All are tagged ``django_pagero_oauth``
 (``manage.py check --tag django_pagero_oauth``); the https and mock-server checks also
 ``security``. The stored-token check runs only with ``manage.py check --database <alias>``.
-The README lists every id.
+docs/operations.rst ("System checks") lists every id.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Hints:
         f"Pagero access tokens live {ACCESS_TOKEN_LIFETIME} seconds; the default leeway is "
         f"{DEFAULTS['REFRESH_LEEWAY']}."
     )
-    UNKNOWN_KEYS = "Check the spelling against the settings listed in the README."
+    UNKNOWN_KEYS = "Check the spelling against the settings reference of the documentation."
     AUTH_METHOD = f"Use one of: {', '.join(CLIENT_AUTH_METHODS)}."
     MOCK_WITHOUT_DEBUG = (
         "The mock hands out tokens to anyone. Remove 'django_pagero_oauth.testing.urls' and "
@@ -138,7 +138,7 @@ class Hints:
     )
     NO_PRELOADING_BACKEND = (
         f"Put '{PRELOADING_BACKEND}' in AUTHENTICATION_BACKENDS in place of Django's "
-        "ModelBackend (README: Zero-query protected requests). Users logged in through the old "
+        "ModelBackend (docs: Protecting views, Zero-query protected requests). Users logged in through the old "
         "backend must log in once more."
     )
     OPENID_WITHOUT_ISSUER = (

@@ -8,51 +8,336 @@ so ``override_settings`` and pytest-django's ``settings`` fixture just work.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
-#: Every setting, with its default. The README documents each one.
-DEFAULTS: dict[str, Any] = {
-    "CLIENT_ID": "",
-    "CLIENT_SECRET": "",
-    "AUTHORIZE_URL": "https://sso.pageroonline.com/oauth/v2/oauth-authorize",
-    "TOKEN_URL": "https://sso.pageroonline.com/oauth/v2/oauth-token",
-    # Pagero documents no RFC 7009 endpoint: empty means "revoke" only deletes locally.
-    "REVOKE_URL": "",
-    "API_BASE_URL": "https://api.pageroonline.com",
-    "SCOPE": "all",
-    "REDIRECT_URI": "",
-    "CLIENT_AUTH_METHOD": "client_secret_basic",
-    # RFC 9700 2.1.1 requires PKCE of every client; Pagero recommends it.
-    "PKCE": True,
-    "ISSUER": "",
-    "TIMEOUT": 10.0,
-    # Opt-in: retries of idempotent API requests answered 429/502/503/504 (0: none).
-    "API_RETRIES": 0,
-    # A Retry-After longer than this (seconds) is not waited for: the answer goes to the caller.
-    "API_RETRY_AFTER_MAX": 10,
-    "LOGIN_REDIRECT_URL": "",
-    "ENCRYPTION_KEYS": [],
-    # Read stored values in the old format (not bound to their row); see the README.
-    "ACCEPT_UNBOUND_CIPHERTEXTS": True,
-    "REFRESH_LEEWAY": 60,
-    "REFRESH_FAILURE_BACKOFF": 5,
-    "REFRESH_TOKEN_LIFETIME_DAYS": 3 * 365,
-    "STATE_MAX_AGE": 600,
-    "MAX_PENDING_FLOWS": 5,
-    "PROTECTED_PATHS": [],
-    "UNAVAILABLE_RETRY_AFTER": 30,
-    "RESPONSE_HANDLER": "",
-    "ALLOW_MOCK_SERVER": False,
-    # OpenID Connect and "Sign in with Pagero" (empty JWKS_URL: discovered from ISSUER).
-    "JWKS_URL": "",
-    "JWKS_CACHE_SECONDS": 3600,
-    "JWKS_REFETCH_INTERVAL": 60,
-    "ID_TOKEN_LEEWAY": 60,
-    "SIGN_IN_CREATE_USERS": False,
-    "SIGN_IN_USER_FACTORY": "django_pagero_oauth.signin.create_user_from_claims",
-}
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of ``PAGERO_OAUTH``: the single source of its name, type, default and meaning.
+
+    The documentation's settings reference is generated from :data:`SETTINGS`, so the docs
+    and the code cannot disagree. ``description`` is one reStructuredText paragraph.
+    """
+
+    name: str
+    type: str
+    default: Any
+    description: str
+    group: str
+
+
+#: The groups of the settings reference, in the order it shows them.
+GROUPS: tuple[str, ...] = (
+    "URLs and the client",
+    "Tokens",
+    "The login flow",
+    "Protecting views",
+    "Sign in with Pagero (OpenID Connect)",
+    "Development",
+)
+
+_CLIENT, _TOKENS, _LOGIN, _PROTECT, _OIDC, _DEV = GROUPS
+
+#: Every setting, in the order of the settings reference.
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "CLIENT_ID",
+        "str",
+        "",
+        "The client id Pagero registered for your site. Required (``E001``).",
+        _CLIENT,
+    ),
+    Setting(
+        "CLIENT_SECRET",
+        "str",
+        "",
+        "Its secret. Required (``E001``). Never logged.",
+        _CLIENT,
+    ),
+    Setting(
+        "CLIENT_AUTH_METHOD",
+        "str",
+        "client_secret_basic",
+        "How the client authenticates at the token and revocation endpoints (RFC 6749 2.3.1): "
+        '``"client_secret_basic"`` (HTTP Basic, Pagero\'s documented example) or '
+        '``"client_secret_post"`` (``client_id`` and ``client_secret`` in the form). '
+        "Anything else is ``E006``.",
+        _CLIENT,
+    ),
+    Setting(
+        "AUTHORIZE_URL",
+        "str",
+        "https://sso.pageroonline.com/oauth/v2/oauth-authorize",
+        "Pagero's login page (the authorization endpoint). Query parameters already in the "
+        "URL are kept.",
+        _CLIENT,
+    ),
+    Setting(
+        "TOKEN_URL",
+        "str",
+        "https://sso.pageroonline.com/oauth/v2/oauth-token",
+        "The token endpoint: code exchange and refresh.",
+        _CLIENT,
+    ),
+    Setting(
+        "REVOKE_URL",
+        "str",
+        # Pagero documents no RFC 7009 endpoint: empty means "revoke" only deletes locally.
+        "",
+        "An RFC 7009 revocation endpoint. Pagero documents none, so by default disconnecting "
+        "only deletes the token here (and says so to the user). When set, it is also used, "
+        "after the transaction commits, for the refresh token a reconnect replaces and for the "
+        "token of a deleted user (``pre_delete`` of the user model, also for queryset deletes; "
+        "one request per token). Those revocations are best effort: a failure is logged "
+        "(fingerprint and error code, never the token) and never fails or undoes the login or "
+        "the delete; a token that cannot be decrypted any more is not revoked. Disconnecting "
+        "revokes once, by itself.",
+        _CLIENT,
+    ),
+    Setting(
+        "API_BASE_URL",
+        "str",
+        "https://api.pageroonline.com",
+        "What ``get_client`` resolves relative URLs against, and the only place its bearer "
+        "token goes (see :ref:`the URL rule <url-rule>`).",
+        _CLIENT,
+    ),
+    Setting(
+        "REDIRECT_URI",
+        "str",
+        "",
+        "The ``redirect_uri`` sent to Pagero; it must be exactly the one registered for the "
+        "client. Empty: the absolute URL of ``pagero_oauth:callback`` built from the request "
+        "(scheme and host as Django sees them; behind a proxy set this explicitly).",
+        _CLIENT,
+    ),
+    Setting(
+        "SCOPE",
+        "str or list of str",
+        "all",
+        'The ``scope`` requested; a list is joined with spaces. ``"openid"`` in it makes '
+        "Pagero add an ``id_token``. Empty: no ``scope`` parameter is sent.",
+        _CLIENT,
+    ),
+    Setting(
+        "ISSUER",
+        "str",
+        "",
+        "When set, the callback requires Pagero's ``iss`` parameter to be exactly this string "
+        "(RFC 9207; a missing ``iss`` is refused too). Empty: ``iss`` is not checked. Required "
+        "for OpenID Connect (``E014``): an ``id_token``'s ``iss`` must equal it, and the key "
+        "set is discovered from it.",
+        _CLIENT,
+    ),
+    Setting(
+        "PKCE",
+        "bool",
+        # RFC 9700 2.1.1 requires PKCE of every client; Pagero recommends it.
+        True,
+        "Use PKCE with ``S256`` (RFC 7636): RFC 9700 requires it of every client and Pagero "
+        "recommends it. ``False`` gives Pagero's documented flow without PKCE, for a client "
+        "that cannot use it; system check ``W004`` warns about it.",
+        _CLIENT,
+    ),
+    Setting(
+        "TIMEOUT",
+        "float, seconds",
+        10.0,
+        "The timeout of every HTTP call to Pagero (token, revocation, and ``get_client`` "
+        "requests that do not pass their own). ``None`` means the default; it must be a "
+        "positive number (``E011``).",
+        _CLIENT,
+    ),
+    Setting(
+        "API_RETRIES",
+        "int",
+        0,
+        "How many times ``get_client`` and ``aget_client`` retry an idempotent API request "
+        "(``GET``, ``HEAD``, ``OPTIONS``, ``PUT``, ``DELETE``) that Pagero answered with 429, "
+        "502, 503 or 504, waiting for its ``Retry-After``. ``0``: never (``E017`` checks it is "
+        "a whole number from 0 to 10). Token and revocation requests are never retried.",
+        _CLIENT,
+    ),
+    Setting(
+        "API_RETRY_AFTER_MAX",
+        "float, seconds",
+        10.0,
+        "The longest ``Retry-After`` a retry waits for; a longer one ends the retries and that "
+        "answer goes to the caller.",
+        _CLIENT,
+    ),
+    Setting(
+        "ENCRYPTION_KEYS",
+        "list of str",
+        [],
+        "Fernet keys that encrypt the stored tokens, newest first: the first encrypts, all "
+        "decrypt. A single string is accepted too. Empty: keys are derived (HKDF-SHA256) from "
+        "``SECRET_KEY`` and then each of ``SECRET_KEY_FALLBACKS``. Keys that are not Fernet "
+        "keys are ``E009``. See :ref:`key-rotation`.",
+        _TOKENS,
+    ),
+    Setting(
+        "ACCEPT_UNBOUND_CIPHERTEXTS",
+        "bool",
+        True,
+        "Read stored values in the old format (a bare Fernet token, bound to no row), as "
+        "written before migration ``0002``, which re-encrypts every one it can. Such a value, "
+        "copied into another user's row (e.g. from an old backup), would decrypt there. Once "
+        "``PageroToken.objects.in_legacy_format()`` is empty, set it to ``False``: an "
+        "old-format value is then undecryptable (``W003`` counts it; its user must connect "
+        "again).",
+        _TOKENS,
+    ),
+    Setting(
+        "REFRESH_LEEWAY",
+        "int, seconds",
+        60,
+        "Refresh when the access token is valid for less than this (capped at half the "
+        "token's lifetime, so very short-lived tokens are not refreshed on every use). Must be "
+        "at least 0 and below 600, Pagero's access-token lifetime (``E005``).",
+        _TOKENS,
+    ),
+    Setting(
+        "REFRESH_FAILURE_BACKOFF",
+        "int, seconds",
+        5,
+        "After a transient refresh failure (timeout, 5xx, 429, malformed answer), how long "
+        "other callers fail at once with ``PageroUnavailable`` instead of queueing on the row "
+        "lock to try again one by one; a longer ``Retry-After`` from Pagero wins (up to "
+        "300 s). Kept in Django's default cache: with a shared cache (Redis, Memcached) it "
+        "holds across processes and hosts, with the default per-process cache each process "
+        "tries at most once per back-off. ``0`` turns it off. A forced refresh "
+        '(``force_refresh=True``, the admin\'s "Refresh now") ignores it. Whatever the '
+        "back-off, a refresh that fails while the access token has not actually expired (it "
+        "is only inside the leeway) returns that still-working token.",
+        _TOKENS,
+    ),
+    Setting(
+        "REFRESH_TOKEN_LIFETIME_DAYS",
+        "int, days",
+        3 * 365,
+        "The refresh token's rolling lifetime (Pagero: three years from the last refresh). A "
+        "token past it is treated as dead without asking Pagero. A positive number "
+        "(``E013``).",
+        _TOKENS,
+    ),
+    Setting(
+        "LOGIN_REDIRECT_URL",
+        "str",
+        "",
+        "Where the callback lands when there is no (acceptable) ``next``. Empty: Django's "
+        "``settings.LOGIN_REDIRECT_URL``. A URL name works too.",
+        _LOGIN,
+    ),
+    Setting(
+        "STATE_MAX_AGE",
+        "int, seconds",
+        600,
+        "How long a started login may take before its callback is refused.",
+        _LOGIN,
+    ),
+    Setting(
+        "MAX_PENDING_FLOWS",
+        "int",
+        5,
+        "How many logins one browser session may have in progress (e.g. in several tabs); "
+        "the oldest is dropped first. At least 1.",
+        _LOGIN,
+    ),
+    Setting(
+        "PROTECTED_PATHS",
+        "list of str",
+        [],
+        "Regular expressions; with the middleware installed, requests whose ``path_info`` "
+        "matches one (``re.match``) need a valid token. A single string is accepted too "
+        "(``W002`` when the middleware is missing).",
+        _PROTECT,
+    ),
+    Setting(
+        "UNAVAILABLE_RETRY_AFTER",
+        "int, seconds",
+        30,
+        "The ``Retry-After`` of the 503 answer when Pagero did not send one.",
+        _PROTECT,
+    ),
+    Setting(
+        "RESPONSE_HANDLER",
+        "str",
+        "",
+        "Dotted path to a callable ``(request, exc) -> HttpResponse`` that replaces the "
+        "built-in answer of the decorator, mixin and middleware. ``exc`` is ``None`` for an "
+        "anonymous user, else a ``PageroAuthorizationRequired`` or ``PageroUnavailable``.",
+        _PROTECT,
+    ),
+    Setting(
+        "JWKS_URL",
+        "str",
+        # Empty: discovered from ISSUER.
+        "",
+        "The issuer's key set (RFC 7517). Empty: the ``jwks_uri`` of ``ISSUER + "
+        '"/.well-known/openid-configuration"``, whose ``issuer`` must equal ``ISSUER``. Must '
+        "be https with ``DEBUG`` off (``E002``; a loopback host is allowed).",
+        _OIDC,
+    ),
+    Setting(
+        "JWKS_CACHE_SECONDS",
+        "int, seconds",
+        3600,
+        "How long the key set (and the discovery result) stay in Django's default cache.",
+        _OIDC,
+    ),
+    Setting(
+        "JWKS_REFETCH_INTERVAL",
+        "int, seconds",
+        60,
+        "An ``id_token`` signed with an unknown ``kid`` fetches the key set again (a key "
+        "rotation at Pagero), at most once per this interval; within it such a login is a 503 "
+        '("try again").',
+        _OIDC,
+    ),
+    Setting(
+        "ID_TOKEN_LEEWAY",
+        "int, seconds",
+        60,
+        "Clock skew allowed when checking an ``id_token``'s ``exp`` and ``iat``.",
+        _OIDC,
+    ),
+    Setting(
+        "SIGN_IN_CREATE_USERS",
+        "bool",
+        False,
+        "Whether signing in with a Pagero identity that no user is linked to creates a user. "
+        "Off: the visitor is told to log in and then sign in with Pagero, which links the "
+        "identity.",
+        _OIDC,
+    ),
+    Setting(
+        "SIGN_IN_USER_FACTORY",
+        "str",
+        "django_pagero_oauth.signin.create_user_from_claims",
+        "Dotted path to ``factory(claims, request) -> user`` (a saved user), called inside the "
+        "sign-in's transaction. ``claims`` is an ``IdTokenClaims`` (``issuer``, ``subject``, "
+        "``claims``). The default creates ``pagero-<hash of issuer and sub>`` (a random suffix "
+        "when that name is taken) with an unusable password, and uses no other claim. "
+        "``E016`` when it cannot be imported.",
+        _OIDC,
+    ),
+    Setting(
+        "ALLOW_MOCK_SERVER",
+        "bool",
+        False,
+        "Lets the mock server mounted with ``django_pagero_oauth.testing.urls`` answer while "
+        "``DEBUG`` is off (it answers 404 otherwise). ``E007`` when set with ``DEBUG`` off: "
+        "never in production.",
+        _DEV,
+    ),
+)
+
+#: Every setting, with its default (made from :data:`SETTINGS`).
+DEFAULTS: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}
 
 CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
@@ -222,4 +507,5 @@ class PageroOAuthSettings:
         return "openid" in self.SCOPE.split()
 
 
+#: The settings, read from ``settings.PAGERO_OAUTH`` on every access: ``app_settings.TIMEOUT``.
 app_settings = PageroOAuthSettings()

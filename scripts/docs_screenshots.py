@@ -1,4 +1,4 @@
-"""Regenerate the README's screenshots (docs/*.png) from the demo, in Debian's Chromium.
+"""Regenerate the documentation's screenshots (docs/*.png) from the demo, in Debian's Chromium.
 
     .venv/bin/python scripts/docs_screenshots.py
 

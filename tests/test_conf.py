@@ -8,7 +8,13 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import override_settings
 
-from django_pagero_oauth.conf import DEFAULTS, PageroOAuthSettings, app_settings
+from django_pagero_oauth.conf import (
+    DEFAULTS,
+    GROUPS,
+    SETTINGS,
+    PageroOAuthSettings,
+    app_settings,
+)
 
 
 @pytest.fixture
@@ -44,6 +50,27 @@ def test_every_default_has_a_typed_property() -> None:
     assert names == set(DEFAULTS)
     for name in DEFAULTS:
         getattr(app_settings, name)  # none raises with the defaults
+
+
+def test_every_setting_has_one_definition_with_a_description() -> None:
+    """The settings reference in the docs is generated from SETTINGS: nothing may be missing."""
+    names = [setting.name for setting in SETTINGS]
+    assert len(names) == len(set(names))
+    assert list(DEFAULTS) == names
+    for setting in SETTINGS:
+        assert DEFAULTS[setting.name] == setting.default
+        assert setting.type, setting.name
+        assert setting.group in GROUPS, setting.name
+        description = setting.description.strip()
+        assert description.endswith("."), setting.name
+        assert "\n\n" not in description, f"{setting.name}: one paragraph"
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda setting: setting.name)
+def test_the_declared_type_matches_the_default(setting: Any) -> None:
+    expected = {str: "str", bool: "bool", int: "int", float: "float", list: "list"}
+    declared = setting.type.split(",")[0].split(" ")[0]
+    assert declared == expected[type(setting.default)], setting.name
 
 
 def test_reads_settings_on_every_access(settings: Any) -> None:
