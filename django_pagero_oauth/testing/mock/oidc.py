@@ -1,6 +1,6 @@
 """The mock's OpenID Connect side: signing keys, JWKS, discovery, real signed ``id_token`` s.
 
-Used by :mod:`.mock`. Signing uses ``cryptography`` directly (not the JOSE library the client
+Used by :mod:`.app`. Signing uses ``cryptography`` directly (not the JOSE library the client
 verifies with), so a bug in one cannot hide a bug in the other. Keys are generated in memory:
 an RSA key (``RS256`` and ``PS256``) and a P-256 key (``ES256``), each with its own ``kid``.
 

@@ -17,7 +17,7 @@ fails a test instead of passing silently:
 - faults (:class:`Fault`) inject errors, slowness and dropped connections;
 - with ``openid`` in the scope, the authorization request must carry a ``nonce``, and the code
   exchange returns a really signed ``id_token`` carrying it back; JWKS and discovery are served
-  (:mod:`.mock_oidc`: keys, signing, and the ``id_token`` faults).
+  (:mod:`.oidc`: keys, signing, and the ``id_token`` faults).
 
 All time comes from the ``clock`` callable, so tests move time instead of sleeping.
 """
@@ -51,7 +51,7 @@ from types import EllipsisType
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit, urlunsplit
 
-from .mock_oidc import (
+from .oidc import (
     DISCOVERY_PATH,
     ID_TOKEN_FAULTS,
     JWKS_PATH,
@@ -335,7 +335,7 @@ class Fault:
     #: is sent instead of the real issuer; ``...`` (the default) changes nothing.
     iss: str | Literal[_Omit.OMIT] | EllipsisType | None = ...
     #: For ``endpoint="token"``: break the ``id_token`` this way (one of
-    #: :data:`~.mock_oidc.ID_TOKEN_FAULTS`); the request is processed normally otherwise.
+    #: :data:`~.oidc.ID_TOKEN_FAULTS`); the request is processed normally otherwise.
     id_token: str | None = None
     #: How many matching requests this fault applies to.
     times: int = 1
@@ -1123,7 +1123,7 @@ class MockPagero:
             }
         return _json_response(200, data)
 
-    # --- OpenID Connect: JWKS and discovery (see mock_oidc) -----------------------------
+    # --- OpenID Connect: JWKS and discovery (see oidc) -----------------------------
 
     def _openid_document(self, request: MockRequest) -> MockResponse:
         if request.method not in ("GET", "HEAD"):
