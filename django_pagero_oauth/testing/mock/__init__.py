@@ -1,23 +1,23 @@
 """The strict mock Pagero server (see :mod:`.app`); import everything from here."""
 
 from .app import (
-    API_PREFIX,
-    AUTHORIZE_PATH,
     COUNT_KEYS,
-    FAULT_ENDPOINTS,
-    FORM_CONTENT_TYPE,
     JWT_KID,
     JWT_X5T,
-    OMIT,
     REFRESH_TOKEN_PREFIX,
-    REVOKE_PATH,
-    TOKEN_PATH,
-    Fault,
     MockPagero,
     MockPageroServer,
+    main,
+)
+from .faults import FAULT_ENDPOINTS, OMIT, Fault
+from .http import (
+    API_PREFIX,
+    AUTHORIZE_PATH,
+    FORM_CONTENT_TYPE,
+    REVOKE_PATH,
+    TOKEN_PATH,
     MockRequest,
     MockResponse,
-    main,
 )
 from .oidc import (
     DISCOVERY_PATH,

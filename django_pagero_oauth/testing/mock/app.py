@@ -29,7 +29,6 @@ import base64
 import binascii
 import collections
 import contextlib
-import enum
 import hashlib
 import hmac
 import html
@@ -44,16 +43,35 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from http import HTTPStatus
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import EllipsisType
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit
 
+from .faults import OMIT, Fault, _fault_from_form, _with_fields
+from .http import (
+    _NO_STORE,
+    API_PREFIX,
+    AUTHORIZE_PATH,
+    FORM_CONTENT_TYPE,
+    REVOKE_PATH,
+    TOKEN_PATH,
+    MockRequest,
+    MockResponse,
+    _html_error,
+    _html_page,
+    _invalid_client,
+    _json_response,
+    _media_type,
+    _method_not_allowed,
+    _oauth_405,
+    _oauth_error,
+    _reason,
+    _redirect,
+    _single,
+)
 from .oidc import (
     DISCOVERY_PATH,
-    ID_TOKEN_FAULTS,
     JWKS_PATH,
     KeySet,
     discovery_document,
@@ -70,11 +88,6 @@ __all__ = [
     "main",
 ]
 
-AUTHORIZE_PATH = "/oauth/v2/oauth-authorize"
-TOKEN_PATH = "/oauth/v2/oauth-token"
-REVOKE_PATH = "/oauth/v2/oauth-revoke"
-API_PREFIX = "/api"
-
 REFRESH_TOKEN_PREFIX = "_1XBPWQQ_"
 JWT_KID = "mock-key-1"
 #: The certificate thumbprint in every JWT header: 20 bytes that look random but never change.
@@ -84,18 +97,12 @@ JWT_X5T = (
     .decode()
 )
 
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-_JSON = "application/json"
-_HTML = "text/html; charset=utf-8"
-_NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
-
 # RFC 7636 4.1 (verifier) and 4.2 (an S256 challenge is 32 bytes, base64url: 43 characters).
 _VERIFIER_RE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 _S256_CHALLENGE_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 # RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by single spaces.
 _SCOPE_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*")
 
-FAULT_ENDPOINTS = ("token", "revoke", "api", "authorize", "jwks", "discovery")
 COUNT_KEYS = (
     "authorize",
     "authorization_code",
@@ -114,289 +121,9 @@ _DOCUMENTS: tuple[dict[str, str], ...] = (
 )
 
 
-class _Omit(enum.Enum):
-    OMIT = "OMIT"
-
-    def __repr__(self) -> str:
-        return "OMIT"
-
-
-#: Sentinel for :attr:`Fault.iss`: leave ``iss`` out of the authorization response.
-OMIT = _Omit.OMIT
-
-
 def _b64url(data: bytes) -> str:
     """Unpadded base64url (RFC 7515 2, RFC 7636 Appendix A)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _media_type(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-def _parse_qs(text: str) -> dict[str, list[str]]:
-    return parse_qs(text, keep_blank_values=True)
-
-
-# --- request / response -------------------------------------------------------------------
-
-
-@dataclass
-class MockRequest:
-    """One HTTP request as the mock sees it, independent of any server framework."""
-
-    method: str
-    #: Path relative to the mock's mount point, e.g. ``"/oauth/v2/oauth-token"``.
-    path: str
-    query: dict[str, list[str]]
-    #: Parsed body when it is ``application/x-www-form-urlencoded``, else ``{}``.
-    form: dict[str, list[str]]
-    #: Header names are normalised to lower case.
-    headers: dict[str, str]
-    #: Absolute URL of the mount point, without a trailing slash.
-    base_url: str
-    body: bytes = b""
-
-    def __post_init__(self) -> None:
-        self.method = self.method.upper()
-        self.headers = {name.lower(): value for name, value in self.headers.items()}
-        self.base_url = self.base_url.rstrip("/")
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        method: str,
-        target: str,
-        headers: Iterable[tuple[str, str]] | dict[str, str],
-        body: bytes,
-        base_url: str,
-    ) -> MockRequest:
-        """Build from raw parts: ``target`` is the path (relative to the mount) and query."""
-        items = headers.items() if isinstance(headers, dict) else headers
-        header_map: dict[str, str] = {}
-        for name, value in items:
-            key = name.lower()
-            header_map[key] = f"{header_map[key]}, {value}" if key in header_map else value
-        split = urlsplit(target)
-        form: dict[str, list[str]] = {}
-        if _media_type(header_map.get("content-type")) == FORM_CONTENT_TYPE:
-            form = _parse_qs(body.decode("utf-8", "replace"))
-        return cls(
-            method=method,
-            path=split.path or "/",
-            query=_parse_qs(split.query),
-            form=form,
-            headers=header_map,
-            base_url=base_url,
-            body=body,
-        )
-
-    @classmethod
-    def from_wsgi(cls, environ: dict[str, Any]) -> MockRequest:
-        """Build from a WSGI environ; the mount point is ``SCRIPT_NAME`` (PEP 3333)."""
-        from wsgiref.util import application_uri
-
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body: bytes = environ["wsgi.input"].read(length) if length > 0 else b""
-        headers = [
-            (key[5:].replace("_", "-"), str(value))
-            for key, value in environ.items()
-            if key.startswith("HTTP_")
-        ]
-        if environ.get("CONTENT_TYPE"):
-            headers.append(("Content-Type", environ["CONTENT_TYPE"]))
-        path = environ.get("PATH_INFO", "") or "/"
-        query = environ.get("QUERY_STRING", "")
-        return cls.build(
-            method=environ.get("REQUEST_METHOD", "GET"),
-            target=f"{path}?{query}" if query else path,
-            headers=headers,
-            body=body,
-            base_url=application_uri(environ),
-        )
-
-
-@dataclass
-class MockResponse:
-    """What the mock answers; an HTTP adapter turns it into bytes on a socket."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-    #: The HTTP adapter closes the connection without answering.
-    drop_connection: bool = False
-    #: Seconds the adapter waits before answering (or before dropping).
-    delay: float = 0.0
-
-    def header(self, name: str) -> str | None:
-        """The first header called ``name`` (case-insensitive), or ``None``."""
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
-
-    def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
-
-
-def _json_response(status: int, data: Any, headers: Sequence[tuple[str, str]] = ()) -> MockResponse:
-    body = json.dumps(data, separators=(",", ":")).encode()
-    return MockResponse(status, [("Content-Type", _JSON), *headers], body)
-
-
-def _oauth_error(
-    error: str, description: str, status: int = 400, headers: Sequence[tuple[str, str]] = ()
-) -> MockResponse:
-    """An RFC 6749 5.2 error response (also used for RFC 7009 and RFC 6750 errors)."""
-    data = {"error": error, "error_description": description}
-    return _json_response(status, data, [*_NO_STORE, *headers])
-
-
-def _invalid_client(description: str) -> MockResponse:
-    """RFC 6749 5.2: ``invalid_client`` is a 401 with a ``WWW-Authenticate`` challenge."""
-    return _oauth_error(
-        "invalid_client", description, 401, [("WWW-Authenticate", 'Basic realm="mock-pagero"')]
-    )
-
-
-def _html_page(status: int, title: str, body_html: str) -> MockResponse:
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title></head>\n<body>\n"
-        f"<h1>{html.escape(title)}</h1>\n{body_html}\n</body></html>\n"
-    )
-    return MockResponse(status, [("Content-Type", _HTML), *_NO_STORE], page.encode())
-
-
-def _html_error(description: str) -> MockResponse:
-    """RFC 6749 4.1.2.1: a bad client or redirect URI is shown to the user, never redirected."""
-    return _html_page(
-        400,
-        "Mock Pagero: invalid authorization request",
-        f'<p class="error">{html.escape(description)}</p>',
-    )
-
-
-def _with_fields(response: MockResponse, fields: dict[str, Any]) -> MockResponse:
-    """``response`` (a JSON object answer) with ``fields`` replaced or, for OMIT, removed."""
-    data = dict(response.json())
-    for name, value in fields.items():
-        if value is OMIT:
-            data.pop(name, None)
-        else:
-            data[name] = value
-    headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
-    return MockResponse(response.status, headers, json.dumps(data).encode(), delay=response.delay)
-
-
-def _redirect(uri: str, params: dict[str, str]) -> MockResponse:
-    """302 to ``uri`` with ``params`` added, keeping an existing query (RFC 6749 3.1.2)."""
-    split = urlsplit(uri)
-    extra = urlencode(params)
-    query = f"{split.query}&{extra}" if split.query else extra
-    location = urlunsplit((split.scheme, split.netloc, split.path, query, ""))
-    return MockResponse(302, [("Location", location), *_NO_STORE], b"")
-
-
-# --- faults -------------------------------------------------------------------------------
-
-
-@dataclass
-class Fault:
-    """A one-off (or ``times``-off) misbehaviour of one endpoint.
-
-    ``status``, ``body``, ``headers``, ``delay`` and ``drop`` short-circuit the request: it is
-    NOT processed (a refresh token is not consumed) and the fault's answer is sent instead,
-    unless ``process`` is true. ``omit_refresh_token`` and ``iss`` modify a normally
-    processed answer. A request matched by a fault is counted in ``counts`` all the same.
-    """
-
-    #: ``"token"``, ``"revoke"``, ``"api"`` or ``"authorize"`` (the approve/deny redirect).
-    endpoint: str
-    #: For ``endpoint="token"``: only match requests with this ``grant_type``.
-    grant_type: str | None = None
-    #: Answer with this status (default 503 when only ``delay``/``headers`` are given).
-    status: int | None = None
-    #: Answer with this body (default: a JSON OAuth error when the status is >= 400).
-    body: bytes | str | None = None
-    content_type: str = _JSON
-    #: Extra response headers, e.g. ``[("Retry-After", "30")]``.
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    #: Answer after this many (real) seconds, to test client timeouts.
-    delay: float = 0.0
-    #: Close the connection without an answer.
-    drop: bool = False
-    #: Process normally but leave ``refresh_token`` out (the old one stays valid).
-    omit_refresh_token: bool = False
-    #: Process normally (codes and refresh tokens are used up, new tokens issued), then change
-    #: these fields of the JSON answer; :data:`OMIT` removes a field. For off-spec answers
-    #: that still carry real tokens, e.g. ``{"expires_in": "600", "scope": OMIT}``.
-    fields: dict[str, Any] | None = None
-    #: For ``endpoint="authorize"``: :data:`OMIT` (or ``None``) leaves ``iss`` out, a string
-    #: is sent instead of the real issuer; ``...`` (the default) changes nothing.
-    iss: str | Literal[_Omit.OMIT] | EllipsisType | None = ...
-    #: For ``endpoint="token"``: break the ``id_token`` this way (one of
-    #: :data:`~.oidc.ID_TOKEN_FAULTS`); the request is processed normally otherwise.
-    id_token: str | None = None
-    #: How many matching requests this fault applies to.
-    times: int = 1
-    #: Process the request (consume codes/tokens) *and then* answer with the fault: the
-    #: server did the work but the client never learns the result (e.g. with ``drop``).
-    process: bool = False
-
-    def __post_init__(self) -> None:
-        if self.endpoint not in FAULT_ENDPOINTS:
-            raise ValueError(f"Fault.endpoint must be one of {', '.join(FAULT_ENDPOINTS)}")
-        if self.grant_type is not None and self.endpoint != "token":
-            raise ValueError('Fault.grant_type only applies to endpoint="token"')
-        if self.times < 1:
-            raise ValueError("Fault.times must be at least 1")
-        if self.delay < 0:
-            raise ValueError("Fault.delay cannot be negative")
-        if self.id_token is not None and self.endpoint != "token":
-            raise ValueError('Fault.id_token only applies to endpoint="token"')
-        if self.id_token is not None and self.id_token not in ID_TOKEN_FAULTS:
-            raise ValueError(f"Fault.id_token must be one of {', '.join(ID_TOKEN_FAULTS)}")
-
-    @property
-    def short_circuits(self) -> bool:
-        """Whether this fault replaces the normal answer."""
-        return bool(
-            self.status is not None
-            or self.body is not None
-            or self.headers
-            or self.delay > 0
-            or self.drop
-        )
-
-    def matches(self, endpoint: str | None, grant_type: str | None) -> bool:
-        if endpoint != self.endpoint:
-            return False
-        return self.grant_type is None or self.grant_type == grant_type
-
-    def response(self, endpoint: str) -> MockResponse:
-        """The answer this fault sends instead of the real one."""
-        if self.drop:
-            return MockResponse(0, [], b"", drop_connection=True, delay=self.delay)
-        status = self.status
-        if status is None:
-            status = 200 if self.body is not None else 503
-        body = self.body
-        if body is None and status >= 400:
-            error = _default_error(endpoint, status)
-            body = json.dumps({"error": error, "error_description": "injected fault"})
-        raw = body.encode() if isinstance(body, str) else (body or b"")
-        headers = [("Content-Type", self.content_type), *self.headers] if raw else [*self.headers]
-        return MockResponse(status, headers, raw, delay=self.delay)
-
-
-def _default_error(endpoint: str, status: int) -> str:
-    if status == 401:
-        return "invalid_token" if endpoint == "api" else "invalid_client"
-    if status == 400:
-        return "invalid_request"
-    if status in (429, 503):
-        return "temporarily_unavailable"
-    return "server_error"
 
 
 # --- state --------------------------------------------------------------------------------
@@ -1159,41 +886,8 @@ class MockPagero:
 
     def _fault_from_form(self, request: MockRequest) -> MockResponse:
         """``POST /_mock/fault`` with form fields named like :class:`Fault`'s."""
-        form = request.form
-
-        def flag(name: str) -> bool:
-            return (_single(form, name) or "").lower() in ("1", "true", "yes", "on")
-
         try:
-            status = _single(form, "status")
-            iss: str | Literal[_Omit.OMIT] | EllipsisType | None = _single(form, "iss")
-            if iss is None:
-                iss = ...
-            elif iss == "OMIT":
-                iss = OMIT
-            header_lines = form.get("header", [])
-            # "field" lines are "name=<JSON value>" or "name=OMIT", like Fault.fields.
-            fields: dict[str, Any] | None = None
-            for line in form.get("field", []):
-                name, _, raw = line.partition("=")
-                fields = fields or {}
-                fields[name.strip()] = OMIT if raw.strip() == "OMIT" else json.loads(raw)
-            fault = Fault(
-                endpoint=_single(form, "endpoint") or "",
-                grant_type=_single(form, "grant_type"),
-                status=int(status) if status else None,
-                body=_single(form, "body"),
-                content_type=_single(form, "content_type") or _JSON,
-                headers=[_split_header(line) for line in header_lines],
-                delay=float(_single(form, "delay") or 0),
-                drop=flag("drop"),
-                omit_refresh_token=flag("omit_refresh_token"),
-                fields=fields,
-                iss=iss,
-                id_token=_single(form, "id_token"),
-                times=int(_single(form, "times") or 1),
-                process=flag("process"),
-            )
+            fault = _fault_from_form(request.form)
         except ValueError as exc:
             return _json_response(400, {"error": str(exc)})
         self.add_fault(fault)
@@ -1216,39 +910,11 @@ class MockPagero:
         return [response.body]
 
 
-def _single(params: dict[str, list[str]], name: str) -> str | None:
-    """The first value of ``name`` (repetition is checked separately)."""
-    values = params.get(name)
-    return values[0] if values else None
-
-
-def _split_header(line: str) -> tuple[str, str]:
-    name, colon, value = line.partition(":")
-    if not colon or not name.strip():
-        raise ValueError(f"header must be 'Name: value', got {line!r}")
-    return name.strip(), value.strip()
-
-
 def _jwt(payload: dict[str, Any]) -> str:
     """A JWT-shaped token (RFC 7519) whose signature is random bytes: never verify it."""
     header = {"alg": "RS256", "typ": "JWT", "kid": JWT_KID, "x5t": JWT_X5T}
     parts = (json.dumps(part, separators=(",", ":")).encode() for part in (header, payload))
     return ".".join([*(_b64url(part) for part in parts), _b64url(secrets.token_bytes(32))])
-
-
-def _method_not_allowed(allow: str) -> MockResponse:
-    return _json_response(405, {"error": "method_not_allowed"}, [("Allow", allow)])
-
-
-def _oauth_405() -> MockResponse:
-    return _oauth_error("invalid_request", "Use POST.", 405, [("Allow", "POST")])
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
 
 
 # --- HTTP server --------------------------------------------------------------------------
