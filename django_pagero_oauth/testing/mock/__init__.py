@@ -6,9 +6,8 @@ from .app import (
     JWT_X5T,
     REFRESH_TOKEN_PREFIX,
     MockPagero,
-    MockPageroServer,
-    main,
 )
+from .cli import main
 from .faults import FAULT_ENDPOINTS, OMIT, Fault
 from .http import (
     API_PREFIX,
@@ -27,6 +26,7 @@ from .oidc import (
     discovery_document,
     make_id_token,
 )
+from .server import MockPageroServer
 
 __all__ = [
     "API_PREFIX",
