@@ -3,7 +3,7 @@
 A fault answers with an error, answers slowly, drops the connection, changes fields of a
 normally processed answer (:data:`OMIT` removes one) or breaks the ``id_token``
 (:data:`~.oidc.ID_TOKEN_FAULTS`). :meth:`.app.MockPagero.handle` finds and applies them; the
-``POST /_mock/fault`` control endpoint builds one from a form (:func:`_fault_from_form`).
+``POST /_mock/fault`` control endpoint builds one from a form (:func:`_parse_fault_form`).
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def _with_fields(response: MockResponse, fields: dict[str, Any]) -> MockResponse
     return MockResponse(response.status, headers, json.dumps(data).encode(), delay=response.delay)
 
 
-def _fault_from_form(form: dict[str, list[str]]) -> Fault:
+def _parse_fault_form(form: dict[str, list[str]]) -> Fault:
     """The :class:`Fault` that ``POST /_mock/fault`` describes with form fields named like
     its attributes; raises :class:`ValueError` for a bad one."""
 

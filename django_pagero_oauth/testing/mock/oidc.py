@@ -48,6 +48,7 @@ ID_TOKEN_FAULTS = (
 
 
 def _b64url(data: bytes) -> str:
+    """Unpadded base64url (RFC 7515 2, RFC 7636 Appendix A)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
