@@ -4,6 +4,11 @@ A fault answers with an error, answers slowly, drops the connection, changes fie
 normally processed answer (:data:`OMIT` removes one) or breaks the ``id_token``
 (:data:`~.oidc.ID_TOKEN_FAULTS`). :meth:`.app.MockPagero.handle` finds and applies them; the
 ``POST /_mock/fault`` control endpoint builds one from a form (:func:`_parse_fault_form`).
+
+A new switch is a field of :class:`Fault` (checked in ``__post_init__``; part of
+``short_circuits`` if it replaces the answer), its effect where the answer is made
+(:meth:`.app.MockPagero.handle` or the endpoint it concerns), and its form field in
+:func:`_parse_fault_form`.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ AUTHORIZE_PATH = "/oauth/v2/oauth-authorize"
 TOKEN_PATH = "/oauth/v2/oauth-token"
 REVOKE_PATH = "/oauth/v2/oauth-revoke"
 API_PREFIX = "/api"
+# The OpenID Connect paths (JWKS_PATH, DISCOVERY_PATH) are defined with the keys, in .oidc.
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _JSON = "application/json"
