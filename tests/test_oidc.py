@@ -1,6 +1,6 @@
 """Tests of ``oidc.py``: the rules of OpenID Connect Core 3.1.3.7 one by one, and the key set.
 
-The id_tokens are signed by the mock's own signer (``testing/mock_oidc.py``, ``cryptography``
+The id_tokens are signed by the mock's own signer (``testing/mock/oidc.py``, ``cryptography``
 directly); the verifier fetches the keys from the mock over a real socket.
 """
 
@@ -15,7 +15,7 @@ import pytest
 from django_pagero_oauth import oidc
 from django_pagero_oauth.exceptions import IdTokenError, PageroUnavailable
 from django_pagero_oauth.testing.mock import Fault, MockPageroServer
-from django_pagero_oauth.testing.mock_oidc import _b64url, _encode, at_hash, make_id_token
+from django_pagero_oauth.testing.mock.oidc import _b64url, _encode, at_hash, make_id_token
 
 NONCE = "n-0S6_WzA2Mj"
 ACCESS_TOKEN = "an-access-token"

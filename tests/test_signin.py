@@ -19,7 +19,7 @@ from django.test import Client
 from django_pagero_oauth.models import PageroIdentity, PageroToken
 from django_pagero_oauth.signals import identity_linked, token_obtained, user_signed_in
 from django_pagero_oauth.testing.mock import Fault, MockPageroServer
-from django_pagero_oauth.testing.mock_oidc import ID_TOKEN_FAULTS
+from django_pagero_oauth.testing.mock.oidc import ID_TOKEN_FAULTS
 
 SIGN_IN = "/pagero/sign-in/"
 LOGIN = "/pagero/login/"

@@ -1080,6 +1080,56 @@ def test_server_restart_and_stop_are_safe(mock: MockPagero) -> None:
         requests.get(url + "/_mock/stats", timeout=2)
 
 
+#: Every name ``from django_pagero_oauth.testing.mock import ...`` offered while it was one module.
+NAMES_OF_THE_OLD_MODULE = (
+    "API_PREFIX",
+    "AUTHORIZE_PATH",
+    "COUNT_KEYS",
+    "DISCOVERY_PATH",
+    "FAULT_ENDPOINTS",
+    "FORM_CONTENT_TYPE",
+    "ID_TOKEN_FAULTS",
+    "JWKS_PATH",
+    "JWT_KID",
+    "JWT_X5T",
+    "OMIT",
+    "REFRESH_TOKEN_PREFIX",
+    "REVOKE_PATH",
+    "TOKEN_PATH",
+    "Fault",
+    "KeySet",
+    "MockPagero",
+    "MockPageroServer",
+    "MockRequest",
+    "MockResponse",
+    "discovery_document",
+    "main",
+    "make_id_token",
+)
+
+
+def test_the_package_keeps_every_public_name_and_each_module_says_what_it_owns() -> None:
+    import importlib
+    import pkgutil
+
+    import django_pagero_oauth.testing.mock as package
+    from django_pagero_oauth.testing import mock_oidc
+    from django_pagero_oauth.testing.mock import oidc
+
+    assert set(NAMES_OF_THE_OLD_MODULE) <= set(package.__all__)
+    for name in package.__all__:
+        assert getattr(package, name) is not None, name
+    for name in mock_oidc.__all__:  # the old import path of the OpenID side still works
+        assert getattr(mock_oidc, name) is getattr(oidc, name), name
+    modules = [info.name for info in pkgutil.iter_modules(package.__path__)]
+    assert {"app", "state", "faults", "http", "oidc", "server", "cli", "__main__"} <= set(modules)
+    for name in modules:
+        if name == "__main__":  # importing it would run the server
+            continue
+        module = importlib.import_module(f"{package.__name__}.{name}")
+        assert module.__doc__ and module.__doc__.strip(), f"{name} has no module docstring"
+
+
 def test_cli_main_serves() -> None:
     process = subprocess.Popen(
         [

@@ -1,4 +1,4 @@
-"""The mock's OpenID Connect side (``testing/mock_oidc.py``): id_tokens really signed with the
+"""The mock's OpenID Connect side (``testing/mock/oidc.py``): id_tokens really signed with the
 keys it publishes, discovery, the nonce round trip, key rotation and every id_token fault.
 
 The id_tokens are checked here with PyJWT, independently of the app's verifier.
@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from django_pagero_oauth.testing.mock import Fault, MockPagero, MockPageroServer
-from django_pagero_oauth.testing.mock_oidc import ID_TOKEN_FAULTS, at_hash
+from django_pagero_oauth.testing.mock.oidc import ID_TOKEN_FAULTS, at_hash
 
 from .test_mock import CLIENT_ID, SECRET, authorize_params, jwt_parts, login
 

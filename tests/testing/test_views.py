@@ -22,6 +22,7 @@ from django_pagero_oauth.testing.mock import MockPagero
 AWKWARD_SECRET = "s3:cr%2et+ é/x"
 REDIRECT_URI = "https://client.example/pagero/callback/"
 MOUNT = "/mock-pagero"
+FORM = "application/x-www-form-urlencoded"
 
 
 def plain(request: HttpRequest) -> HttpResponse:
@@ -105,6 +106,47 @@ def test_served_only_with_debug_or_allow_mock_server(
     assert client.post(f"{MOUNT}/oauth/v2/oauth-token").status_code == (
         404 if status == 404 else 400
     )
+
+
+CONTROL_ENDPOINTS = (
+    ("get", "/_mock/stats"),
+    ("post", "/_mock/reset"),
+    ("post", "/_mock/config"),
+    ("post", "/_mock/fault"),
+)
+
+
+@pytest.mark.parametrize(("method", "control"), CONTROL_ENDPOINTS)
+def test_the_control_endpoints_are_unreachable_unless_the_mock_is_mounted_and_allowed(
+    client: Client,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    control: str,
+) -> None:
+    monkeypatch.setattr(mock_views, "_mock", None)
+    settings.DEBUG = True
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ALLOW_MOCK_SERVER": True}
+
+    def send(path: str) -> int:
+        if method == "get":
+            return client.get(path).status_code
+        form = "endpoint=token&status=503&expires_in=5"
+        return client.post(path, form, content_type=FORM).status_code
+
+    # The app's own URLconf has no mock in it, even with DEBUG and ALLOW_MOCK_SERVER.
+    for prefix in ("/pagero", ""):
+        assert send(prefix + control) == 404
+    assert mock_views._mock is None
+
+    # Mounted but neither DEBUG nor ALLOW_MOCK_SERVER: 404, and no mock is even created.
+    settings.DEBUG = False
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ALLOW_MOCK_SERVER": False}
+    assert send(MOUNT + control) == 404
+    assert mock_views._mock is None
+
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ALLOW_MOCK_SERVER": True}
+    assert send(MOUNT + control) == 200
 
 
 def test_the_mock_uses_the_projects_credentials(mounted: Any) -> None:

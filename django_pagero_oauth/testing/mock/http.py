@@ -1,0 +1,202 @@
+"""What the mock speaks: its URL paths, one request and one answer, and the answers it builds.
+
+:class:`MockRequest` and :class:`MockResponse` are independent of any server framework: the
+threaded server (:mod:`.server`), the WSGI app (:meth:`.app.MockPagero.wsgi_app`) and the
+Django view (:mod:`django_pagero_oauth.testing.views`) convert to and from them. The
+``_`` helpers build the RFC-shaped answers the endpoints send (RFC 6749 5.2 errors, the
+``no-store`` headers, the HTML error page that is never a redirect). Standard library only.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+AUTHORIZE_PATH = "/oauth/v2/oauth-authorize"
+TOKEN_PATH = "/oauth/v2/oauth-token"
+REVOKE_PATH = "/oauth/v2/oauth-revoke"
+API_PREFIX = "/api"
+# The OpenID Connect paths (JWKS_PATH, DISCOVERY_PATH) are defined with the keys, in .oidc.
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+_JSON = "application/json"
+_HTML = "text/html; charset=utf-8"
+_NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _parse_qs(text: str) -> dict[str, list[str]]:
+    return parse_qs(text, keep_blank_values=True)
+
+
+def _single(params: dict[str, list[str]], name: str) -> str | None:
+    """The first value of ``name`` (repetition is checked separately)."""
+    values = params.get(name)
+    return values[0] if values else None
+
+
+@dataclass
+class MockRequest:
+    """One HTTP request as the mock sees it, independent of any server framework."""
+
+    method: str
+    #: Path relative to the mock's mount point, e.g. ``"/oauth/v2/oauth-token"``.
+    path: str
+    query: dict[str, list[str]]
+    #: Parsed body when it is ``application/x-www-form-urlencoded``, else ``{}``.
+    form: dict[str, list[str]]
+    #: Header names are normalised to lower case.
+    headers: dict[str, str]
+    #: Absolute URL of the mount point, without a trailing slash.
+    base_url: str
+    body: bytes = b""
+
+    def __post_init__(self) -> None:
+        self.method = self.method.upper()
+        self.headers = {name.lower(): value for name, value in self.headers.items()}
+        self.base_url = self.base_url.rstrip("/")
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        method: str,
+        target: str,
+        headers: Iterable[tuple[str, str]] | dict[str, str],
+        body: bytes,
+        base_url: str,
+    ) -> MockRequest:
+        """Build from raw parts: ``target`` is the path (relative to the mount) and query."""
+        items = headers.items() if isinstance(headers, dict) else headers
+        header_map: dict[str, str] = {}
+        for name, value in items:
+            key = name.lower()
+            header_map[key] = f"{header_map[key]}, {value}" if key in header_map else value
+        split = urlsplit(target)
+        form: dict[str, list[str]] = {}
+        if _media_type(header_map.get("content-type")) == FORM_CONTENT_TYPE:
+            form = _parse_qs(body.decode("utf-8", "replace"))
+        return cls(
+            method=method,
+            path=split.path or "/",
+            query=_parse_qs(split.query),
+            form=form,
+            headers=header_map,
+            base_url=base_url,
+            body=body,
+        )
+
+    @classmethod
+    def from_wsgi(cls, environ: dict[str, Any]) -> MockRequest:
+        """Build from a WSGI environ; the mount point is ``SCRIPT_NAME`` (PEP 3333)."""
+        from wsgiref.util import application_uri
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body: bytes = environ["wsgi.input"].read(length) if length > 0 else b""
+        headers = [
+            (key[5:].replace("_", "-"), str(value))
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        ]
+        if environ.get("CONTENT_TYPE"):
+            headers.append(("Content-Type", environ["CONTENT_TYPE"]))
+        path = environ.get("PATH_INFO", "") or "/"
+        query = environ.get("QUERY_STRING", "")
+        return cls.build(
+            method=environ.get("REQUEST_METHOD", "GET"),
+            target=f"{path}?{query}" if query else path,
+            headers=headers,
+            body=body,
+            base_url=application_uri(environ),
+        )
+
+
+@dataclass
+class MockResponse:
+    """What the mock answers; an HTTP adapter turns it into bytes on a socket."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    #: The HTTP adapter closes the connection without answering.
+    drop_connection: bool = False
+    #: Seconds the adapter waits before answering (or before dropping).
+    delay: float = 0.0
+
+    def header(self, name: str) -> str | None:
+        """The first header called ``name`` (case-insensitive), or ``None``."""
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+def _json_response(status: int, data: Any, headers: Sequence[tuple[str, str]] = ()) -> MockResponse:
+    body = json.dumps(data, separators=(",", ":")).encode()
+    return MockResponse(status, [("Content-Type", _JSON), *headers], body)
+
+
+def _oauth_error(
+    error: str, description: str, status: int = 400, headers: Sequence[tuple[str, str]] = ()
+) -> MockResponse:
+    """An RFC 6749 5.2 error response (also used for RFC 7009 and RFC 6750 errors)."""
+    data = {"error": error, "error_description": description}
+    return _json_response(status, data, [*_NO_STORE, *headers])
+
+
+def _invalid_client(description: str) -> MockResponse:
+    """RFC 6749 5.2: ``invalid_client`` is a 401 with a ``WWW-Authenticate`` challenge."""
+    return _oauth_error(
+        "invalid_client", description, 401, [("WWW-Authenticate", 'Basic realm="mock-pagero"')]
+    )
+
+
+def _html_page(status: int, title: str, body_html: str) -> MockResponse:
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head>\n<body>\n"
+        f"<h1>{html.escape(title)}</h1>\n{body_html}\n</body></html>\n"
+    )
+    return MockResponse(status, [("Content-Type", _HTML), *_NO_STORE], page.encode())
+
+
+def _html_error(description: str) -> MockResponse:
+    """RFC 6749 4.1.2.1: a bad client or redirect URI is shown to the user, never redirected."""
+    return _html_page(
+        400,
+        "Mock Pagero: invalid authorization request",
+        f'<p class="error">{html.escape(description)}</p>',
+    )
+
+
+def _redirect(uri: str, params: dict[str, str]) -> MockResponse:
+    """302 to ``uri`` with ``params`` added, keeping an existing query (RFC 6749 3.1.2)."""
+    split = urlsplit(uri)
+    extra = urlencode(params)
+    query = f"{split.query}&{extra}" if split.query else extra
+    location = urlunsplit((split.scheme, split.netloc, split.path, query, ""))
+    return MockResponse(302, [("Location", location), *_NO_STORE], b"")
+
+
+def _method_not_allowed(allow: str) -> MockResponse:
+    return _json_response(405, {"error": "method_not_allowed"}, [("Allow", allow)])
+
+
+def _oauth_405() -> MockResponse:
+    return _oauth_error("invalid_request", "Use POST.", 405, [("Allow", "POST")])
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"

@@ -1,0 +1,273 @@
+"""The authorization server's state: its configuration, the codes and tokens it issued.
+
+:class:`MockPageroState` holds what the endpoints read and change (all under :attr:`lock`:
+the configuration, the codes, the tokens, the counters and the queue of faults), the public
+helpers tests call directly (:meth:`~MockPageroState.issue_tokens`,
+:meth:`~MockPageroState.is_refresh_token_valid`, :meth:`~MockPageroState.reset`, ...), and
+the one place tokens are minted (``_issue_locked``). Nothing here reads an HTTP request beyond
+its ``base_url`` (the default issuer); the endpoints that do are the mixins in
+:mod:`.authorization`, :mod:`.token_endpoint` and :mod:`.resources`.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .faults import Fault
+from .http import API_PREFIX, AUTHORIZE_PATH, REVOKE_PATH, TOKEN_PATH, MockRequest
+from .oidc import KeySet, _b64url, make_id_token
+
+REFRESH_TOKEN_PREFIX = "_1XBPWQQ_"
+JWT_KID = "mock-key-1"
+#: The certificate thumbprint in every JWT header: 20 bytes that look random but never change.
+JWT_X5T = (
+    base64.urlsafe_b64encode(hashlib.sha1(b"mock-pagero-key-1", usedforsecurity=False).digest())
+    .rstrip(b"=")
+    .decode()
+)
+
+COUNT_KEYS = (
+    "authorize",
+    "authorization_code",
+    "refresh_token",
+    "refresh_token_failed",
+    "revoke",
+    "api",
+    "jwks",
+    "discovery",
+)
+
+
+@dataclass
+class _Code:
+    client_id: str
+    redirect_uri: str
+    scope: str
+    publicid: str
+    code_challenge: str | None
+    nonce: str | None
+    expires_at: float
+    family: str
+    used: bool = False
+
+
+@dataclass
+class _Token:
+    kind: Literal["access", "refresh"]
+    client_id: str
+    publicid: str
+    scope: str
+    family: str
+    expires_at: float
+    revoked: bool = False
+    consumed: bool = False
+
+
+class MockPageroState:
+    """The in-memory state of one mock server. Thread-safe: all of it is guarded by :attr:`lock`."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str = "mock-client-id",
+        client_secret: str = "mock-client-secret",
+        issuer: str | None = None,
+        expires_in: int = 600,
+        code_lifetime: int = 60,
+        refresh_token_lifetime: int = 3 * 365 * 24 * 3600,
+        clock: Callable[[], float] = time.time,
+        redirect_uris: Iterable[str] | None = None,
+        require_pkce: bool = False,
+    ) -> None:
+        """``issuer=None`` uses each request's ``base_url``; ``redirect_uris=None`` accepts any
+        absolute http(s) URI, a list accepts exactly those (Pagero's registered URIs).
+        ``require_pkce`` refuses an authorization request without a ``code_challenge`` (as
+        RFC 9700 2.1.1 lets a server do); by default PKCE is accepted, not required (Pagero)."""
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.issuer = issuer
+        self.expires_in = expires_in
+        self.code_lifetime = code_lifetime
+        self.refresh_token_lifetime = refresh_token_lifetime
+        self.clock = clock
+        self.redirect_uris = None if redirect_uris is None else list(redirect_uris)
+        self.require_pkce = require_pkce
+        self.lock = threading.Lock()
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.issued_refresh_tokens: list[str] = []
+        self.faults: list[Fault] = []
+        self._codes: dict[str, _Code] = {}
+        self._tokens: dict[str, _Token] = {}
+        self._last_base_url: str | None = None
+        #: OpenID Connect: the keys that sign id_tokens (:meth:`rotate_keys` replaces them),
+        #: the algorithm used, and the nonce of the last code exchange ("replayed_nonce").
+        self.signing_keys = KeySet()
+        self.id_token_alg = "RS256"
+        self._previous_nonce: str | None = None
+
+    # --- public helpers ---------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget all codes, tokens, counters and faults (configuration stays)."""
+        with self.lock:
+            self.counts.clear()
+            self.issued_refresh_tokens.clear()
+            self.faults.clear()
+            self._codes.clear()
+            self._tokens.clear()
+
+    def add_fault(self, fault: Fault) -> None:
+        """Queue ``fault``; the first matching fault applies to the next matching request."""
+        with self.lock:
+            self.faults.append(fault)
+
+    def issue_tokens(
+        self, *, publicid: str = "demo-company", scope: str = "all", expires_in: int | None = None
+    ) -> dict[str, Any]:
+        """Mint a token response directly (a test "token factory"); the tokens are valid."""
+        with self.lock:
+            issuer = self.issuer or self._last_base_url or "http://mock-pagero.invalid"
+            return self._issue_locked(
+                client_id=self.client_id,
+                publicid=publicid,
+                scope=scope,
+                family=uuid.uuid4().hex,
+                issuer=issuer,
+                expires_in=expires_in,
+            )
+
+    def rotate_keys(self, *, keep_old: bool = True) -> None:
+        """Sign id_tokens with new keys (new ``kid`` s); the old ones stay in the JWKS while
+        ``keep_old``, as a real rotation does."""
+        with self.lock:
+            self.signing_keys = self.signing_keys.rotated(keep_old=keep_old)
+
+    def is_refresh_token_valid(self, token: str) -> bool:
+        """Known, unused, unrevoked and unexpired."""
+        with self.lock:
+            record = self._tokens.get(token)
+            return (
+                record is not None and record.kind == "refresh" and self._live(record, self.clock())
+            )
+
+    def is_access_token_valid(self, token: str) -> bool:
+        """Known, unrevoked and unexpired."""
+        with self.lock:
+            record = self._tokens.get(token)
+            return (
+                record is not None and record.kind == "access" and self._live(record, self.clock())
+            )
+
+    def stats(self) -> dict[str, Any]:
+        """What ``GET /_mock/stats`` answers."""
+        with self.lock:
+            counts = {key: self.counts[key] for key in COUNT_KEYS}
+            counts.update(self.counts)
+            return {
+                "counts": counts,
+                "issued_refresh_tokens": len(self.issued_refresh_tokens),
+                "last_refresh_token": (
+                    self.issued_refresh_tokens[-1] if self.issued_refresh_tokens else None
+                ),
+                "pending_faults": len(self.faults),
+                "expires_in": self.expires_in,
+            }
+
+    def settings_for(self, base_url: str) -> dict[str, str]:
+        """A ``PAGERO_OAUTH`` settings fragment for the mock mounted at ``base_url``."""
+        base_url = base_url.rstrip("/")
+        return {
+            "CLIENT_ID": self.client_id,
+            "CLIENT_SECRET": self.client_secret,
+            "AUTHORIZE_URL": base_url + AUTHORIZE_PATH,
+            "TOKEN_URL": base_url + TOKEN_PATH,
+            "REVOKE_URL": base_url + REVOKE_PATH,
+            "API_BASE_URL": base_url + API_PREFIX,
+            "ISSUER": self.issuer or base_url,
+        }
+
+    # --- issuing and checking tokens -------------------------------------------------
+
+    def _issuer(self, request: MockRequest) -> str:
+        """The ``iss`` of this server: the configured issuer, else where it is mounted."""
+        return self.issuer or request.base_url
+
+    def _issue_locked(
+        self,
+        *,
+        client_id: str,
+        publicid: str,
+        scope: str,
+        family: str,
+        issuer: str,
+        expires_in: int | None = None,
+        nonce: str | None = None,
+        with_refresh_token: bool = True,
+        id_token_fault: str | None = None,
+    ) -> dict[str, Any]:
+        """Create and register tokens; returns Pagero's token response. Lock held."""
+        now = self.clock()
+        lifetime = self.expires_in if expires_in is None else expires_in
+        iat = int(now)
+        claims: dict[str, Any] = {
+            "iss": issuer,
+            "sub": publicid,
+            "publicid": publicid,
+            "aud": client_id,
+            "iat": iat,
+            "exp": iat + lifetime,
+        }
+        access_token = _jwt({**claims, "jti": uuid.uuid4().hex, "scope": scope})
+        self._tokens[access_token] = _Token(
+            "access", client_id, publicid, scope, family, now + lifetime
+        )
+        data: dict[str, Any] = {"token_type": "bearer", "access_token": access_token}
+        if with_refresh_token:
+            refresh_token = f"{REFRESH_TOKEN_PREFIX}{uuid.uuid4()}"
+            self._tokens[refresh_token] = _Token(
+                "refresh", client_id, publicid, scope, family, now + self.refresh_token_lifetime
+            )
+            self.issued_refresh_tokens.append(refresh_token)
+            data["refresh_token"] = refresh_token
+        data.update({"scope": "", "claims": "publicid", "expires_in": lifetime})
+        if "openid" in scope.split(" "):
+            id_claims = {**claims, "auth_time": iat}
+            if nonce is not None:
+                id_claims["nonce"] = nonce
+            id_token = make_id_token(
+                id_claims,
+                keys=self.signing_keys,
+                alg=self.id_token_alg,
+                access_token=access_token,
+                fault=id_token_fault,
+                previous_nonce=self._previous_nonce,
+            )
+            if id_token is not None:
+                data["id_token"] = id_token
+        return data
+
+    @staticmethod
+    def _live(record: _Token, now: float) -> bool:
+        return not record.revoked and not record.consumed and now < record.expires_at
+
+    def _revoke_family_locked(self, family: str) -> None:
+        for record in self._tokens.values():
+            if record.family == family:
+                record.revoked = True
+
+
+def _jwt(payload: dict[str, Any]) -> str:
+    """A JWT-shaped token (RFC 7519) whose signature is random bytes: never verify it."""
+    header = {"alg": "RS256", "typ": "JWT", "kid": JWT_KID, "x5t": JWT_X5T}
+    parts = (json.dumps(part, separators=(",", ":")).encode() for part in (header, payload))
+    return ".".join([*(_b64url(part) for part in parts), _b64url(secrets.token_bytes(32))])
