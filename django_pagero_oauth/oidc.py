@@ -10,7 +10,8 @@ Signatures are checked by PyJWT (with ``cryptography``), never by hand. Only asy
 algorithms are accepted, and only keys of the matching type: ``none`` and HMAC (which would
 accept a token "signed" with the public key as the secret) are refused before any key is used.
 A key-set or discovery failure is :class:`~.exceptions.PageroUnavailable` (try again later);
-a token that fails a rule is :class:`~.exceptions.IdTokenError`. Neither carries the token.
+a missing or wrong ``ISSUER``/``JWKS_URL`` is :class:`~.exceptions.PageroConfigurationError`; a
+token that fails a rule is :class:`~.exceptions.IdTokenError`. None carries the token.
 """
 
 from __future__ import annotations
@@ -140,22 +141,32 @@ def _issuer() -> str:
     return issuer
 
 
+def _configured_url(setting: str, url: str) -> str:
+    """``url`` from ``setting`` if it may be fetched; a setting that is not https (or loopback)
+    is :class:`PageroConfigurationError`: trying again later cannot help."""
+    if not _allowed_url(url):
+        logger.error("Pagero: PAGERO_OAUTH[%r] is not https; nothing was fetched", setting)
+        raise PageroConfigurationError(f"PAGERO_OAUTH[{setting!r}] is not https")
+    return url
+
+
 def jwks_url() -> str:
     """``JWKS_URL``, or the ``jwks_uri`` of the issuer's discovery document (cached).
 
     The document's ``issuer`` must equal ``ISSUER`` exactly (Discovery 1.0 section 4.3).
     """
     if app_settings.JWKS_URL:
-        return app_settings.JWKS_URL
-    issuer = _issuer()
+        return _configured_url("JWKS_URL", app_settings.JWKS_URL)
+    issuer = _configured_url("ISSUER", _issuer())
     key = _cache_key("discovery", issuer)
     cached = cache.get(key)
     if isinstance(cached, str) and cached:
         return cached
     document = _get_json(issuer.rstrip("/") + DISCOVERY_PATH, "discovery")
     if document.get("issuer") != issuer:
+        # A wrong ISSUER setting (or the wrong server at it): trying again will not help.
         logger.error("Pagero discovery: the document's issuer is not ISSUER")
-        raise PageroUnavailable("discovery: the document's issuer is not ISSUER")
+        raise PageroConfigurationError("discovery: the document's issuer is not ISSUER")
     url = document.get("jwks_uri")
     if not isinstance(url, str) or not _allowed_url(url):
         logger.error("Pagero discovery: no usable https jwks_uri")

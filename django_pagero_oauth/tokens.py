@@ -35,6 +35,7 @@ from django.views.decorators.debug import sensitive_variables
 from . import oauth
 from .conf import app_settings
 from .exceptions import (
+    SERVICE_ERRORS,
     OAuthErrorResponse,
     PageroAuthorizationRequired,
     PageroConfigurationError,
@@ -59,8 +60,9 @@ def get_valid_token(
 
     Refreshes single-flight when needed (or always, with ``force_refresh``, e.g. after the API
     answered 401). Raises :class:`PageroAuthorizationRequired` when the user must log in at
-    Pagero (again) and :class:`PageroUnavailable` when Pagero cannot be used right now; in both
-    cases the stored token is exactly as it was, unless Pagero definitely rejected the refresh
+    Pagero (again), :class:`PageroUnavailable` when Pagero cannot be used right now and
+    :class:`PageroConfigurationError` when Pagero rejected this site's client credentials; in
+    each case the stored token is exactly as it was, unless Pagero definitely rejected the refresh
     token (``invalid_grant``), which marks it as needing re-authorization.
     """
     token = _stored_token(user)
@@ -299,7 +301,9 @@ def _backoff_remaining(token: PageroToken) -> int | None:
     return remaining if remaining > 0 else None
 
 
-def _start_backoff(token: PageroToken, failure: PageroUnavailable) -> None:
+def _start_backoff(
+    token: PageroToken, failure: PageroUnavailable | PageroConfigurationError
+) -> None:
     seconds = app_settings.REFRESH_FAILURE_BACKOFF
     if failure.retry_after:
         seconds = max(seconds, min(failure.retry_after, 300))
@@ -378,7 +382,7 @@ def _refresh_locked(
         response = oauth.refresh_access_token(used_refresh_token)
     except OAuthErrorResponse as exc:
         if exc.error != "invalid_grant":
-            failure: PageroOAuthError = PageroUnavailable(
+            failure: PageroUnavailable | PageroConfigurationError = PageroUnavailable(
                 exc.description, error=exc.error, status_code=exc.status_code
             )
         else:
@@ -390,7 +394,7 @@ def _refresh_locked(
                 "Pagero rejected the refresh token; the user must log in again.",
                 status_code=exc.status_code,
             )
-    except PageroUnavailable as exc:
+    except SERVICE_ERRORS as exc:  # the token is kept; rejected credentials back off too
         failure = exc
     else:
         caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(current))
@@ -400,7 +404,7 @@ def _refresh_locked(
         return current, True
     if backoff is None:
         # Still under the lock, so the callers waiting on it see the back-off.
-        _start_backoff(current, failure)  # type: ignore[arg-type]
+        _start_backoff(current, failure)
     return failure
 
 
@@ -408,7 +412,7 @@ def _refresh_failed(
     current: PageroToken, failure: PageroOAuthError, *, force: bool, reported: bool
 ) -> PageroToken:
     """After the lock: report ``failure`` and raise it, or fall back on a still-valid token."""
-    if not isinstance(failure, PageroUnavailable):
+    if not isinstance(failure, SERVICE_ERRORS):
         _report_failure(current, failure)
         raise failure
     if reported:
