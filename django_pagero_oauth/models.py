@@ -291,9 +291,6 @@ class PageroToken(models.Model):
     def is_refresh_token_expired(self, now: datetime | None = None) -> bool:
         return self.refresh_token_expires_at <= (now or timezone.now())
 
-    def refresh_token_expires_within(self, delta: timedelta, now: datetime | None = None) -> bool:
-        return self.refresh_token_expires_at <= (now or timezone.now()) + delta
-
     @property
     def needs_reauthorization(self) -> bool:
         """True when only a new login at Pagero can restore the connection."""

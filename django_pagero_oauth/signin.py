@@ -32,12 +32,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from django.utils.translation import gettext as _
 
 from . import flows, oidc
 from .conf import app_settings
 from .exceptions import IdentityRefused, PageroConfigurationError
-from .explain import IDENTITY_REFUSALS, Place, explain
+from .explain import Place, explain
 from .models import PageroIdentity
 from .oauth import TokenResponse
 from .signals import identity_linked, user_signed_in
@@ -83,11 +82,6 @@ def create_user_from_claims(claims: oidc.IdTokenClaims, request: HttpRequest) ->
         # Taken (by anyone, even a user who chose the name on purpose): never reuse it.
         username = f"pagero-{digest}-{secrets.token_hex(4)}"
     raise IntegrityError("no free username for a new Pagero user")
-
-
-#: What the visitor reads for each refusal (``IdentityRefused.error``), translated when called;
-#: the texts live in :data:`.explain.IDENTITY_REFUSALS`.
-REFUSALS = {error: (lambda text=text: _(text)) for error, text in IDENTITY_REFUSALS.items()}
 
 
 class SignInCallbackMixin:
