@@ -260,6 +260,14 @@ def verify_id_token(id_token: str, *, nonce: str, access_token: str) -> IdTokenC
     issuer = _issuer()
     if not id_token:
         raise _reject("the token response has no id_token")
+    alg, jwk = _signing_key_for(id_token)
+    claims = _decoded_claims(id_token, jwk, alg, issuer)
+    _check_claims(claims, nonce=nonce, access_token=access_token, alg=alg)
+    return IdTokenClaims(issuer=issuer, subject=claims["sub"], claims=claims)
+
+
+def _signing_key_for(id_token: str) -> tuple[str, dict[str, Any]]:
+    """The token's allow-listed ``alg`` and the issuer's key for its ``kid`` (Core 10.1.1)."""
     try:
         header = jwt.get_unverified_header(id_token)
     except jwt.PyJWTError:
@@ -276,9 +284,14 @@ def verify_id_token(id_token: str, *, nonce: str, access_token: str) -> IdTokenC
         jwk = _matching_key(get_signing_keys(refetch=True), kid, alg)
     if jwk is None:
         raise _reject("no key of the issuer matches the id_token's kid and alg")
+    return str(alg), jwk
+
+
+def _decoded_claims(id_token: str, jwk: dict[str, Any], alg: str, issuer: str) -> dict[str, Any]:
+    """The claims, once PyJWT checked the signature, ``iss``, ``aud``, ``exp`` and ``iat``."""
     try:
         key = jwt.PyJWK(jwk, algorithm=alg)
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             id_token,
             key=key,
             algorithms=[alg],
@@ -301,6 +314,11 @@ def verify_id_token(id_token: str, *, nonce: str, access_token: str) -> IdTokenC
         raise _reject(f"the id_token has no {exc.claim} claim") from None
     except jwt.PyJWTError as exc:
         raise _reject(f"the id_token is not valid ({type(exc).__name__})") from None
+    return claims
+
+
+def _check_claims(claims: dict[str, Any], *, nonce: str, access_token: str, alg: str) -> None:
+    """The rules PyJWT does not know: ``azp``, ``nonce``, ``at_hash``, ``sub`` (Core 3.1.3.7)."""
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     azp = claims.get("azp")
     if (len(audiences) > 1 or azp is not None) and azp != app_settings.CLIENT_ID:
@@ -320,4 +338,3 @@ def verify_id_token(id_token: str, *, nonce: str, access_token: str) -> IdTokenC
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 255:
         raise _reject("the id_token's sub is not a string of 1 to 255 characters")
-    return IdTokenClaims(issuer=issuer, subject=subject, claims=claims)
