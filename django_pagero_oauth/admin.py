@@ -208,9 +208,7 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def get_queryset(self, request: HttpRequest) -> PageroTokenQuerySet:
         """Plain columns only, the status computed by the database: no per-row decryption."""
         queryset = cast(PageroTokenQuerySet, super().get_queryset(request))
-        return cast(
-            PageroTokenQuerySet, queryset.without_secrets().with_health().select_related("user")
-        )
+        return queryset.without_secrets().with_health().select_related("user")
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         # A fingerprint from a log line finds its token (exact match).
@@ -354,7 +352,7 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             health = (
                 PageroToken.objects.with_health()
                 .filter(pk=obj.pk)
-                .values_list("health", flat=True)
+                .values_list("health", flat=True)  # type: ignore[misc]  # with_health()'s
                 .first()
             )
         return str(health or TokenHealth.VALID)

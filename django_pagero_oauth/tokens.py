@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, cast
 from asgiref.sync import sync_to_async
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.db import OperationalError, connections, router, transaction
-from django.db.models import OneToOneRel
 from django.db.utils import load_backend
 from django.views.decorators.debug import sensitive_variables
 
@@ -49,6 +48,7 @@ from .signals import token_refresh_failed, token_refreshed, token_revoked
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
 
 logger = logging.getLogger("django_pagero_oauth")
 
@@ -91,7 +91,7 @@ def _remember(user: Any, token: PageroToken) -> None:
 
 
 #: ``user.pagero_token``, whose cache holds the token ``PageroModelBackend`` loaded.
-_USER_RELATION = cast(OneToOneRel, PageroToken._meta.get_field("user").remote_field)
+_USER_RELATION = PageroToken._meta.get_field("user").remote_field
 
 #: Set on the users ``PageroModelBackend`` loads: only their cached token is trusted (any other
 #: user object may hold a token assigned to it long ago).
@@ -168,7 +168,10 @@ def _in_outer_transaction(using: str) -> bool:
 def _own_connection_possible(using: str) -> bool:
     """A second connection sees the same database (not so for SQLite's private ``:memory:``)."""
     connection = connections[using]
-    return not (connection.vendor == "sqlite" and connection.is_in_memory_db())
+    return not (
+        connection.vendor == "sqlite"
+        and cast("SQLiteDatabaseWrapper", connection).is_in_memory_db()
+    )
 
 
 @contextmanager

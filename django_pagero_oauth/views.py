@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -58,6 +58,9 @@ from .models import PageroIdentity, PageroToken
 from .signals import token_obtained
 from .signin import SignInCallbackMixin
 from .tokens import revocable_refresh_token, revoke, revoke_after_commit
+
+if TYPE_CHECKING:
+    from django.http.request import _ImmutableQueryDict
 
 logger = logging.getLogger("django_pagero_oauth")
 
@@ -132,7 +135,7 @@ def hide_callback_secrets(request: HttpRequest) -> None:
         if name in masked:
             masked.setlist(name, [MASK] * len(masked.getlist(name)))
     masked._mutable = False
-    request.GET = masked
+    request.GET = cast("_ImmutableQueryDict", masked)
     request.META["QUERY_STRING"] = masked.urlencode(safe="*")
 
 
@@ -275,13 +278,18 @@ class DisconnectView(LoginRequiredMixin, View):
     http_method_names = ["get", "post"]
     template_name = "django_pagero_oauth/disconnect.html"
 
+    @property
+    def user_pk(self) -> Any:
+        """The logged-in user's pk (``LoginRequiredMixin``: never an anonymous user here)."""
+        return self.request.user.pk
+
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         # The encrypted columns are not loaded: a token that cannot be decrypted any more
         # (a lost key) can still be shown and removed.
-        token = PageroToken.objects.without_secrets().filter(user_id=self.request.user.pk).first()
+        token = PageroToken.objects.without_secrets().filter(user_id=self.user_pk).first()
         return {
             "token": token,
-            "has_identity": PageroIdentity.objects.filter(user_id=self.request.user.pk).exists(),
+            "has_identity": PageroIdentity.objects.filter(user_id=self.user_pk).exists(),
             "next": safe_next_url(
                 self.request, self.request.GET.get("next") or self.request.POST.get("next")
             ),
@@ -324,6 +332,6 @@ class DisconnectView(LoginRequiredMixin, View):
 
     def unlink_identities(self) -> None:
         """Asked for: "Sign in with Pagero" no longer logs in as this user. Kept otherwise."""
-        deleted, _rows = PageroIdentity.objects.filter(user_id=self.request.user.pk).delete()
+        deleted, _rows = PageroIdentity.objects.filter(user_id=self.user_pk).delete()
         if deleted:
             logger.info("Pagero identity unlinked from user #%s", self.request.user.pk)

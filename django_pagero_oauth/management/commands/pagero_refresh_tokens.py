@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from enum import Enum
-from typing import Any, cast
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
@@ -112,7 +112,7 @@ def tokens_to_refresh(within_days: int | None) -> PageroTokenQuerySet:
         queryset = PageroToken.objects.refresh_token_expiring_within(timedelta(days=within_days))
     if _has_field(get_user_model(), "is_active"):
         queryset = queryset.filter(user__is_active=True)
-    return cast(PageroTokenQuerySet, queryset.order_by("refresh_token_expires_at", "pk"))
+    return queryset.order_by("refresh_token_expires_at", "pk")
 
 
 def refresh_token_by_pk(
