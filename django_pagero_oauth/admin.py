@@ -30,12 +30,13 @@ from django.utils.translation import gettext_lazy as _
 
 from . import tokens
 from .exceptions import (
+    SERVICE_ERRORS,
     OAuthErrorResponse,
     PageroAuthorizationRequired,
     PageroConfigurationError,
-    PageroUnavailable,
     TokenDecryptionError,
 )
+from .explain import Place, explain, is_warning
 from .guard import EVERY_DATABASE
 from .models import (
     REFRESH_TOKEN_WARNING_DAYS,
@@ -207,9 +208,7 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def get_queryset(self, request: HttpRequest) -> PageroTokenQuerySet:
         """Plain columns only, the status computed by the database: no per-row decryption."""
         queryset = cast(PageroTokenQuerySet, super().get_queryset(request))
-        return cast(
-            PageroTokenQuerySet, queryset.without_secrets().with_health().select_related("user")
-        )
+        return queryset.without_secrets().with_health().select_related("user")
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         # A fingerprint from a log line finds its token (exact match).
@@ -353,7 +352,7 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             health = (
                 PageroToken.objects.with_health()
                 .filter(pk=obj.pk)
-                .values_list("health", flat=True)
+                .values_list("health", flat=True)  # type: ignore[misc]  # with_health()'s
                 .first()
             )
         return str(health or TokenHealth.VALID)
@@ -422,137 +421,79 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def _describe(token: PageroToken) -> dict[str, Any]:
         return {"user": token.user, "fingerprint": token.fingerprint or "-"}
 
-    @staticmethod
-    def _http(exc: PageroUnavailable | OAuthErrorResponse) -> str:
-        return f" (HTTP {exc.status_code})" if exc.status_code else ""
+    def _refresh_one(self, request: HttpRequest, token: PageroToken, remaining: int) -> bool:
+        """Refresh one token and say how it went; False when the rest need not be tried."""
+        try:
+            fresh = tokens.refresh_now(token)
+        except (TokenDecryptionError, PageroAuthorizationRequired, *SERVICE_ERRORS) as exc:
+            # Rejected client credentials: every other token would fail the same way.
+            stop = isinstance(exc, PageroConfigurationError)
+            self._tell(request, Place.ADMIN_REFRESH, exc, token, skipped=remaining if stop else 0)
+            return not stop
+        self.log_change(request, fresh, gettext("Refreshed the Pagero token."))
+        self.message_user(
+            request,
+            gettext("%(user)s: refreshed, new fingerprint %(fingerprint)s.")
+            % self._describe(fresh),
+            messages.SUCCESS,
+        )
+        return True
+
+    def _tell(
+        self,
+        request: HttpRequest,
+        place: Place,
+        exc: BaseException,
+        token: PageroToken,
+        **params: Any,
+    ) -> None:
+        """One message about ``token`` failing, in the words of :mod:`.explain`."""
+        level = messages.WARNING if is_warning(place, exc) else messages.ERROR
+        self.message_user(request, explain(place, exc, **self._describe(token), **params), level)
 
     @admin.action(description=_("Refresh now"), permissions=["change"])
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[PageroToken]) -> None:
         """Force a refresh of each token, single-flight (``tokens.refresh_now``)."""
-        selected = self._action_tokens(request, queryset)
-        for index, token in enumerate(selected or []):
-            what = self._describe(token)
-            try:
-                fresh = tokens.refresh_now(token)
-            except TokenDecryptionError:  # first: an UndecryptableToken is both
-                self.message_user(
-                    request,
-                    gettext(
-                        "%(user)s (%(fingerprint)s): not refreshed, the token cannot be "
-                        "decrypted with the configured keys."
-                    )
-                    % what,
-                    messages.ERROR,
-                )
-            except PageroAuthorizationRequired:
-                self.message_user(
-                    request,
-                    gettext(
-                        "%(user)s (%(fingerprint)s): not refreshed, the connection needs "
-                        "re-authorization (the user must log in at Pagero again)."
-                    )
-                    % what,
-                    messages.ERROR,
-                )
-            except PageroConfigurationError:
-                skipped = len(selected or []) - index - 1
-                self.message_user(
-                    request,
-                    ngettext(
-                        "%(user)s (%(fingerprint)s): not refreshed, Pagero rejected this site's "
-                        "client credentials (check CLIENT_ID and CLIENT_SECRET). %(skipped)d "
-                        "more token was not tried.",
-                        "%(user)s (%(fingerprint)s): not refreshed, Pagero rejected this site's "
-                        "client credentials (check CLIENT_ID and CLIENT_SECRET). %(skipped)d "
-                        "more tokens were not tried.",
-                        skipped,
-                    )
-                    % {**what, "skipped": skipped},
-                    messages.ERROR,
-                )
+        selected = self._action_tokens(request, queryset) or []
+        for index, token in enumerate(selected):
+            if not self._refresh_one(request, token, remaining=len(selected) - index - 1):
                 break
-            except PageroUnavailable as exc:
-                self.message_user(
-                    request,
-                    gettext(
-                        "%(user)s (%(fingerprint)s): not refreshed, Pagero is unavailable"
-                        "%(http)s; the token was kept. Try again later."
-                    )
-                    % {**what, "http": self._http(exc)},
-                    messages.WARNING,
-                )
-            else:
-                self.log_change(request, fresh, gettext("Refreshed the Pagero token."))
-                self.message_user(
-                    request,
-                    gettext("%(user)s: refreshed, new fingerprint %(fingerprint)s.")
-                    % self._describe(fresh),
-                    messages.SUCCESS,
-                )
 
     @admin.action(description=_("Revoke"), permissions=["delete"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[PageroToken]) -> None:
         """Revoke each token at Pagero (RFC 7009) and delete it (``tokens.revoke``)."""
         for token in self._action_tokens(request, queryset) or []:
-            what = self._describe(token)
             try:
                 result = tokens.revoke(token)
-            except PageroConfigurationError:
+            except (TokenDecryptionError, OAuthErrorResponse, *SERVICE_ERRORS) as exc:
+                self._tell(request, Place.ADMIN_REVOKE, exc, token)
+            else:
+                self._revoked(request, token, result)
+
+    def _revoked(self, request: HttpRequest, token: PageroToken, result: tokens.Revocation) -> None:
+        """Say what a successful :func:`tokens.revoke` did (and log the deletion)."""
+        what = self._describe(token)
+        if result.skipped_because == "already_deleted":
+            message, level = (
+                gettext("%(user)s (%(fingerprint)s): was already deleted."),
+                messages.INFO,
+            )
+        else:
+            self.log_deletions(request, [token])  # type: ignore[arg-type]
+            if result.remote:
                 message, level = (
-                    gettext(
-                        "%(user)s (%(fingerprint)s): kept, Pagero rejected this site's client "
-                        "credentials (check CLIENT_ID and CLIENT_SECRET)."
-                    ),
-                    messages.ERROR,
+                    gettext("%(user)s (%(fingerprint)s): revoked at Pagero and deleted."),
+                    messages.SUCCESS,
                 )
-            except PageroUnavailable as exc:
-                what["http"] = self._http(exc)
+            else:
                 message, level = (
                     gettext(
-                        "%(user)s (%(fingerprint)s): kept, Pagero could not confirm the "
-                        "revocation%(http)s. Try again later."
+                        "%(user)s (%(fingerprint)s): deleted here only; Pagero was not "
+                        "told (no REVOKE_URL is configured)."
                     ),
                     messages.WARNING,
                 )
-            except OAuthErrorResponse as exc:
-                what["error"] = exc.error
-                message, level = (
-                    gettext(
-                        "%(user)s (%(fingerprint)s): kept, Pagero refused the revocation "
-                        "(%(error)s)."
-                    ),
-                    messages.ERROR,
-                )
-            except TokenDecryptionError:
-                message, level = (
-                    gettext(
-                        "%(user)s (%(fingerprint)s): kept, the token cannot be decrypted with "
-                        "the configured keys, so Pagero cannot be told."
-                    ),
-                    messages.ERROR,
-                )
-            else:
-                if result.skipped_because == "already_deleted":
-                    message, level = (
-                        gettext("%(user)s (%(fingerprint)s): was already deleted."),
-                        messages.INFO,
-                    )
-                else:
-                    self.log_deletions(request, [token])  # type: ignore[arg-type]
-                    if result.remote:
-                        message, level = (
-                            gettext("%(user)s (%(fingerprint)s): revoked at Pagero and deleted."),
-                            messages.SUCCESS,
-                        )
-                    else:
-                        message, level = (
-                            gettext(
-                                "%(user)s (%(fingerprint)s): deleted here only; Pagero was not "
-                                "told (no REVOKE_URL is configured)."
-                            ),
-                            messages.WARNING,
-                        )
-            self.message_user(request, message % what, level)
+        self.message_user(request, message % what, level)
 
 
 @admin.register(PageroIdentity)

@@ -404,12 +404,12 @@ class PageroSession(requests.Session):
             response = self._send_with(token, method, full_url, dict(kwargs))
         return response
 
-    def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:
         """GET without following redirects unless asked (``requests`` follows them for GET)."""
         kwargs.setdefault("allow_redirects", False)
         return self.request("GET", url, **kwargs)
 
-    def options(self, url: str | bytes, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def options(self, url: str | bytes, **kwargs: Any) -> requests.Response:
         """OPTIONS without following redirects unless asked."""
         kwargs.setdefault("allow_redirects", False)
         return self.request("OPTIONS", url, **kwargs)

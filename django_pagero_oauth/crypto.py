@@ -3,7 +3,7 @@
 Keys come from ``PAGERO_OAUTH["ENCRYPTION_KEYS"]`` (Fernet keys, newest first). Without them they
 are derived with HKDF-SHA256 from ``SECRET_KEY`` and then ``SECRET_KEY_FALLBACKS``, so rotating
 Django's secret key the documented way keeps old rows readable. The first key encrypts; every key
-decrypts; :func:`rotate` re-encrypts a value under the first key.
+decrypts; saving a row re-encrypts a value :func:`needs_rotation` finds under the first key.
 
 A stored value is ``pgo2$<key id>$<Fernet token>``. The Fernet plaintext is
 ``<context> NUL <value>``: the context names the model, the column and the row's owner
@@ -206,25 +206,6 @@ def needs_rotation(value: str) -> bool:
     return not value.startswith(f"{PREFIX}{get_keyring().newest_id}$")
 
 
-def rotate(value: str, context: str = "") -> str:
-    """Re-encrypt a ciphertext under the newest key (it must decrypt under one of the keys)."""
-    try:
-        return encrypt(decrypt(value, context), context)
-    except UndecryptableToken as exc:
-        raise UndecryptableToken("A stored Pagero token cannot be decrypted for rotation.") from exc
-
-
-def is_encrypted_with_current_key(value: str, context: str = "") -> bool:
-    """True when ``value`` is in the current format and decrypts under the newest key."""
-    try:
-        if needs_rotation(value):
-            return False
-        decrypt(value, context)
-    except TokenDecryptionError:
-        return False
-    return True
-
-
 def fingerprint(value: str) -> str:
     """A short label for a token: 12 hex digits of its HMAC-SHA256 under a key of its own.
 
@@ -355,8 +336,9 @@ class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
             return Ciphertext(encrypt(str(value), self.context_for(model_instance)))
         if not needs_rotation(value):
             return value
+        context = self.context_for(model_instance)
         try:
-            return Ciphertext(rotate(value, self.context_for(model_instance)))
+            return Ciphertext(encrypt(decrypt(value, context), context))
         except TokenDecryptionError:
             return value  # cannot be read now, but it must not be lost: the key may come back
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from functools import wraps
 from typing import Any, TypeVar, overload
 
@@ -56,7 +56,7 @@ def pagero_token_required(
             async_wrapper.pagero_token_required = True  # type: ignore[attr-defined]  # I001
             return async_wrapper  # type: ignore[return-value]
 
-        non_atomic = getattr(view_func, "_non_atomic_requests", frozenset())
+        non_atomic: Container[str] = getattr(view_func, "_non_atomic_requests", frozenset())
 
         @wraps(view_func)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:

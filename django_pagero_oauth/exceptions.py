@@ -79,13 +79,25 @@ class TokenLockTimeout(PageroUnavailable):
     default_error = "token_lock_timeout"
 
 
-class PageroConfigurationError(PageroUnavailable, ImproperlyConfigured):
-    """Pagero rejected this site's client credentials (``invalid_client``).
+class PageroConfigurationError(PageroOAuthError, ImproperlyConfigured):
+    """This site's Pagero configuration is wrong: Pagero rejected the client credentials
+    (``invalid_client``), or a setting the operation needs is missing or invalid.
 
-    The stored tokens are kept: the site's configuration is wrong, not the user's connection.
+    Not a :class:`PageroUnavailable` (since 0.2): trying again later does not help, a person
+    must fix the settings. The stored tokens are kept: the site's configuration is wrong, not
+    the user's connection. Pages and API answers treat it like :class:`PageroUnavailable`
+    (503), the background jobs do not retry it. ``retry_after`` is always ``None``; it exists so
+    that code handling both classes can read it.
     """
 
     default_error = "invalid_client"
+    retry_after: int | None = None
+
+
+#: What "Pagero cannot be used, the token is kept" means for a caller: try again later
+#: (:class:`PageroUnavailable`) or after a person fixed the settings
+#: (:class:`PageroConfigurationError`). ``except SERVICE_ERRORS`` catches both.
+SERVICE_ERRORS = (PageroUnavailable, PageroConfigurationError)
 
 
 class PageroAuthorizationRequired(PageroOAuthError, PermissionDenied):

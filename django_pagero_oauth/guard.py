@@ -7,7 +7,8 @@ The decorator, the mixin and the middleware all call :func:`resolve_token` (or
 - no usable connection: HTML GET -> ``pagero_oauth:login?next=...``; JSON (``Accept:
   application/json`` preferred, or ``X-Requested-With: XMLHttpRequest``) or any non-GET -> 401
   JSON ``{"error": "pagero_authorization_required", "login_url": ...}``.
-- Pagero unavailable: 503 with ``Retry-After``, as HTML or JSON.
+- Pagero unavailable, or this site's client credentials rejected: 503 with ``Retry-After``, as
+  HTML or JSON (for the visitor both mean "not now"; the operator is told by the error log).
 
 A project changes this with ``PAGERO_OAUTH["RESPONSE_HANDLER"]`` (dotted path to a callable
 ``(request, exc) -> HttpResponse``, where ``exc`` is None for an anonymous user), or per view by
@@ -29,7 +30,7 @@ from django.urls import reverse
 from django.utils.module_loading import import_string
 
 from .conf import app_settings
-from .exceptions import PageroAuthorizationRequired, PageroOAuthError, PageroUnavailable
+from .exceptions import SERVICE_ERRORS, PageroAuthorizationRequired, PageroOAuthError
 from .tokens import aget_valid_token, get_valid_token
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def default_response(request: HttpRequest, exc: PageroOAuthError | None) -> Http
             login = redirect_to_login(request.get_full_path())["Location"]
             return JsonResponse({"error": "login_required", "login_url": login}, status=401)
         return redirect_to_login(request.get_full_path())
-    if isinstance(exc, PageroUnavailable):
+    if isinstance(exc, SERVICE_ERRORS):
         retry_after = exc.retry_after or app_settings.UNAVAILABLE_RETRY_AFTER
         response: HttpResponse
         if json_wanted:
@@ -104,7 +105,7 @@ def resolve_token(
         return handler(request, None)
     try:
         token = get_valid_token(request.user)
-    except (PageroAuthorizationRequired, PageroUnavailable) as exc:
+    except (PageroAuthorizationRequired, *SERVICE_ERRORS) as exc:
         return handler(request, exc)
     request.pagero_token = token  # type: ignore[attr-defined]
     return token
@@ -125,7 +126,7 @@ async def aresolve_token(
         return await sync_to_async(handler, thread_sensitive=True)(request, None)
     try:
         token = await aget_valid_token(user)
-    except (PageroAuthorizationRequired, PageroUnavailable) as exc:
+    except (PageroAuthorizationRequired, *SERVICE_ERRORS) as exc:
         return await sync_to_async(handler, thread_sensitive=True)(request, exc)
     request.pagero_token = token  # type: ignore[attr-defined]
     return token

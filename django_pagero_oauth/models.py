@@ -94,11 +94,11 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
         rotation) writes it with the same key as the access token. Values in the old format
         carry no key id: see :meth:`count_undecryptable`.
         """
-        return cast(PageroTokenQuerySet, self.filter(unknown_key_condition("refresh_token")))
+        return self.filter(unknown_key_condition("refresh_token"))
 
     def in_legacy_format(self) -> PageroTokenQuerySet:
         """Tokens whose refresh token is in the old format (not bound to its row, no key id)."""
-        return cast(PageroTokenQuerySet, self.filter(legacy_condition("refresh_token")))
+        return self.filter(legacy_condition("refresh_token"))
 
     def undecryptable_in_sample(self) -> bool:
         """A cheap hint: can the least or the most recently written token not be decrypted?
@@ -291,9 +291,6 @@ class PageroToken(models.Model):
     def is_refresh_token_expired(self, now: datetime | None = None) -> bool:
         return self.refresh_token_expires_at <= (now or timezone.now())
 
-    def refresh_token_expires_within(self, delta: timedelta, now: datetime | None = None) -> bool:
-        return self.refresh_token_expires_at <= (now or timezone.now()) + delta
-
     @property
     def needs_reauthorization(self) -> bool:
         """True when only a new login at Pagero can restore the connection."""
@@ -376,7 +373,8 @@ class PageroToken(models.Model):
         current = manager.filter(user=user).without_secrets()
         token: PageroToken | None = current.locked().first()
         if token is None:
-            token = cls(user=user)
+            # The stubs take AUTH_USER_MODEL as the test settings' User; any user model is fine.
+            token = cls(user=user)  # type: ignore[misc]
             token.apply_token_response(response, now=now)
             try:
                 with transaction.atomic(using=using):  # a savepoint, for the IntegrityError

@@ -185,33 +185,45 @@ class TokenResponse:
         if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
             raise InvalidTokenResponse("the token response has an invalid refresh_token")
         rotated = refresh_token is not None
-        token_type = data.get("token_type")
-        if rotated and (token_type is None or token_type == ""):
-            logger.warning("Pagero %s: the token response has no token_type; taken as bearer", what)
-            token_type = "bearer"
-        if rotated and isinstance(token_type, str):
-            token_type = token_type.strip()
-        if not isinstance(token_type, str) or token_type.lower() != "bearer":
-            # RFC 6749 5.1: token_type is REQUIRED and case-insensitive.
-            raise InvalidTokenResponse("the token response is not a bearer token")
-        if rotated:
-            expires_in = _lenient_expires_in(data.get("expires_in"), what)
-        else:
-            expires_in = data.get("expires_in", DEFAULT_EXPIRES_IN)
-            if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
-                raise InvalidTokenResponse("the token response has an invalid expires_in")
-        if expires_in > MAX_EXPIRES_IN:
-            logger.warning("Pagero %s: expires_in is over %s s; cut to it", what, MAX_EXPIRES_IN)
-            expires_in = MAX_EXPIRES_IN
+        _check_bearer(data.get("token_type"), rotated=rotated, what=what)
         return cls(
             access_token=access_token,
             token_type="bearer",
-            expires_in=expires_in,
+            expires_in=_checked_expires_in(data, rotated=rotated, what=what),
             refresh_token=refresh_token,
             scope=_text(data.get("scope")),
             claims=_text(data.get("claims")),
             id_token=_text(data.get("id_token")),
         )
+
+
+def _check_bearer(token_type: Any, *, rotated: bool, what: str) -> None:
+    """Refuse a token of another type than bearer (RFC 6749 5.1: REQUIRED, any case, 7.1).
+
+    An answer that rotated the refresh token may leave it out or blank (taken as bearer).
+    """
+    if rotated and (token_type is None or token_type == ""):
+        logger.warning("Pagero %s: the token response has no token_type; taken as bearer", what)
+        token_type = "bearer"
+    if rotated and isinstance(token_type, str):
+        token_type = token_type.strip()
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise InvalidTokenResponse("the token response is not a bearer token")
+
+
+def _checked_expires_in(data: dict[str, Any], *, rotated: bool, what: str) -> int:
+    """``expires_in``, repaired when the answer rotated, strict otherwise; at most
+    :data:`MAX_EXPIRES_IN`."""
+    if rotated:
+        expires_in = _lenient_expires_in(data.get("expires_in"), what)
+    else:
+        expires_in = data.get("expires_in", DEFAULT_EXPIRES_IN)
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
+            raise InvalidTokenResponse("the token response has an invalid expires_in")
+    if expires_in > MAX_EXPIRES_IN:
+        logger.warning("Pagero %s: expires_in is over %s s; cut to it", what, MAX_EXPIRES_IN)
+        expires_in = MAX_EXPIRES_IN
+    return int(expires_in)
 
 
 def _lenient_expires_in(value: Any, what: str) -> int:

@@ -10,7 +10,8 @@ Signatures are checked by PyJWT (with ``cryptography``), never by hand. Only asy
 algorithms are accepted, and only keys of the matching type: ``none`` and HMAC (which would
 accept a token "signed" with the public key as the secret) are refused before any key is used.
 A key-set or discovery failure is :class:`~.exceptions.PageroUnavailable` (try again later);
-a token that fails a rule is :class:`~.exceptions.IdTokenError`. Neither carries the token.
+a missing or wrong ``ISSUER``/``JWKS_URL`` is :class:`~.exceptions.PageroConfigurationError`; a
+token that fails a rule is :class:`~.exceptions.IdTokenError`. None carries the token.
 """
 
 from __future__ import annotations
@@ -140,22 +141,32 @@ def _issuer() -> str:
     return issuer
 
 
+def _configured_url(setting: str, url: str) -> str:
+    """``url`` from ``setting`` if it may be fetched; a setting that is not https (or loopback)
+    is :class:`PageroConfigurationError`: trying again later cannot help."""
+    if not _allowed_url(url):
+        logger.error("Pagero: PAGERO_OAUTH[%r] is not https; nothing was fetched", setting)
+        raise PageroConfigurationError(f"PAGERO_OAUTH[{setting!r}] is not https")
+    return url
+
+
 def jwks_url() -> str:
     """``JWKS_URL``, or the ``jwks_uri`` of the issuer's discovery document (cached).
 
     The document's ``issuer`` must equal ``ISSUER`` exactly (Discovery 1.0 section 4.3).
     """
     if app_settings.JWKS_URL:
-        return app_settings.JWKS_URL
-    issuer = _issuer()
+        return _configured_url("JWKS_URL", app_settings.JWKS_URL)
+    issuer = _configured_url("ISSUER", _issuer())
     key = _cache_key("discovery", issuer)
     cached = cache.get(key)
     if isinstance(cached, str) and cached:
         return cached
     document = _get_json(issuer.rstrip("/") + DISCOVERY_PATH, "discovery")
     if document.get("issuer") != issuer:
+        # A wrong ISSUER setting (or the wrong server at it): trying again will not help.
         logger.error("Pagero discovery: the document's issuer is not ISSUER")
-        raise PageroUnavailable("discovery: the document's issuer is not ISSUER")
+        raise PageroConfigurationError("discovery: the document's issuer is not ISSUER")
     url = document.get("jwks_uri")
     if not isinstance(url, str) or not _allowed_url(url):
         logger.error("Pagero discovery: no usable https jwks_uri")
@@ -249,6 +260,14 @@ def verify_id_token(id_token: str, *, nonce: str, access_token: str) -> IdTokenC
     issuer = _issuer()
     if not id_token:
         raise _reject("the token response has no id_token")
+    alg, jwk = _signing_key_for(id_token)
+    claims = _decoded_claims(id_token, jwk, alg, issuer)
+    _check_claims(claims, nonce=nonce, access_token=access_token, alg=alg)
+    return IdTokenClaims(issuer=issuer, subject=claims["sub"], claims=claims)
+
+
+def _signing_key_for(id_token: str) -> tuple[str, dict[str, Any]]:
+    """The token's allow-listed ``alg`` and the issuer's key for its ``kid`` (Core 10.1.1)."""
     try:
         header = jwt.get_unverified_header(id_token)
     except jwt.PyJWTError:
@@ -265,9 +284,14 @@ def verify_id_token(id_token: str, *, nonce: str, access_token: str) -> IdTokenC
         jwk = _matching_key(get_signing_keys(refetch=True), kid, alg)
     if jwk is None:
         raise _reject("no key of the issuer matches the id_token's kid and alg")
+    return str(alg), jwk
+
+
+def _decoded_claims(id_token: str, jwk: dict[str, Any], alg: str, issuer: str) -> dict[str, Any]:
+    """The claims, once PyJWT checked the signature, ``iss``, ``aud``, ``exp`` and ``iat``."""
     try:
         key = jwt.PyJWK(jwk, algorithm=alg)
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             id_token,
             key=key,
             algorithms=[alg],
@@ -290,6 +314,11 @@ def verify_id_token(id_token: str, *, nonce: str, access_token: str) -> IdTokenC
         raise _reject(f"the id_token has no {exc.claim} claim") from None
     except jwt.PyJWTError as exc:
         raise _reject(f"the id_token is not valid ({type(exc).__name__})") from None
+    return claims
+
+
+def _check_claims(claims: dict[str, Any], *, nonce: str, access_token: str, alg: str) -> None:
+    """The rules PyJWT does not know: ``azp``, ``nonce``, ``at_hash``, ``sub`` (Core 3.1.3.7)."""
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     azp = claims.get("azp")
     if (len(audiences) > 1 or azp is not None) and azp != app_settings.CLIENT_ID:
@@ -309,4 +338,3 @@ def verify_id_token(id_token: str, *, nonce: str, access_token: str) -> IdTokenC
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 255:
         raise _reject("the id_token's sub is not a string of 1 to 255 characters")
-    return IdTokenClaims(issuer=issuer, subject=subject, claims=claims)

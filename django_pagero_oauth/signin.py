@@ -32,11 +32,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from django.utils.translation import gettext as _
 
 from . import flows, oidc
 from .conf import app_settings
 from .exceptions import IdentityRefused, PageroConfigurationError
+from .explain import Place, explain
 from .models import PageroIdentity
 from .oauth import TokenResponse
 from .signals import identity_linked, user_signed_in
@@ -82,23 +82,6 @@ def create_user_from_claims(claims: oidc.IdTokenClaims, request: HttpRequest) ->
         # Taken (by anyone, even a user who chose the name on purpose): never reuse it.
         username = f"pagero-{digest}-{secrets.token_hex(4)}"
     raise IntegrityError("no free username for a new Pagero user")
-
-
-#: What the visitor reads for each refusal (``IdentityRefused.error``).
-REFUSALS = {
-    "unknown_identity": lambda: _(
-        "This Pagero account is not linked to a user of this site yet. To link it, log in with "
-        "your username and password, then choose “Sign in with Pagero” again."
-    ),
-    "identity_taken": lambda: _(
-        "This Pagero account is already linked to another user of this site. Nothing was changed."
-    ),
-    "other_identity_linked": lambda: _(
-        "Your account is already linked to another Pagero account. Disconnect from Pagero and "
-        "unlink it first. Nothing was changed."
-    ),
-    "inactive_user": lambda: _("The account linked to this Pagero account is disabled."),
-}
 
 
 class SignInCallbackMixin:
@@ -201,7 +184,7 @@ class SignInCallbackMixin:
             verified.subject if verified else "",
             self.request.user.pk,
         )
-        message = REFUSALS.get(exc.error, REFUSALS["identity_taken"])()
+        message = explain(Place.LOGIN, exc)
         link_url = ""
         if exc.error == "unknown_identity":
             link_url = (

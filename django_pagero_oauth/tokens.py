@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any, cast
 from asgiref.sync import sync_to_async
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.db import OperationalError, connections, router, transaction
-from django.db.models import OneToOneRel
 from django.db.utils import load_backend
 from django.views.decorators.debug import sensitive_variables
 
 from . import oauth
 from .conf import app_settings
 from .exceptions import (
+    SERVICE_ERRORS,
     OAuthErrorResponse,
     PageroAuthorizationRequired,
     PageroConfigurationError,
@@ -48,6 +48,7 @@ from .signals import token_refresh_failed, token_refreshed, token_revoked
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
 
 logger = logging.getLogger("django_pagero_oauth")
 
@@ -59,8 +60,9 @@ def get_valid_token(
 
     Refreshes single-flight when needed (or always, with ``force_refresh``, e.g. after the API
     answered 401). Raises :class:`PageroAuthorizationRequired` when the user must log in at
-    Pagero (again) and :class:`PageroUnavailable` when Pagero cannot be used right now; in both
-    cases the stored token is exactly as it was, unless Pagero definitely rejected the refresh
+    Pagero (again), :class:`PageroUnavailable` when Pagero cannot be used right now and
+    :class:`PageroConfigurationError` when Pagero rejected this site's client credentials; in
+    each case the stored token is exactly as it was, unless Pagero definitely rejected the refresh
     token (``invalid_grant``), which marks it as needing re-authorization.
     """
     token = _stored_token(user)
@@ -89,7 +91,7 @@ def _remember(user: Any, token: PageroToken) -> None:
 
 
 #: ``user.pagero_token``, whose cache holds the token ``PageroModelBackend`` loaded.
-_USER_RELATION = cast(OneToOneRel, PageroToken._meta.get_field("user").remote_field)
+_USER_RELATION = PageroToken._meta.get_field("user").remote_field
 
 #: Set on the users ``PageroModelBackend`` loads: only their cached token is trusted (any other
 #: user object may hold a token assigned to it long ago).
@@ -181,7 +183,10 @@ def _in_outer_transaction(using: str) -> bool:
 def _own_connection_possible(using: str) -> bool:
     """A second connection sees the same database (not so for SQLite's private ``:memory:``)."""
     connection = connections[using]
-    return not (connection.vendor == "sqlite" and connection.is_in_memory_db())
+    return not (
+        connection.vendor == "sqlite"
+        and cast("SQLiteDatabaseWrapper", connection).is_in_memory_db()
+    )
 
 
 @contextmanager
@@ -314,7 +319,9 @@ def _backoff_remaining(token: PageroToken) -> int | None:
     return remaining if remaining > 0 else None
 
 
-def _start_backoff(token: PageroToken, failure: PageroUnavailable) -> None:
+def _start_backoff(
+    token: PageroToken, failure: PageroUnavailable | PageroConfigurationError
+) -> None:
     seconds = app_settings.REFRESH_FAILURE_BACKOFF
     if failure.retry_after:
         seconds = max(seconds, min(failure.retry_after, 300))
@@ -393,7 +400,7 @@ def _refresh_locked(
         response = oauth.refresh_access_token(used_refresh_token)
     except OAuthErrorResponse as exc:
         if exc.error != "invalid_grant":
-            failure: PageroOAuthError = PageroUnavailable(
+            failure: PageroUnavailable | PageroConfigurationError = PageroUnavailable(
                 exc.description, error=exc.error, status_code=exc.status_code
             )
         else:
@@ -405,7 +412,7 @@ def _refresh_locked(
                 "Pagero rejected the refresh token; the user must log in again.",
                 status_code=exc.status_code,
             )
-    except PageroUnavailable as exc:
+    except SERVICE_ERRORS as exc:  # the token is kept; rejected credentials back off too
         failure = exc
     else:
         caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(current))
@@ -415,7 +422,7 @@ def _refresh_locked(
         return current, True
     if backoff is None:
         # Still under the lock, so the callers waiting on it see the back-off.
-        _start_backoff(current, failure)  # type: ignore[arg-type]
+        _start_backoff(current, failure)
     return failure
 
 
@@ -423,7 +430,7 @@ def _refresh_failed(
     current: PageroToken, failure: PageroOAuthError, *, force: bool, reported: bool
 ) -> PageroToken:
     """After the lock: report ``failure`` and raise it, or fall back on a still-valid token."""
-    if not isinstance(failure, PageroUnavailable):
+    if not isinstance(failure, SERVICE_ERRORS):
         _report_failure(current, failure)
         raise failure
     if reported:

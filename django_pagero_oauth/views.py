@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -26,7 +26,6 @@ from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
@@ -35,36 +34,36 @@ from django.views.decorators.debug import sensitive_variables
 from . import flows, oauth, oidc
 from .conf import app_settings
 from .exceptions import (
+    SERVICE_ERRORS,
     CallbackError,
     IdentityRefused,
     IdTokenError,
-    InvalidTokenResponse,
     OAuthErrorResponse,
-    PageroConfigurationError,
     PageroOAuthError,
-    PageroUnavailable,
     TokenDecryptionError,
+)
+from .explain import (  # the messages stay importable from here
+    AUTHORIZATION_ERROR_MESSAGES as AUTHORIZATION_ERROR_MESSAGES,
+)
+from .explain import (
+    UNKNOWN_AUTHORIZATION_ERROR as UNKNOWN_AUTHORIZATION_ERROR,
+)
+from .explain import (
+    Place,
+    explain,
+    explain_authorization_error,
+    status_for,
 )
 from .models import PageroIdentity, PageroToken
 from .signals import token_obtained
 from .signin import SignInCallbackMixin
 from .tokens import revocable_refresh_token, revoke, revoke_after_commit
 
+if TYPE_CHECKING:
+    from django.http.request import _ImmutableQueryDict
+
 logger = logging.getLogger("django_pagero_oauth")
 
-#: OAuth error codes from the redirect back (RFC 6749 4.1.2.1) with a message for the user.
-AUTHORIZATION_ERROR_MESSAGES = {
-    "access_denied": gettext_noop("The connection to Pagero was cancelled or denied."),
-    "login_required": gettext_noop("Please log in at Pagero to connect your account."),
-    "consent_required": gettext_noop("Pagero needs your consent to connect this account."),
-    "temporarily_unavailable": gettext_noop(
-        "Pagero is temporarily unavailable. Please try again later."
-    ),
-    "server_error": gettext_noop("Pagero could not complete the login. Please try again later."),
-}
-UNKNOWN_AUTHORIZATION_ERROR = gettext_noop(
-    "Pagero could not connect your account. Please try again."
-)
 
 #: The parameters of an authorization response (RFC 6749 4.1.2, 4.1.2.1; RFC 9207 2).
 RESPONSE_PARAMETERS = ("code", "state", "iss", "error", "error_description", "error_uri")
@@ -136,7 +135,7 @@ def hide_callback_secrets(request: HttpRequest) -> None:
         if name in masked:
             masked.setlist(name, [MASK] * len(masked.getlist(name)))
     masked._mutable = False
-    request.GET = masked
+    request.GET = cast("_ImmutableQueryDict", masked)
     request.META["QUERY_STRING"] = masked.urlencode(safe="*")
 
 
@@ -212,23 +211,8 @@ class CallbackView(SignInCallbackMixin, View):
             token = self.store_token(response)
         except IdentityRefused as exc:
             return self.identity_refused(exc)
-        except IdTokenError:
-            return self.failure(
-                _("Pagero's proof of who you are could not be verified. Nothing was stored."),
-                status=400,
-            )
-        except PageroConfigurationError:
-            return self.failure(_("This site's connection to Pagero is misconfigured."), status=503)
-        except InvalidTokenResponse:
-            return self.failure(_("Pagero sent an answer that cannot be used."), status=502)
-        except PageroUnavailable:
-            return self.failure(
-                _("Pagero is not reachable right now. Please try again."), status=503
-            )
-        except OAuthErrorResponse:
-            return self.failure(
-                _("Pagero did not accept this login. Please start again."), status=400
-            )
+        except (IdTokenError, OAuthErrorResponse, *SERVICE_ERRORS) as exc:
+            return self.failure(explain(Place.LOGIN, exc), status=status_for(Place.LOGIN, exc))
         self.finish_sign_in()  # OpenID Connect: signals, and the login of a sign-in
         token_obtained.send(PageroToken, token=token, user=request.user, request=request)
         return self.success(flow)
@@ -258,8 +242,7 @@ class CallbackView(SignInCallbackMixin, View):
     def authorization_error(self, error: str) -> HttpResponse:
         """The user came back with an OAuth error (RFC 6749 4.1.2.1) instead of a code."""
         logger.info("Pagero login ended with error %r", error[:64])
-        message = AUTHORIZATION_ERROR_MESSAGES.get(error, UNKNOWN_AUTHORIZATION_ERROR)
-        return self.failure(_(message), status=400)
+        return self.failure(explain_authorization_error(error), status=400)
 
     def get_retry_url(self) -> str:
         """ "Try again" starts a new login that still leads to the page the user asked for."""
@@ -295,13 +278,18 @@ class DisconnectView(LoginRequiredMixin, View):
     http_method_names = ["get", "post"]
     template_name = "django_pagero_oauth/disconnect.html"
 
+    @property
+    def user_pk(self) -> Any:
+        """The logged-in user's pk (``LoginRequiredMixin``: never an anonymous user here)."""
+        return self.request.user.pk
+
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         # The encrypted columns are not loaded: a token that cannot be decrypted any more
         # (a lost key) can still be shown and removed.
-        token = PageroToken.objects.without_secrets().filter(user_id=self.request.user.pk).first()
+        token = PageroToken.objects.without_secrets().filter(user_id=self.user_pk).first()
         return {
             "token": token,
-            "has_identity": PageroIdentity.objects.filter(user_id=self.request.user.pk).exists(),
+            "has_identity": PageroIdentity.objects.filter(user_id=self.user_pk).exists(),
             "next": safe_next_url(
                 self.request, self.request.GET.get("next") or self.request.POST.get("next")
             ),
@@ -326,15 +314,7 @@ class DisconnectView(LoginRequiredMixin, View):
         try:
             result = revoke(token, local_only=request.POST.get("local_only") == "1")
         except (PageroOAuthError, TokenDecryptionError) as exc:
-            if isinstance(exc, TokenDecryptionError):
-                message = _(
-                    "The stored connection cannot be read (an encryption key is missing), so "
-                    "Pagero could not be told. The connection was kept."
-                )
-            else:
-                message = _(
-                    "Pagero could not confirm the disconnection, so the connection was kept."
-                )
+            message = explain(Place.DISCONNECT, exc)
             return TemplateResponse(
                 request,
                 self.template_name,
@@ -352,6 +332,6 @@ class DisconnectView(LoginRequiredMixin, View):
 
     def unlink_identities(self) -> None:
         """Asked for: "Sign in with Pagero" no longer logs in as this user. Kept otherwise."""
-        deleted, _rows = PageroIdentity.objects.filter(user_id=self.request.user.pk).delete()
+        deleted, _rows = PageroIdentity.objects.filter(user_id=self.user_pk).delete()
         if deleted:
             logger.info("Pagero identity unlinked from user #%s", self.request.user.pk)

@@ -156,6 +156,18 @@ def test_a_failing_refresh_is_answered_503(rf, user, pagero_mock, pagero_token_f
     assert PageroToken.objects.get(pk=stored.pk).refresh_token == stored.refresh_token
 
 
+def test_rejected_client_credentials_are_answered_503_not_raised(
+    rf, user, pagero_mock, pagero_token_factory
+):
+    # PageroConfigurationError is not a PageroUnavailable; for the visitor it is "not now".
+    stored = pagero_token_factory(user, expired=True)
+    pagero_mock.mock.add_fault(Fault(endpoint="token", status=401))
+    response = resolve_token(request_for(rf, user, Accept="application/json"))
+    assert (response.status_code, response["Retry-After"]) == (503, "30")
+    assert json.loads(response.content)["error"] == "pagero_unavailable"
+    assert PageroToken.objects.get(pk=stored.pk).refresh_token == stored.refresh_token
+
+
 # --- success ------------------------------------------------------------------------------
 
 

@@ -178,8 +178,10 @@ def test_refresh_token_expiry_and_reauthorization(user: Any) -> None:
     token = make_token(user, refresh_token_expires_at=now + timedelta(days=10))
     assert not token.is_refresh_token_expired(now)
     assert not token.needs_reauthorization
-    assert token.refresh_token_expires_within(timedelta(days=10), now)
-    assert not token.refresh_token_expires_within(timedelta(days=9), now)
+    token.save()
+    expiring = PageroToken.objects.refresh_token_expiring_within
+    assert list(expiring(timedelta(days=10))) == [token]
+    assert not expiring(timedelta(days=9)).exists()
     assert token.is_refresh_token_expired(now + timedelta(days=10))
     token.status = PageroToken.Status.REAUTHORIZATION_REQUIRED
     assert token.needs_reauthorization

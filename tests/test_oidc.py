@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from django_pagero_oauth import oidc
-from django_pagero_oauth.exceptions import IdTokenError, PageroUnavailable
+from django_pagero_oauth.exceptions import IdTokenError, PageroConfigurationError, PageroUnavailable
 from django_pagero_oauth.testing.mock import Fault, MockPageroServer
 from django_pagero_oauth.testing.mock.oidc import _b64url, _encode, at_hash, make_id_token
 
@@ -177,7 +177,7 @@ def test_a_jwks_url_that_is_not_https_is_never_fetched(
     mock: MockPageroServer, settings: Any
 ) -> None:
     settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "JWKS_URL": "http://keys.example/jwks"}
-    with pytest.raises(PageroUnavailable, match="not https"):
+    with pytest.raises(PageroConfigurationError, match="not https"):
         verify(signed(mock))
 
 
@@ -197,6 +197,16 @@ def test_a_key_set_that_cannot_be_used_is_unavailable(
     mock.mock.add_fault(Fault(endpoint="jwks", **fault))
     with pytest.raises(PageroUnavailable):
         verify(signed(mock))
+
+
+def test_a_discovery_document_of_another_issuer_is_a_configuration_error(
+    mock: MockPageroServer,
+) -> None:
+    # ISSUER names another server than the one at its URL: trying again later cannot help.
+    body = json.dumps({"issuer": "https://elsewhere.example", "jwks_uri": mock.url + "/jwks"})
+    mock.mock.add_fault(Fault(endpoint="discovery", status=200, body=body))
+    with pytest.raises(PageroConfigurationError, match="not ISSUER"):
+        oidc.jwks_url()
 
 
 def test_discovery_needs_a_jwks_uri(mock: MockPageroServer) -> None:

@@ -246,7 +246,9 @@ def test_a_failed_refresh_changes_nothing_and_is_not_retried(
         Fault(**{name: getattr(fault, name) for name in fault.__dataclass_fields__})
     )
 
-    with receive(token_refresh_failed) as failed, pytest.raises(PageroUnavailable) as caught:
+    # Rejected client credentials are not "unavailable" (a person must fix the settings).
+    raised = PageroConfigurationError if fault_name == "401 invalid_client" else PageroUnavailable
+    with receive(token_refresh_failed) as failed, pytest.raises(raised) as caught:
         get_valid_token(user)
 
     assert refresh_calls(pagero_mock) == 1  # one attempt, no retry loop
@@ -483,8 +485,9 @@ def test_without_backoff_callers_during_an_outage_try_one_at_a_time(
     assert stored_token_state(stored) == before
 
 
+@pytest.mark.parametrize("status", [503, 401], ids=["unavailable", "invalid_client"])
 def test_a_failed_refresh_inside_the_leeway_serves_the_still_valid_token(
-    user, pagero_mock, pagero_token_factory, stored_token_state
+    status, user, pagero_mock, pagero_token_factory, stored_token_state
 ):
     stored = pagero_token_factory(user)
     now = timezone.now()
@@ -492,7 +495,8 @@ def test_a_failed_refresh_inside_the_leeway_serves_the_still_valid_token(
     stored.access_token_expires_at = now + timedelta(seconds=30)  # inside the 60 s leeway
     stored.save()
     before = stored_token_state(stored)
-    pagero_mock.mock.add_fault(Fault(**REFRESH, status=503))
+    # Rejected client credentials (not a PageroUnavailable) keep the token working too.
+    pagero_mock.mock.add_fault(Fault(**REFRESH, status=status))
 
     token = get_valid_token(user)
 

@@ -31,7 +31,7 @@ from celery import Task, shared_task
 from celery.schedules import crontab
 
 from ..conf import app_settings
-from ..exceptions import PageroConfigurationError, PageroUnavailable, TokenDecryptionError
+from ..exceptions import PageroUnavailable, TokenDecryptionError
 from ..management.commands.pagero_refresh_tokens import (
     Outcome,
     refresh_token_by_pk,
@@ -69,9 +69,7 @@ def retry_if_pagero_unavailable(task: Task, **retry_options: Any) -> Iterator[No
     """
     try:
         yield
-    except PageroConfigurationError:
-        raise
-    except PageroUnavailable as exc:
+    except PageroUnavailable as exc:  # not PageroConfigurationError, which is not one
         raise task.retry(exc=exc, countdown=_retry_countdown(exc), **retry_options) from None
 
 

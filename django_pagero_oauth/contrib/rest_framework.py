@@ -39,7 +39,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from ..conf import app_settings
-from ..exceptions import PageroAuthorizationRequired, PageroUnavailable
+from ..exceptions import SERVICE_ERRORS, PageroAuthorizationRequired
 from ..guard import pagero_login_url
 from ..tokens import get_valid_token
 
@@ -89,7 +89,7 @@ class HasPageroToken(BasePermission):
         except PageroAuthorizationRequired:
             django_request: HttpRequest = request._request
             raise PageroConnectionRequired(pagero_login_url(django_request)) from None
-        except PageroUnavailable as exc:
+        except SERVICE_ERRORS as exc:  # rejected client credentials too: 503, as the guard
             raise PageroServiceUnavailable(
                 exc.retry_after or app_settings.UNAVAILABLE_RETRY_AFTER
             ) from None

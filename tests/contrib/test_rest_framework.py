@@ -111,6 +111,19 @@ def test_pagero_down_is_503_with_retry_after(
         assert secret not in response.content.decode()
 
 
+def test_rejected_client_credentials_are_503_too(
+    api, user, pagero_mock, pagero_token_factory, stored_token_state
+):
+    # PageroConfigurationError is not a PageroUnavailable, but DRF answers it the same way.
+    stored = pagero_token_factory(user, expired=True)
+    before = stored_token_state(stored)
+    pagero_mock.mock.add_fault(Fault(endpoint="token", status=401))
+    response = api.get("/api/view/")
+    assert (response.status_code, response["Retry-After"]) == (503, "30")
+    assert json.loads(response.content)["error"] == "pagero_unavailable"
+    assert stored_token_state(stored) == before
+
+
 def test_pagero_unreachable_uses_the_default_retry_after(
     api, user, pagero_mock, pagero_token_factory
 ):

@@ -198,3 +198,46 @@ def test_exit_codes_from_the_command_line(
     settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "CLIENT_SECRET": "wrong"}
     assert run_cli(COMMAND).code == 2
     assert run_cli(COMMAND, "--no-such-option").code == 2
+
+
+# --- the probes use the package's own HTTP path (oauth._post) ------------------------------
+
+
+def test_a_netrc_entry_does_not_replace_the_client_credentials(
+    run_command: Callable[..., Outcome],
+    configure: Any,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # requests puts ~/.netrc credentials for the host in place of the Basic header unless the
+    # request has an explicit auth, as oauth._post's has.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password something\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    configure(CLIENT_AUTH_METHOD="client_secret_basic")
+    result = run_command(COMMAND)
+    assert result.code == 0, result
+    assert "credentials were accepted" in result.out
+
+
+def test_an_echoed_secret_is_scrubbed_from_the_report(
+    run_command: Callable[..., Outcome], configure: Any, pagero_mock: Any, settings: Any
+) -> None:
+    secret = settings.PAGERO_OAUTH["CLIENT_SECRET"]
+    body = f'{{"error": "invalid_request", "error_description": "bad client secret {secret}"}}'
+    pagero_mock.mock.add_fault(Fault("token", status=400, body=body))
+    result = run_command(COMMAND)
+    assert result.code == 1, result
+    assert "unexpected OAuth error invalid_request (HTTP 400): bad client secret" in result.err
+    assert "[redacted]" in result.err and secret not in result.text
+
+
+def test_an_answer_over_the_size_cap_is_not_read(
+    run_command: Callable[..., Outcome], configure: Any, pagero_mock: Any
+) -> None:
+    body = '{"error": "invalid_grant", "padding": "' + "x" * (1024 * 1024) + '"}'
+    pagero_mock.mock.add_fault(Fault("token", status=400, body=body))
+    result = run_command(COMMAND)
+    assert result.code == 1, result
+    assert "FAIL token endpoint" in result.err and "larger than 1 MiB" in result.err

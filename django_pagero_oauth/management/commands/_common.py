@@ -16,7 +16,6 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIGURATION = 2
 

@@ -18,7 +18,6 @@ is invalid (including credentials that Pagero rejects).
 
 from __future__ import annotations
 
-import json
 import secrets
 import socket
 from collections.abc import Iterator
@@ -34,14 +33,18 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.debug import sensitive_variables
 
+from ... import oauth
 from ...checks import check_stored_tokens_decrypt, run_configuration_checks
 from ...conf import app_settings
+from ...exceptions import (
+    OAuthErrorResponse,
+    PageroConfigurationError,
+    PageroOAuthError,
+    PageroUnavailable,
+)
 from ...models import PageroToken
-from ...oauth import client_auth
 from ._common import PageroCommand, SomeFailed, UsageError, format_check_message
 
-#: The largest answer read from an endpoint (an OAuth error is a few hundred bytes).
-MAX_BODY = 64 * 1024
 #: ``redirect_uri`` sent with the made-up code when ``REDIRECT_URI`` is not set.
 PLACEHOLDER_REDIRECT_URI = "https://pagero-check.invalid/callback"
 
@@ -59,6 +62,8 @@ class Answer:
     content_type: str
     body: Any  # parsed JSON, or None
     location: str = ""
+    #: What the package makes of a non-200 answer (``oauth._raise_for_error``).
+    error: PageroOAuthError | None = None
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -112,6 +117,18 @@ def describe_connection_error(exc: requests.RequestException, url: str) -> str:
         "port": port,
         "error": type(exc).__name__,
     }
+
+
+def describe_unavailable(exc: PageroUnavailable, url: str) -> str:
+    """Why :func:`oauth._post` could not get an answer, in plain words.
+
+    ``oauth._post`` raises ``from None`` (so that error reports do not show requests' frames)
+    but keeps the transport error as ``__context__``; its words come from there.
+    """
+    cause = exc.__context__
+    if isinstance(cause, requests.RequestException):
+        return describe_connection_error(cause, url)
+    return _("the answer cannot be used (%(reason)s).") % {"reason": exc.description}
 
 
 class Command(PageroCommand):
@@ -197,43 +214,32 @@ class Command(PageroCommand):
 
     # --- endpoints ----------------------------------------------------------------------
 
-    @sensitive_variables()  # the client credentials, and requests' frames below
-    def request(
-        self,
-        method: str,
-        url: str,
-        data: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Answer | Result:
-        """One request as the app makes them (timeout, TLS verified, no redirects)."""
+    @sensitive_variables()  # the client credentials
+    def post(self, url: str, data: dict[str, str], *, what: str) -> Answer | Result:
+        """POST ``data`` the way the app does: :func:`oauth._post` (client authentication, no
+        ``.netrc``, no redirects, timeout, verified TLS, the 1 MiB cap)."""
         try:
-            response = requests.request(
-                method,
-                url,
-                data=data,
-                headers={"Accept": "application/json", **(headers or {})},
-                timeout=app_settings.TIMEOUT,
-                allow_redirects=False,
-                stream=True,
-                verify=True,
-            )
-            try:
-                raw = response.raw.read(MAX_BODY, decode_content=True)
-            finally:
-                response.close()
-        except requests.RequestException as exc:
-            return Result(False, describe_connection_error(exc, url))
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+            status, parsed, response = oauth._post(url, data, what=what)
+        except PageroUnavailable as exc:
+            return Result(False, describe_unavailable(exc, url))
         try:
-            body = json.loads(raw) if raw else None
-        except (ValueError, UnicodeDecodeError):
-            body = None
+            # What _raise_for_error makes of it: the same parsing and secret scrubbing.
+            if status != 200:
+                oauth._raise_for_error(status, parsed, response, what, data)
+            error = None
+        except PageroOAuthError as exc:
+            error = exc
         return Answer(
-            response.status_code, content_type, body, response.headers.get("Location", "")
+            status,
+            response.headers.get("Content-Type", "").split(";")[0].strip(),
+            parsed,
+            response.headers.get("Location", ""),
+            error,
         )
 
     def _common_failure(self, answer: Answer, setting: str) -> Result | None:
-        """Redirects, 5xx/429 and non-JSON answers, the same for every OAuth endpoint."""
+        """Redirects, rejected credentials, 5xx/429 and non-JSON answers, the same for every
+        OAuth endpoint."""
         if 300 <= answer.status < 400:
             target = urlsplit(answer.location)
             return Result(
@@ -247,6 +253,17 @@ class Command(PageroCommand):
                     "target": f"{target.scheme}://{target.netloc}{target.path}",
                     "setting": setting,
                 },
+            )
+        if isinstance(answer.error, PageroConfigurationError):
+            return Result(
+                False,
+                _(
+                    "Pagero rejected the client credentials (invalid_client): CLIENT_ID or "
+                    "CLIENT_SECRET is wrong, or the client is registered for another "
+                    "CLIENT_AUTH_METHOD than %(method)s."
+                )
+                % {"method": app_settings.CLIENT_AUTH_METHOD},
+                configuration=True,
             )
         if answer.status == 429 or answer.status >= 500:
             return Result(
@@ -270,41 +287,32 @@ class Command(PageroCommand):
         return None
 
     @staticmethod
-    def _error(answer: Answer) -> tuple[str, str]:
-        body = answer.body if isinstance(answer.body, dict) else {}
-        return str(body.get("error") or ""), str(body.get("error_description") or "")[:200]
-
-    def _credentials_rejected(self, answer: Answer) -> Result | None:
-        error, _description = self._error(answer)
-        if error == "invalid_client" or (answer.status == 401 and not error):
-            return Result(
-                False,
-                _(
-                    "Pagero rejected the client credentials (invalid_client): CLIENT_ID or "
-                    "CLIENT_SECRET is wrong, or the client is registered for another "
-                    "CLIENT_AUTH_METHOD than %(method)s."
-                )
-                % {"method": app_settings.CLIENT_AUTH_METHOD},
-                configuration=True,
-            )
-        return None
-
-    @sensitive_variables()  # the client credentials, and requests' frames below
-    def probe_token_endpoint(self) -> Result:
-        form, headers = client_auth(
-            {
-                "grant_type": "authorization_code",
-                "code": "pagero-check-" + secrets.token_urlsafe(16),
-                "redirect_uri": app_settings.REDIRECT_URI or PLACEHOLDER_REDIRECT_URI,
-            }
+    def _unexpected(answer: Answer) -> Result:
+        error = answer.error
+        return Result(
+            False,
+            _("unexpected OAuth error %(error)s (HTTP %(status)d): %(description)s")
+            % {
+                "error": error.error if isinstance(error, OAuthErrorResponse) else "-",
+                "status": answer.status,
+                "description": error.description if isinstance(error, OAuthErrorResponse) else "",
+            },
         )
-        answer = self.request("POST", app_settings.TOKEN_URL, data=form, headers=headers)
+
+    @sensitive_variables()  # the client credentials
+    def probe_token_endpoint(self) -> Result:
+        data = {
+            "grant_type": "authorization_code",
+            "code": "pagero-check-" + secrets.token_urlsafe(16),
+            "redirect_uri": app_settings.REDIRECT_URI or PLACEHOLDER_REDIRECT_URI,
+        }
+        answer = self.post(app_settings.TOKEN_URL, data, what="check: token endpoint")
         if isinstance(answer, Result):
             return answer
-        failure = self._credentials_rejected(answer) or self._common_failure(answer, "TOKEN_URL")
+        failure = self._common_failure(answer, "TOKEN_URL")
         if failure is not None:
             return failure
-        error, description = self._error(answer)
+        error = answer.error.error if isinstance(answer.error, OAuthErrorResponse) else ""
         if error == "invalid_grant":
             return Result(
                 True,
@@ -322,49 +330,46 @@ class Command(PageroCommand):
                 False,
                 _("answered HTTP 200 to a made-up code: this is not a standard token endpoint."),
             )
-        return Result(
-            False,
-            _("unexpected OAuth error %(error)s (HTTP %(status)d): %(description)s")
-            % {"error": error or "-", "status": answer.status, "description": description},
-        )
+        return self._unexpected(answer)
 
-    @sensitive_variables()  # the client credentials, and requests' frames below
+    @sensitive_variables()  # the client credentials
     def probe_revoke_endpoint(self) -> Result:
         if not app_settings.REVOKE_URL:
             return Result(
                 True,
                 _("not configured: revoking a token only deletes it here (Pagero is not told)."),
             )
-        form, headers = client_auth(
-            {
-                "token": "pagero-check-" + secrets.token_urlsafe(16),
-                "token_type_hint": "refresh_token",
-            }
-        )
-        answer = self.request("POST", app_settings.REVOKE_URL, data=form, headers=headers)
+        data = {
+            "token": "pagero-check-" + secrets.token_urlsafe(16),
+            "token_type_hint": "refresh_token",
+        }
+        answer = self.post(app_settings.REVOKE_URL, data, what="check: revocation endpoint")
         if isinstance(answer, Result):
             return answer
         if answer.status == 200:
             return Result(True, _("the client credentials were accepted."))
-        failure = self._credentials_rejected(answer) or self._common_failure(answer, "REVOKE_URL")
-        if failure is not None:
-            return failure
-        error, description = self._error(answer)
-        return Result(
-            False,
-            _("unexpected OAuth error %(error)s (HTTP %(status)d): %(description)s")
-            % {"error": error or "-", "status": answer.status, "description": description},
-        )
+        return self._common_failure(answer, "REVOKE_URL") or self._unexpected(answer)
 
     def probe_reachable(self, setting: str) -> Result:
+        """GET the login page or the API: any answer below 500 will do. No credentials are
+        sent (``.netrc``'s neither); the body is not read."""
         url = getattr(app_settings, setting)
-        answer = self.request("GET", url)
-        if isinstance(answer, Result):
-            return answer
-        if answer.status >= 500:
+        try:
+            response = oauth._session().get(
+                url,
+                auth=oauth._no_netrc,
+                timeout=app_settings.TIMEOUT,
+                allow_redirects=False,
+                stream=True,
+                verify=True,
+            )
+            response.close()
+        except requests.RequestException as exc:
+            return Result(False, describe_connection_error(exc, url))
+        if response.status_code >= 500:
             return Result(
                 False,
                 _("answered HTTP %(status)d: temporarily unavailable, try again later.")
-                % {"status": answer.status},
+                % {"status": response.status_code},
             )
-        return Result(True, _("reachable (HTTP %(status)d).") % {"status": answer.status})
+        return Result(True, _("reachable (HTTP %(status)d).") % {"status": response.status_code})

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from functools import reduce
 from operator import or_
-from typing import Any, cast
+from typing import Any
 
 from django.core.management.base import CommandParser
 from django.db import router, transaction
@@ -208,7 +208,7 @@ class Command(PageroCommand):
     @staticmethod
     def still_dead(queryset: PageroTokenQuerySet, batch: list[PageroToken]) -> PageroTokenQuerySet:
         dead = queryset.needing_reauthorization()
-        return cast(PageroTokenQuerySet, dead.filter(pk__in=[token.pk for token in batch]))
+        return dead.filter(pk__in=[token.pk for token in batch])
 
     @staticmethod
     def still_undecryptable(
@@ -226,8 +226,8 @@ class Command(PageroCommand):
             and isinstance(token.__dict__.get("refresh_token"), Ciphertext)
         ]
         if not unchanged:
-            return cast(PageroTokenQuerySet, queryset.none())
-        return cast(PageroTokenQuerySet, queryset.filter(reduce(or_, unchanged)))
+            return queryset.none()
+        return queryset.filter(reduce(or_, unchanged))
 
     def delete_batch(
         self,

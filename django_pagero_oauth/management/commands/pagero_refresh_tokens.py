@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from enum import Enum
-from typing import Any, cast
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
@@ -34,11 +34,9 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from ... import tokens
 from ...exceptions import (
-    PageroAuthorizationRequired,
-    PageroConfigurationError,
-    PageroUnavailable,
     TokenDecryptionError,
 )
+from ...explain import Place, Reason, explain, reason_for
 from ...models import REFRESH_TOKEN_WARNING_DAYS, PageroToken, PageroTokenQuerySet
 from ._common import PageroCommand, Progress, SomeFailed, UsageError, preflight
 
@@ -77,17 +75,19 @@ FAILURE_LABELS: dict[Outcome, Promise] = {
 }
 
 
+#: The outcome of each reason a refresh fails for; any other reason is an ERROR.
+_OUTCOMES = {
+    Reason.UNDECRYPTABLE: Outcome.UNDECRYPTABLE,
+    Reason.REAUTHORIZATION: Outcome.REAUTHORIZATION,
+    Reason.CONFIGURATION: Outcome.CONFIGURATION,
+    Reason.UNAVAILABLE: Outcome.UNAVAILABLE,
+    Reason.INVALID_RESPONSE: Outcome.UNAVAILABLE,
+}
+
+
 def _describe_failure(outcome: Outcome, exc: BaseException) -> str:
-    status = getattr(exc, "status_code", None)
-    http = f" (HTTP {status})" if status else ""
-    return {
-        Outcome.REAUTHORIZATION: _("the connection needs re-authorization (invalid_grant)"),
-        Outcome.UNAVAILABLE: _("Pagero is unavailable%(http)s; the token was kept")
-        % {"http": http},
-        Outcome.UNDECRYPTABLE: _("the token cannot be decrypted with the configured keys"),
-        Outcome.ERROR: _("unexpected error: %(type)s") % {"type": type(exc).__name__},
-        Outcome.CONFIGURATION: _("Pagero rejected the client credentials (invalid_client)"),
-    }[outcome]
+    """The words for a failed refresh (:mod:`django_pagero_oauth.explain`)."""
+    return explain(Place.COMMAND_REFRESH, exc)
 
 
 def _has_field(model: Any, name: str) -> bool:
@@ -112,7 +112,7 @@ def tokens_to_refresh(within_days: int | None) -> PageroTokenQuerySet:
         queryset = PageroToken.objects.refresh_token_expiring_within(timedelta(days=within_days))
     if _has_field(get_user_model(), "is_active"):
         queryset = queryset.filter(user__is_active=True)
-    return cast(PageroTokenQuerySet, queryset.order_by("refresh_token_expires_at", "pk"))
+    return queryset.order_by("refresh_token_expires_at", "pk")
 
 
 def refresh_token_by_pk(
@@ -134,19 +134,13 @@ def refresh_token_by_pk(
                 return Outcome.GONE, None, None
         with serialized or nullcontext():
             tokens.refresh_now(token)
-    except TokenDecryptionError as exc:  # before PageroAuthorizationRequired (see exceptions)
-        return Outcome.UNDECRYPTABLE, token, exc
-    except PageroAuthorizationRequired as exc:
-        if token is not None and not token.user.is_active:
+    except Exception as exc:  # classified by .explain; a database error, a bug: count it
+        outcome = _OUTCOMES.get(reason_for(exc), Outcome.ERROR)
+        if outcome is Outcome.REAUTHORIZATION and token is not None and not token.user.is_active:
             return Outcome.GONE, token, None
-        return Outcome.REAUTHORIZATION, token, exc
-    except PageroConfigurationError as exc:
-        return Outcome.CONFIGURATION, token, exc
-    except PageroUnavailable as exc:
-        return Outcome.UNAVAILABLE, token, exc
-    except Exception as exc:  # a database error, a bug: count it, keep the run going
-        logger.exception("pagero_refresh_tokens: token #%s failed", pk)
-        return Outcome.ERROR, token, exc
+        if outcome is Outcome.ERROR:
+            logger.exception("pagero_refresh_tokens: token #%s failed", pk)
+        return outcome, token, exc
     return Outcome.REFRESHED, token, None
 
 

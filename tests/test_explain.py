@@ -1,0 +1,150 @@
+"""The one mapping from exceptions to words (django_pagero_oauth.explain)."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import translation
+
+from django_pagero_oauth.exceptions import (
+    CallbackError,
+    IdentityRefused,
+    IdTokenError,
+    InvalidTokenResponse,
+    OAuthErrorResponse,
+    PageroAuthorizationRequired,
+    PageroConfigurationError,
+    PageroUnavailable,
+    TokenDecryptionError,
+    TokenLockTimeout,
+    UndecryptableToken,
+)
+from django_pagero_oauth.explain import (
+    Place,
+    Reason,
+    explain,
+    explain_authorization_error,
+    is_warning,
+    reason_for,
+    status_for,
+)
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (UndecryptableToken(), Reason.UNDECRYPTABLE),  # also a PageroAuthorizationRequired
+        (TokenDecryptionError(), Reason.UNDECRYPTABLE),
+        (PageroAuthorizationRequired(), Reason.REAUTHORIZATION),
+        (IdentityRefused(error="identity_taken"), Reason.IDENTITY_REFUSED),
+        (IdTokenError(), Reason.ID_TOKEN),
+        (CallbackError(), Reason.CALLBACK),
+        (PageroConfigurationError(), Reason.CONFIGURATION),
+        (InvalidTokenResponse(), Reason.INVALID_RESPONSE),  # also a PageroUnavailable
+        (TokenLockTimeout(), Reason.UNAVAILABLE),
+        (PageroUnavailable(), Reason.UNAVAILABLE),
+        (OAuthErrorResponse(error="invalid_request"), Reason.REFUSED),
+        (RuntimeError(), Reason.ERROR),
+    ],
+)
+def test_reason_for_tests_the_classes_in_one_order(exc: BaseException, reason: Reason) -> None:
+    assert reason_for(exc) is reason
+
+
+def test_the_callback_page_words_and_statuses() -> None:
+    cases = {
+        IdTokenError(): (400, "could not be verified"),
+        PageroConfigurationError(): (503, "misconfigured"),
+        InvalidTokenResponse(): (502, "cannot be used"),
+        PageroUnavailable(): (503, "not reachable"),
+        OAuthErrorResponse(): (400, "did not accept this login"),
+        IdentityRefused(error="inactive_user"): (403, "is disabled"),
+        IdentityRefused(error="something_new"): (403, "already linked to another user"),
+    }
+    for exc, (status, words) in cases.items():
+        assert status_for(Place.LOGIN, exc) == status
+        assert words in explain(Place.LOGIN, exc), exc
+
+
+def test_values_come_from_the_exception_and_the_caller() -> None:
+    text = explain(
+        Place.ADMIN_REVOKE, PageroUnavailable(status_code=503), user="ann", fingerprint="ab12"
+    )
+    assert (
+        text
+        == "ann (ab12): kept, Pagero could not confirm the revocation (HTTP 503). Try again later."
+    )
+    assert is_warning(Place.ADMIN_REVOKE, PageroUnavailable())
+    assert not is_warning(Place.ADMIN_REVOKE, PageroConfigurationError())
+    refused = OAuthErrorResponse(error="unsupported_token_type")
+    assert "(unsupported_token_type)" in explain(
+        Place.ADMIN_REVOKE, refused, user="ann", fingerprint="ab12"
+    )
+    assert explain(Place.COMMAND_REFRESH, KeyError("x")) == "unexpected error: KeyError"
+
+
+def test_plurals_and_swedish() -> None:
+    exc = PageroConfigurationError()
+    one = explain(Place.ADMIN_REFRESH, exc, user="ann", fingerprint="ab12", skipped=1)
+    two = explain(Place.ADMIN_REFRESH, exc, user="ann", fingerprint="ab12", skipped=2)
+    assert "1 more token was not tried" in one and "2 more tokens were not tried" in two
+    with translation.override("sv"):
+        swedish = [
+            explain(Place.LOGIN, exc),
+            explain(Place.DISCONNECT, PageroUnavailable()),
+            explain(Place.COMMAND_REFRESH, exc),
+            explain(Place.ADMIN_REFRESH, exc, user="a", fingerprint="b", skipped=2),
+            explain(Place.LOGIN, IdentityRefused(error="unknown_identity")),
+            explain_authorization_error("access_denied"),
+        ]
+    english = [
+        explain(Place.LOGIN, exc),
+        explain(Place.DISCONNECT, PageroUnavailable()),
+        explain(Place.COMMAND_REFRESH, exc),
+        explain(Place.ADMIN_REFRESH, exc, user="a", fingerprint="b", skipped=2),
+        explain(Place.LOGIN, IdentityRefused(error="unknown_identity")),
+        explain_authorization_error("access_denied"),
+    ]
+    assert all(s != e for s, e in zip(swedish, english, strict=True)), swedish
+
+
+def test_every_place_answers_every_failure_its_callers_catch() -> None:
+    # What each caller catches (views, admin, commands): none may find no words.
+    caught = {
+        Place.LOGIN: [
+            IdTokenError(),
+            OAuthErrorResponse(),
+            PageroConfigurationError(),
+            InvalidTokenResponse(),
+            PageroUnavailable(),
+        ],
+        Place.DISCONNECT: [
+            UndecryptableToken(),
+            PageroUnavailable(),
+            OAuthErrorResponse(),
+            PageroConfigurationError(),
+        ],
+        Place.ADMIN_REFRESH: [
+            UndecryptableToken(),
+            PageroAuthorizationRequired(),
+            PageroConfigurationError(),
+            PageroUnavailable(),
+            TokenLockTimeout(),
+            InvalidTokenResponse(),
+        ],
+        Place.ADMIN_REVOKE: [
+            UndecryptableToken(),
+            OAuthErrorResponse(),
+            PageroConfigurationError(),
+            PageroUnavailable(),
+        ],
+        Place.COMMAND_REFRESH: [
+            UndecryptableToken(),
+            PageroAuthorizationRequired(),
+            PageroConfigurationError(),
+            PageroUnavailable(),
+            ValueError(),
+        ],
+    }
+    for place, failures in caught.items():
+        for exc in failures:
+            assert explain(place, exc, user="u", fingerprint="f", skipped=0), (place, exc)
