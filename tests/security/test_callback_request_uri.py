@@ -1,24 +1,10 @@
-"""Attack: the authorization code (and state) in the error report of a failing callback, through
-the WSGI server's copy of the request line.
+"""The callback's error report hides the code in the WSGI server's copies of the request line.
 
-``views.hide_callback_secrets`` masks ``code`` and ``state`` in ``request.GET`` and
-``QUERY_STRING`` only. Gunicorn puts the raw request target in ``environ["RAW_URI"]`` and uWSGI
-/ mod_wsgi in ``environ["REQUEST_URI"]``; both become ``request.META`` keys, and Django's error
-report (e-mail, text and HTML) lists ``request.META``. ``SafeExceptionReporterFilter`` cleanses
-only META keys matching ``API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE``, so these two
-show ``/pagero/callback/?code=...&state=...`` in full. SECURITY.rst item 21 promises "the
-callback view's whole report, request section included: the code is masked once read"; the
-"known limits" section only excuses middleware that records the query string *before* the view,
-not the server's own environ, which is there in every deployment on those servers.
-
-Impact: the code leaks to everyone who reads error e-mails / the tracker. A code whose exchange
-failed before reaching Pagero is still unused; with PKCE it is useless without the verifier, so
-the impact is limited (without PKCE, ``PKCE: False``, it could be redeemed within its lifetime by
-whoever also holds the client secret). Severity: low.
-
-Fix (suggested): ``views.hide_callback_secrets``: also rewrite ``REQUEST_URI``, ``RAW_URI`` (and
-any META value that holds the raw query string, e.g. by replacing the raw query string wherever
-it appears in ``request.META``) with the masked one.
+Django's error report (e-mail, text and HTML) lists ``request.META``, and
+``SafeExceptionReporterFilter`` cleanses only keys that look secret. Gunicorn puts the raw
+request target in ``RAW_URI``, uWSGI and mod_wsgi in ``REQUEST_URI``, and proxies often pass it
+on as a header (``X-Original-URI``). What this proves: once the callback view has read the code,
+none of these shows it (nor the state), in a callback that fails after the code exchange.
 """
 
 from __future__ import annotations
@@ -37,7 +23,7 @@ from django_pagero_oauth.signals import token_obtained
 from .test_error_reports import Report, _repr, _session_of, all_secrets, assert_clean
 
 
-@pytest.mark.parametrize("server_key", ["RAW_URI", "REQUEST_URI"])
+@pytest.mark.parametrize("server_key", ["RAW_URI", "REQUEST_URI", "HTTP_X_ORIGINAL_URI"])
 def test_callback_error_report_hides_the_code_in_the_servers_request_uri(
     browser: Any, pagero_mock: Any, server_key: str
 ) -> None:
