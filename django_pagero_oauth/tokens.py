@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
@@ -30,10 +31,12 @@ from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.db import OperationalError, connections, router, transaction
 from django.db.models import OneToOneRel
 from django.db.utils import load_backend
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from . import oauth
 from .conf import app_settings
+from .crypto import fingerprint
 from .exceptions import (
     OAuthErrorResponse,
     PageroAuthorizationRequired,
@@ -394,14 +397,62 @@ def _refresh_locked(
         failure = exc
     else:
         caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(current))
-        current.apply_token_response(response)
-        current.last_refreshed = current.access_token_issued_at
-        current.save()
-        return current, True
+        if _store_refresh_answer(current, response) and response.has_access_token:
+            return current, True
+        # Pagero rotated, and the new refresh token is stored; there is no usable access token.
+        failure = PageroUnavailable("Pagero's refresh answer could not be used in full")
     if backoff is None:
         # Still under the lock, so the callers waiting on it see the back-off.
         _start_backoff(current, failure)  # type: ignore[arg-type]
     return failure
+
+
+@sensitive_variables("response")
+def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -> bool:
+    """Save a refresh answer on the locked row ``current``; False if only part of it was saved.
+
+    Pagero has already spent the old single-use refresh token, so whatever else fails, the new
+    one must be stored: when the full answer cannot be saved (a value some database cannot
+    hold, a bug), only the new refresh token, its fingerprint and lifetime are written, with
+    the access token expired (the next use refreshes), and ``current`` is read again.
+    """
+    using = current._state.db or router.db_for_write(PageroToken)
+    try:
+        with transaction.atomic(using=using):  # a savepoint: the fallback below needs the lock
+            current.apply_token_response(response)
+            current.last_refreshed = current.access_token_issued_at
+            current.save(using=using)
+        return True
+    except Exception as exc:
+        if not response.refresh_token:
+            raise
+        logger.error(
+            "Pagero refresh of token %s: the answer could not be stored (%s); storing only the "
+            "new refresh token",
+            current.fingerprint,
+            type(exc).__name__,
+        )
+    now = timezone.now()
+    row = PageroToken.objects.db_manager(using).get(pk=current.pk)
+    row.refresh_token = response.refresh_token
+    row.fingerprint = fingerprint(response.refresh_token)
+    row.refresh_token_expires_at = now + timedelta(days=app_settings.REFRESH_TOKEN_LIFETIME_DAYS)
+    row.access_token = ""
+    row.access_token_issued_at = row.access_token_expires_at = now
+    row.save(
+        using=using,
+        update_fields=[
+            "refresh_token",
+            "fingerprint",
+            "refresh_token_expires_at",
+            "access_token",
+            "access_token_issued_at",
+            "access_token_expires_at",
+            "updated",
+        ],
+    )
+    current.refresh_from_db(using=using)
+    return False
 
 
 def _refresh_failed(
