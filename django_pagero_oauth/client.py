@@ -218,7 +218,8 @@ def _detached(exc: BaseException) -> BaseException:
 
     A ``requests`` exception becomes a new one of the same class and message, so callers'
     ``except requests.ConnectionError`` keeps working; its ``request`` is a copy without the
-    ``Authorization`` header.
+    ``Authorization`` header. Any other exception keeps its class but not its message, which
+    may quote the header (``http.client``: "Invalid header value b'Bearer ...'").
     """
     if isinstance(exc, requests.RequestException):
         request = None
@@ -230,9 +231,12 @@ def _detached(exc: BaseException) -> BaseException:
         except Exception:  # a subclass with another constructor
             fresh = requests.RequestException(str(exc), request=request)
         return fresh
-    exc.__cause__ = exc.__context__ = None
-    exc.__suppress_context__ = True
-    return exc.with_traceback(None)
+    message = f"{type(exc).__name__} while sending the request (its message is withheld)"
+    try:
+        fresh = type(exc)(message)
+    except Exception:  # a class with another constructor
+        fresh = RuntimeError(f"{type(exc).__module__}.{message}")
+    return fresh
 
 
 class PageroSession(requests.Session):

@@ -1,49 +1,41 @@
-"""Attack: a rotated refresh answer that passes ``TokenResponse.from_json`` but cannot be SAVED.
+"""A rotated refresh answer is stored, whatever values it holds: the new refresh token is never lost.
 
-``from_json`` accepts any answer that carries a new refresh token (SECURITY.rst item 23: "only
-what cannot be stored and used is refused"), and ``tokens._refresh_locked`` then calls
-``apply_token_response`` + ``save()`` under the row lock. Several values that ``from_json``
-lets through make that write (or ``apply_token_response`` itself) raise an exception that is
-not a ``PageroOAuthError``:
+Once Pagero answers a refresh with a new refresh token, the old one is dead. ``from_json``
+accepts such an answer unless it cannot be stored and used at all (SECURITY.rst item 23), so
+every value it lets through must be storable, on every database: a NUL (PostgreSQL text cannot
+hold one) or a lone surrogate (not UTF-8) in ``scope``, ``claims``, ``id_token`` or the JWT's
+``publicid``; a JWT payload nested deeper than the recursion limit; an ``expires_in`` too large
+for a float; an access token that is no bearer token. What this proves:
 
-- a NUL character in ``scope`` / ``claims`` (PostgreSQL text cannot hold NUL: ``DataError``);
-- a lone surrogate (``"\\ud800"``, valid JSON) in ``scope``, ``claims`` or ``id_token``
-  (``UnicodeEncodeError`` when the driver or Fernet encodes it as UTF-8);
-- an access token that is a JWT whose ``publicid`` claim holds a NUL (PostgreSQL), or whose
-  payload is JSON nested deeper than the recursion limit (``decode_jwt_unverified`` catches
-  ``ValueError`` but not ``RecursionError``);
-- an ``expires_in`` that is a JSON integer too large for a float (``math.isfinite`` raises
-  ``OverflowError`` in ``_lenient_expires_in``).
-
-Impact: Pagero has already spent the old single-use refresh token and issued a new one; the
-transaction rolls back, so the NEW refresh token is lost and only the dead one stays stored: the
-user's connection is gone (the next refresh is ``invalid_grant``). The exception also escapes as
-a 500 (from protected views, the middleware, ``get_client``), not ``PageroUnavailable``. For a
-login (code exchange) the callback answers 500 instead of the "cannot be used" page.
-
-Severity: medium (needs a hostile or broken token endpoint / proxy, which is exactly what item 23
-promises to survive; the loss is permanent).
-
-Fix (suggested): in ``oauth.TokenResponse.from_json`` normalise the informational fields
-(``scope``, ``claims``, ``id_token``: drop NUL and surrogates, or empty them with a warning) and
-read ``expires_in`` without ``math.isfinite`` on huge ints (e.g. ``min(value, MAX_EXPIRES_IN)``
-first); in ``oauth.decode_jwt_unverified`` also catch ``RecursionError`` and in
-``models.PageroToken.apply_token_response`` keep only a ``publicid`` without NUL/surrogates.
-Defence in depth: in ``tokens._refresh_locked``, if saving the full answer fails, save at least the
-new refresh token (and its fingerprint) before raising.
+- after each such answer the stored refresh token is the new one, the failure (if any) is this
+  package's own (no 500), and the next refresh works;
+- if storing the full answer fails anyway (a bug, a database limit), the new refresh token, its
+  fingerprint and lifetime are still stored, with the access token expired;
+- a login (code exchange) with such an answer is no 500.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
 
+from django_pagero_oauth.exceptions import PageroUnavailable
 from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.testing.mock import Fault
 from django_pagero_oauth.tokens import get_valid_token
+
+from .conftest import backoff_passed
+
+#: RFC 6750 2.1's b64token: what may follow "Bearer " in the header.
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def is_bearer_token(value: str) -> bool:
+    return B64TOKEN.fullmatch(value) is not None
 
 
 def _jwt(payload_json: str) -> str:
@@ -56,12 +48,23 @@ def _jwt(payload_json: str) -> str:
 HOSTILE_ROTATED_FIELDS = {
     "scope with NUL": {"scope": "all\u0000x"},
     "claims with NUL": {"claims": "publicid\u0000"},
+    "scope list with NUL": {"scope": ["all", "x\u0000"]},
     "scope with a lone surrogate": {"scope": "\ud800"},
     "claims with a lone surrogate": {"claims": "\udfff"},
     "id_token with a lone surrogate": {"id_token": "a.\ud800.b"},
+    "id_token with NUL": {"id_token": "a.\u0000.b"},
     "publicid claim with NUL": {"access_token": _jwt(json.dumps({"publicid": "acme\u0000"}))},
+    "publicid claim with a lone surrogate": {
+        "access_token": _jwt(json.dumps({"publicid": "acme\ud800"}))
+    },
     "deeply nested JWT payload": {"access_token": _jwt("[" * 50_000 + "]" * 50_000)},
     "expires_in too large for a float": {"expires_in": 10**400},
+    "expires_in too small for a float": {"expires_in": -(10**400)},
+    "access_token with a newline": {"access_token": "eyJhbGciOiJub25lIn0.e30.c2ln\n"},
+    "access_token with NUL": {"access_token": "abc\u0000def"},
+    "access_token with a lone surrogate": {"access_token": "abc\ud800"},
+    "access_token with a space": {"access_token": "abc def"},
+    "access_token not ASCII": {"access_token": "abcdéf"},
 }
 
 
@@ -89,13 +92,47 @@ def test_rotated_refresh_answer_that_cannot_be_saved_keeps_the_new_refresh_token
         f"the new single-use refresh token was lost ({type(failure).__name__}: {failure}); "
         "the stored one is dead at Pagero"
     )
-    assert failure is None or type(failure).__module__.startswith("django_pagero_oauth")
+    assert failure is None or isinstance(failure, PageroUnavailable)
+    # The connection works: the next use gets a bearer token (refreshing if it must).
+    backoff_passed()
+    assert is_bearer_token(get_valid_token(user).access_token)
+    assert mock.is_refresh_token_valid(PageroToken.objects.get(pk=token.pk).refresh_token)
+
+
+def test_whatever_fails_while_storing_the_answer_the_new_refresh_token_is_kept(
+    user: Any, pagero_mock: Any, pagero_token_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = pagero_token_factory(user, expired=True)
+    old_fingerprint = token.fingerprint
+    real_apply = PageroToken.apply_token_response
+
+    def apply_then_fail(self: PageroToken, *args: Any, **kwargs: Any) -> None:
+        real_apply(self, *args, **kwargs)
+        raise RuntimeError("a bug while storing the answer")
+
+    monkeypatch.setattr(PageroToken, "apply_token_response", apply_then_fail)
+    with pytest.raises(PageroUnavailable):
+        get_valid_token(user)
+    monkeypatch.setattr(PageroToken, "apply_token_response", real_apply)
+
+    mock = pagero_mock.mock
+    stored = PageroToken.objects.get(pk=token.pk)
+    assert stored.refresh_token == mock.issued_refresh_tokens[-1]
+    assert mock.is_refresh_token_valid(stored.refresh_token)
+    assert stored.fingerprint not in ("", old_fingerprint)
+    assert stored.is_access_token_expired()
+    backoff_passed()
+    assert is_bearer_token(get_valid_token(user).access_token)
+    assert mock.counts["refresh_token"] == 2
 
 
 @pytest.mark.parametrize(
     "fields",
-    [HOSTILE_ROTATED_FIELDS[name] for name in ("scope with a lone surrogate", "scope with NUL")],
-    ids=["scope with a lone surrogate", "scope with NUL"],
+    [
+        HOSTILE_ROTATED_FIELDS[name]
+        for name in ("scope with a lone surrogate", "scope with NUL", "access_token with a newline")
+    ],
+    ids=["scope with a lone surrogate", "scope with NUL", "access_token with a newline"],
 )
 def test_login_with_such_an_answer_is_no_500(browser: Any, pagero_mock: Any, fields: Any) -> None:
     """The callback promises a clear error page, never a 500 (item 10)."""
