@@ -33,6 +33,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from .conf import app_settings
+from .exceptions import PageroAuthorizationRequired
 from .tokens import get_valid_token, refresh
 
 if TYPE_CHECKING:
@@ -325,12 +326,28 @@ class PageroSession(requests.Session):
     def _current_token(self) -> PageroToken:
         """The token this session holds while it is not expiring; else a valid one, fetched.
 
-        So several calls in one view (or one job) cost one query, not one each.
+        So several calls in one view (or one job) cost one query, not one each. A token the
+        session holds (given to it, or fetched earlier) is not used for an inactive user or a
+        connection that needs re-authorization, as far as the objects in hand say; a fetched
+        one is checked against the database (:func:`~django_pagero_oauth.get_valid_token`).
         """
         token = self._token
         if token is None or token.access_token_needs_refresh():
             token = self._token = get_valid_token(self.user)
+        elif not _may_use(self.user, token):
+            self._token = None
+            raise PageroAuthorizationRequired(
+                "The user is inactive, or the Pagero connection must be renewed."
+            )
         return token
+
+
+def _may_use(user: AbstractBaseUser, token: PageroToken) -> bool:
+    """Is ``token`` usable for ``user``, judged on these objects (no query)?"""
+    if not user.is_active or token.needs_reauthorization:
+        return False
+    relation = token._meta.get_field("user")
+    return not relation.is_cached(token) or bool(token.user.is_active)  # type: ignore[attr-defined]
 
 
 def get_client(

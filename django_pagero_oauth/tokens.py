@@ -100,7 +100,8 @@ PRELOADED = "_pagero_token_preloaded"
 
 
 def _token_of(user: AbstractBaseUser) -> PageroToken | None:
-    """The user's token: the one loaded with the user for this request, else one indexed query.
+    """The user's token: the one loaded with the user for this request, else one indexed query
+    (which re-reads the user's ``is_active``).
 
     The hot path: only the access token is decrypted; the refresh token is read, under the
     lock, only when a refresh is due. The access token is decrypted here, so that a token that
@@ -112,9 +113,17 @@ def _token_of(user: AbstractBaseUser) -> PageroToken | None:
         token = cast("PageroToken | None", _USER_RELATION.get_cached_value(user))
     else:
         try:
-            token = PageroToken.objects.defer("refresh_token", "id_token").get(user_id=user.pk)
+            token = (
+                PageroToken.objects.defer("refresh_token", "id_token")
+                .select_related("user")
+                .get(user_id=user.pk)
+            )
         except PageroToken.DoesNotExist:
             return None
+        if not token.user.is_active:
+            # The row's user, not the caller's object: a job may hold a user loaded before the
+            # deactivation (the join costs no query).
+            raise PageroAuthorizationRequired("The user is inactive.")
     if token is not None:
         token.access_token  # noqa: B018 (decrypts it, see above)
     return token
