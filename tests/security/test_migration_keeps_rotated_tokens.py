@@ -1,26 +1,12 @@
-"""Attack (race): migration ``0002`` overwrites a refresh token rotated while it runs.
+"""Migration ``0002`` never writes a spent refresh token back over one rotated while it runs.
 
-``0002.bind_to_rows`` reads the rows in batches of 500 (no lock), decrypts and re-encrypts each
-value, then writes it back with ``manager.filter(pk=pk).update(...)``: no ``select_for_update``,
-no compare-and-set on the value it read. During a rolling deployment the old processes (and the
-keep-alive jobs) keep refreshing. A refresh that commits between the migration's read of a row
-and its ``UPDATE`` of that row has already spent the old single-use refresh token at Pagero; the
-migration then writes the OLD (dead) refresh token back over the new one, re-encrypted in the new
-format. The new refresh token is gone: the user's connection is lost (the next refresh is
-``invalid_grant``). SECURITY.rst: "a rotated refresh token must never be lost".
-
-Reproduced on PostgreSQL: the "old process" is another connection in another thread that
-stores a rotated token in the old format (as version 0.1 does) while the migration is between
-its read and its write of the row.
-
-Impact: silent loss of connections during the upgrade, for every row refreshed in that window
-(a batch of 500 rows is read at once, so the window per row grows with the batch). Severity:
-medium.
-
-Fix (suggested): in ``migrations/0002...bind_to_rows`` (and ``unbind``) write each row only if
-it still holds what was read: ``manager.filter(pk=pk, **{name: value for the columns read})
-.update(...)`` (re-read and retry, or skip, when 0 rows match), or lock each batch with
-``select_for_update()`` inside the migration's transaction.
+During a rolling deployment the processes of the other version (and keep-alive jobs) keep
+refreshing while ``0002`` re-encrypts every row (forwards: old format to bound; backwards: bound
+to old). A refresh that commits between the migration's read of a row and its write has spent
+the refresh token the migration read. What this proves, on PostgreSQL (another connection in
+another thread writes the rotated token just then): the migration writes a row only while it
+still holds what was read (compare-and-set), reads it again otherwise, and the rotated token is
+what is stored afterwards, in the migration's target format, in both directions.
 """
 
 from __future__ import annotations
@@ -84,6 +70,49 @@ def test_a_refresh_token_rotated_while_0002_runs_is_not_overwritten(
         assert stored.refresh_token == ROTATED, "0002 wrote the spent refresh token back"
     finally:
         monkeypatch.setattr(crypto, "decrypt_old_format", real_decrypt_old_format)
+        migrate(_latest())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_token_rotated_while_0002_is_reversed_is_not_overwritten(
+    user: Any, pagero_token_factory: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the concurrent writer needs a database with row-level concurrency")
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ENCRYPTION_KEYS": [KEY]}
+    token = pagero_token_factory(user)  # in the bound format, as the new version writes it
+
+    real_decrypt = crypto.decrypt
+    rotated = threading.Event()
+
+    def new_process_refreshes_now() -> None:
+        try:
+            context = crypto.bound_context(PageroToken, "refresh_token", user.pk)
+            PageroToken.objects.filter(pk=token.pk).update(
+                refresh_token=crypto.Ciphertext(crypto.encrypt(ROTATED, context))
+            )
+        finally:
+            connections.close_all()
+
+    def decrypt(value: str, context: str) -> str:
+        if not rotated.is_set():
+            rotated.set()
+            writer = threading.Thread(target=new_process_refreshes_now)
+            writer.start()
+            writer.join(10)
+        return real_decrypt(value, context)
+
+    monkeypatch.setattr(crypto, "decrypt", decrypt)
+    try:
+        migrate(BEFORE)
+        monkeypatch.setattr(crypto, "decrypt", real_decrypt)
+        assert rotated.is_set()
+        raw = PageroToken.objects.filter(pk=token.pk).values_list("refresh_token", flat=True).get()
+        assert Fernet(KEY.encode()).decrypt(raw.encode()).decode() == ROTATED, (
+            "reversing 0002 wrote the spent refresh token back"
+        )
+    finally:
+        monkeypatch.setattr(crypto, "decrypt", real_decrypt)
         migrate(_latest())
 
 
