@@ -74,9 +74,11 @@ def _check_path(path: str, base_path: str) -> None:
         raise _refuse("the path starts with '//'")
     for segment in path[len(base_path) :].split("/"):
         decoded = unquote(segment)
-        if decoded in (".", ".."):
+        if decoded.split(";", 1)[0] in (".", ".."):
             # Raw ones are resolved away by urljoin; encoded ones (%2e%2e) are decoded by
             # requests (unreserved characters) and then removed by urllib3 as dot-segments.
+            # With a path parameter (``..;x``, ``%2e%2e%3b``) neither happens, but servers that
+            # strip parameters before normalising (Tomcat and what copies it) read ``..``.
             raise _refuse("the path has a dot-segment")
         if "/" in decoded or "\\" in decoded:
             raise _refuse("the path has an encoded '/' or '\\'")
@@ -90,9 +92,10 @@ def resolve_api_url(url: str, base_url: str) -> str:
     ``"/v1/me"`` and ``"v1/me"`` are the same) or an absolute URL under ``base_url``. The rule
     is checked on the URL that is actually requested: the same scheme, host and port as
     ``base_url``, the path under its path, no userinfo, no whitespace, control character or
-    backslash anywhere in ``url``, no dot-segment (plain or percent-encoded) and no encoded
-    ``/`` in the path, no network-path reference (``//host``), no path starting with ``//``. The answer is rebuilt from
-    ``base_url``'s scheme and authority, without fragment.
+    backslash anywhere in ``url``, no dot-segment (plain or percent-encoded, also with a ``;``
+    parameter: ``..;x``) and no encoded ``/`` in the path, no network-path reference
+    (``//host``), no path starting with ``//``. The answer is rebuilt from ``base_url``'s
+    scheme and authority, without fragment.
     """
     if not isinstance(url, str):
         raise TypeError("the URL must be a str")
