@@ -308,13 +308,29 @@ class PageroSession(requests.Session):
         kwargs.setdefault("allow_redirects", False)
         token = self._current_token()
         response = self._send_with(token, method, full_url, dict(kwargs))
-        if response.status_code == 401 and self.forced_refresh.may_refresh(token):
+        if (
+            response.status_code == 401
+            and self._rejected_by_the_api(response)
+            and self.forced_refresh.may_refresh(token)
+        ):
             # RFC 6750 3.1: the access token was rejected; one forced single-flight refresh.
             response.close()
             token = self._token = refresh(token, force=True)
             self.forced_refresh.refreshed(token)
             response = self._send_with(token, method, full_url, dict(kwargs))
         return response
+
+    def _rejected_by_the_api(self, response: requests.Response) -> bool:
+        """Was the 401 the API's answer to the token? After a redirect off the API (which
+        dropped the header) it is another server's, and must not cost a refresh token."""
+        request = response.request
+        if request is None or "Authorization" not in request.headers:
+            return False
+        try:
+            resolve_api_url(response.url or "", self.base_url)
+        except ValueError:
+            return False
+        return True
 
     def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         """GET without following redirects unless asked (``requests`` follows them for GET)."""
