@@ -331,11 +331,16 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if decoded is None:
             return None
         header, payload = decoded
-        timestamps = [
-            (name, datetime.fromtimestamp(payload[name], tz=timezone.get_current_timezone()))
-            for name in ("iat", "nbf", "exp", "auth_time")
-            if isinstance(payload.get(name), int) and not isinstance(payload.get(name), bool)
-        ]
+        timestamps = []
+        for name in ("iat", "nbf", "exp", "auth_time"):
+            value = payload.get(name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                continue
+            try:  # the payload is unverified: a year 10**12 is no date, and no reason for a 500
+                when = datetime.fromtimestamp(value, tz=timezone.get_current_timezone())
+            except (OverflowError, ValueError, OSError):
+                continue
+            timestamps.append((name, when))
         return render_to_string(
             self.jwt_template,
             {

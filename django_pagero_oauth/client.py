@@ -45,6 +45,7 @@ from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from .conf import app_settings
+from .exceptions import PageroAuthorizationRequired
 from .tokens import get_valid_token, refresh
 
 if TYPE_CHECKING:
@@ -85,9 +86,11 @@ def _check_path(path: str, base_path: str) -> None:
         raise _refuse("the path starts with '//'")
     for segment in path[len(base_path) :].split("/"):
         decoded = unquote(segment)
-        if decoded in (".", ".."):
+        if decoded.split(";", 1)[0] in (".", ".."):
             # Raw ones are resolved away by urljoin; encoded ones (%2e%2e) are decoded by
             # requests (unreserved characters) and then removed by urllib3 as dot-segments.
+            # With a path parameter (``..;x``, ``%2e%2e%3b``) neither happens, but servers that
+            # strip parameters before normalising (Tomcat and what copies it) read ``..``.
             raise _refuse("the path has a dot-segment")
         if "/" in decoded or "\\" in decoded:
             raise _refuse("the path has an encoded '/' or '\\'")
@@ -101,9 +104,10 @@ def resolve_api_url(url: str, base_url: str) -> str:
     ``"/v1/me"`` and ``"v1/me"`` are the same) or an absolute URL under ``base_url``. The rule
     is checked on the URL that is actually requested: the same scheme, host and port as
     ``base_url``, the path under its path, no userinfo, no whitespace, control character or
-    backslash anywhere in ``url``, no dot-segment (plain or percent-encoded) and no encoded
-    ``/`` in the path, no network-path reference (``//host``), no path starting with ``//``. The answer is rebuilt from
-    ``base_url``'s scheme and authority, without fragment.
+    backslash anywhere in ``url``, no dot-segment (plain or percent-encoded, also with a ``;``
+    parameter: ``..;x``) and no encoded ``/`` in the path, no network-path reference
+    (``//host``), no path starting with ``//``. The answer is rebuilt from ``base_url``'s
+    scheme and authority, without fragment.
     """
     if not isinstance(url, str):
         raise TypeError("the URL must be a str")
@@ -311,7 +315,8 @@ def _detached(exc: BaseException) -> BaseException:
 
     A ``requests`` exception becomes a new one of the same class and message, so callers'
     ``except requests.ConnectionError`` keeps working; its ``request`` is a copy without the
-    ``Authorization`` header.
+    ``Authorization`` header. Any other exception keeps its class but not its message, which
+    may quote the header (``http.client``: "Invalid header value b'Bearer ...'").
     """
     if isinstance(exc, requests.RequestException):
         request = None
@@ -323,9 +328,12 @@ def _detached(exc: BaseException) -> BaseException:
         except Exception:  # a subclass with another constructor
             fresh = requests.RequestException(str(exc), request=request)
         return fresh
-    exc.__cause__ = exc.__context__ = None
-    exc.__suppress_context__ = True
-    return exc.with_traceback(None)
+    message = f"{type(exc).__name__} while sending the request (its message is withheld)"
+    try:
+        fresh = type(exc)(message)
+    except Exception:  # a class with another constructor
+        fresh = RuntimeError(f"{type(exc).__module__}.{message}")
+    return fresh
 
 
 class PageroSession(requests.Session):
@@ -396,13 +404,29 @@ class PageroSession(requests.Session):
         kwargs.setdefault("allow_redirects", False)
         token = self._current_token()
         response = self._send_with(token, method, full_url, dict(kwargs))
-        if response.status_code == 401 and self.forced_refresh.may_refresh(token):
+        if (
+            response.status_code == 401
+            and self._rejected_by_the_api(response)
+            and self.forced_refresh.may_refresh(token)
+        ):
             # RFC 6750 3.1: the access token was rejected; one forced single-flight refresh.
             response.close()
             token = self._token = refresh(token, force=True)
             self.forced_refresh.refreshed(token)
             response = self._send_with(token, method, full_url, dict(kwargs))
         return response
+
+    def _rejected_by_the_api(self, response: requests.Response) -> bool:
+        """Was the 401 the API's answer to the token? After a redirect off the API (which
+        dropped the header) it is another server's, and must not cost a refresh token."""
+        request = response.request
+        if request is None or "Authorization" not in request.headers:
+            return False
+        try:
+            resolve_api_url(response.url or "", self.base_url)
+        except ValueError:
+            return False
+        return True
 
     def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:
         """GET without following redirects unless asked (``requests`` follows them for GET)."""
@@ -417,12 +441,28 @@ class PageroSession(requests.Session):
     def _current_token(self) -> PageroToken:
         """The token this session holds while it is not expiring; else a valid one, fetched.
 
-        So several calls in one view (or one job) cost one query, not one each.
+        So several calls in one view (or one job) cost one query, not one each. A token the
+        session holds (given to it, or fetched earlier) is not used for an inactive user or a
+        connection that needs re-authorization, as far as the objects in hand say; a fetched
+        one is checked against the database (:func:`~django_pagero_oauth.get_valid_token`).
         """
         token = self._token
         if token is None or token.access_token_needs_refresh():
             token = self._token = get_valid_token(self.user)
+        elif not _may_use(self.user, token):
+            self._token = None
+            raise PageroAuthorizationRequired(
+                "The user is inactive, or the Pagero connection must be renewed."
+            )
         return token
+
+
+def _may_use(user: AbstractBaseUser, token: PageroToken) -> bool:
+    """Is ``token`` usable for ``user``, judged on these objects (no query)?"""
+    if not user.is_active or token.needs_reauthorization:
+        return False
+    relation = token._meta.get_field("user")
+    return not relation.is_cached(token) or bool(token.user.is_active)
 
 
 def get_client(

@@ -20,7 +20,7 @@ from .crypto import (
     unknown_key_condition,
 )
 from .exceptions import InvalidTokenResponse, TokenDecryptionError
-from .oauth import TokenResponse, decode_jwt_unverified
+from .oauth import TokenResponse, decode_jwt_unverified, is_storable_text
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -338,10 +338,14 @@ class PageroToken(models.Model):
         self.scope = response.scope[:_TEXT_MAX_LENGTH]
         self.claims = response.claims[:_TEXT_MAX_LENGTH]
         decoded = decode_jwt_unverified(response.access_token)
-        if decoded is not None and isinstance(decoded[1].get("publicid"), str):
-            self.publicid = decoded[1]["publicid"][:255]
+        publicid = decoded[1].get("publicid") if decoded is not None else None
+        if isinstance(publicid, str) and is_storable_text(publicid):
+            self.publicid = publicid[:255]
         self.access_token_issued_at = now
-        self.access_token_expires_at = now + timedelta(seconds=response.expires_in)
+        # An answer whose access token was dropped (not a bearer token) is stored expired:
+        # the next use refreshes.
+        lifetime = response.expires_in if response.has_access_token else 0
+        self.access_token_expires_at = now + timedelta(seconds=lifetime)
         self.refresh_token_expires_at = now + timedelta(
             days=app_settings.REFRESH_TOKEN_LIFETIME_DAYS
         )

@@ -55,6 +55,25 @@ SECRET_FIELDS = ("code", "code_verifier", "refresh_token", "token", "client_secr
 _DESCRIPTION_CHAR_RE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]")
 _ERROR_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,64}")
 
+#: RFC 6750 2.1: ``b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="``,
+#: the only characters an access token may have in an ``Authorization: Bearer`` header.
+_B64TOKEN_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+#: What no database column can hold: NUL (PostgreSQL text) and lone surrogates (not UTF-8).
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+_LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def is_bearer_token(value: str) -> bool:
+    """Can ``value`` be sent as ``Authorization: Bearer <value>`` (RFC 6750 2.1)?"""
+    return _B64TOKEN_RE.fullmatch(value) is not None
+
+
+def is_storable_text(value: str) -> bool:
+    """Can ``value`` be written to a text column of any supported database (and encrypted)?"""
+    return _UNSTORABLE_RE.search(value) is None
+
+
 _local = threading.local()
 
 
@@ -153,7 +172,8 @@ class TokenResponse:
 
         - it is not a JSON object;
         - ``access_token`` is missing, empty or not a string;
-        - ``refresh_token`` is present but empty or not a string;
+        - ``refresh_token`` is present but empty, not a string, or not UTF-8 (a lone
+          surrogate): such a token could be neither stored nor sent;
         - ``token_type`` names another type (``mac``, ``DPoP``, ...): RFC 6749 7.1 forbids
           using a token of a type the client does not understand, and this client sends bearer
           tokens only.
@@ -162,16 +182,21 @@ class TokenResponse:
         requires one; more likely a proxy's or a broken server's JSON), so a ``refresh_token``
         in it is not trusted either.
 
-        Everything else is repaired, with a warning that names the field (never its value):
+        Everything else is repaired, with a warning that names the field (never its value).
+        An ``access_token`` outside RFC 6750's ``b64token`` (a control character, a blank,
+        non-ASCII) cannot be sent as a bearer header: it is dropped (``access_token`` is empty,
+        the stored token then needs a refresh at once), the new refresh token kept.
         ``expires_in`` as a numeric string or a float is read as a number; missing, ``null``,
         not a number, zero or negative, it is Pagero's 600 s (:data:`DEFAULT_EXPIRES_IN`); a
         missing or empty ``token_type`` is taken as bearer (Pagero documents ``"bearer"``), in
         any case and with surrounding blanks; ``scope``, ``claims`` and ``id_token`` are
-        informational and default to empty.
+        informational and default to empty; one that no database column can hold (NUL, a lone
+        surrogate) is emptied, and so is an ``id_token`` that is not a JWT's characters.
 
         An answer WITHOUT a refresh token (the server kept the old one, RFC 6749 6) loses
-        nothing when refused, so it is held to the letter: ``token_type`` must be bearer (any
-        case) and ``expires_in``, when present, a positive integer.
+        nothing when refused, so it is held to the letter: ``access_token`` must be a
+        ``b64token``, ``token_type`` bearer (any case) and ``expires_in``, when present, a
+        positive integer.
 
         Either way, an ``expires_in`` above :data:`MAX_EXPIRES_IN` is cut to it: a far-future
         expiry could not even be stored as a date.
@@ -182,19 +207,38 @@ class TokenResponse:
         if not isinstance(access_token, str) or not access_token:
             raise InvalidTokenResponse("the token response has no access_token")
         refresh_token = data.get("refresh_token")
-        if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
+        if refresh_token is not None and (
+            not isinstance(refresh_token, str)
+            or not refresh_token
+            or _LONE_SURROGATE_RE.search(refresh_token)
+        ):
+            # (A NUL is stored encrypted and sent percent-encoded; a lone surrogate is neither.)
             raise InvalidTokenResponse("the token response has an invalid refresh_token")
         rotated = refresh_token is not None
+        if not is_bearer_token(access_token):
+            if not rotated:
+                raise InvalidTokenResponse("the access_token is not a bearer token")
+            logger.warning(
+                "Pagero %s: the access_token is not a bearer token (RFC 6750 2.1); dropped, "
+                "the new refresh token is kept",
+                what,
+            )
+            access_token = ""
         _check_bearer(data.get("token_type"), rotated=rotated, what=what)
         return cls(
             access_token=access_token,
             token_type="bearer",
             expires_in=_checked_expires_in(data, rotated=rotated, what=what),
             refresh_token=refresh_token,
-            scope=_text(data.get("scope")),
-            claims=_text(data.get("claims")),
-            id_token=_text(data.get("id_token")),
+            scope=_informational(data, "scope", what),
+            claims=_informational(data, "claims", what),
+            id_token=_informational(data, "id_token", what),
         )
+
+    @property
+    def has_access_token(self) -> bool:
+        """False when the answer's access token was dropped (see :meth:`from_json`)."""
+        return bool(self.access_token)
 
 
 def _check_bearer(token_type: Any, *, rotated: bool, what: str) -> None:
@@ -229,7 +273,10 @@ def _checked_expires_in(data: dict[str, Any], *, rotated: bool, what: str) -> in
 def _lenient_expires_in(value: Any, what: str) -> int:
     """``expires_in`` of an answer that must not be lost: a number, or Pagero's 600 s."""
     number: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
+        # Clamped first: math.isfinite(10**400) raises OverflowError.
+        number = max(-1, min(value, MAX_EXPIRES_IN + 1))
+    elif isinstance(value, float):
         number = value
     elif isinstance(value, str):
         with contextlib.suppress(ValueError):
@@ -251,6 +298,26 @@ def _text(value: Any) -> str:
     if isinstance(value, list):
         return " ".join(str(item) for item in value)
     return str(value)
+
+
+#: The characters of a JWT in compact serialisation (RFC 7515 7.1): base64url and dots.
+_JWT_CHARS_RE = re.compile(r"[A-Za-z0-9\-_.=]*")
+
+
+def _informational(data: dict[str, Any], name: str, what: str) -> str:
+    """``scope``, ``claims`` or ``id_token`` as text; empty (with a warning) when it could not
+    be stored (or, for ``id_token``, is no JWT), since refusing the answer could lose it."""
+    try:
+        text = _text(data.get(name))
+    except (ValueError, RecursionError):  # str() of a 5,000-digit int, or of a deep list
+        text = "\x00"
+    unusable = (
+        not _JWT_CHARS_RE.fullmatch(text) if name == "id_token" else not is_storable_text(text)
+    )
+    if unusable:
+        logger.warning("Pagero %s: %s cannot be stored; left empty", what, name)
+        return ""
+    return text
 
 
 # --- client authentication ----------------------------------------------------------------
@@ -469,7 +536,7 @@ def decode_jwt_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]] |
             json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
             for part in parts[:2]
         )
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(header, dict) or not isinstance(payload, dict):
         return None

@@ -23,16 +23,19 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.db import OperationalError, connections, router, transaction
 from django.db.utils import load_backend
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from . import oauth
 from .conf import app_settings
+from .crypto import fingerprint
 from .exceptions import (
     SERVICE_ERRORS,
     OAuthErrorResponse,
@@ -99,7 +102,8 @@ PRELOADED = "_pagero_token_preloaded"
 
 
 def _token_of(user: AbstractBaseUser) -> PageroToken | None:
-    """The user's token: the one loaded with the user for this request, else one indexed query.
+    """The user's token: the one loaded with the user for this request, else one indexed query
+    (which re-reads the user's ``is_active``).
 
     The hot path: only the access token is decrypted; the refresh token is read, under the
     lock, only when a refresh is due. The access token is decrypted here, so that a token that
@@ -111,9 +115,17 @@ def _token_of(user: AbstractBaseUser) -> PageroToken | None:
         token = cast("PageroToken | None", _USER_RELATION.get_cached_value(user))
     else:
         try:
-            token = PageroToken.objects.defer("refresh_token", "id_token").get(user_id=user.pk)
+            token = (
+                PageroToken.objects.defer("refresh_token", "id_token")
+                .select_related("user")
+                .get(user_id=user.pk)
+            )
         except PageroToken.DoesNotExist:
             return None
+        if not token.user.is_active:
+            # The row's user, not the caller's object: a job may hold a user loaded before the
+            # deactivation (the join costs no query).
+            raise PageroAuthorizationRequired("The user is inactive.")
     if token is not None:
         token.access_token  # noqa: B018 (decrypts it, see above)
     return token
@@ -416,14 +428,62 @@ def _refresh_locked(
         failure = exc
     else:
         caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(current))
-        current.apply_token_response(response)
-        current.last_refreshed = current.access_token_issued_at
-        current.save()
-        return current, True
+        if _store_refresh_answer(current, response) and response.has_access_token:
+            return current, True
+        # Pagero rotated, and the new refresh token is stored; there is no usable access token.
+        failure = PageroUnavailable("Pagero's refresh answer could not be used in full")
     if backoff is None:
         # Still under the lock, so the callers waiting on it see the back-off.
         _start_backoff(current, failure)
     return failure
+
+
+@sensitive_variables("response")
+def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -> bool:
+    """Save a refresh answer on the locked row ``current``; False if only part of it was saved.
+
+    Pagero has already spent the old single-use refresh token, so whatever else fails, the new
+    one must be stored: when the full answer cannot be saved (a value some database cannot
+    hold, a bug), only the new refresh token, its fingerprint and lifetime are written, with
+    the access token expired (the next use refreshes), and ``current`` is read again.
+    """
+    using = current._state.db or router.db_for_write(PageroToken)
+    try:
+        with transaction.atomic(using=using):  # a savepoint: the fallback below needs the lock
+            current.apply_token_response(response)
+            current.last_refreshed = current.access_token_issued_at
+            current.save(using=using)
+        return True
+    except Exception as exc:
+        if not response.refresh_token:
+            raise
+        logger.error(
+            "Pagero refresh of token %s: the answer could not be stored (%s); storing only the "
+            "new refresh token",
+            current.fingerprint,
+            type(exc).__name__,
+        )
+    now = timezone.now()
+    row = PageroToken.objects.db_manager(using).get(pk=current.pk)
+    row.refresh_token = response.refresh_token
+    row.fingerprint = fingerprint(response.refresh_token)
+    row.refresh_token_expires_at = now + timedelta(days=app_settings.REFRESH_TOKEN_LIFETIME_DAYS)
+    row.access_token = ""
+    row.access_token_issued_at = row.access_token_expires_at = now
+    row.save(
+        using=using,
+        update_fields=[
+            "refresh_token",
+            "fingerprint",
+            "refresh_token_expires_at",
+            "access_token",
+            "access_token_issued_at",
+            "access_token_expires_at",
+            "updated",
+        ],
+    )
+    current.refresh_from_db(using=using)
+    return False
 
 
 def _refresh_failed(

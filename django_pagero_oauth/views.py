@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -131,12 +131,41 @@ def hide_callback_secrets(request: HttpRequest) -> None:
     before this runs, so masking loses nothing.
     """
     masked = request.GET.copy()
+    secrets: set[str] = set()
     for name in SECRET_CALLBACK_PARAMETERS:
         if name in masked:
+            secrets.update(masked.getlist(name))
             masked.setlist(name, [MASK] * len(masked.getlist(name)))
     masked._mutable = False
     request.GET = cast("_ImmutableQueryDict", masked)
-    request.META["QUERY_STRING"] = masked.urlencode(safe="*")
+    raw_query = request.META.get("QUERY_STRING", "")
+    masked_query = masked.urlencode(safe="*")
+    request.META["QUERY_STRING"] = masked_query
+    # The server's own copies of the request line (gunicorn's RAW_URI, uWSGI's and mod_wsgi's
+    # REQUEST_URI, ...) are in META too, and error reports list META.
+    forms = sorted(
+        {
+            form
+            for secret in secrets
+            if len(secret) >= _MIN_MASKED_LENGTH
+            for form in (secret, quote(secret, safe=""), quote_plus(secret))
+        },
+        key=len,
+        reverse=True,
+    )
+    for key, value in list(request.META.items()):
+        if key == "QUERY_STRING" or not isinstance(value, str):
+            continue
+        hidden = value.replace(raw_query, masked_query) if raw_query else value
+        for form in forms:
+            hidden = hidden.replace(form, MASK)
+        if hidden != value:
+            request.META[key] = hidden
+
+
+#: Shorter secret values are masked in ``request.META`` only as part of the raw query string
+#: (masking a two-character value everywhere would garble unrelated headers).
+_MIN_MASKED_LENGTH = 8
 
 
 class SignInView(LoginView):

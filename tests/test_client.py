@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -153,6 +155,49 @@ def test_a_token_from_an_expiry_refresh_may_be_forced_once(user, pagero_mock, pa
     revoke_token(PageroToken.objects.get(pk=stored.pk).access_token, token_type_hint="access_token")
     assert session.get("v1/me").status_code == 200  # its 401 forced one refresh
     assert counts(pagero_mock) == (5, 3)
+
+
+def test_a_401_from_another_origin_after_a_redirect_forces_no_refresh(
+    user, pagero_mock, pagero_token_factory
+):
+    """A followed redirect off the API loses the bearer header; that server's 401 says nothing
+    about the token and must not use up a single-use refresh token. A 401 of the API itself
+    still forces its one refresh."""
+    token = pagero_token_factory(user)
+    seen: list[tuple[int, str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            port = self.server.server_address[1]
+            seen.append((port, self.path, self.headers.get("Authorization", "")))
+            if self.path == "/api/away":
+                self.send_response(302)
+                self.send_header("Location", f"http://127.0.0.1:{other_port}/api/x")
+            else:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Bearer error="invalid_token"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), Handler) for _ in range(2)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    api_port, other_port = (server.server_address[1] for server in servers)
+    try:
+        session = get_client(user, base_url=f"http://127.0.0.1:{api_port}/api/", token=token)
+        assert session.get("away", allow_redirects=True).status_code == 401
+        assert pagero_mock.mock.counts["refresh_token"] == 0
+        assert seen[-1] == (other_port, "/api/x", "")  # the header did not follow
+
+        assert session.get("reject").status_code == 401  # the API's own 401
+        assert pagero_mock.mock.counts["refresh_token"] == 1
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
 
 
 def test_the_forced_refresh_policy_holds_no_token(user, pagero_mock, pagero_token_factory):

@@ -6,6 +6,11 @@ re-encrypted in the bound format (``crypto`` module docstring); a row whose refr
 decrypts gets its keyed fingerprint. A value that does not decrypt is left exactly as it is
 (and so is the row's fingerprint): it stays readable ("read-both") if its key comes back, and
 ``pagero_check`` counts it. ``updated`` is not touched. Reversible.
+
+Processes of the previous version keep refreshing while this runs (a rolling deployment), and
+each refresh spends a single-use refresh token: a row is written only if it still holds the
+values that were read (compare-and-set), else it is read again, so a token rotated meanwhile is
+never overwritten by the spent one.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from django.db import migrations, models
 
 TOKEN_COLUMNS = ("access_token", "refresh_token", "id_token")
 BATCH_SIZE = 500
+#: How often a row that keeps changing under the migration is read again; then it is left in
+#: the old format (still read, and rewritten by its next save).
+ATTEMPTS = 5
 
 
 def _rows(apps: Any, schema_editor: Any) -> Any:
@@ -39,6 +47,22 @@ def _rows(apps: Any, schema_editor: Any) -> Any:
     return token_model, manager, batches()
 
 
+def _rewrite(manager: Any, pk: Any, user_id: Any, values: list[Any], convert: Any) -> None:
+    """Write ``convert(user_id, values)`` to row ``pk`` only while it holds ``values``."""
+    for _attempt in range(ATTEMPTS):
+        changes = convert(user_id, values)
+        if not changes:
+            return
+        read = dict(zip(TOKEN_COLUMNS, values, strict=True))
+        if manager.filter(pk=pk, **read).update(**changes):
+            return
+        # Another process wrote the row after it was read (a refresh rotated the token).
+        row = manager.filter(pk=pk).values_list("user_id", *TOKEN_COLUMNS).first()
+        if row is None:
+            return
+        user_id, *values = row
+
+
 def _usable_keys() -> bool:
     from django_pagero_oauth import crypto
     from django_pagero_oauth.exceptions import TokenDecryptionError
@@ -57,7 +81,8 @@ def bind_to_rows(apps: Any, schema_editor: Any) -> None:
     if not _usable_keys():
         return
     token_model, manager, rows = _rows(apps, schema_editor)
-    for pk, user_id, *values in rows:
+
+    def convert(user_id: Any, values: list[Any]) -> dict[str, str]:
         changes: dict[str, str] = {}
         for name, value in zip(TOKEN_COLUMNS, values, strict=True):
             if not value or not crypto.is_legacy(value):
@@ -70,8 +95,10 @@ def bind_to_rows(apps: Any, schema_editor: Any) -> None:
             changes[name] = crypto.Ciphertext(crypto.encrypt(plain, context))
             if name == "refresh_token":
                 changes["fingerprint"] = crypto.fingerprint(plain)
-        if changes:
-            manager.filter(pk=pk).update(**changes)
+        return changes
+
+    for pk, user_id, *values in rows:
+        _rewrite(manager, pk, user_id, values, convert)
 
 
 def unbind(apps: Any, schema_editor: Any) -> None:
@@ -82,7 +109,8 @@ def unbind(apps: Any, schema_editor: Any) -> None:
     if not _usable_keys():
         return
     token_model, manager, rows = _rows(apps, schema_editor)
-    for pk, user_id, *values in rows:
+
+    def convert(user_id: Any, values: list[Any]) -> dict[str, str]:
         changes: dict[str, str] = {}
         for name, value in zip(TOKEN_COLUMNS, values, strict=True):
             if not value or crypto.is_legacy(value):
@@ -94,8 +122,10 @@ def unbind(apps: Any, schema_editor: Any) -> None:
             changes[name] = crypto.Ciphertext(crypto.get_fernet().encrypt(plain.encode()).decode())
             if name == "refresh_token":
                 changes["fingerprint"] = hashlib.sha256(plain.encode()).hexdigest()[:12]
-        if changes:
-            manager.filter(pk=pk).update(**changes)
+        return changes
+
+    for pk, user_id, *values in rows:
+        _rewrite(manager, pk, user_id, values, convert)
 
 
 class Migration(migrations.Migration):

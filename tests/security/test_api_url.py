@@ -216,6 +216,8 @@ def request_outcome(setup: Setup, url: str) -> str:
         assert arrived.path.startswith("/api/"), arrived.path
         # What a server that decodes %2e and %2f would make of it stays under /api/ too.
         segments = unquote(arrived.path.split("?", 1)[0]).replace("\\", "/").split("/")
+        # ... and a server that strips path parameters first (Tomcat: "..;x" is "..").
+        segments = [segment.split(";", 1)[0] for segment in segments]
         assert ".." not in segments and "." not in segments, arrived.path
         outcome = "api"
     assert setup.evil.received == [], f"{url!r} reached the attacker's server"
@@ -299,6 +301,18 @@ HOSTILE: dict[str, str] = {
     "encoded slash after dot dot": "..%2F..%2Fx",
     "absolute with dot dot": "http://{api}/api/../x",
     "absolute with encoded dot dot": "http://{api}/api/%2e%2e/x",
+    # dot-segments with a path parameter, which Tomcat-like servers strip before normalising
+    "dot dot semicolon": "..;/x",
+    "dot dot semicolon inside": "v1/..;/admin",
+    "dot dot with a parameter": "v1/..;jsessionid=1/..;/x",
+    "encoded dot dot semicolon": "%2e%2e;/x",
+    "half encoded dot dot semicolon": ".%2E;/x",
+    "dot dot encoded semicolon": "..%3b/x",
+    "dot dot upper-case encoded semicolon": "v1/..%3B/x",
+    "dot semicolon": "v1/.;/x",
+    "trailing dot dot and ; (urljoin resolves it)": "v1/..;",
+    "absolute with dot dot semicolon": "http://{api}/api/..;/x",
+    "absolute with encoded dot dot semicolon": "http://{api}/api/v1/%2e%2e;x/y",
     "absolute outside the base path": "http://{api}/apix/y",
     "absolute at the root": "http://{api}/",
     "path starting with two slashes": "http://{api}//{evil}/api/x",
@@ -342,6 +356,24 @@ def test_a_hostile_url_is_refused_or_stays_on_the_api(setup: Setup, template: st
 def test_ordinary_urls_reach_the_api(setup: Setup, template: str, path: str) -> None:
     assert request_outcome(setup, setup.fill(template)) == "api"
     assert setup.api.received[0].path == setup.fill(path)
+
+
+#: The entries of HOSTILE whose segment, without its ``;`` parameter, is a dot-segment.
+DOT_SEGMENTS_WITH_A_PARAMETER = [
+    name for name in HOSTILE if "semicolon" in name or "parameter" in name
+]
+
+
+@pytest.mark.parametrize("name", DOT_SEGMENTS_WITH_A_PARAMETER)
+def test_a_dot_segment_with_a_parameter_is_refused(setup: Setup, name: str) -> None:
+    """Not even sent to the API: a Tomcat-style server would read it as ``..``."""
+    assert request_outcome(setup, setup.fill(HOSTILE[name])) == "refused"
+    assert setup.api.received == []
+
+
+def test_a_parameter_on_an_ordinary_segment_is_kept(setup: Setup) -> None:
+    assert request_outcome(setup, "v1/documents;version=2/..x;y") == "api"
+    assert setup.api.received[0].path == "/api/v1/documents;version=2/..x;y"
 
 
 def test_the_issues_examples_are_refused_with_a_clear_message(setup: Setup) -> None:
@@ -429,6 +461,7 @@ _PIECES = st.sampled_from(
         "%2E",
         "%2f",
         "%2F",
+        "%3b",
         "%5c",
         "%25",
         "%",
@@ -504,6 +537,8 @@ def _where_requests_sends(url: str) -> tuple[str, str | None, int | None, str | 
 @given(url=URLS, base=st.sampled_from(BASES))
 @example(url=" //evil.example/x", base=BASES[0])
 @example(url="%2e%2e/%2e%2e/x", base=BASES[1])
+@example(url="v1/..;/admin", base=BASES[1])
+@example(url="%2e%2e%3b/x", base=BASES[2])
 @example(url="https://api.pageroonline.com//:.", base=BASES[0])
 def test_any_string_is_refused_or_resolved_to_the_api_origin(url: str, base: str) -> None:
     try:
@@ -516,7 +551,7 @@ def test_any_string_is_refused_or_resolved_to_the_api_origin(url: str, base: str
     base_path = _where_requests_sends(base)[4].rstrip("/") + "/"
     assert path.startswith(base_path), (url, resolved, path)
     assert not path.startswith("//"), (url, resolved)  # a request target read as //host
-    decoded = unquote(path).split("/")
+    decoded = [segment.split(";", 1)[0] for segment in unquote(path).split("/")]
     assert ".." not in decoded and "." not in decoded, (url, resolved)
     assert not any(char.isspace() or ord(char) < 0x20 for char in resolved)
 
