@@ -66,3 +66,20 @@ def test_a_bug_while_verifying_the_id_token_leaks_no_token_into_the_error_report
         for name, value in frame["vars"]
     ]
     assert_clean(Report(exc, texts, []), all_secrets(pagero_mock, callback["code"]))
+
+
+def test_a_signed_at_hash_with_a_lone_surrogate_is_a_refusal_not_a_500(
+    user: Any, pagero_mock: MockPageroServer, monkeypatch: Any
+) -> None:
+    """A real trigger, no monkeypatched library: the issuer signs an id_token whose ``at_hash``
+    is ``"\\ud800"`` (valid JSON). The nonce check survives that (``surrogatepass``); the
+    ``at_hash`` check raises ``UnicodeEncodeError``: a 500 with ``access_token`` and
+    ``id_token`` in the report, instead of the 400 "could not be verified"."""
+    from django_pagero_oauth.testing import mock_oidc
+
+    PageroIdentity.objects.create(user=user, issuer=pagero_mock.url, subject="acme-ab")
+    monkeypatch.setattr(mock_oidc, "at_hash", lambda access_token: "\ud800")
+    visitor = Client(raise_request_exception=False)
+    response = visitor.get(CALLBACK, single(at_pagero(start(visitor))))
+    assert response.status_code == 400, response.status_code
+    assert "could not be verified" in response.content.decode()
