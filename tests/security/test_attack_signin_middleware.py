@@ -24,9 +24,13 @@ SIGN_IN = "/pagero/sign-in/"
 
 
 def test_sign_in_is_exempt_from_the_middleware_like_the_other_flow_urls(
-    client: Client, pagero_mock: MockPageroServer, settings: Any
+    client: Client, pagero_mock: MockPageroServer, settings: Any, db: None
 ) -> None:
-    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "PROTECTED_PATHS": [r"^/"]}
+    settings.PAGERO_OAUTH = {
+        **settings.PAGERO_OAUTH,
+        "PROTECTED_PATHS": [r"^/"],
+        "SIGN_IN_ENABLED": True,
+    }
     # Control: the other flow URLs are exempt (the callback answers itself, not the guard).
     assert client.get("/pagero/callback/").status_code == 400
     response = client.get(SIGN_IN)
