@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_CACHE_SECONDS": 3600,
     "JWKS_REFETCH_INTERVAL": 60,
     "ID_TOKEN_LEEWAY": 60,
+    # "Sign in with Pagero" is a second way to log in: off unless the site asks for it.
+    "SIGN_IN_ENABLED": False,
     "SIGN_IN_CREATE_USERS": False,
     "SIGN_IN_USER_FACTORY": "django_pagero_oauth.signin.create_user_from_claims",
 }
@@ -193,6 +195,11 @@ class PageroOAuthSettings:
     def ID_TOKEN_LEEWAY(self) -> int:
         """Seconds of clock skew allowed for ``exp`` and ``iat``."""
         return max(0, int(self._get("ID_TOKEN_LEEWAY")))
+
+    @property
+    def SIGN_IN_ENABLED(self) -> bool:
+        """Whether ``pagero_oauth:sign_in`` works and identities are linked (else a 404)."""
+        return bool(self._get("SIGN_IN_ENABLED"))
 
     @property
     def SIGN_IN_CREATE_USERS(self) -> bool:
