@@ -1,15 +1,10 @@
-"""Attack (availability): with ``PageroTokenMiddleware`` guarding the whole site, "Sign in with
-Pagero" is unreachable.
+"""What this proves: with ``PageroTokenMiddleware`` guarding the whole site
+(``PROTECTED_PATHS = [r"^/"]``), "Sign in with Pagero" still reaches Pagero: the sign-in URL
+(and the identity-link page) are exempt like the app's other flow URLs and ``LOGIN_URL``, since
+enforcing a token there would lock out the very visitors who come to get one.
 
-``middleware._exempt_paths`` exempts the app's login, callback and disconnect URLs and
-``LOGIN_URL`` ("enforcing a token there would lock users out"), but not ``pagero_oauth:sign_in``,
-added with OpenID Connect. A site with ``PROTECTED_PATHS = [r"^/"]`` (every page needs Pagero)
-sends an anonymous visitor who clicks "Sign in with Pagero" to ``LOGIN_URL`` instead of Pagero,
-and a logged-in user without a token to the connect flow instead of the sign-in/link flow: the
-sign-in feature is dead, and the README's promise ("never enforced ... lock users out") is
-broken for it.
-
-Impact: denial of the sign-in feature on such sites (no bypass, nothing leaks). Severity: low.
+Found by a security review (low): ``middleware._exempt_paths`` left out
+``pagero_oauth:sign_in``, so an anonymous visitor was sent to ``LOGIN_URL`` instead.
 """
 
 from __future__ import annotations
