@@ -210,3 +210,15 @@ def test_an_identity_already_linked_to_the_user_needs_no_confirmation(
     response = user_client.get(CALLBACK, single(at_pagero(start(user_client, path), "acme-ab")))
     assert response.status_code == 302 and response["Location"] == "/"
     assert PageroToken.objects.get().user == user
+
+
+def test_an_identity_taken_while_the_link_waited_is_refused_on_confirmation(
+    user_client: Client, user: Any, other_user: Any, pagero_mock: MockPageroServer, settings: Any
+) -> None:
+    _enable(settings)
+    user_client.get(CALLBACK, single(at_pagero(start(user_client, SIGN_IN), "acme-ab")))
+    PageroIdentity.objects.create(user=other_user, issuer=pagero_mock.url, subject="acme-ab")
+    response = user_client.post(LINK, {"confirm": "1"})
+    assert response.status_code == 403
+    assert "already linked to another user" in response.content.decode()
+    assert list(PageroIdentity.objects.values_list("user", flat=True)) == [other_user.pk]
