@@ -10,9 +10,10 @@ class PageroOAuthConfig(AppConfig):
 
     def ready(self) -> None:
         from django.conf import settings
-        from django.db.models.signals import pre_delete
+        from django.db.models.signals import pre_delete, pre_save
 
         from . import checks
+        from .signin import unlink_on_password_change
         from .tokens import revoke_on_user_delete
 
         checks.register()
@@ -21,4 +22,10 @@ class PageroOAuthConfig(AppConfig):
             revoke_on_user_delete,
             sender=settings.AUTH_USER_MODEL,
             dispatch_uid="django_pagero_oauth.revoke_on_user_delete",
+        )
+        # A password change unlinks the user's Pagero identities, as it ends their sessions.
+        pre_save.connect(
+            unlink_on_password_change,
+            sender=settings.AUTH_USER_MODEL,
+            dispatch_uid="django_pagero_oauth.unlink_on_password_change",
         )

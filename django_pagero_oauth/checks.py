@@ -73,9 +73,9 @@ class Messages:
         "Pagero tokens are protected by {used}, and no authentication backend loads the token "
         "with the user: each protected request makes one extra SQL query for it."
     )
-    OPENID_WITHOUT_ISSUER = "PAGERO_OAUTH['SCOPE'] contains 'openid' but ISSUER is not set."
+    OPENID_WITHOUT_ISSUER = "PAGERO_OAUTH['{why}'] asks for OpenID Connect, but ISSUER is not set."
     NO_SIGN_IN_BACKEND = (
-        "Sign in with Pagero is enabled (ISSUER is set), but no AUTHENTICATION_BACKENDS entry "
+        "Sign in with Pagero is enabled (SIGN_IN_ENABLED), but no AUTHENTICATION_BACKENDS entry "
         "can load its users."
     )
     USER_FACTORY = "PAGERO_OAUTH['SIGN_IN_USER_FACTORY'] cannot be imported: {path!r}."
@@ -483,19 +483,24 @@ def check_pkce(**kwargs: Any) -> list[CheckMessage]:
 
 
 def check_openid(**kwargs: Any) -> list[CheckMessage]:
-    """OpenID Connect needs ``ISSUER``; sign-in needs a backend that loads users by id."""
+    """OpenID Connect (``openid`` in ``SCOPE``, or ``SIGN_IN_ENABLED``) needs ``ISSUER``;
+    sign-in needs a backend that loads users by id, and a user factory that imports. A site
+    that does not enable sign-in is not asked about either."""
     from .signin import login_backend
 
     messages: list[CheckMessage] = []
-    if app_settings.openid_requested and not app_settings.ISSUER:
+    sign_in = app_settings.SIGN_IN_ENABLED
+    if (app_settings.openid_requested or sign_in) and not app_settings.ISSUER:
         messages.append(
             Error(
-                Messages.OPENID_WITHOUT_ISSUER,
+                Messages.OPENID_WITHOUT_ISSUER.format(
+                    why="SIGN_IN_ENABLED" if sign_in else "SCOPE"
+                ),
                 hint=Hints.OPENID_WITHOUT_ISSUER,
                 id=Codes.OPENID_WITHOUT_ISSUER,
             )
         )
-    if app_settings.ISSUER and login_backend() is None:
+    if sign_in and login_backend() is None:
         messages.append(
             Error(
                 Messages.NO_SIGN_IN_BACKEND,
@@ -503,7 +508,7 @@ def check_openid(**kwargs: Any) -> list[CheckMessage]:
                 id=Codes.NO_SIGN_IN_BACKEND,
             )
         )
-    if app_settings.SIGN_IN_CREATE_USERS:
+    if sign_in and app_settings.SIGN_IN_CREATE_USERS:
         path = app_settings.SIGN_IN_USER_FACTORY
         try:
             import_string(path)

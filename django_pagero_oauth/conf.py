@@ -129,7 +129,8 @@ SETTINGS: tuple[Setting, ...] = (
         "When set, the callback requires Pagero's ``iss`` parameter to be exactly this string "
         "(RFC 9207; a missing ``iss`` is refused too). Empty: ``iss`` is not checked. Required "
         "for OpenID Connect (``E014``): an ``id_token``'s ``iss`` must equal it, and the key "
-        "set is discovered from it.",
+        "set is discovered from it. Setting it does not enable sign-in (``SIGN_IN_ENABLED`` "
+        "does).",
         _CLIENT,
     ),
     Setting(
@@ -303,6 +304,18 @@ SETTINGS: tuple[Setting, ...] = (
         "int, seconds",
         60,
         "Clock skew allowed when checking an ``id_token``'s ``exp`` and ``iat``.",
+        _OIDC,
+    ),
+    Setting(
+        "SIGN_IN_ENABLED",
+        "bool",
+        False,
+        '"Sign in with Pagero" is a second way to log in, so it is off unless the site asks for '
+        "it. Off: ``pagero_oauth:sign_in`` answers 404, a sign-in flow started before it was "
+        "switched off is refused, and a connect with ``openid`` in ``SCOPE`` verifies the "
+        "``id_token`` but links no identity. On: needs ``ISSUER`` (``E014``) and a backend that "
+        "can load signed-in users (``E015``); a new identity is linked to a logged-in user only "
+        "after they confirm it on ``pagero_oauth:link_identity`` (a CSRF-protected POST).",
         _OIDC,
     ),
     Setting(
@@ -492,6 +505,11 @@ class PageroOAuthSettings:
     def ID_TOKEN_LEEWAY(self) -> int:
         """Seconds of clock skew allowed for ``exp`` and ``iat``."""
         return max(0, int(self._get("ID_TOKEN_LEEWAY")))
+
+    @property
+    def SIGN_IN_ENABLED(self) -> bool:
+        """Whether ``pagero_oauth:sign_in`` works and identities are linked (else a 404)."""
+        return bool(self._get("SIGN_IN_ENABLED"))
 
     @property
     def SIGN_IN_CREATE_USERS(self) -> bool:

@@ -150,7 +150,8 @@ class IdentityRefused(PageroOAuthError, PermissionDenied):
     - ``unknown_identity``: no user is linked to it and ``SIGN_IN_CREATE_USERS`` is off;
     - ``identity_taken``: it is linked to another user of this site;
     - ``other_identity_linked``: the user is linked to another identity of this issuer;
-    - ``inactive_user``: its user may not log in.
+    - ``inactive_user``: its user may not log in;
+    - ``sign_in_disabled``: the flow was a sign-in, and ``SIGN_IN_ENABLED`` is off.
     """
 
     default_error = "identity_refused"

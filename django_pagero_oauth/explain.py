@@ -216,6 +216,7 @@ IDENTITY_REFUSALS: dict[str, str] = {
         "unlink it first. Nothing was changed."
     ),
     "inactive_user": gettext_noop("The account linked to this Pagero account is disabled."),
+    "sign_in_disabled": gettext_noop("Signing in with Pagero is not available on this site."),
 }
 
 #: OAuth error codes of the redirect back (RFC 6749 4.1.2.1; not exceptions, but the same

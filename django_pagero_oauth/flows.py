@@ -41,7 +41,7 @@ SPENT_STATE_MARGIN = 60
 logger = logging.getLogger("django_pagero_oauth")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Flow:
     """One login in progress. ``code_verifier`` is set when PKCE is on."""
 
@@ -55,6 +55,13 @@ class Flow:
     nonce: str | None = None
     #: "Sign in with Pagero": started by a visitor who need not be logged in.
     sign_in: bool = False
+
+    def __repr__(self) -> str:
+        # Never the PKCE verifier or the nonce (an error report shows a frame's locals by repr).
+        return (
+            f"Flow(user_id={self.user_id!r}, next_url={self.next_url!r}, "
+            f"sign_in={self.sign_in!r}, created={self.created!r})"
+        )
 
     def is_expired(self, now: float | None = None) -> bool:
         return (now if now is not None else time.time()) - self.created > app_settings.STATE_MAX_AGE

@@ -7,7 +7,7 @@
   ``request.auser()``): the lazy object would query the database from the event loop.
 - Paths matching ``PROTECTED_PATHS`` (regexes, ``re.match`` against ``request.path_info``)
   require a valid token, answered by :mod:`django_pagero_oauth.guard` otherwise. The app's own
-  login, callback and disconnect URLs and ``settings.LOGIN_URL`` are never enforced (that would
+  login, sign-in, callback, link and disconnect URLs and ``settings.LOGIN_URL`` are never enforced (that would
   lock the user out of the pages that get them a token, or loop).
 
 Must come after ``AuthenticationMiddleware`` (system check ``django_pagero_oauth.E003``).
@@ -63,7 +63,7 @@ def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
 def _exempt_paths() -> set[str]:
     """The app's own flow URLs and ``LOGIN_URL``: enforcing a token there would lock users out."""
     paths = set()
-    for name in ("login", "callback", "disconnect"):
+    for name in ("login", "sign_in", "callback", "link_identity", "disconnect"):
         with contextlib.suppress(NoReverseMatch):
             paths.add(reverse(f"pagero_oauth:{name}"))
     with contextlib.suppress(NoReverseMatch):

@@ -29,6 +29,7 @@ import jwt
 import requests
 from django.conf import settings
 from django.core.cache import cache
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import app_settings
 from .exceptions import IdTokenError, PageroConfigurationError, PageroUnavailable
@@ -243,12 +244,21 @@ def _matching_key(keys: list[dict[str, Any]], kid: str | None, alg: str) -> dict
     return candidates[0] if len(candidates) == 1 else None
 
 
+def _encodes(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _token_hash(value: str, alg: str) -> str:
     """``at_hash``: the left half of the hash of the token's ASCII octets (Core 3.1.3.6)."""
     digest = _HASHES[alg[-3:]](value.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
 
 
+@sensitive_variables()
 def verify_id_token(id_token: str, *, nonce: str, access_token: str) -> IdTokenClaims:
     """Validate an ``id_token`` from a code exchange (OpenID Connect Core 1.0 3.1.3.7).
 
@@ -256,7 +266,21 @@ def verify_id_token(id_token: str, *, nonce: str, access_token: str) -> IdTokenC
     equal to ``ISSUER``, ``aud`` containing ``CLIENT_ID`` (and ``azp`` equal to it when there
     are several audiences, or whenever present), ``exp`` and ``iat`` within
     ``ID_TOKEN_LEEWAY``, ``nonce`` equal to the flow's, ``at_hash`` when present, ``sub``.
+
+    Any unexpected failure while checking (a bug in a library, a claim no rule foresaw) is an
+    :class:`IdTokenError` too, never a 500 whose error report would show the tokens: the token
+    is refused. :class:`PageroUnavailable` and :class:`PageroConfigurationError` pass through.
     """
+    try:
+        return _verify_id_token(id_token, nonce=nonce, access_token=access_token)
+    except (IdTokenError, PageroUnavailable, PageroConfigurationError):
+        raise
+    except Exception as exc:
+        raise _reject(f"checking the id_token failed ({type(exc).__name__})") from None
+
+
+@sensitive_variables()
+def _verify_id_token(id_token: str, *, nonce: str, access_token: str) -> IdTokenClaims:
     issuer = _issuer()
     if not id_token:
         raise _reject("the token response has no id_token")
@@ -291,6 +315,11 @@ def _decoded_claims(id_token: str, jwk: dict[str, Any], alg: str, issuer: str) -
     """The claims, once PyJWT checked the signature, ``iss``, ``aud``, ``exp`` and ``iat``."""
     try:
         key = jwt.PyJWK(jwk, algorithm=alg)
+    except Exception:
+        # The issuer's key set is broken (a malformed key), not the token: try again later.
+        logger.error("Pagero JWKS: the key for the id_token's kid cannot be used")
+        raise PageroUnavailable("jwks: the issuer's key cannot be used") from None
+    try:
         claims: dict[str, Any] = jwt.decode(
             id_token,
             key=key,
@@ -332,9 +361,14 @@ def _check_claims(claims: dict[str, Any], *, nonce: str, access_token: str, alg:
     if at_hash is not None and not (
         isinstance(at_hash, str)
         and access_token.isascii()
+        and at_hash.isascii()
         and hmac.compare_digest(at_hash.encode(), _token_hash(access_token, alg).encode())
     ):
         raise _reject("the id_token's at_hash does not match the access token")
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 255:
         raise _reject("the id_token's sub is not a string of 1 to 255 characters")
+    if not subject.isprintable() or not _encodes(subject):
+        # A NUL, a control character or a lone surrogate cannot be stored (PostgreSQL refuses
+        # NUL, every database a surrogate) and is no identifier a real issuer sends.
+        raise _reject("the id_token's sub holds characters no identifier has")

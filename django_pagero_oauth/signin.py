@@ -5,11 +5,19 @@ exchange and before anything is stored it verifies the ``id_token`` (when the fl
 one); inside the transaction that stores the token it finds, links or creates the user; after
 the commit it logs the visitor in. The rules, in the order they apply:
 
-- a flow started by a logged-in user links the identity to that user (refused when it belongs
-  to another user, or the user has another identity of this issuer);
+- nothing is linked and nobody logged in unless ``SIGN_IN_ENABLED`` (a connect flow with
+  ``openid`` still has its ``id_token`` verified; a sign-in flow is refused);
+- a flow started by a logged-in user whose identity is already theirs goes on as a connect;
+  a NEW identity is only linked after the user confirms it with a POST (:class:`LinkIdentityView`
+  in ``views``): a session alone (a moment at someone else's keyboard, a stolen cookie) must not
+  become a login that outlives it. Refused when it belongs to another user, or the user has
+  another identity of this issuer;
 - a flow started anonymously logs in the identity's user; an unknown identity is refused, or
   with ``SIGN_IN_CREATE_USERS`` gets a new user from ``SIGN_IN_USER_FACTORY``;
 - an inactive user is refused. Nothing is ever matched by e-mail address.
+
+A password change (of a user who had a usable password) unlinks the user's identities, as it
+ends their sessions: see :func:`unlink_on_password_change`.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -25,13 +34,14 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import get_user_model, load_backend
 from django.contrib.auth.backends import ModelBackend
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.views.decorators.debug import sensitive_variables
 
 from . import flows, oidc
 from .conf import app_settings
@@ -84,6 +94,93 @@ def create_user_from_claims(claims: oidc.IdTokenClaims, request: HttpRequest) ->
     raise IntegrityError("no free username for a new Pagero user")
 
 
+#: Session key of the identity link that waits for the user's confirmation.
+PENDING_LINK_SESSION_KEY = "_pagero_oauth_pending_link"
+
+
+class LinkNeedsConfirmation(Exception):
+    """A sign-in flow of a logged-in user found a new identity: store nothing, ask first."""
+
+
+def remember_pending_link(
+    request: HttpRequest, verified: oidc.IdTokenClaims, *, next_url: str
+) -> None:
+    """Keep (issuer, subject) in the session until the user confirms or cancels the link.
+
+    Only the identity is kept, never a token: what the link page shows and what a POST links.
+    """
+    request.session[PENDING_LINK_SESSION_KEY] = {
+        "issuer": verified.issuer,
+        "subject": verified.subject,
+        "user_id": str(request.user.pk),
+        "next_url": next_url,
+        "created": time.time(),
+    }
+
+
+def pending_link(request: HttpRequest, *, pop: bool = False) -> dict[str, Any] | None:
+    """The identity link waiting for this user's confirmation, if it is theirs and recent."""
+    entry = (
+        request.session.pop(PENDING_LINK_SESSION_KEY, None)
+        if pop
+        else request.session.get(PENDING_LINK_SESSION_KEY)
+    )
+    if not isinstance(entry, dict) or not request.user.is_authenticated:
+        return None
+    if entry.get("user_id") != str(request.user.pk):
+        return None
+    if time.time() - float(entry.get("created", 0)) > app_settings.STATE_MAX_AGE:
+        return None
+    if not all(isinstance(entry.get(name), str) for name in ("issuer", "subject", "next_url")):
+        return None
+    return entry
+
+
+def link_identity(request: HttpRequest, *, issuer: str, subject: str) -> PageroIdentity:
+    """Link (issuer, subject) to the logged-in user, as they confirmed; send ``identity_linked``.
+
+    Raises :class:`IdentityRefused` as :meth:`PageroIdentity.link` does.
+    """
+    user: Any = request.user
+    with transaction.atomic(using=router.db_for_write(PageroIdentity)):
+        identity, created = PageroIdentity.link(user, issuer=issuer, subject=subject)
+    if created:
+        logger.info("Pagero identity linked to user #%s", user.pk)
+        identity_linked.send(
+            PageroIdentity, identity=identity, user=user, request=request, created_user=False
+        )
+    return identity
+
+
+def unlink_on_password_change(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    """``pre_save`` receiver of the user model: a new password unlinks the user's identities.
+
+    Django ends every session of a user whose password changes (the session holds a hash of
+    it); an identity linked through one of those sessions would otherwise outlive them, a
+    login that survives the usual remedy for a compromised account. So a password change ends
+    it too; the user links again (log in, "Sign in with Pagero", confirm). A first password of a
+    user who had none (created by sign-in) keeps the identity: it is that user's way in.
+    """
+    if raw or instance.pk is None or getattr(instance, "_password", None) is None:
+        return
+    user_model = type(instance)
+    old = (
+        user_model._default_manager.using(kwargs.get("using"))
+        .filter(pk=instance.pk)
+        .values_list("password", flat=True)
+        .first()
+    )
+    if old is None or old == instance.password:
+        return
+    from django.contrib.auth.hashers import is_password_usable
+
+    if not is_password_usable(old):
+        return
+    deleted, _rows = PageroIdentity.objects.filter(user_id=instance.pk).delete()
+    if deleted:
+        logger.info("Pagero identity of user #%s unlinked: the password changed", instance.pk)
+
+
 class SignInCallbackMixin:
     """The OpenID Connect steps of the callback, as hook methods a project can override."""
 
@@ -96,7 +193,10 @@ class SignInCallbackMixin:
     created_user = False
     #: The user to log in once the token is committed (sign-in flows only).
     sign_in_user: Any = None
+    #: A new identity for the logged-in user: linked only once they confirm it.
+    link_pending = False
 
+    @sensitive_variables()
     def verify_id_token(self, flow: flows.Flow, response: TokenResponse) -> TokenResponse:
         """OpenID Connect Core 3.1.3.7, before anything is stored; returns what to store.
 
@@ -116,11 +216,29 @@ class SignInCallbackMixin:
         verified = self.verified
         if verified is None:
             return self.request.user
+        if not app_settings.SIGN_IN_ENABLED:
+            if flow.sign_in:  # started before sign-in was switched off
+                raise IdentityRefused(error="sign_in_disabled")
+            return self.request.user  # a connect with openid: verified, nothing linked
         # First statement of the transaction: on SQLite, the write lock before any read.
         PageroIdentity.take_write_lock(issuer=verified.issuer, subject=verified.subject)
         user: Any
-        if flow.user_id:  # a logged-in user connects: link the identity to them
+        if flow.user_id:  # a logged-in user: theirs already, or a new link to confirm
             user = self.request.user
+            identity = PageroIdentity.objects.filter(
+                issuer=verified.issuer, subject=verified.subject
+            ).first()
+            if identity is not None and identity.user_id != user.pk:
+                raise IdentityRefused(error="identity_taken")
+            if identity is None:
+                if PageroIdentity.objects.filter(user_id=user.pk, issuer=verified.issuer).exists():
+                    raise IdentityRefused(error="other_identity_linked")
+                self.link_pending = True
+                if flow.sign_in:
+                    raise LinkNeedsConfirmation  # nothing is stored before the user confirms
+                return user  # a connect stores its token; the link waits for the user
+            self.identity = identity
+            return user
         else:
             backend = login_backend()
             if backend is None:
@@ -176,26 +294,38 @@ class SignInCallbackMixin:
 
     def identity_refused(self, exc: IdentityRefused) -> HttpResponse:
         """The identity may not be used: say why and how to go on; nothing was stored."""
-        verified = self.verified
-        logger.warning(
-            "Pagero identity refused (%s): issuer %r, subject %r, user #%s",
-            exc.error,
-            verified.issuer if verified else "",
-            verified.subject if verified else "",
-            self.request.user.pk,
+        return identity_refused_response(
+            self.request, exc, self.verified, template_name=self.identity_refused_template_name
         )
-        message = explain(Place.LOGIN, exc)
-        link_url = ""
-        if exc.error == "unknown_identity":
-            link_url = (
-                f"{resolve_url(settings.LOGIN_URL)}?"
-                f"{urlencode({'next': reverse('pagero_oauth:sign_in')})}"
-            )
-        response = TemplateResponse(
-            self.request,
-            self.identity_refused_template_name,
-            {"message": message, "reason": exc.error, "link_url": link_url},
-            status=403,
+
+
+def identity_refused_response(
+    request: HttpRequest,
+    exc: IdentityRefused,
+    verified: oidc.IdTokenClaims | None,
+    *,
+    template_name: str,
+) -> HttpResponse:
+    """The refusal page (403): why the identity may not be used and how to go on; logged."""
+    logger.warning(
+        "Pagero identity refused (%s): issuer %r, subject %r, user #%s",
+        exc.error,
+        verified.issuer if verified else "",
+        verified.subject if verified else "",
+        request.user.pk,
+    )
+    message = explain(Place.LOGIN, exc)
+    link_url = ""
+    if exc.error == "unknown_identity":
+        link_url = (
+            f"{resolve_url(settings.LOGIN_URL)}?"
+            f"{urlencode({'next': reverse('pagero_oauth:sign_in')})}"
         )
-        response["Referrer-Policy"] = "no-referrer"
-        return response
+    response = TemplateResponse(
+        request,
+        template_name,
+        {"message": message, "reason": exc.error, "link_url": link_url},
+        status=403,
+    )
+    response["Referrer-Policy"] = "no-referrer"
+    return response

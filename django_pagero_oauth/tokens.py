@@ -52,6 +52,7 @@ from .signals import token_refresh_failed, token_refreshed, token_revoked
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
     from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
+    from django.http import HttpResponseBase
 
 logger = logging.getLogger("django_pagero_oauth")
 
@@ -632,6 +633,43 @@ def revoke_after_commit(refresh_token: str, *, fingerprint: str, using: str, why
     transaction.on_commit(revoke_now, using=using, robust=True)
 
 
+@sensitive_variables("refresh_token")
+def revoke_after_response(response: HttpResponseBase, refresh_token: str, *, why: str) -> None:
+    """Revoke a refresh token this site obtained but will not keep, once ``response`` is sent.
+
+    For the tokens of a code exchange whose login was refused (an unknown or taken identity, an
+    ``id_token`` that failed): nothing stores them, and left alone they would stay valid at
+    Pagero for three years. RFC 7009 2.1 at ``REVOKE_URL`` (nothing without it), run when the
+    server closes the response (WSGI and ASGI both do, after sending it), so the visitor never
+    waits for it. A failure is logged (fingerprint and error code) and never raised.
+    """
+    if not app_settings.REVOKE_URL or not refresh_token:
+        return
+    label = fingerprint(refresh_token)
+    close = response.close
+
+    @sensitive_variables()
+    def close_then_revoke() -> None:
+        try:
+            close()
+        finally:
+            try:
+                oauth.revoke_token(refresh_token, token_type_hint="refresh_token")
+            except PageroOAuthError as exc:
+                logger.warning(
+                    "Pagero revocation of token %s (%s) failed, it stays valid at Pagero: %s",
+                    label,
+                    why,
+                    exc.error,
+                )
+            except Exception:  # never let the revocation break the server's cleanup
+                logger.exception("Pagero revocation of token %s (%s) failed", label, why)
+            else:
+                logger.info("Pagero token %s revoked (%s)", label, why)
+
+    response.close = close_then_revoke  # type: ignore[method-assign]
+
+
 @sensitive_variables("previous")
 def revoke_on_user_delete(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
     """``pre_delete`` receiver of the user model: revoke the user's refresh token at Pagero
@@ -659,5 +697,6 @@ __all__ = [
     "revocable_refresh_token",
     "revoke",
     "revoke_after_commit",
+    "revoke_after_response",
     "revoke_on_user_delete",
 ]

@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db import router, transaction
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
@@ -56,8 +57,15 @@ from .explain import (
 )
 from .models import PageroIdentity, PageroToken
 from .signals import token_obtained
-from .signin import SignInCallbackMixin
-from .tokens import revocable_refresh_token, revoke, revoke_after_commit
+from .signin import (
+    LinkNeedsConfirmation,
+    SignInCallbackMixin,
+    identity_refused_response,
+    link_identity,
+    pending_link,
+    remember_pending_link,
+)
+from .tokens import revocable_refresh_token, revoke, revoke_after_commit, revoke_after_response
 
 if TYPE_CHECKING:
     from django.http.request import _ImmutableQueryDict
@@ -172,12 +180,16 @@ class SignInView(LoginView):
     """ "Sign in with Pagero": the login flow with ``openid``, open to anonymous visitors.
 
     The callback verifies the ``id_token`` and logs the visitor in as the user linked to their
-    Pagero identity (see :mod:`django_pagero_oauth.signin`). A logged-in user links theirs.
+    Pagero identity (see :mod:`django_pagero_oauth.signin`). A logged-in user links theirs,
+    after confirming it. A 404 unless ``SIGN_IN_ENABLED``: a site that only connects accounts
+    has no second way to log in.
     """
 
     sign_in = True
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not app_settings.SIGN_IN_ENABLED:
+            raise Http404("Sign in with Pagero is not enabled")
         # Skips LoginRequiredMixin: signing in is for visitors who are not logged in.
         return View.dispatch(self, request, *args, **kwargs)
 
@@ -202,7 +214,7 @@ class CallbackView(SignInCallbackMixin, View):
         hide_callback_secrets(request)
 
     @method_decorator(never_cache)
-    @method_decorator(sensitive_variables("params", "code", "flow"))
+    @method_decorator(sensitive_variables("params", "code", "flow", "obtained", "response"))
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         params = self.params
         repeated = [name for name in RESPONSE_PARAMETERS if len(params.getlist(name)) > 1]
@@ -231,20 +243,43 @@ class CallbackView(SignInCallbackMixin, View):
         code = params.get("code")
         if not code:
             return self.failure(_("The answer from Pagero has no authorization code."), status=400)
+        obtained = ""  # the refresh token of the exchange, until it is stored
         try:
             response = oauth.exchange_code(
                 code, redirect_uri=flow.redirect_uri, code_verifier=flow.code_verifier
             )
+            obtained = response.refresh_token or ""
             # OpenID Connect: the id_token is verified before anything is stored.
             response = self.verify_id_token(flow, response)
             token = self.store_token(response)
+        except LinkNeedsConfirmation:
+            return self.discard(obtained, self.confirm_link(flow), why="link to confirm")
         except IdentityRefused as exc:
-            return self.identity_refused(exc)
+            return self.discard(obtained, self.identity_refused(exc), why="identity refused")
         except (IdTokenError, OAuthErrorResponse, *SERVICE_ERRORS) as exc:
-            return self.failure(explain(Place.LOGIN, exc), status=status_for(Place.LOGIN, exc))
+            # Whatever was obtained is stored nowhere: revoked (with REVOKE_URL) once answered.
+            answer = self.failure(explain(Place.LOGIN, exc), status=status_for(Place.LOGIN, exc))
+            why = "id_token refused" if isinstance(exc, IdTokenError) else "sign-in failed"
+            return self.discard(obtained, answer, why=why)
         self.finish_sign_in()  # OpenID Connect: signals, and the login of a sign-in
         token_obtained.send(PageroToken, token=token, user=request.user, request=request)
+        if self.link_pending:  # a connect found a new identity: the user confirms the link
+            return self.confirm_link(flow)
         return self.success(flow)
+
+    @method_decorator(sensitive_variables("refresh_token"))
+    def discard(self, refresh_token: str, answer: HttpResponse, *, why: str) -> HttpResponse:
+        """Nothing keeps the tokens of this exchange: revoke them at Pagero (with
+        ``REVOKE_URL``) once ``answer`` is sent, so they do not stay valid for three years."""
+        if refresh_token:
+            revoke_after_response(answer, refresh_token, why=why)
+        return answer
+
+    def confirm_link(self, flow: flows.Flow) -> HttpResponse:
+        """Ask the logged-in user to confirm the new identity (``pagero_oauth:link_identity``)."""
+        verified = cast(oidc.IdTokenClaims, self.verified)  # set: the id_token was verified
+        remember_pending_link(self.request, verified, next_url=flow.next_url)
+        return self._no_referrer(HttpResponseRedirect(reverse("pagero_oauth:link_identity")))
 
     @method_decorator(sensitive_variables("response", "previous"))
     def store_token(self, response: oauth.TokenResponse) -> PageroToken:
@@ -335,23 +370,36 @@ class DisconnectView(LoginRequiredMixin, View):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         context = self.get_context_data()
         token = context["token"]
+        # Asked for, it happens whatever becomes of the token (none stored, revocation failed).
+        unlink = request.POST.get("unlink_identity") == "1" and self.unlink_identities()
         if token is None:
-            messages.info(
-                request, _("There was no Pagero connection to remove."), fail_silently=True
-            )
+            if unlink:
+                messages.success(request, self.unlinked_message(), fail_silently=True)
+            else:
+                messages.info(
+                    request, _("There was no Pagero connection to remove."), fail_silently=True
+                )
             return HttpResponseRedirect(context["next"])
         try:
             result = revoke(token, local_only=request.POST.get("local_only") == "1")
         except (PageroOAuthError, TokenDecryptionError) as exc:
             message = explain(Place.DISCONNECT, exc)
+            if unlink:
+                message = f"{message} {self.unlinked_message()}"
             return TemplateResponse(
                 request,
                 self.template_name,
-                {**context, "revocation_failed": True, "message": message},
+                {
+                    **context,
+                    "has_identity": False if unlink else context["has_identity"],
+                    "revocation_failed": True,
+                    "unlink_requested": request.POST.get("unlink_identity") == "1",
+                    "message": message,
+                },
                 status=503,
             )
-        if request.POST.get("unlink_identity") == "1":
-            self.unlink_identities()
+        if unlink:
+            messages.success(request, self.unlinked_message(), fail_silently=True)
         if result.remote:
             text = _("Disconnected from Pagero: the connection was revoked and removed.")
         else:
@@ -359,8 +407,78 @@ class DisconnectView(LoginRequiredMixin, View):
         messages.success(request, text, fail_silently=True)
         return HttpResponseRedirect(context["next"])
 
-    def unlink_identities(self) -> None:
-        """Asked for: "Sign in with Pagero" no longer logs in as this user. Kept otherwise."""
+    def unlink_identities(self) -> bool:
+        """Asked for: "Sign in with Pagero" no longer logs in as this user. Kept otherwise.
+
+        True when an identity was unlinked.
+        """
         deleted, _rows = PageroIdentity.objects.filter(user_id=self.user_pk).delete()
         if deleted:
             logger.info("Pagero identity unlinked from user #%s", self.request.user.pk)
+        return bool(deleted)
+
+    @staticmethod
+    def unlinked_message() -> str:
+        return _("Your Pagero account was unlinked: “Sign in with Pagero” no longer logs you in.")
+
+
+class LinkIdentityView(LoginRequiredMixin, View):
+    """Confirm linking a new Pagero identity to the logged-in user (a POST with CSRF).
+
+    The callback of a logged-in user's flow that found an identity not linked to anyone sends
+    the user here instead of linking it (``signin.remember_pending_link``): "Link your Pagero
+    account X to this site's account Y?". Only a POST with ``confirm`` links it (and sends
+    ``identity_linked``); anything else drops the pending link. The pending link belongs to the
+    user and session that started the flow and expires after ``STATE_MAX_AGE``.
+    """
+
+    http_method_names = ["get", "post"]
+    template_name = "django_pagero_oauth/link_identity.html"
+    identity_refused_template_name = SignInCallbackMixin.identity_refused_template_name
+
+    def identity_refused(self, exc: IdentityRefused) -> HttpResponse:
+        """The refusal page of the callback: the same words for the same reasons."""
+        return identity_refused_response(
+            self.request, exc, None, template_name=self.identity_refused_template_name
+        )
+
+    @method_decorator(never_cache)
+    @method_decorator(csrf_protect)
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        entry = pending_link(request)
+        if entry is None:
+            return self.nothing_to_confirm()
+        context = {
+            "subject": entry["subject"],
+            "issuer": entry["issuer"],
+            "username": request.user.get_username(),
+            "next": safe_next_url(request, entry["next_url"]),
+        }
+        return TemplateResponse(request, self.template_name, context)
+
+    @method_decorator(never_cache)
+    @method_decorator(csrf_protect)
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        entry = pending_link(request, pop=True)
+        if entry is None:
+            return self.nothing_to_confirm()
+        next_url = safe_next_url(request, entry["next_url"])
+        if request.POST.get("confirm") != "1":
+            messages.info(request, _("Nothing was linked."), fail_silently=True)
+            return HttpResponseRedirect(next_url)
+        try:
+            link_identity(request, issuer=entry["issuer"], subject=entry["subject"])
+        except IdentityRefused as exc:
+            return self.identity_refused(exc)
+        messages.success(
+            request,
+            _("Your Pagero account is linked: you can now sign in with Pagero."),
+            fail_silently=True,
+        )
+        return HttpResponseRedirect(next_url)
+
+    def nothing_to_confirm(self) -> HttpResponse:
+        messages.info(
+            self.request, _("There is no Pagero account waiting to be linked."), fail_silently=True
+        )
+        return HttpResponseRedirect(resolve_url(app_settings.LOGIN_REDIRECT_URL))

@@ -20,6 +20,12 @@ def other_user(db: None) -> Any:
 
 
 @pytest.fixture
+def sign_in_enabled(settings: Any) -> None:
+    """ "Sign in with Pagero" switched on (``SIGN_IN_ENABLED``; off by default)."""
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "SIGN_IN_ENABLED": True}
+
+
+@pytest.fixture
 def user_client(client: Any, user: Any) -> Any:
     client.force_login(user)
     return client

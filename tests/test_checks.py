@@ -424,8 +424,17 @@ def test_openid_in_scope_without_issuer(pagero: Callable[..., None]) -> None:
     pagero(SCOPE="all openid", ISSUER=None)
     messages = checks.check_openid()
     assert ids(messages) == [Codes.OPENID_WITHOUT_ISSUER]
-    assert isinstance(messages[0], Error)
+    assert isinstance(messages[0], Error) and "SCOPE" in messages[0].msg
     pagero(ISSUER="https://sso.pageroonline.com")
+    assert checks.check_openid() == []
+
+
+def test_sign_in_enabled_without_issuer(pagero: Callable[..., None]) -> None:
+    pagero(SIGN_IN_ENABLED=True, ISSUER=None)
+    messages = checks.check_openid()
+    assert ids(messages) == [Codes.OPENID_WITHOUT_ISSUER]
+    assert "SIGN_IN_ENABLED" in messages[0].msg
+    pagero(SIGN_IN_ENABLED=False)
     assert checks.check_openid() == []
 
 
@@ -446,20 +455,30 @@ def test_jwks_url_must_be_https_without_debug(
 def test_sign_in_needs_a_backend_that_loads_users(
     pagero: Callable[..., None], settings: Any
 ) -> None:
-    pagero(ISSUER="https://sso.pageroonline.com")
+    pagero(ISSUER="https://sso.pageroonline.com", SIGN_IN_ENABLED=True)
     settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.RemoteUserBackend"]
     assert checks.check_openid() == []  # RemoteUserBackend is a ModelBackend
     settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.BaseBackend"]
     messages = checks.check_openid()
     assert ids(messages) == [Codes.NO_SIGN_IN_BACKEND]
+    pagero(SIGN_IN_ENABLED=False)  # ISSUER alone (RFC 9207 for connecting) needs no backend
+    assert checks.check_openid() == []
+    pagero(SIGN_IN_ENABLED=True)
     settings.AUTHENTICATION_BACKENDS = ["django_pagero_oauth.backends.PageroModelBackend"]
     assert checks.check_openid() == []
 
 
 def test_user_factory_must_import_when_users_are_created(pagero: Callable[..., None]) -> None:
-    pagero(SIGN_IN_CREATE_USERS=True, SIGN_IN_USER_FACTORY="nowhere.make_user")
+    pagero(
+        ISSUER="https://sso.pageroonline.com",
+        SIGN_IN_ENABLED=True,
+        SIGN_IN_CREATE_USERS=True,
+        SIGN_IN_USER_FACTORY="nowhere.make_user",
+    )
     assert ids(checks.check_openid()) == [Codes.USER_FACTORY]
-    pagero(SIGN_IN_CREATE_USERS=False)
+    pagero(SIGN_IN_ENABLED=False)  # no sign-in, no users created
+    assert checks.check_openid() == []
+    pagero(SIGN_IN_ENABLED=True, SIGN_IN_CREATE_USERS=False)
     assert checks.check_openid() == []
     pagero(SIGN_IN_CREATE_USERS=True, SIGN_IN_USER_FACTORY=None)
     assert checks.check_openid() == []  # the default factory

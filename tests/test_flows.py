@@ -340,3 +340,21 @@ def test_the_spent_mark_is_keyed_by_a_hash_of_the_state(user: Any) -> None:
     digest = hashlib.sha256(flow.state.encode()).hexdigest()
     assert cache.get(flows.SPENT_STATE_KEY_PREFIX + digest) is not None
     assert cache.get(flows.SPENT_STATE_KEY_PREFIX + flow.state) is None
+
+
+def test_a_flows_repr_shows_no_secret() -> None:
+    from django_pagero_oauth.flows import Flow
+
+    flow = Flow(
+        state="the-state-value",
+        user_id="7",
+        redirect_uri="https://site.example/cb",
+        next_url="/x/",
+        created=1.0,
+        code_verifier="the-pkce-verifier",
+        nonce="the-nonce-value",
+    )
+    text = repr(flow) + str(flow)
+    assert "Flow(" in text and "/x/" in text
+    for secret in ("the-state-value", "the-pkce-verifier", "the-nonce-value"):
+        assert secret not in text

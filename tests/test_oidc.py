@@ -222,3 +222,50 @@ def test_authorization_scope_adds_openid_once(settings: Any) -> None:
     assert oidc.authorization_scope(openid=False) == "all"
     settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "SCOPE": "openid all"}
     assert oidc.authorization_scope(openid=True) == "openid all"
+
+
+@pytest.mark.parametrize("broken", [{"n": "!!not base64!!"}, {"e": ""}, {"n": None}])
+def test_a_malformed_key_of_the_issuer_is_unavailable_not_a_refusal(
+    mock: MockPageroServer, broken: dict[str, Any]
+) -> None:
+    """The key for the token's kid is the issuer's fault, not the token's: 503, try again."""
+    token = signed(mock)
+    jwks = mock.mock.signing_keys.jwks()
+    for jwk in jwks["keys"]:
+        jwk.update({name: value for name, value in broken.items() if value is not None})
+        for name in [name for name, value in broken.items() if value is None]:
+            jwk.pop(name, None)
+    mock.mock.add_fault(Fault(endpoint="jwks", status=200, body=json.dumps(jwks)))
+    with pytest.raises(PageroUnavailable, match="key cannot be used"):
+        verify(token)
+
+
+@pytest.mark.parametrize("sub", ["acme\x00ab", "acme\ud800", "acme\nab", "\x7f"])
+def test_a_sub_with_characters_no_identifier_has_is_refused(
+    mock: MockPageroServer, sub: str
+) -> None:
+    """NUL (PostgreSQL refuses it), a lone surrogate (no database stores it), control
+    characters: refused as an IdTokenError, never a 500 when the identity is looked up."""
+    payload = claims(mock, sub=sub)
+    with pytest.raises(IdTokenError, match="sub"):
+        verify(sign_raw(mock, {"alg": "RS256"}, payload))
+
+
+def test_an_at_hash_that_is_not_ascii_is_a_mismatch_not_a_crash(mock: MockPageroServer) -> None:
+    payload = {**claims(mock), "at_hash": "\ud800"}
+    with pytest.raises(IdTokenError, match="at_hash"):
+        verify(sign_raw(mock, {"alg": "RS256"}, payload))
+
+
+def test_an_unexpected_failure_while_checking_is_a_refusal(
+    mock: MockPageroServer, monkeypatch: Any
+) -> None:
+    token = signed(mock)
+
+    def bug(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug deep in PyJWT")
+
+    monkeypatch.setattr(oidc.jwt, "decode", bug)
+    with pytest.raises(IdTokenError, match="RuntimeError") as raised:
+        verify(token)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__

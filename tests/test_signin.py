@@ -25,6 +25,7 @@ SIGN_IN = "/pagero/sign-in/"
 LOGIN = "/pagero/login/"
 CALLBACK = "/pagero/callback/"
 DISCONNECT = "/pagero/disconnect/"
+LINK = "/pagero/link/"
 REDIRECT_URI = "http://testserver" + CALLBACK
 
 #: Every way the mock can break an id_token (or leave it out).
@@ -68,6 +69,11 @@ def assert_nothing_stored(user_count: int) -> None:
     assert not PageroToken.objects.exists()
     assert not PageroIdentity.objects.exists()
     assert get_user_model().objects.count() == user_count
+
+
+@pytest.fixture(autouse=True)
+def _sign_in_on(sign_in_enabled: None) -> None:
+    """These tests are about "Sign in with Pagero": switched on (``SIGN_IN_ENABLED``)."""
 
 
 @pytest.fixture
@@ -202,12 +208,19 @@ def test_an_unknown_identity_is_refused_with_how_to_link_it(
     assert "identity refused (unknown_identity)" in caplog.text
 
 
-def test_log_in_then_sign_in_links_the_identity(
+def test_log_in_then_sign_in_links_the_identity_once_the_user_confirms(
     client: Client, user: Any, mock: MockPageroServer, receive: Any
 ) -> None:
     client.force_login(user)
     with receive(identity_linked) as linked_calls:
-        assert sign_in(client).status_code == 302
+        response = sign_in(client)
+        assert response.status_code == 302 and response["Location"] == LINK
+        # Nothing is linked or stored before the user confirms.
+        assert not PageroIdentity.objects.exists() and not PageroToken.objects.exists()
+        assert linked_calls == []
+        page = client.get(LINK).content.decode()
+        assert "<strong>acme-ab</strong>" in page and "<strong>alice</strong>" in page
+        assert client.post(LINK, {"confirm": "1"}).status_code == 302
     identity = PageroIdentity.objects.get()
     assert (identity.user, identity.issuer, identity.subject) == (user, mock.url, "acme-ab")
     assert [(c["user"], c["created_user"]) for c in linked_calls] == [(user, False)]
@@ -287,12 +300,16 @@ def test_a_second_identity_of_the_same_issuer_is_refused(
     assert not PageroToken.objects.exists()
 
 
-def test_connect_with_openid_links_the_identity(
+def test_connect_with_openid_links_the_identity_once_the_user_confirms(
     client: Client, user: Any, mock: MockPageroServer, settings: Any
 ) -> None:
     settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "SCOPE": "all openid"}
     client.force_login(user)
-    assert sign_in(client, path=LOGIN).status_code == 302
+    response = sign_in(client, path=LOGIN)
+    assert response.status_code == 302 and response["Location"] == LINK
+    assert PageroToken.objects.get().user == user  # a connect stores its token at once
+    assert not PageroIdentity.objects.exists()  # the link waits for the user
+    client.post(LINK, {"confirm": "1"})
     assert PageroIdentity.objects.get().user == user
 
 

@@ -12,11 +12,13 @@ in ``app.conf.imports`` or import it in a ``tasks.py``) registers them.
   :class:`~django_pagero_oauth.exceptions.PageroUnavailable` into ``self.retry(countdown=...)``.
 
 Runs overlap safely: a chunk re-applies the selection when it loads its tokens (a token that
-another run refreshed in the meantime no longer expires soon, so it is skipped), and each refresh
-is forced through the single-flight path, which does nothing when another worker replaced the
-access token after this one read it. Messages carry primary keys only, never a token; results
-are counts. Chunks are acknowledged late, so a chunk whose worker died is delivered again (and
-the re-applied selection makes that harmless).
+another run refreshed in the meantime no longer expires soon, so it is skipped), skips every
+token refreshed since its run fanned out (the message carries that time: this is what makes a
+second delivery of an ``--all`` chunk, whose selection skips nothing, harmless), and each
+refresh is forced through the single-flight path, which does nothing when another worker
+replaced the access token after this one read it. Messages carry primary keys and that time
+only, never a token; results are counts. Chunks are acknowledged late, so a chunk whose worker
+died is delivered again, and refreshes only what it had not refreshed yet.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from celery import Task, shared_task
 from celery.schedules import crontab
+from django.utils import timezone
 
 from ..conf import app_settings
 from ..exceptions import PageroUnavailable, TokenDecryptionError
@@ -91,24 +95,33 @@ def refresh_pagero_tokens(
         raise ValueError("within_days must be 0 or more")
     if chunk_size < 1:
         raise ValueError("chunk_size must be 1 or more")
+    fanned_out = timezone.now().isoformat()
     pks = list(tokens_to_refresh(within_days).values_list("pk", flat=True))
     chunks = 0
     for chunk in _chunks(pks, chunk_size):
-        refresh_pagero_token_chunk.delay(chunk, within_days)
+        refresh_pagero_token_chunk.delay(chunk, within_days, fanned_out)
         chunks += 1
     return {"tokens": len(pks), "chunks": chunks}
 
 
 @shared_task(bind=True, name=REFRESH_CHUNK_TASK, acks_late=True, max_retries=3)
 def refresh_pagero_token_chunk(
-    self: Task, pks: list[Any], within_days: int | None = REFRESH_TOKEN_WARNING_DAYS
+    self: Task,
+    pks: list[Any],
+    within_days: int | None = REFRESH_TOKEN_WARNING_DAYS,
+    fanned_out: str | None = None,
 ) -> dict[str, int]:
     """Refresh the tokens of ``pks`` that are still selected; returns outcome counts.
 
-    The tokens Pagero could not refresh right now are retried (only those) after its
+    ``fanned_out`` (ISO 8601, from :func:`refresh_pagero_tokens`): tokens refreshed at or after
+    it are skipped, so a second delivery of this message spends no refresh token twice. The
+    tokens Pagero could not refresh right now are retried (only those) after its
     ``Retry-After``; rejected client credentials stop the chunk (nothing else would work).
     """
     selected = tokens_to_refresh(within_days).select_related("user")
+    since = _parse_time(fanned_out)
+    if since is not None:
+        selected = selected.exclude(last_refreshed__gte=since)
     try:
         loaded: dict[Any, PageroToken] | None = selected.in_bulk(pks)
     except TokenDecryptionError:
@@ -138,8 +151,21 @@ def refresh_pagero_token_chunk(
     logger.info("Pagero keep-alive chunk of %d tokens: %s", len(pks), dict(outcomes))
     if unavailable and failure is not None and self.request.retries < (self.max_retries or 0):
         # The retry carries only the tokens that failed; this run's other outcomes are logged.
-        raise self.retry(args=(unavailable, within_days), countdown=_retry_countdown(failure))
+        raise self.retry(
+            args=(unavailable, within_days, fanned_out), countdown=_retry_countdown(failure)
+        )
     return dict(outcomes)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    """The fan-out time of a message; ``None`` for a message queued by an older version."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)  # as timezone.now() wrote it (aware with USE_TZ)
+    except (TypeError, ValueError):
+        logger.warning("Pagero keep-alive chunk: ignoring a fan-out time that is not ISO 8601")
+        return None
 
 
 def keep_alive_schedule(**crontab_fields: Any) -> dict[str, Any]:

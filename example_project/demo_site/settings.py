@@ -150,7 +150,9 @@ def mock_pagero_settings(port: int) -> dict[str, Any]:
     """``PAGERO_OAUTH`` pointing at the mock that this project serves at ``/mock-pagero/``.
 
     ``ISSUER`` is fixed, and the mounted mock uses it as its ``iss`` (RFC 9207), so the callback
-    checks ``iss`` whatever host name the browser used (127.0.0.1 or localhost).
+    checks ``iss`` whatever host name the browser used (127.0.0.1 or localhost). The offline
+    demo opts in to "Sign in with Pagero" (``SIGN_IN_ENABLED``, off by default); with real
+    credentials, ``PAGERO_SIGN_IN_ENABLED=true`` (and ``PAGERO_ISSUER``) does.
     """
     base = f"http://127.0.0.1:{port}/mock-pagero"
     return {
@@ -161,6 +163,7 @@ def mock_pagero_settings(port: int) -> dict[str, Any]:
         "REVOKE_URL": base + REVOKE_PATH,
         "API_BASE_URL": base + API_PREFIX,
         "ISSUER": base,
+        "SIGN_IN_ENABLED": True,
     }
 
 

@@ -183,6 +183,7 @@ def test_without_credentials_the_mock_is_mounted_and_configured(tmp_path: Path) 
             "REVOKE_URL": f"{base}/oauth/v2/oauth-revoke",
             "API_BASE_URL": f"{base}/api",
             "ISSUER": base,
+            "SIGN_IN_ENABLED": True,
             "PKCE": True,
         },
     }
