@@ -223,11 +223,11 @@ def retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²" or other digits float() refuses
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         return None
@@ -269,6 +269,18 @@ class ApiRetry(Retry):
         fresh = super().new(**kw)
         fresh.retry_after_cap = self.retry_after_cap
         return fresh
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        """:func:`retry_after_seconds`, never urllib3's parser (which raises ``InvalidHeader``
+        for ``soon``, ``-1`` or ``1.5``); a value it cannot read counts as none (0: the
+        back-off)."""
+        seconds = retry_after_seconds(retry_after)
+        return 0.0 if seconds is None else seconds
+
+    def get_retry_after(self, response: Any) -> float | None:
+        """Seconds from the answer's ``Retry-After``, or None (no header, or one that is
+        neither delay-seconds nor an HTTP-date): the back-off applies as without it."""
+        return retry_after_seconds(response.headers.get("Retry-After"))
 
     def increment(
         self,
@@ -328,9 +340,17 @@ def _detached(exc: BaseException) -> BaseException:
         except Exception:  # a subclass with another constructor
             fresh = requests.RequestException(str(exc), request=request)
         return fresh
+    return _withheld(exc)
+
+
+def _withheld(exc: BaseException) -> BaseException:
+    """A new exception of ``exc``'s class (or a ``RuntimeError`` naming it) whose message says
+    the original one is withheld: nothing of ``exc`` (its message, ``args``, attributes such as
+    ``UnicodeEncodeError.object``, traceback or chain) goes with it. Shared by the async client.
+    """
     message = f"{type(exc).__name__} while sending the request (its message is withheld)"
     try:
-        fresh = type(exc)(message)
+        fresh: BaseException = type(exc)(message)
     except Exception:  # a class with another constructor
         fresh = RuntimeError(f"{type(exc).__module__}.{message}")
     return fresh
