@@ -10,16 +10,23 @@ The same guarantees as :func:`~django_pagero_oauth.get_client`, from the same pi
 
 - every URL, and again the URL actually sent (also with ``build_request()`` + ``send()``),
   passes :func:`~django_pagero_oauth.client.resolve_api_url`; redirects are not followed unless
-  asked, and a hop off ``API_BASE_URL`` is sent without the token;
+  asked, and a hop off ``API_BASE_URL`` is sent without the token (checked for each request on
+  the wire, where no setting of ``event_hooks`` removes it);
 - ``Authorization: Bearer`` is set by :class:`AsyncBearerAuth` while the request is sent, and
-  taken off the request afterwards; no ``repr`` shows a token;
-- a valid token comes from :func:`~django_pagero_oauth.aget_valid_token`; a 401 causes at most
-  one forced refresh per access token (:class:`~django_pagero_oauth.client.ForcedRefreshPolicy`)
+  taken off every request object afterwards (each followed hop's, ``next_request``); no
+  ``repr`` shows a token;
+- a token given to the client is not used for an inactive user or a connection that needs
+  re-authorization (:class:`~django_pagero_oauth.exceptions.PageroAuthorizationRequired`);
+- a valid token comes from :func:`~django_pagero_oauth.aget_valid_token`; a 401 of the API to a
+  request that carried the token (not another server's, after a redirect) causes at most one
+  forced refresh per access token (:class:`~django_pagero_oauth.client.ForcedRefreshPolicy`)
   through :func:`~django_pagero_oauth.tokens.arefresh`: single-flight, on a worker thread and a
   database connection of its own, not in Django's shared sync thread;
 - the configured ``TIMEOUT`` unless one is given (``None`` is not "forever");
 - transport failures raise the ``httpx`` exception of the same class, without the frames of
-  ``httpx`` and ``httpcore`` and without the ``Authorization`` header on its ``request``;
+  ``httpx`` and ``httpcore`` and without the ``Authorization`` header on its ``request``; an
+  exception that may quote the header (h11's ``LocalProtocolError``, any not from httpx) keeps
+  its class but not its message;
 - with ``API_RETRIES``, the same opt-in retries of idempotent requests as the sync client.
 """
 
@@ -41,10 +48,13 @@ from .client import (
     RETRY_METHODS,
     RETRY_STATUSES,
     ForcedRefreshPolicy,
+    _may_use,
+    _withheld,
     resolve_api_url,
     retry_after_seconds,
 )
 from .conf import app_settings
+from .exceptions import PageroAuthorizationRequired
 from .tokens import aget_valid_token, arefresh
 
 if TYPE_CHECKING:
@@ -76,6 +86,10 @@ def _backoff(retry: int) -> float:
     return float(min(RETRY_BACKOFF_MAX, RETRY_BACKOFF_FACTOR * 2 ** (retry - 1)))
 
 
+#: ``request.extensions`` key: did this request go on the wire with the bearer token?
+BEARER_SENT = "django_pagero_oauth.bearer_sent"
+
+
 def _without_authorization(request: httpx.Request) -> httpx.Request:
     headers = [
         (name, value)
@@ -85,25 +99,53 @@ def _without_authorization(request: httpx.Request) -> httpx.Request:
     return httpx.Request(request.method, request.url, headers=headers)
 
 
+def _strip_token(response: httpx.Response) -> None:
+    """Take ``Authorization`` off every request object ``response`` leads to: its own, each
+    followed redirect's (httpx builds one per hop, copying the header on the same origin) and
+    the unfollowed redirect's ``next_request``."""
+    for hop in (response, *response.history):
+        hop.request.headers.pop("Authorization", None)
+    if response.next_request is not None:
+        response.next_request.headers.pop("Authorization", None)
+
+
 def _detached(exc: BaseException) -> BaseException:
-    """``exc`` fit to leave this package (see :func:`django_pagero_oauth.client._detached`):
-    an ``httpx`` exception becomes a new one of the same class and message whose ``request``
-    carries no ``Authorization`` header; any other loses its traceback below the package and
-    its chained exceptions."""
+    """``exc`` fit to leave this package (see :func:`django_pagero_oauth.client._detached`),
+    with no traceback below the package and no chained exceptions.
+
+    An ``httpx.RequestError`` becomes a new one of the same class and message whose
+    ``request`` carries no ``Authorization`` header; but a ``LocalProtocolError`` (h11 or h2
+    refusing what was about to be sent: "Illegal header value b'Bearer ...'") keeps only its
+    class. An ``HTTPStatusError`` (a response hook's ``raise_for_status()``) keeps its message,
+    and its request and response carry no token. Any other exception keeps its class but
+    nothing else (:func:`~django_pagero_oauth.client._withheld`): a ``UnicodeEncodeError``
+    holds the header in ``object``. httpx's other own exceptions (``InvalidURL``,
+    ``StreamError``), which have no request, stay as they are.
+    """
     if isinstance(exc, httpx.RequestError):
         try:
             original: httpx.Request | None = exc.request
         except RuntimeError:  # raised without a request
             original = None
         request = _without_authorization(original) if original is not None else None
+        message = str(exc)
+        if isinstance(exc, httpx.LocalProtocolError):
+            message = f"{type(exc).__name__} while sending the request (its message is withheld)"
         try:
-            fresh: BaseException = type(exc)(str(exc), request=request)
+            fresh: BaseException = type(exc)(message, request=request)
         except Exception:  # a subclass with another constructor
-            fresh = httpx.RequestError(str(exc), request=request)
+            fresh = httpx.RequestError(message, request=request)
         return fresh
-    exc.__cause__ = exc.__context__ = None
-    exc.__suppress_context__ = True
-    return exc.with_traceback(None)
+    if isinstance(exc, httpx.HTTPStatusError):
+        _strip_token(exc.response)
+        return httpx.HTTPStatusError(
+            str(exc), request=_without_authorization(exc.request), response=exc.response
+        )
+    if type(exc).__module__.split(".")[0] == "httpx":  # InvalidURL, StreamError: no request
+        exc.__cause__ = exc.__context__ = None
+        exc.__suppress_context__ = True
+        return exc.with_traceback(None)
+    return _withheld(exc)
 
 
 class AsyncPageroClient(httpx.AsyncClient):
@@ -122,7 +164,6 @@ class AsyncPageroClient(httpx.AsyncClient):
             headers={"Accept": "application/json", "User-Agent": "django-pagero-oauth"},
             timeout=app_settings.TIMEOUT,
             follow_redirects=False,
-            event_hooks={"request": [self._check_hop]},
         )
         self.user = user
         self._token = token
@@ -148,12 +189,20 @@ class AsyncPageroClient(httpx.AsyncClient):
             kwargs["timeout"] = app_settings.TIMEOUT
         return super().build_request(method, self.api_url(url), **kwargs)
 
-    async def _check_hop(self, request: httpx.Request) -> None:
-        """Before each request on the wire (a redirect hop too): off the API, no token."""
+    async def _send_single_request(self, request: httpx.Request) -> httpx.Response:
+        """Each request on the wire, every followed redirect hop included: off the API, no
+        token; and whether it went with the token is noted (:data:`BEARER_SENT`) for the 401
+        rule of :meth:`send`.
+
+        Here, and not in a request event hook, because ``event_hooks`` is a public property
+        that replaces all hooks; an ``httpx.Auth`` flow sees only the first request.
+        """
         try:
             resolve_api_url(str(request.url), self.pagero_base_url)
         except ValueError:
             request.headers.pop("Authorization", None)
+        request.extensions = {**request.extensions, BEARER_SENT: "Authorization" in request.headers}
+        return await super()._send_single_request(request)
 
     @sensitive_variables()
     async def send(
@@ -170,7 +219,11 @@ class AsyncPageroClient(httpx.AsyncClient):
         options = {"stream": stream, "follow_redirects": follow_redirects}
         token = await self._current_token()
         response = await self._send_with(token, request, options)
-        if response.status_code == 401 and await self.forced_refresh.amay_refresh(token):
+        if (
+            response.status_code == 401
+            and self._rejected_by_the_api(response)
+            and await self.forced_refresh.amay_refresh(token)
+        ):
             # RFC 6750 3.1: the access token was rejected; one forced single-flight refresh.
             await response.aclose()
             token = self._token = await arefresh(token, force=True)
@@ -192,6 +245,17 @@ class AsyncPageroClient(httpx.AsyncClient):
             retry += 1
             await response.aclose()
             await asyncio.sleep(wait)
+
+    def _rejected_by_the_api(self, response: httpx.Response) -> bool:
+        """Was the 401 the API's answer to the token? After a redirect off the API (which
+        dropped the header) it is another server's, and must not cost a refresh token."""
+        if response.request.extensions.get(BEARER_SENT) is not True:
+            return False
+        try:
+            resolve_api_url(str(response.url), self.pagero_base_url)
+        except ValueError:
+            return False
+        return True
 
     def _retry_wait(
         self, request: httpx.Request, response: httpx.Response, retry: int
@@ -215,18 +279,34 @@ class AsyncPageroClient(httpx.AsyncClient):
     ) -> httpx.Response:
         failure: BaseException
         try:
-            return await super().send(request, auth=AsyncBearerAuth(token.access_token), **options)
+            response = await super().send(
+                request, auth=AsyncBearerAuth(token.access_token), **options
+            )
         except Exception as exc:  # any: detached, then raised again below
             failure = _detached(exc)
+        else:
+            _strip_token(response)  # on a request object only while it is sent
+            return response
         finally:
-            request.headers.pop("Authorization", None)  # on the request only while it is sent
+            request.headers.pop("Authorization", None)
         raise failure  # outside the except block: no implicit __context__
 
     async def _current_token(self) -> PageroToken:
-        """The token this client holds while it is not expiring; else a valid one, fetched."""
+        """The token this client holds while it is not expiring; else a valid one, fetched.
+
+        As :meth:`PageroSession._current_token <django_pagero_oauth.client.PageroSession>`: a
+        token the client holds is not used for an inactive user or a connection that needs
+        re-authorization, as far as the objects in hand say; a fetched one is checked against
+        the database (:func:`~django_pagero_oauth.aget_valid_token`).
+        """
         token = self._token
         if token is None or token.access_token_needs_refresh():
             token = self._token = await aget_valid_token(self.user)
+        elif not _may_use(self.user, token):
+            self._token = None
+            raise PageroAuthorizationRequired(
+                "The user is inactive, or the Pagero connection must be renewed."
+            )
         return token
 
 
