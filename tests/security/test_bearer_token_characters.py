@@ -10,7 +10,10 @@ value of Django's error report. What this proves:
   access token (the refresh is reported as ``PageroUnavailable``) and the report of the failed
   API call shows no secret; an answer that did not rotate is refused and changes nothing;
 - a token stored before this rule (already in the database) still leaves no trace in the report:
-  an exception that is not a ``requests`` one keeps its class but not its message.
+  an exception that is not a ``requests`` one keeps its class but not its message;
+- the same with the async client: h11's ``LocalProtocolError`` ("Illegal header value
+  b'Bearer ...'") keeps its class but not its message, and an exception that holds the header
+  in an attribute (``UnicodeEncodeError.object``) leaves with nothing of it.
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ from typing import Any
 
 import pytest
 
-from django_pagero_oauth import get_client
+from django_pagero_oauth import aclient, get_client
 from django_pagero_oauth.exceptions import PageroUnavailable
 from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.testing.mock import Fault
 from django_pagero_oauth.tokens import get_valid_token
 
 from .conftest import backoff_passed, token_snapshot
-from .test_error_reports import all_secrets, assert_clean, raised_by, render
+from .test_error_reports import all_secrets, assert_clean, async_get, raised_by, render
 
 LEAKED = "eyJhbGciOiJSUzI1NiJ9.eyJwdWJsaWNpZCI6ImFjbWUifQ.c2VjcmV0LXNpZ25hdHVyZS0xMjM0NTY3ODkw"
 
@@ -80,3 +83,29 @@ def test_a_stored_token_the_header_refuses_leaves_no_trace_in_the_report(
     assert type(report.exc) is ValueError
     assert_clean(report, all_secrets(pagero_mock, LEAKED))
     assert pagero_mock.mock.counts["api"] == 0
+
+
+@pytest.mark.parametrize("bad", [LEAKED + "\n", LEAKED + "\u0000"], ids=["newline", "NUL"])
+def test_a_stored_token_the_header_refuses_leaves_no_trace_in_the_async_report(
+    user: Any, pagero_mock: Any, pagero_token_factory: Any, bad: str
+) -> None:
+    """The async client: h11's ``LocalProtocolError`` ("Illegal header value b'Bearer ...'")
+    keeps its class but not its message; nothing else of the exception carries the token."""
+    pagero_token_factory(user, access_token=bad)  # written before the rule existed
+    report = render(raised_by(async_get(user)))
+    assert_clean(report, all_secrets(pagero_mock, LEAKED))
+    assert LEAKED not in repr(vars(report.exc)) and LEAKED not in repr(report.exc.args)
+    assert pagero_mock.mock.counts["api"] == 0
+
+
+def test_an_exception_that_holds_the_header_in_an_attribute_leaves_it_behind() -> None:
+    """``UnicodeEncodeError.object`` is the whole string being encoded (a header value with a
+    lone surrogate): what leaves the async client keeps nothing of it."""
+    header = f"Bearer {LEAKED}\ud800"
+    try:
+        header.encode()
+    except UnicodeEncodeError as exc:
+        fresh = aclient._detached(exc)
+    assert isinstance(fresh, Exception) and "UnicodeEncodeError" in str(fresh)
+    assert LEAKED not in repr(vars(fresh)) + repr(fresh.args) + repr(getattr(fresh, "object", ""))
+    assert fresh.__traceback__ is None and fresh.__context__ is None

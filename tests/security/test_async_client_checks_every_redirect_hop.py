@@ -1,19 +1,12 @@
-"""Attack: replacing the async client's ``event_hooks`` removes the redirect check.
+"""The async client checks every redirect hop, whatever the caller does with ``event_hooks``.
 
-``AsyncPageroClient`` keeps the bearer token off a redirect hop that leaves ``API_BASE_URL``'s
-path on the same origin (httpx itself keeps ``Authorization`` for any same-origin hop, and for
-an http -> https upgrade) only through a request event hook, ``_check_hop``, registered in
-``event_hooks``. ``httpx.AsyncClient.event_hooks`` is a public, settable property that
-*replaces* the hooks; ``client.event_hooks = {"response": [raise_on_4xx_5xx]}`` is the pattern
-httpx's documentation shows. After it, ``follow_redirects=True`` sends the user's bearer token
-to any path of the API's host that the API (or anything it lets redirect, an open redirect on
-the API host) points to, e.g. another tenant's or another service's path behind the same
-gateway. SECURITY.rst item 36 promises "a hop off ``API_BASE_URL``'s path on the same origin
-... goes without the token"; the sync client enforces it in ``rebuild_auth``, which no setting
-of an attribute removes.
-
-Severity: low (needs the integrator to set ``event_hooks`` and to follow redirects, and a
-redirect on the API host to a path outside the API base).
+httpx itself keeps ``Authorization`` for a same-origin hop (and an http -> https upgrade).
+``AsyncPageroClient`` takes it off a hop that leaves ``API_BASE_URL``'s path in
+``_send_single_request``, which httpx calls for each request on the wire, and not in a request
+event hook: ``client.event_hooks = {...}`` (the pattern httpx's documentation shows) replaces
+all hooks. What this proves: after replacing the hooks, a followed redirect from the API to a
+path outside it on the same origin arrives there without the bearer token, while the API hop
+had it.
 """
 
 from __future__ import annotations

@@ -1,16 +1,14 @@
-"""Attack: the async client (``aget_client``) sends a token that the sync client refuses.
+"""The async client refuses a token it is given that the user may no longer use.
 
-SECURITY.rst item 15 promises that "a token given to the client (``get_client(user,
-token=...)``) is refused for an inactive user (the object given, or the one loaded with the
-token) and for a connection that needs re-authorization", and item 36 that the async client
-"keeps the same promises". ``PageroSession._current_token`` checks ``_may_use`` on a token it
-holds; ``AsyncPageroClient._current_token`` does not: a fresh access token handed to
-``aget_client(user, token=...)`` (the README's ``token=request.pagero_token``, or a job's
-loaded row) goes to the API for a user an administrator deactivated, or for a connection that
-was marked dead (``invalid_grant``, revoked), for up to ten minutes.
+``aget_client(user, token=...)`` (the README's ``token=request.pagero_token``, or a job's loaded
+row) is checked as ``get_client`` checks it (SECURITY.rst item 15). What this proves, counted
+at the mock:
 
-Severity: medium (a deactivated user's, or a revoked connection's, credential keeps acting on
-the company's invoicing through every async view or job that holds the row).
+- a fresh access token given for a user an administrator deactivated, or for a connection
+  marked dead (``invalid_grant``, revoked), raises ``PageroAuthorizationRequired`` and no
+  request reaches the API;
+- so does a token loaded with ``select_related("user")`` whose user was deactivated in the
+  database while the ``user`` object in hand still says active.
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ async def _call(user: Any, token: PageroToken) -> int:
 
 
 @pytest.mark.parametrize("state", ["inactive user", "needs re-authorization"])
-def test_async_client_does_not_send_a_given_token_the_user_may_not_use(
+def test_a_given_token_the_user_may_not_use_is_refused(
     user: Any, pagero_mock: Any, pagero_token_factory: Any, state: str
 ) -> None:
     token = pagero_token_factory(user)  # a fresh access token: no refresh needed
@@ -50,7 +48,7 @@ def test_async_client_does_not_send_a_given_token_the_user_may_not_use(
     assert pagero_mock.mock.counts["api"] == 0
 
 
-def test_async_client_does_not_send_a_token_loaded_with_its_deactivated_user(
+def test_a_token_loaded_with_its_deactivated_user_is_refused(
     user: Any, pagero_mock: Any, pagero_token_factory: Any
 ) -> None:
     pagero_token_factory(user)

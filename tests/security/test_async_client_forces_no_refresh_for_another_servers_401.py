@@ -1,15 +1,10 @@
-"""Attack: after a followed redirect off the API, another server's 401 spends a refresh token.
+"""The async client spends no refresh token on another server's 401 after a redirect.
 
-SECURITY.rst item 22: "Only a 401 of the API to a request that carried the token counts: after a
-followed redirect off the API (which drops the header), that server's 401 forces nothing."
-The sync ``PageroSession`` checks this (``_rejected_by_the_api``); ``AsyncPageroClient.send``
-forces a refresh on any final 401 whatever URL answered it. Anyone who can make an API answer
-redirect (``follow_redirects=True``) to a server of theirs answering 401 rotates the user's
-single-use refresh token at will (each fresh access token gets its one forced refresh), and the
-request is then re-sent, so the redirect target is hit again.
-
-Severity: low (no token leaves, but a third party drives refreshes of a single-use credential;
-with concurrent sessions each forced refresh is a chance to lose the rotated token).
+Only a 401 of the API to a request that carried the token counts (SECURITY.rst item 22). What
+this proves: with ``follow_redirects=True``, an API answer that redirects to another origin
+answering 401 comes back to the caller as it is; the token did not follow the redirect, and no
+forced refresh (which would rotate the user's single-use refresh token and send the request
+again) reaches the token endpoint.
 """
 
 from __future__ import annotations
@@ -26,7 +21,7 @@ from django_pagero_oauth import aget_client
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_async_a_401_from_another_origin_after_a_redirect_forces_no_refresh(
+def test_a_401_from_another_origin_after_a_redirect_forces_no_refresh(
     user: Any, pagero_mock: Any, pagero_token_factory: Any
 ) -> None:
     token = pagero_token_factory(user)
