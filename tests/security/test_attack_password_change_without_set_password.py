@@ -11,9 +11,11 @@ with the stolen session survives: she keeps signing in as the victim after the r
 
 Severity: low (needs a stolen session AND a password change made outside ``set_password``).
 
-Fix: in ``signin.unlink_on_password_change``, compare the stored hash with
-``instance.password`` whenever the save may write ``password`` (``update_fields`` is None or
-contains it), not only when ``_password`` is set; keep the "first usable password" rule.
+Fix: in ``signin.unlink_on_password_change``, also compare the stored hash with
+``instance.password`` on a full save (``update_fields`` is None) when ``_password`` is None;
+only Django's hash upgrade (``check_password``'s setter: ``_password`` reset to None and
+``update_fields=["password"]``) must keep the identities. Keep the "first usable password"
+rule. (``QuerySet.update(password=...)`` sends no signal at all: document it.)
 """
 
 from __future__ import annotations
