@@ -30,6 +30,7 @@ from .exceptions import (
     PageroConfigurationError,
     PageroUnavailable,
     TokenDecryptionError,
+    TokenGone,
 )
 
 
@@ -37,6 +38,7 @@ class Reason(Enum):
     """Why something failed, in the terms a person acts on."""
 
     UNDECRYPTABLE = "undecryptable"  # a key is missing: the operator's to fix
+    GONE = "gone"  # the token was deleted meanwhile (disconnected, revoked, user deleted)
     REAUTHORIZATION = "reauthorization"  # the user must log in at Pagero again
     IDENTITY_REFUSED = "identity_refused"  # "Sign in with Pagero" may not use this identity
     ID_TOKEN = "id_token"  # the id_token failed verification
@@ -51,6 +53,7 @@ class Reason(Enum):
 #: The order in which exception classes are tested: the first match wins.
 _ORDER: tuple[tuple[type[BaseException], Reason], ...] = (
     (TokenDecryptionError, Reason.UNDECRYPTABLE),  # before PageroAuthorizationRequired
+    (TokenGone, Reason.GONE),  # before PageroAuthorizationRequired
     (PageroAuthorizationRequired, Reason.REAUTHORIZATION),
     (IdentityRefused, Reason.IDENTITY_REFUSED),
     (IdTokenError, Reason.ID_TOKEN),
@@ -139,6 +142,13 @@ WORDS: dict[Place, dict[Reason, Words]] = {
                 "re-authorization (the user must log in at Pagero again)."
             )
         ),
+        Reason.GONE: Words(
+            gettext_noop(
+                "%(user)s (%(fingerprint)s): not refreshed, the token was deleted meanwhile "
+                "(the user disconnected, or it was revoked)."
+            ),
+            warning=True,
+        ),
         Reason.CONFIGURATION: Words(
             ngettext_lazy(
                 "%(user)s (%(fingerprint)s): not refreshed, Pagero rejected this site's "
@@ -188,6 +198,7 @@ WORDS: dict[Place, dict[Reason, Words]] = {
         Reason.REAUTHORIZATION: Words(
             gettext_noop("the connection needs re-authorization (invalid_grant)")
         ),
+        Reason.GONE: Words(gettext_noop("the token was deleted during the run")),
         Reason.UNAVAILABLE: Words(
             gettext_noop("Pagero is unavailable%(http)s; the token was kept"), warning=True
         ),

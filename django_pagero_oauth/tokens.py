@@ -44,6 +44,7 @@ from .exceptions import (
     PageroOAuthError,
     PageroUnavailable,
     TokenDecryptionError,
+    TokenGone,
     TokenLockTimeout,
 )
 from .models import PageroToken
@@ -386,7 +387,7 @@ def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
 def _refreshable(current: PageroToken | None) -> PageroToken:
     """The locked row, if it can be refreshed without the user; else the reason why not."""
     if current is None:
-        raise PageroAuthorizationRequired("The user has no Pagero connection any more.")
+        raise TokenGone("The user has no Pagero connection any more.")
     if current.needs_reauthorization:
         raise PageroAuthorizationRequired("The Pagero connection must be renewed by logging in.")
     if not current.user.is_active:

@@ -15,6 +15,7 @@ from django_pagero_oauth.exceptions import (
     PageroConfigurationError,
     PageroUnavailable,
     TokenDecryptionError,
+    TokenGone,
     TokenLockTimeout,
     UndecryptableToken,
 )
@@ -34,6 +35,7 @@ from django_pagero_oauth.explain import (
     [
         (UndecryptableToken(), Reason.UNDECRYPTABLE),  # also a PageroAuthorizationRequired
         (TokenDecryptionError(), Reason.UNDECRYPTABLE),
+        (TokenGone(), Reason.GONE),  # also a PageroAuthorizationRequired
         (PageroAuthorizationRequired(), Reason.REAUTHORIZATION),
         (IdentityRefused(error="identity_taken"), Reason.IDENTITY_REFUSED),
         (IdTokenError(), Reason.ID_TOKEN),
