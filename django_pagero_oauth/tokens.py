@@ -324,13 +324,40 @@ def _backoff_key(token: PageroToken) -> str:
     return f"django_pagero_oauth:refresh-backoff:{token.pk}:{token.fingerprint}"
 
 
-def _backoff_remaining(token: PageroToken) -> int | None:
-    """Seconds left of the back-off after a recent transient failure, or None."""
-    until = caches[DEFAULT_CACHE_ALIAS].get(_backoff_key(token))
-    if until is None:
+@dataclass(frozen=True)
+class _Backoff:
+    """A running back-off: how long it has left, and whether the failure that started it was
+    the site's configuration (``invalid_client``), which is raised again as such."""
+
+    remaining: int
+    configuration: bool = False
+
+    def failure(self) -> PageroUnavailable | PageroConfigurationError:
+        if self.configuration:
+            return PageroConfigurationError(
+                "Pagero rejected this site's client credentials moments ago; not trying again "
+                "yet"
+            )
+        return PageroUnavailable(
+            "a refresh failed moments ago; not trying again yet", retry_after=self.remaining
+        )
+
+
+#: The back-off entry's marker of a configuration failure (the entry is ``[until, kind]``; an
+#: older entry is a bare number: a transient failure).
+_CONFIGURATION = "configuration"
+
+
+def _backoff_remaining(token: PageroToken) -> _Backoff | None:
+    """The back-off running after a recent failure, or None."""
+    entry = caches[DEFAULT_CACHE_ALIAS].get(_backoff_key(token))
+    if entry is None:
         return None
+    until, kind = (entry[0], entry[1]) if isinstance(entry, (list, tuple)) else (entry, "")
     remaining = int(until - time.time()) + 1
-    return remaining if remaining > 0 else None
+    if remaining <= 0:
+        return None
+    return _Backoff(remaining, configuration=kind == _CONFIGURATION)
 
 
 def _start_backoff(
@@ -340,7 +367,10 @@ def _start_backoff(
     if failure.retry_after:
         seconds = max(seconds, min(failure.retry_after, 300))
     if seconds > 0:
-        caches[DEFAULT_CACHE_ALIAS].set(_backoff_key(token), time.time() + seconds, seconds)
+        kind = _CONFIGURATION if isinstance(failure, PageroConfigurationError) else ""
+        caches[DEFAULT_CACHE_ALIAS].set(
+            _backoff_key(token), [time.time() + seconds, kind], seconds
+        )
 
 
 @sensitive_variables("seen_access_token")
@@ -398,7 +428,7 @@ def _refreshable(current: PageroToken | None) -> PageroToken:
 
 @sensitive_variables("used_refresh_token", "response")
 def _refresh_locked(
-    current: PageroToken, backoff: int | None
+    current: PageroToken, backoff: _Backoff | None
 ) -> tuple[PageroToken, bool] | PageroOAuthError:
     """Spend the refresh token of the locked row once; return ``(token, refreshed)`` or a failure.
 
@@ -408,9 +438,7 @@ def _refresh_locked(
     used_refresh_token = current.refresh_token
     try:
         if backoff is not None:
-            raise PageroUnavailable(
-                "a refresh failed moments ago; not trying again yet", retry_after=backoff
-            )
+            raise backoff.failure()  # the kind of failure that started it, again
         response = oauth.refresh_access_token(used_refresh_token)
     except OAuthErrorResponse as exc:
         if exc.error != "invalid_grant":
