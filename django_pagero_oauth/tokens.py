@@ -473,20 +473,40 @@ def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -
     """Save a refresh answer on the locked row ``current``; False if only part of it was saved.
 
     Pagero has already spent the old single-use refresh token, so whatever else fails, the new
-    one must be stored: when the full answer cannot be saved (a value some database cannot
-    hold, a bug), only the new refresh token, its fingerprint and lifetime are written, with
-    the access token expired (the next use refreshes), and ``current`` is read again.
+    one must be stored. The answer is saved with ``save()``, so the project's ``pre_save`` and
+    ``post_save`` receivers run as for any save. If that fails (a receiver raises: its audit
+    service is down; a value some database cannot hold; a bug), the row is written again
+    WITHOUT model signals (``QuerySet.update()``, the values encrypted for the row as ``save()``
+    would): first the whole answer, and if even that fails, only the new refresh token, its
+    fingerprint and lifetime, with the access token expired (the next use refreshes). A
+    receiver's failure is logged (its class name) and can never roll back a rotated token.
     """
     using = current._state.db or router.db_for_write(PageroToken)
+    applied = False
     try:
         with transaction.atomic(using=using):  # a savepoint: the fallback below needs the lock
             current.apply_token_response(response)
             current.last_refreshed = current.access_token_issued_at
+            applied = True
             current.save(using=using)
         return True
     except Exception as exc:
         if not response.refresh_token:
             raise
+        failure = exc
+    try:
+        if not applied:  # a half-applied answer is never written
+            raise failure
+        logger.error(
+            "Pagero refresh of token %s: saving the answer failed (%s); writing it without "
+            "model signals",
+            current.fingerprint,
+            type(failure).__name__,
+        )
+        with transaction.atomic(using=using):
+            _update_without_signals(current, using, _ANSWER_FIELDS)
+        return True
+    except Exception as exc:
         logger.error(
             "Pagero refresh of token %s: the answer could not be stored (%s); storing only the "
             "new refresh token",
@@ -500,9 +520,10 @@ def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -
     row.refresh_token_expires_at = now + timedelta(days=app_settings.REFRESH_TOKEN_LIFETIME_DAYS)
     row.access_token = ""
     row.access_token_issued_at = row.access_token_expires_at = now
-    row.save(
-        using=using,
-        update_fields=[
+    _update_without_signals(
+        row,
+        using,
+        (
             "refresh_token",
             "fingerprint",
             "refresh_token_expires_at",
@@ -510,10 +531,33 @@ def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -
             "access_token_issued_at",
             "access_token_expires_at",
             "updated",
-        ],
+        ),
     )
     current.refresh_from_db(using=using)
     return False
+
+
+#: The columns a refresh answer writes (``apply_token_response``, ``last_refreshed``), and
+#: ``updated``.
+_ANSWER_FIELDS = tuple(
+    field.name
+    for field in PageroToken._meta.concrete_fields
+    if not field.primary_key and field.name not in ("user", "created")
+)
+
+
+def _update_without_signals(row: PageroToken, using: str, names: tuple[str, ...]) -> None:
+    """Write ``row``'s ``names`` columns with one ``UPDATE``: no ``pre_save``/``post_save``.
+
+    Each value is prepared by its field's ``pre_save`` as ``save()`` would: an
+    :class:`~.crypto.EncryptedTextField` encrypts it for this row (``crypto.bound_context``),
+    ``auto_now`` sets the time.
+    """
+    values = {}
+    for name in names:
+        field = PageroToken._meta.get_field(name)
+        values[field.attname] = field.pre_save(row, add=False)  # type: ignore[union-attr]
+    PageroToken.objects.db_manager(using).filter(pk=row.pk).update(**values)
 
 
 def _refresh_failed(
