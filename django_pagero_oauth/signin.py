@@ -119,7 +119,14 @@ def remember_pending_link(
 
 
 def pending_link(request: HttpRequest, *, pop: bool = False) -> dict[str, Any] | None:
-    """The identity link waiting for this user's confirmation, if it is theirs and recent."""
+    """The identity link waiting for this user's confirmation, if it is theirs and recent.
+
+    None, and the pending link dropped, while ``SIGN_IN_ENABLED`` is off: a link made before
+    the operator switched sign-in off is never confirmed after it.
+    """
+    if not app_settings.SIGN_IN_ENABLED:
+        request.session.pop(PENDING_LINK_SESSION_KEY, None)
+        return None
     entry = (
         request.session.pop(PENDING_LINK_SESSION_KEY, None)
         if pop
