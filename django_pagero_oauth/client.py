@@ -33,7 +33,7 @@ import email.utils
 import hashlib
 import time
 import unicodedata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -459,7 +459,7 @@ class PageroSession(requests.Session):
         return token
 
 
-def _given_token(token: PageroToken | None) -> PageroToken | None:
+def _given_token(token: PageroToken | LazyObject | None) -> PageroToken | None:
     """The token given to a session; ``request.pagero_token`` (a lazy object) evaluated.
 
     Outside the guard's protection the middleware's lazy object holds ``None`` for a user
@@ -467,9 +467,10 @@ def _given_token(token: PageroToken | None) -> PageroToken | None:
     :class:`PageroAuthorizationRequired`), not an ``AttributeError``.
     """
     if isinstance(token, LazyObject):
-        if token._wrapped is empty:  # type: ignore[attr-defined]
-            token._setup()  # type: ignore[attr-defined]
-        return token._wrapped  # type: ignore[attr-defined,no-any-return]
+        lazy: Any = token  # its _wrapped and _setup() are Django's, not in the stubs
+        if lazy._wrapped is empty:
+            lazy._setup()
+        return cast("PageroToken | None", lazy._wrapped)
     return token
 
 

@@ -335,8 +335,7 @@ class _Backoff:
     def failure(self) -> PageroUnavailable | PageroConfigurationError:
         if self.configuration:
             return PageroConfigurationError(
-                "Pagero rejected this site's client credentials moments ago; not trying again "
-                "yet"
+                "Pagero rejected this site's client credentials moments ago; not trying again yet"
             )
         return PageroUnavailable(
             "a refresh failed moments ago; not trying again yet", retry_after=self.remaining
@@ -368,9 +367,7 @@ def _start_backoff(
         seconds = max(seconds, min(failure.retry_after, 300))
     if seconds > 0:
         kind = _CONFIGURATION if isinstance(failure, PageroConfigurationError) else ""
-        caches[DEFAULT_CACHE_ALIAS].set(
-            _backoff_key(token), [time.time() + seconds, kind], seconds
-        )
+        caches[DEFAULT_CACHE_ALIAS].set(_backoff_key(token), [time.time() + seconds, kind], seconds)
 
 
 @sensitive_variables("seen_access_token")
