@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 try:
     import httpx
 except ImportError as exc:
     raise ImportError("aget_client needs httpx: pip install 'django-pagero-oauth[async]'") from exc
+from django.utils.functional import LazyObject, empty
 from django.views.decorators.debug import sensitive_variables
 
 from .client import (
@@ -148,6 +149,21 @@ def _detached(exc: BaseException) -> BaseException:
     return _withheld(exc)
 
 
+def _given_async_token(token: PageroToken | LazyObject | None) -> PageroToken | None:
+    """The token given to the client. The middleware's lazy ``request.pagero_token`` is read
+    only if already evaluated (``None`` in it means "no token"); evaluating it here would query
+    the database from the event loop: use ``await request.apagero_token()`` instead."""
+    if isinstance(token, LazyObject):
+        lazy: Any = token  # its _wrapped is Django's, not in the stubs
+        if lazy._wrapped is empty:
+            raise TypeError(
+                "aget_client() got the lazy request.pagero_token: pass "
+                "`await request.apagero_token()` (or the token of a protected view) instead."
+            )
+        return cast("PageroToken | None", lazy._wrapped)
+    return token
+
+
 class AsyncPageroClient(httpx.AsyncClient):
     """An ``httpx.AsyncClient`` bound to one Django user; one event loop at a time."""
 
@@ -156,8 +172,9 @@ class AsyncPageroClient(httpx.AsyncClient):
         user: AbstractBaseUser,
         *,
         base_url: str | None = None,
-        token: PageroToken | None = None,
+        token: PageroToken | LazyObject | None = None,
     ) -> None:
+        token = _given_async_token(token)
         if token is not None and token.user_id != user.pk:
             raise ValueError("The token given to AsyncPageroClient belongs to another user.")
         super().__init__(
@@ -311,7 +328,10 @@ class AsyncPageroClient(httpx.AsyncClient):
 
 
 def aget_client(
-    user: AbstractBaseUser, *, base_url: str | None = None, token: PageroToken | None = None
+    user: AbstractBaseUser,
+    *,
+    base_url: str | None = None,
+    token: PageroToken | LazyObject | None = None,
 ) -> AsyncPageroClient:
     """An :class:`AsyncPageroClient` for ``user``; use it as ``async with aget_client(user) as
     client:`` (it makes no call until the first request, so creating it needs no ``await``).

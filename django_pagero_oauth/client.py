@@ -33,12 +33,13 @@ import email.utils
 import hashlib
 import time
 import unicodedata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.utils import timezone
+from django.utils.functional import LazyObject, empty
 from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ResponseError
@@ -367,6 +368,7 @@ class PageroSession(requests.Session):
         token: PageroToken | None = None,
     ) -> None:
         super().__init__()
+        token = _given_token(token)
         if token is not None and token.user_id != user.pk:
             raise ValueError("The token given to PageroSession belongs to another user.")
         self.user = user
@@ -475,6 +477,21 @@ class PageroSession(requests.Session):
                 "The user is inactive, or the Pagero connection must be renewed."
             )
         return token
+
+
+def _given_token(token: PageroToken | LazyObject | None) -> PageroToken | None:
+    """The token given to a session; ``request.pagero_token`` (a lazy object) evaluated.
+
+    Outside the guard's protection the middleware's lazy object holds ``None`` for a user
+    without a usable token: that is "no token" (the session fetches one, or raises
+    :class:`PageroAuthorizationRequired`), not an ``AttributeError``.
+    """
+    if isinstance(token, LazyObject):
+        lazy: Any = token  # its _wrapped and _setup() are Django's, not in the stubs
+        if lazy._wrapped is empty:
+            lazy._setup()
+        return cast("PageroToken | None", lazy._wrapped)
+    return token
 
 
 def _may_use(user: AbstractBaseUser, token: PageroToken) -> bool:

@@ -109,6 +109,18 @@ class PageroAuthorizationRequired(PageroOAuthError, PermissionDenied):
     default_error = "pagero_authorization_required"
 
 
+class TokenGone(PageroAuthorizationRequired):
+    """The token row was deleted while this operation was on its way to it.
+
+    The user disconnected, an admin revoked the token or the user was deleted between the
+    moment the token was loaded and the moment its row was locked; nothing was sent to Pagero.
+    For the user it is like any other :class:`PageroAuthorizationRequired`; the keep-alive
+    jobs and the admin report it as "deleted meanwhile", not as a failed refresh.
+    """
+
+    default_error = "pagero_token_gone"
+
+
 class CallbackError(PageroOAuthError, SuspiciousOperation):
     """The redirect back from Pagero cannot be accepted (state, ``iss``, missing code, ...).
 

@@ -30,6 +30,7 @@ from .exceptions import (
     PageroConfigurationError,
     PageroUnavailable,
     TokenDecryptionError,
+    TokenGone,
 )
 
 
@@ -37,6 +38,7 @@ class Reason(Enum):
     """Why something failed, in the terms a person acts on."""
 
     UNDECRYPTABLE = "undecryptable"  # a key is missing: the operator's to fix
+    GONE = "gone"  # the token was deleted meanwhile (disconnected, revoked, user deleted)
     REAUTHORIZATION = "reauthorization"  # the user must log in at Pagero again
     IDENTITY_REFUSED = "identity_refused"  # "Sign in with Pagero" may not use this identity
     ID_TOKEN = "id_token"  # the id_token failed verification
@@ -51,6 +53,7 @@ class Reason(Enum):
 #: The order in which exception classes are tested: the first match wins.
 _ORDER: tuple[tuple[type[BaseException], Reason], ...] = (
     (TokenDecryptionError, Reason.UNDECRYPTABLE),  # before PageroAuthorizationRequired
+    (TokenGone, Reason.GONE),  # before PageroAuthorizationRequired
     (PageroAuthorizationRequired, Reason.REAUTHORIZATION),
     (IdentityRefused, Reason.IDENTITY_REFUSED),
     (IdTokenError, Reason.ID_TOKEN),
@@ -139,6 +142,13 @@ WORDS: dict[Place, dict[Reason, Words]] = {
                 "re-authorization (the user must log in at Pagero again)."
             )
         ),
+        Reason.GONE: Words(
+            gettext_noop(
+                "%(user)s (%(fingerprint)s): not refreshed, the token was deleted meanwhile "
+                "(the user disconnected, or it was revoked)."
+            ),
+            warning=True,
+        ),
         Reason.CONFIGURATION: Words(
             ngettext_lazy(
                 "%(user)s (%(fingerprint)s): not refreshed, Pagero rejected this site's "
@@ -188,6 +198,7 @@ WORDS: dict[Place, dict[Reason, Words]] = {
         Reason.REAUTHORIZATION: Words(
             gettext_noop("the connection needs re-authorization (invalid_grant)")
         ),
+        Reason.GONE: Words(gettext_noop("the token was deleted during the run")),
         Reason.UNAVAILABLE: Words(
             gettext_noop("Pagero is unavailable%(http)s; the token was kept"), warning=True
         ),
@@ -241,6 +252,37 @@ def explain_authorization_error(error: str) -> str:
     return gettext(AUTHORIZATION_ERROR_MESSAGES.get(error, UNKNOWN_AUTHORIZATION_ERROR))
 
 
+#: The OAuth error codes shown as they are (RFC 6749 4.1.2.1 and 5.2, RFC 6750 3.1, RFC 7009
+#: 2.2.1); any other ``error`` a server chose is shown as :data:`UNKNOWN_ERROR_CODE`.
+KNOWN_ERROR_CODES = frozenset(
+    {
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "access_denied",
+        "unsupported_response_type",
+        "server_error",
+        "temporarily_unavailable",
+        "invalid_token",
+        "insufficient_scope",
+        "unsupported_token_type",
+    }
+)
+UNKNOWN_ERROR_CODE = gettext_noop("an unknown error")
+
+
+def _error_code(exc: BaseException) -> str:
+    """``exc.error`` if it is a known OAuth error code: the server chooses it, and a person
+    reads it."""
+    error = getattr(exc, "error", "")
+    if isinstance(error, str) and error in KNOWN_ERROR_CODES:
+        return error
+    return gettext(UNKNOWN_ERROR_CODE)
+
+
 #: Reasons a place has no words of its own for are said as this one of the place.
 _FALLBACKS = {
     Place.ADMIN_REVOKE: {Reason.INVALID_RESPONSE: Reason.UNAVAILABLE},
@@ -271,7 +313,7 @@ def explain(place: Place, exc: BaseException, **params: Any) -> str:
     """What to tell a person at ``place`` about ``exc``, translated now.
 
     ``params`` fill the text's placeholders (``user``, ``fingerprint``, ``skipped``); ``http``
-    (`` (HTTP 503)`` or empty), ``error`` (the OAuth error code) and ``type`` (the exception's
+    (`` (HTTP 503)`` or empty), ``error`` (the OAuth error code, if a known one) and ``type`` (the exception's
     class name) come from ``exc``.
     """
     if isinstance(exc, IdentityRefused):
@@ -281,7 +323,7 @@ def explain(place: Place, exc: BaseException, **params: Any) -> str:
     status = getattr(exc, "status_code", None)
     values = {
         "http": f" (HTTP {status})" if status else "",
-        "error": getattr(exc, "error", ""),
+        "error": _error_code(exc),
         "type": type(exc).__name__,
         **params,
     }
@@ -303,7 +345,9 @@ def status_for(place: Place, exc: BaseException) -> int:
 __all__ = [
     "AUTHORIZATION_ERROR_MESSAGES",
     "IDENTITY_REFUSALS",
+    "KNOWN_ERROR_CODES",
     "UNKNOWN_AUTHORIZATION_ERROR",
+    "UNKNOWN_ERROR_CODE",
     "WORDS",
     "Place",
     "Reason",

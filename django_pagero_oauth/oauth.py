@@ -244,10 +244,17 @@ class TokenResponse:
 def _check_bearer(token_type: Any, *, rotated: bool, what: str) -> None:
     """Refuse a token of another type than bearer (RFC 6749 5.1: REQUIRED, any case, 7.1).
 
-    An answer that rotated the refresh token may leave it out or blank (taken as bearer).
+    An answer that rotated the refresh token may leave it out, blank or not a string at all
+    (``["Bearer"]``, ``1``: it names no other type), taken as bearer: Pagero has already spent
+    the old single-use refresh token, so only a string naming another type refuses it.
     """
     if rotated and (token_type is None or token_type == ""):
         logger.warning("Pagero %s: the token response has no token_type; taken as bearer", what)
+        token_type = "bearer"
+    if rotated and not isinstance(token_type, str):
+        logger.warning(
+            "Pagero %s: the token response's token_type is not a string; taken as bearer", what
+        )
         token_type = "bearer"
     if rotated and isinstance(token_type, str):
         token_type = token_type.strip()

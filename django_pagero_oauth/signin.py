@@ -119,7 +119,14 @@ def remember_pending_link(
 
 
 def pending_link(request: HttpRequest, *, pop: bool = False) -> dict[str, Any] | None:
-    """The identity link waiting for this user's confirmation, if it is theirs and recent."""
+    """The identity link waiting for this user's confirmation, if it is theirs and recent.
+
+    None, and the pending link dropped, while ``SIGN_IN_ENABLED`` is off: a link made before
+    the operator switched sign-in off is never confirmed after it.
+    """
+    if not app_settings.SIGN_IN_ENABLED:
+        request.session.pop(PENDING_LINK_SESSION_KEY, None)
+        return None
     entry = (
         request.session.pop(PENDING_LINK_SESSION_KEY, None)
         if pop
@@ -160,9 +167,21 @@ def unlink_on_password_change(sender: Any, instance: Any, raw: bool = False, **k
     login that survives the usual remedy for a compromised account. So a password change ends
     it too; the user links again (log in, "Sign in with Pagero", confirm). A first password of a
     user who had none (created by sign-in) keeps the identity: it is that user's way in.
+
+    A change counts whether it came through ``set_password()`` or as a hash written to
+    ``password`` and saved (imports, directory sync jobs, tools that write hashes): the stored
+    hash is compared on every save that writes the password. Only Django's own hash upgrade
+    (``check_password()`` re-hashes the same password: ``_password`` reset, saved with
+    ``update_fields=["password"]``) keeps the identities. ``QuerySet.update(password=...)``
+    sends no signal at all, so it unlinks nothing: delete the identities with it.
     """
-    if raw or instance.pk is None or getattr(instance, "_password", None) is None:
+    if raw or instance.pk is None:
         return
+    update_fields = kwargs.get("update_fields")
+    if update_fields is not None and "password" not in update_fields:
+        return  # the password is not written
+    if getattr(instance, "_password", None) is None and update_fields == frozenset({"password"}):
+        return  # check_password()'s hash upgrade: the same password, re-hashed
     user_model = type(instance)
     old = (
         user_model._default_manager.using(kwargs.get("using"))

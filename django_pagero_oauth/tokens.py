@@ -44,6 +44,7 @@ from .exceptions import (
     PageroOAuthError,
     PageroUnavailable,
     TokenDecryptionError,
+    TokenGone,
     TokenLockTimeout,
 )
 from .models import PageroToken
@@ -323,13 +324,39 @@ def _backoff_key(token: PageroToken) -> str:
     return f"django_pagero_oauth:refresh-backoff:{token.pk}:{token.fingerprint}"
 
 
-def _backoff_remaining(token: PageroToken) -> int | None:
-    """Seconds left of the back-off after a recent transient failure, or None."""
-    until = caches[DEFAULT_CACHE_ALIAS].get(_backoff_key(token))
-    if until is None:
+@dataclass(frozen=True)
+class _Backoff:
+    """A running back-off: how long it has left, and whether the failure that started it was
+    the site's configuration (``invalid_client``), which is raised again as such."""
+
+    remaining: int
+    configuration: bool = False
+
+    def failure(self) -> PageroUnavailable | PageroConfigurationError:
+        if self.configuration:
+            return PageroConfigurationError(
+                "Pagero rejected this site's client credentials moments ago; not trying again yet"
+            )
+        return PageroUnavailable(
+            "a refresh failed moments ago; not trying again yet", retry_after=self.remaining
+        )
+
+
+#: The back-off entry's marker of a configuration failure (the entry is ``[until, kind]``; an
+#: older entry is a bare number: a transient failure).
+_CONFIGURATION = "configuration"
+
+
+def _backoff_remaining(token: PageroToken) -> _Backoff | None:
+    """The back-off running after a recent failure, or None."""
+    entry = caches[DEFAULT_CACHE_ALIAS].get(_backoff_key(token))
+    if entry is None:
         return None
+    until, kind = (entry[0], entry[1]) if isinstance(entry, (list, tuple)) else (entry, "")
     remaining = int(until - time.time()) + 1
-    return remaining if remaining > 0 else None
+    if remaining <= 0:
+        return None
+    return _Backoff(remaining, configuration=kind == _CONFIGURATION)
 
 
 def _start_backoff(
@@ -339,7 +366,8 @@ def _start_backoff(
     if failure.retry_after:
         seconds = max(seconds, min(failure.retry_after, 300))
     if seconds > 0:
-        caches[DEFAULT_CACHE_ALIAS].set(_backoff_key(token), time.time() + seconds, seconds)
+        kind = _CONFIGURATION if isinstance(failure, PageroConfigurationError) else ""
+        caches[DEFAULT_CACHE_ALIAS].set(_backoff_key(token), [time.time() + seconds, kind], seconds)
 
 
 @sensitive_variables("seen_access_token")
@@ -386,7 +414,7 @@ def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
 def _refreshable(current: PageroToken | None) -> PageroToken:
     """The locked row, if it can be refreshed without the user; else the reason why not."""
     if current is None:
-        raise PageroAuthorizationRequired("The user has no Pagero connection any more.")
+        raise TokenGone("The user has no Pagero connection any more.")
     if current.needs_reauthorization:
         raise PageroAuthorizationRequired("The Pagero connection must be renewed by logging in.")
     if not current.user.is_active:
@@ -397,7 +425,7 @@ def _refreshable(current: PageroToken | None) -> PageroToken:
 
 @sensitive_variables("used_refresh_token", "response")
 def _refresh_locked(
-    current: PageroToken, backoff: int | None
+    current: PageroToken, backoff: _Backoff | None
 ) -> tuple[PageroToken, bool] | PageroOAuthError:
     """Spend the refresh token of the locked row once; return ``(token, refreshed)`` or a failure.
 
@@ -407,9 +435,7 @@ def _refresh_locked(
     used_refresh_token = current.refresh_token
     try:
         if backoff is not None:
-            raise PageroUnavailable(
-                "a refresh failed moments ago; not trying again yet", retry_after=backoff
-            )
+            raise backoff.failure()  # the kind of failure that started it, again
         response = oauth.refresh_access_token(used_refresh_token)
     except OAuthErrorResponse as exc:
         if exc.error != "invalid_grant":
@@ -444,20 +470,40 @@ def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -
     """Save a refresh answer on the locked row ``current``; False if only part of it was saved.
 
     Pagero has already spent the old single-use refresh token, so whatever else fails, the new
-    one must be stored: when the full answer cannot be saved (a value some database cannot
-    hold, a bug), only the new refresh token, its fingerprint and lifetime are written, with
-    the access token expired (the next use refreshes), and ``current`` is read again.
+    one must be stored. The answer is saved with ``save()``, so the project's ``pre_save`` and
+    ``post_save`` receivers run as for any save. If that fails (a receiver raises: its audit
+    service is down; a value some database cannot hold; a bug), the row is written again
+    WITHOUT model signals (``QuerySet.update()``, the values encrypted for the row as ``save()``
+    would): first the whole answer, and if even that fails, only the new refresh token, its
+    fingerprint and lifetime, with the access token expired (the next use refreshes). A
+    receiver's failure is logged (its class name) and can never roll back a rotated token.
     """
     using = current._state.db or router.db_for_write(PageroToken)
+    applied = False
     try:
         with transaction.atomic(using=using):  # a savepoint: the fallback below needs the lock
             current.apply_token_response(response)
             current.last_refreshed = current.access_token_issued_at
+            applied = True
             current.save(using=using)
         return True
     except Exception as exc:
         if not response.refresh_token:
             raise
+        failure = exc
+    try:
+        if not applied:  # a half-applied answer is never written
+            raise failure
+        logger.error(
+            "Pagero refresh of token %s: saving the answer failed (%s); writing it without "
+            "model signals",
+            current.fingerprint,
+            type(failure).__name__,
+        )
+        with transaction.atomic(using=using):
+            _update_without_signals(current, using, _ANSWER_FIELDS)
+        return True
+    except Exception as exc:
         logger.error(
             "Pagero refresh of token %s: the answer could not be stored (%s); storing only the "
             "new refresh token",
@@ -471,9 +517,10 @@ def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -
     row.refresh_token_expires_at = now + timedelta(days=app_settings.REFRESH_TOKEN_LIFETIME_DAYS)
     row.access_token = ""
     row.access_token_issued_at = row.access_token_expires_at = now
-    row.save(
-        using=using,
-        update_fields=[
+    _update_without_signals(
+        row,
+        using,
+        (
             "refresh_token",
             "fingerprint",
             "refresh_token_expires_at",
@@ -481,10 +528,33 @@ def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -
             "access_token_issued_at",
             "access_token_expires_at",
             "updated",
-        ],
+        ),
     )
     current.refresh_from_db(using=using)
     return False
+
+
+#: The columns a refresh answer writes (``apply_token_response``, ``last_refreshed``), and
+#: ``updated``.
+_ANSWER_FIELDS = tuple(
+    field.name
+    for field in PageroToken._meta.concrete_fields
+    if not field.primary_key and field.name not in ("user", "created")
+)
+
+
+def _update_without_signals(row: PageroToken, using: str, names: tuple[str, ...]) -> None:
+    """Write ``row``'s ``names`` columns with one ``UPDATE``: no ``pre_save``/``post_save``.
+
+    Each value is prepared by its field's ``pre_save`` as ``save()`` would: an
+    :class:`~.crypto.EncryptedTextField` encrypts it for this row (``crypto.bound_context``),
+    ``auto_now`` sets the time.
+    """
+    values = {}
+    for name in names:
+        field = PageroToken._meta.get_field(name)
+        values[field.attname] = field.pre_save(row, add=False)  # type: ignore[union-attr]
+    PageroToken.objects.db_manager(using).filter(pk=row.pk).update(**values)
 
 
 def _refresh_failed(

@@ -135,8 +135,9 @@ def hide_callback_secrets(request: HttpRequest) -> None:
     """Mask the authorization code (and state) in ``request`` for whatever looks at it later.
 
     Django's error reports (and error trackers) show ``request.GET`` and the full URL, built
-    from ``QUERY_STRING``; no exception reporter filter hides them. The view reads the values
-    before this runs, so masking loses nothing.
+    from ``QUERY_STRING``; no exception reporter filter hides them. Under ASGI, error trackers
+    also read the ASGI scope's ``query_string`` (bytes), masked the same way. The view reads
+    the values before this runs, so masking loses nothing.
     """
     masked = request.GET.copy()
     secrets: set[str] = set()
@@ -169,6 +170,11 @@ def hide_callback_secrets(request: HttpRequest) -> None:
             hidden = hidden.replace(form, MASK)
         if hidden != value:
             request.META[key] = hidden
+    scope = getattr(request, "scope", None)
+    if isinstance(scope, dict) and isinstance(scope.get("query_string"), bytes | str):
+        # Bytes from a server (ASGI spec); Django's AsyncRequestFactory puts a str there.
+        is_bytes = isinstance(scope["query_string"], bytes)
+        scope["query_string"] = masked_query.encode("ascii") if is_bytes else masked_query
 
 
 #: Shorter secret values are masked in ``request.META`` only as part of the raw query string

@@ -180,3 +180,29 @@ def test_without_httpx_the_import_error_names_the_extra(monkeypatch) -> None:
         importlib.import_module("django_pagero_oauth.aclient")
     monkeypatch.undo()
     assert importlib.import_module("django_pagero_oauth.aclient").aget_client is aget_client
+
+
+def test_a_lazy_token_holding_none_means_no_token(user, pagero_mock, pagero_token_factory):
+    """The middleware's lazy ``request.pagero_token``, already evaluated to None (no usable
+    token), means "no token": the client fetches one, or refuses, never an AttributeError."""
+    from django.utils.functional import SimpleLazyObject
+
+    lazy = SimpleLazyObject(lambda: None)
+    bool(lazy)  # evaluated, as after `if request.pagero_token:`
+    stored = pagero_token_factory(user, publicid="acme")
+
+    async def call() -> httpx.Response:
+        async with aget_client(user, token=lazy) as client:
+            return await client.get("v1/me")
+
+    response = run(call)
+    assert response.json()["publicid"] == "acme"
+    assert pagero_mock.mock.is_access_token_valid(stored.access_token)
+
+
+def test_an_unevaluated_lazy_token_is_refused_clearly(user, pagero_mock, pagero_token_factory):
+    """Evaluating the lazy object would query the database from the event loop."""
+    from django.utils.functional import SimpleLazyObject
+
+    with pytest.raises(TypeError, match="apagero_token"):
+        aget_client(user, token=SimpleLazyObject(lambda: None))

@@ -413,3 +413,29 @@ def test_an_auth_argument_is_refused(user, pagero_mock, pagero_token_factory):
     with pytest.raises(TypeError, match="Authorization header itself"):
         get_client(user).get("v1/me", auth=("user", "password"))
     assert counts(pagero_mock) == (0, 0)
+
+
+def test_a_lazy_token_holding_none_means_no_token(user, pagero_mock, pagero_token_factory):
+    """``get_client(user, token=request.pagero_token)`` in a view the guard does not protect:
+    the middleware's lazy object holds None for a user without a token; the session treats it
+    as no token (raises PageroAuthorizationRequired when used), not as an AttributeError."""
+    from django.utils.functional import SimpleLazyObject
+
+    session = get_client(user, token=SimpleLazyObject(lambda: None))
+    with pytest.raises(PageroAuthorizationRequired):
+        session.get("v1/me")
+    assert counts(pagero_mock) == (0, 0)
+
+    # The user connects; a lazy None still means "fetch it".
+    pagero_token_factory(user, publicid="acme")
+    session = get_client(user, token=SimpleLazyObject(lambda: None))
+    assert session.get("v1/me").json()["publicid"] == "acme"
+
+
+def test_a_lazy_token_is_used_as_the_token_it_holds(user, pagero_mock, pagero_token_factory):
+    from django.utils.functional import SimpleLazyObject
+
+    stored = pagero_token_factory(user, publicid="acme")
+    session = get_client(user, token=SimpleLazyObject(lambda: stored))
+    response = session.get("v1/me")
+    assert response.request.headers["Authorization"] == f"Bearer {stored.access_token}"

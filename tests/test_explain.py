@@ -15,6 +15,7 @@ from django_pagero_oauth.exceptions import (
     PageroConfigurationError,
     PageroUnavailable,
     TokenDecryptionError,
+    TokenGone,
     TokenLockTimeout,
     UndecryptableToken,
 )
@@ -34,6 +35,7 @@ from django_pagero_oauth.explain import (
     [
         (UndecryptableToken(), Reason.UNDECRYPTABLE),  # also a PageroAuthorizationRequired
         (TokenDecryptionError(), Reason.UNDECRYPTABLE),
+        (TokenGone(), Reason.GONE),  # also a PageroAuthorizationRequired
         (PageroAuthorizationRequired(), Reason.REAUTHORIZATION),
         (IdentityRefused(error="identity_taken"), Reason.IDENTITY_REFUSED),
         (IdTokenError(), Reason.ID_TOKEN),
@@ -82,6 +84,25 @@ def test_values_come_from_the_exception_and_the_caller() -> None:
     assert explain(Place.COMMAND_REFRESH, KeyError("x")) == "unexpected error: KeyError"
 
 
+@pytest.mark.parametrize(
+    "error",
+    ["call +46 70 123 45 67 at once", "<b>evil</b>", "visit https://phish.example", "x" * 500],
+)
+def test_an_error_code_the_server_chose_is_shown_only_when_it_is_a_known_one(error: str) -> None:
+    """The admin's "refused the revocation (%(error)s)": Pagero (or anything answering in its
+    place) chooses ``error``; an unknown one is shown as a generic word, never verbatim."""
+    text = explain(
+        Place.ADMIN_REVOKE, OAuthErrorResponse(error=error), user="ann", fingerprint="ab12"
+    )
+    assert error not in text
+    assert text == "ann (ab12): kept, Pagero refused the revocation (an unknown error)."
+    with translation.override("sv"):
+        swedish = explain(
+            Place.ADMIN_REVOKE, OAuthErrorResponse(error=error), user="ann", fingerprint="ab12"
+        )
+    assert "an unknown error" not in swedish and error not in swedish
+
+
 def test_plurals_and_swedish() -> None:
     exc = PageroConfigurationError()
     one = explain(Place.ADMIN_REFRESH, exc, user="ann", fingerprint="ab12", skipped=1)
@@ -125,6 +146,7 @@ def test_every_place_answers_every_failure_its_callers_catch() -> None:
         ],
         Place.ADMIN_REFRESH: [
             UndecryptableToken(),
+            TokenGone(),
             PageroAuthorizationRequired(),
             PageroConfigurationError(),
             PageroUnavailable(),
@@ -139,6 +161,7 @@ def test_every_place_answers_every_failure_its_callers_catch() -> None:
         ],
         Place.COMMAND_REFRESH: [
             UndecryptableToken(),
+            TokenGone(),
             PageroAuthorizationRequired(),
             PageroConfigurationError(),
             PageroUnavailable(),

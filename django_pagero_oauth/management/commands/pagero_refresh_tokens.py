@@ -78,6 +78,7 @@ FAILURE_LABELS: dict[Outcome, Promise] = {
 #: The outcome of each reason a refresh fails for; any other reason is an ERROR.
 _OUTCOMES = {
     Reason.UNDECRYPTABLE: Outcome.UNDECRYPTABLE,
+    Reason.GONE: Outcome.GONE,
     Reason.REAUTHORIZATION: Outcome.REAUTHORIZATION,
     Reason.CONFIGURATION: Outcome.CONFIGURATION,
     Reason.UNAVAILABLE: Outcome.UNAVAILABLE,
@@ -136,7 +137,9 @@ def refresh_token_by_pk(
             tokens.refresh_now(token)
     except Exception as exc:  # classified by .explain; a database error, a bug: count it
         outcome = _OUTCOMES.get(reason_for(exc), Outcome.ERROR)
-        if outcome is Outcome.REAUTHORIZATION and token is not None and not token.user.is_active:
+        if outcome is Outcome.GONE or (
+            outcome is Outcome.REAUTHORIZATION and token is not None and not token.user.is_active
+        ):
             return Outcome.GONE, token, None
         if outcome is Outcome.ERROR:
             logger.exception("pagero_refresh_tokens: token #%s failed", pk)
