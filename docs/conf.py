@@ -69,7 +69,7 @@ nitpick_ignore_regex = [
         r"AbstractBaseUser|AnonymousUser|User|Model|QuerySet|Manager|Field|Q|F|"
         r"PermissionDenied|SuspiciousOperation|ImproperlyConfigured|ValidationError|"
         r"Session|PreparedRequest|Response|Request|HTTPAdapter|Fernet|MultiFernet|"
-        r"BaseCommand|CommandParser|CommandError|CheckMessage|Signal|Task|RequestHistory|"
+        r"BaseCommand|CommandParser|CommandError|CheckMessage|Signal|Task|RequestHistory|LazyObject|"
         r"View|TemplateView|APIView|BasePermission|APIException|"
         r"timedelta|datetime|date|Path|Enum|Exception|ValueError|TypeError|"
         r"T|P|R|_T|_P|_R|P\.args|P\.kwargs|ViewFunc|AsyncViewFunc|.*\bTextChoices)",
