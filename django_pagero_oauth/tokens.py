@@ -688,17 +688,7 @@ def revoke_after_commit(refresh_token: str, *, fingerprint: str, using: str, why
 
     @sensitive_variables()
     def revoke_now() -> None:
-        try:
-            oauth.revoke_token(refresh_token, token_type_hint="refresh_token")
-        except PageroOAuthError as exc:
-            logger.warning(
-                "Pagero revocation of token %s (%s) failed, it stays valid at Pagero: %s",
-                fingerprint,
-                why,
-                exc.error,
-            )
-        else:
-            logger.info("Pagero token %s revoked (%s)", fingerprint, why)
+        _revoke_best_effort(refresh_token, fingerprint, why)
 
     transaction.on_commit(revoke_now, using=using, robust=True)
 
@@ -723,21 +713,28 @@ def revoke_after_response(response: HttpResponseBase, refresh_token: str, *, why
         try:
             close()
         finally:
-            try:
-                oauth.revoke_token(refresh_token, token_type_hint="refresh_token")
-            except PageroOAuthError as exc:
-                logger.warning(
-                    "Pagero revocation of token %s (%s) failed, it stays valid at Pagero: %s",
-                    label,
-                    why,
-                    exc.error,
-                )
-            except Exception:  # never let the revocation break the server's cleanup
-                logger.exception("Pagero revocation of token %s (%s) failed", label, why)
-            else:
-                logger.info("Pagero token %s revoked (%s)", label, why)
+            _revoke_best_effort(refresh_token, label, why)
 
     response.close = close_then_revoke  # type: ignore[method-assign]
+
+
+@sensitive_variables("refresh_token")
+def _revoke_best_effort(refresh_token: str, label: str, why: str) -> None:
+    """Revoke a refresh token this site drops (RFC 7009 2.1); a failure is logged (the
+    fingerprint ``label`` and the error code, never the token) and never raised."""
+    try:
+        oauth.revoke_token(refresh_token, token_type_hint="refresh_token")
+    except PageroOAuthError as exc:
+        logger.warning(
+            "Pagero revocation of token %s (%s) failed, it stays valid at Pagero: %s",
+            label,
+            why,
+            exc.error,
+        )
+    except Exception:  # never let a revocation break a commit's or a server's cleanup
+        logger.exception("Pagero revocation of token %s (%s) failed", label, why)
+    else:
+        logger.info("Pagero token %s revoked (%s)", label, why)
 
 
 @sensitive_variables("previous")
