@@ -143,8 +143,23 @@ class RefreshTokenExpiryFilter(admin.SimpleListFilter):
         return filtered
 
 
+class _WithoutBulkDelete(admin.ModelAdmin):  # type: ignore[type-arg]
+    """No "delete selected": deleting a token would not tell Pagero ("Revoke" does, or says
+    that it could not), and deleting an identity is what "Unlink" says it is."""
+
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # Django 6.1 passes where the actions are shown (and warns about overrides that do
+        # not take it); earlier versions know no such argument.
+        if action_location is None:
+            actions = super().get_actions(request)
+        else:
+            actions = super().get_actions(request, action_location=action_location)  # type: ignore[call-arg]
+        actions.pop("delete_selected", None)
+        return actions
+
+
 @admin.register(PageroToken)
-class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PageroTokenAdmin(_WithoutBulkDelete):
     list_display = (
         "user",
         "health_display",
@@ -275,17 +290,6 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if obj is not None:
             return False
         return super().has_change_permission(request)
-
-    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
-        # Django 6.1 passes where the actions are shown (and warns about overrides that do
-        # not take it); earlier versions know no such argument.
-        if action_location is None:
-            actions = super().get_actions(request)
-        else:
-            actions = super().get_actions(request, action_location=action_location)  # type: ignore[call-arg]
-        # A bulk delete would not tell Pagero: "Revoke" does, or says that it could not.
-        actions.pop("delete_selected", None)
-        return actions
 
     # --- columns ------------------------------------------------------------------------
 
@@ -502,7 +506,7 @@ class PageroTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(PageroIdentity)
-class PageroIdentityAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PageroIdentityAdmin(_WithoutBulkDelete):
     """Read-only: identities are linked only through a verified ``id_token``. "Unlink" (with
     the delete permission) stops "Sign in with Pagero" from logging in as the user; the
     user's token, if any, stays."""
@@ -523,14 +527,6 @@ class PageroIdentityAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
-        if action_location is None:
-            actions = super().get_actions(request)
-        else:
-            actions = super().get_actions(request, action_location=action_location)  # type: ignore[call-arg]
-        actions.pop("delete_selected", None)  # "Unlink" says what deleting one means
-        return actions
 
     @admin.action(
         description=_("Unlink (Sign in with Pagero no longer logs in as the user)"),

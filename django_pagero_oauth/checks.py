@@ -52,9 +52,6 @@ class Messages:
     MOCK_WITHOUT_DEBUG = "The mock Pagero server is allowed to run while DEBUG is False."
     NOT_A_DICT = "PAGERO_OAUTH must be a dict."
     KEYS_INVALID = "PAGERO_OAUTH['ENCRYPTION_KEYS'] does not hold valid Fernet keys."
-    CANNOT_DECRYPT = (
-        "Stored Pagero tokens in database {alias!r} cannot be decrypted with the configured keys."
-    )
     UNDECRYPTABLE_TOKENS = (
         "{count} stored Pagero token(s) in database {alias!r} cannot be decrypted with the "
         "configured keys; their users must connect to Pagero again."
@@ -110,10 +107,6 @@ class Hints:
     )
     NOT_A_DICT = "PAGERO_OAUTH = {'CLIENT_ID': ..., 'CLIENT_SECRET': ...}"
     KEYS_INVALID = "Generate keys with cryptography.fernet.Fernet.generate_key(), newest first."
-    CANNOT_DECRYPT = (
-        "Put the key (or SECRET_KEY) the tokens were written with back into ENCRYPTION_KEYS "
-        "(or SECRET_KEY_FALLBACKS), after the new one."
-    )
     UNDECRYPTABLE_TOKENS = (
         "Put the key (or SECRET_KEY) they were written with back into ENCRYPTION_KEYS (or "
         "SECRET_KEY_FALLBACKS), after the new one; or delete them with "
@@ -241,7 +234,8 @@ def check_https(**kwargs: Any) -> list[CheckMessage]:
     if settings.DEBUG:
         return []
     errors: list[CheckMessage] = []
-    for key in URL_SETTINGS:
+    # ISSUER too: the OpenID Connect key set is discovered from it, over https only.
+    for key in (*URL_SETTINGS, "ISSUER"):
         url = getattr(app_settings, key)
         split = urlsplit(url)
         if split.scheme == "http" and split.hostname and not is_loopback(split.hostname):

@@ -60,8 +60,12 @@ if TYPE_CHECKING:
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+class _Refused(ValueError):
+    """The URL rule's own refusal (a ``ValueError`` for callers)."""
+
+
 def _refuse(reason: str) -> ValueError:
-    return ValueError(
+    return _Refused(
         f"PageroSession sends the bearer token only to URLs under API_BASE_URL: {reason}"
     )
 
@@ -128,8 +132,6 @@ def resolve_api_url(url: str, base_url: str) -> str:
             )
             if not same_origin or not given.scheme:
                 raise _refuse("the URL is on another origin (scheme, host or port)")
-            if any(segment in (".", "..") for segment in given.path.split("/")):
-                raise _refuse("the path has a dot-segment")
             path, query = given.path or "/", given.query
         else:
             if url.startswith("//"):
@@ -137,9 +139,9 @@ def resolve_api_url(url: str, base_url: str) -> str:
             anchor = urlunsplit(("http", "api", base_path, "", ""))
             joined = urlsplit(urljoin(anchor, url.lstrip("/")))
             path, query = joined.path, joined.query
+    except _Refused:
+        raise
     except ValueError as exc:
-        if str(exc).startswith("PageroSession"):
-            raise
         raise _refuse(f"the URL cannot be parsed ({exc})") from None
     _check_path(path, base_path)
     return urlunsplit((base.scheme.lower(), base.netloc, path, query, ""))
@@ -264,19 +266,15 @@ class ApiRetry(Retry):
             raise_on_redirect=False,
         )
         retry.retry_after_cap = app_settings.API_RETRY_AFTER_MAX
+        # urllib3 2 takes the cap of the back-off from the base class's default (120 s), not
+        # from DEFAULT_BACKOFF_MAX here; new() carries the instance's value on.
+        retry.backoff_max = RETRY_BACKOFF_MAX
         return retry
 
     def new(self, **kw: Any) -> ApiRetry:
         fresh = super().new(**kw)
         fresh.retry_after_cap = self.retry_after_cap
         return fresh
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        """:func:`retry_after_seconds`, never urllib3's parser (which raises ``InvalidHeader``
-        for ``soon``, ``-1`` or ``1.5``); a value it cannot read counts as none (0: the
-        back-off)."""
-        seconds = retry_after_seconds(retry_after)
-        return 0.0 if seconds is None else seconds
 
     def get_retry_after(self, response: Any) -> float | None:
         """Seconds from the answer's ``Retry-After``, or None (no header, or one that is

@@ -91,7 +91,9 @@ SETTINGS: tuple[Setting, ...] = (
         "only deletes the token here (and says so to the user). When set, it is also used, "
         "after the transaction commits, for the refresh token a reconnect replaces and for the "
         "token of a deleted user (``pre_delete`` of the user model, also for queryset deletes; "
-        "one request per token). Those revocations are best effort: a failure is logged "
+        "one request per token), and, once the answer is sent, for the tokens of a sign-in that "
+        "was refused (an unknown or taken identity, an ``id_token`` that failed, a link waiting "
+        "for confirmation). Those revocations are best effort: a failure is logged "
         "(fingerprint and error code, never the token) and never fails or undoes the login or "
         "the delete; a token that cannot be decrypted any more is not revoked. Disconnecting "
         "revokes once, by itself.",
@@ -270,7 +272,9 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Dotted path to a callable ``(request, exc) -> HttpResponse`` that replaces the "
         "built-in answer of the decorator, mixin and middleware. ``exc`` is ``None`` for an "
-        "anonymous user, else a ``PageroAuthorizationRequired`` or ``PageroUnavailable``.",
+        "anonymous user, else a ``PageroAuthorizationRequired`` (log in at Pagero), a "
+        "``PageroUnavailable`` or a ``PageroConfigurationError`` (both in "
+        "``exceptions.SERVICE_ERRORS``: answer 503, not a login).",
         _PROTECT,
     ),
     Setting(

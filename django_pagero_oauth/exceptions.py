@@ -83,7 +83,7 @@ class PageroConfigurationError(PageroOAuthError, ImproperlyConfigured):
     """This site's Pagero configuration is wrong: Pagero rejected the client credentials
     (``invalid_client``), or a setting the operation needs is missing or invalid.
 
-    Not a :class:`PageroUnavailable` (since 0.2): trying again later does not help, a person
+    Not a :class:`PageroUnavailable`: trying again later does not help, a person
     must fix the settings. The stored tokens are kept: the site's configuration is wrong, not
     the user's connection. Pages and API answers treat it like :class:`PageroUnavailable`
     (503), the background jobs do not retry it. ``retry_after`` is always ``None``; it exists so

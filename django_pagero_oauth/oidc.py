@@ -32,8 +32,13 @@ from django.core.cache import cache
 from django.views.decorators.debug import sensitive_variables
 
 from .conf import app_settings
-from .exceptions import IdTokenError, PageroConfigurationError, PageroUnavailable
-from .oauth import MAX_RESPONSE_BYTES, _no_netrc, _session
+from .exceptions import (
+    IdTokenError,
+    InvalidTokenResponse,
+    PageroConfigurationError,
+    PageroUnavailable,
+)
+from .oauth import _no_netrc, _read_limited, _session
 
 logger = logging.getLogger("django_pagero_oauth")
 
@@ -105,11 +110,9 @@ def _get_json(url: str, what: str) -> dict[str, Any]:
             verify=True,
         )
         try:
-            body = b""
-            for chunk in response.iter_content(chunk_size=65536):
-                body += chunk
-                if len(body) > MAX_RESPONSE_BYTES:
-                    raise PageroUnavailable(f"{what}: the answer is larger than 1 MiB")
+            body = _read_limited(response)
+        except InvalidTokenResponse:  # a discovery or key set answer, not a token: retry later
+            raise PageroUnavailable(f"{what}: the answer is larger than 1 MiB") from None
         finally:
             response.close()
     except requests.RequestException as exc:
@@ -244,14 +247,6 @@ def _matching_key(keys: list[dict[str, Any]], kid: str | None, alg: str) -> dict
     return candidates[0] if len(candidates) == 1 else None
 
 
-def _encodes(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _token_hash(value: str, alg: str) -> str:
     """``at_hash``: the left half of the hash of the token's ASCII octets (Core 3.1.3.6)."""
     digest = _HASHES[alg[-3:]](value.encode("ascii")).digest()
@@ -368,7 +363,7 @@ def _check_claims(claims: dict[str, Any], *, nonce: str, access_token: str, alg:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 255:
         raise _reject("the id_token's sub is not a string of 1 to 255 characters")
-    if not subject.isprintable() or not _encodes(subject):
+    if not subject.isprintable():  # also False for NUL and lone surrogates
         # A NUL, a control character or a lone surrogate cannot be stored (PostgreSQL refuses
         # NUL, every database a surrogate) and is no identifier a real issuer sends.
         raise _reject("the id_token's sub holds characters no identifier has")

@@ -83,7 +83,8 @@ def create_user_from_claims(claims: oidc.IdTokenClaims, request: HttpRequest) ->
             user = user_model(**{field: username})
             user.set_unusable_password()
             try:
-                with transaction.atomic():  # a savepoint: a taken name must not spoil the rest
+                # A savepoint on the users' database: a taken name must not spoil the rest.
+                with transaction.atomic(using=router.db_for_write(user_model)):
                     user.save()
             except IntegrityError:
                 pass

@@ -294,7 +294,9 @@ def _locked_row(pk: Any, *, with_secrets: bool = True) -> Iterator[tuple[PageroT
                 yield current, True
                 return
     with _row_lock(using, pk, with_secrets) as current:
-        yield current, not _in_outer_transaction(using)
+        # On the caller's connection: in autocommit the block commits on its own and on_commit
+        # runs at once; in the caller's transaction (a row it created), when that commits.
+        yield current, False
 
 
 @contextmanager
@@ -321,7 +323,9 @@ def _after_commit(durable: bool, send: Callable[[], object]) -> None:
 
 def _backoff_key(token: PageroToken) -> str:
     # Keyed by the refresh token's fingerprint too: a new login or a rotation starts afresh.
-    return f"django_pagero_oauth:refresh-backoff:{token.pk}:{token.fingerprint}"
+    # v2: the entry is ``[until, kind]`` (it was a bare number): a new key, so that a process
+    # of the previous version never reads an entry it cannot parse during a rolling deploy.
+    return f"django_pagero_oauth:refresh-backoff-v2:{token.pk}:{token.fingerprint}"
 
 
 @dataclass(frozen=True)
@@ -342,8 +346,7 @@ class _Backoff:
         )
 
 
-#: The back-off entry's marker of a configuration failure (the entry is ``[until, kind]``; an
-#: older entry is a bare number: a transient failure).
+#: The back-off entry's marker of a configuration failure (the entry is ``[until, kind]``).
 _CONFIGURATION = "configuration"
 
 
@@ -352,7 +355,7 @@ def _backoff_remaining(token: PageroToken) -> _Backoff | None:
     entry = caches[DEFAULT_CACHE_ALIAS].get(_backoff_key(token))
     if entry is None:
         return None
-    until, kind = (entry[0], entry[1]) if isinstance(entry, (list, tuple)) else (entry, "")
+    until, kind = entry
     remaining = int(until - time.time()) + 1
     if remaining <= 0:
         return None
@@ -584,7 +587,9 @@ def _reread_after_invalid_grant(
     With the row lock held that cannot happen through this module, but a writer that bypasses
     it (a new login replacing the token, a deployment without row locks) might have.
     """
-    fresh: PageroToken | None = PageroToken.objects.filter(pk=current.pk).first()
+    # The database the lock is on, never a read replica that may not have the rotation yet.
+    manager = PageroToken.objects.db_manager(current._state.db)
+    fresh: PageroToken | None = manager.filter(pk=current.pk).first()
     if (
         fresh is not None
         and fresh.refresh_token != used_refresh_token
@@ -637,13 +642,12 @@ def revoke(token: PageroToken, *, local_only: bool = False) -> Revocation:
     with _locked_row(token.pk, with_secrets=tell_pagero) as (current, durable):
         if current is None:
             return Revocation(remote=False, skipped_because="already_deleted")
-        if local_only:
-            result = Revocation(remote=False, skipped_because="local_only")
-        elif not app_settings.REVOKE_URL:
-            result = Revocation(remote=False, skipped_because="no_revoke_url")
-        else:
+        if tell_pagero:
             oauth.revoke_token(current.refresh_token, token_type_hint="refresh_token")
             result = Revocation(remote=True)
+        else:
+            why = "local_only" if local_only else "no_revoke_url"
+            result = Revocation(remote=False, skipped_because=why)
         current.delete()
         current.pk = token.pk
     _after_commit(
@@ -747,9 +751,8 @@ def revoke_on_user_delete(sender: Any, instance: Any, using: str, **kwargs: Any)
 
 
 def refresh_now(token: PageroToken) -> PageroToken:
-    """Force one refresh of ``token`` through the single-flight path (admin, commands)."""
-    if not token.user.is_active:
-        raise PageroAuthorizationRequired("The user is inactive.")
+    """Force one refresh of ``token`` through the single-flight path (admin, commands); an
+    inactive user's token is refused under the lock, before Pagero is called."""
     return refresh(token, force=True)
 
 

@@ -277,8 +277,7 @@ class CallbackView(SignInCallbackMixin, View):
     def discard(self, refresh_token: str, answer: HttpResponse, *, why: str) -> HttpResponse:
         """Nothing keeps the tokens of this exchange: revoke them at Pagero (with
         ``REVOKE_URL``) once ``answer`` is sent, so they do not stay valid for three years."""
-        if refresh_token:
-            revoke_after_response(answer, refresh_token, why=why)
+        revoke_after_response(answer, refresh_token, why=why)  # nothing without a token
         return answer
 
     def confirm_link(self, flow: flows.Flow) -> HttpResponse:
@@ -442,10 +441,12 @@ class LinkIdentityView(LoginRequiredMixin, View):
     template_name = "django_pagero_oauth/link_identity.html"
     identity_refused_template_name = SignInCallbackMixin.identity_refused_template_name
 
-    def identity_refused(self, exc: IdentityRefused) -> HttpResponse:
-        """The refusal page of the callback: the same words for the same reasons."""
+    def identity_refused(self, exc: IdentityRefused, entry: dict[str, Any]) -> HttpResponse:
+        """The refusal page of the callback (the same words for the same reasons), logged with
+        the identity that waited."""
+        verified = oidc.IdTokenClaims(issuer=entry["issuer"], subject=entry["subject"], claims={})
         return identity_refused_response(
-            self.request, exc, None, template_name=self.identity_refused_template_name
+            self.request, exc, verified, template_name=self.identity_refused_template_name
         )
 
     @method_decorator(never_cache)
@@ -475,7 +476,7 @@ class LinkIdentityView(LoginRequiredMixin, View):
         try:
             link_identity(request, issuer=entry["issuer"], subject=entry["subject"])
         except IdentityRefused as exc:
-            return self.identity_refused(exc)
+            return self.identity_refused(exc, entry)
         messages.success(
             request,
             _("Your Pagero account is linked: you can now sign in with Pagero."),

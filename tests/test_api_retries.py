@@ -194,3 +194,14 @@ def test_an_async_stream_is_retried_too(user, pagero_mock, pagero_token_factory,
     status, body = async_to_sync(call)()
     assert status == 200 and b"demo-company" in body
     assert pagero_mock.mock.counts["api"] == 2
+
+
+def test_the_sync_back_off_is_capped_as_documented(settings):
+    """urllib3 2 takes the back-off cap from its base class (120 s) unless it is set on the
+    instance: the waits between retries stop at 8 s, as for the async client."""
+    from django_pagero_oauth.client import RETRY_BACKOFF_MAX, ApiRetry
+
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "API_RETRIES": 10}
+    retry = ApiRetry.from_settings()
+    assert retry.backoff_max == RETRY_BACKOFF_MAX == 8
+    assert retry.new(total=3).backoff_max == 8

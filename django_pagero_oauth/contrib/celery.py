@@ -35,7 +35,7 @@ from celery.schedules import crontab
 from django.utils import timezone
 
 from ..conf import app_settings
-from ..exceptions import PageroUnavailable, TokenDecryptionError
+from ..exceptions import PageroUnavailable
 from ..management.commands.pagero_refresh_tokens import (
     Outcome,
     refresh_token_by_pk,
@@ -122,22 +122,13 @@ def refresh_pagero_token_chunk(
     since = _parse_time(fanned_out)
     if since is not None:
         selected = selected.exclude(last_refreshed__gte=since)
-    try:
-        loaded: dict[Any, PageroToken] | None = selected.in_bulk(pks)
-    except TokenDecryptionError:
-        loaded = None  # load one by one, so that only the undecryptable one fails
+    # One query; a token is decrypted only when refreshed (an undecryptable one is counted so).
+    loaded: dict[Any, PageroToken] = selected.in_bulk(pks)
     outcomes: Counter[str] = Counter()
     unavailable: list[Any] = []
     failure: PageroUnavailable | None = None
     for pk in pks:
-        if loaded is None:
-            try:
-                token = selected.filter(pk=pk).first()
-            except TokenDecryptionError:
-                outcomes[Outcome.UNDECRYPTABLE.value] += 1
-                continue
-        else:
-            token = loaded.get(pk)
+        token = loaded.get(pk)
         if token is None:
             outcomes["skipped"] += 1  # refreshed by another run, deleted, or deactivated
             continue

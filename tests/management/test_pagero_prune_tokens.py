@@ -236,3 +236,16 @@ def test_an_undecryptable_token_replaced_meanwhile_is_kept(
     pagero_token_factory(lost_keys["lost"].user)  # the user connected again
     assert command.delete_batch(found, command.still_undecryptable) == 1
     assert remaining() == set(population) | set(lost_keys) - {"old_lost"}
+
+
+def test_an_undecryptable_token_without_an_access_token_is_deleted_too(
+    population: dict[str, PageroToken], lost_keys: dict[str, PageroToken]
+) -> None:
+    """A row stored from a rotated answer whose access token was dropped holds ``""`` there:
+    it is still undecryptable (its refresh token) and pruned, not taken for a reconnect."""
+    PageroToken.objects.filter(pk=lost_keys["lost"].pk).update(access_token="")
+    command = Command()
+    found = list(PageroToken.objects.undecryptable().defer("id_token"))
+    assert lost_keys["lost"].pk in {token.pk for token in found}
+    assert command.delete_batch(found, command.still_undecryptable) == 1
+    assert "lost" not in remaining()

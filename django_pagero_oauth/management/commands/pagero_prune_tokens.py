@@ -91,11 +91,8 @@ class Command(PageroCommand):
     def prune_undecryptable(self, *, dry_run: bool, verbose: bool) -> None:
         tokens = PageroToken.objects.all()
         by_key_id = tokens.undecryptable()
-        legacy = [
-            token
-            for token in tokens.undecryptable_in_legacy_format()
-            if not by_key_id.filter(pk=token.pk).exists()
-        ]
+        # Disjoint from by_key_id: a legacy value has no key id.
+        legacy = list(tokens.undecryptable_in_legacy_format())
         total = by_key_id.count() + len(legacy)
 
         def batches() -> Iterator[list[PageroToken]]:
@@ -214,16 +211,16 @@ class Command(PageroCommand):
     def still_undecryptable(
         queryset: PageroTokenQuerySet, batch: list[PageroToken]
     ) -> PageroTokenQuerySet:
-        """The rows of ``batch`` that still hold the values found undecryptable."""
+        """The rows of ``batch`` that still hold the values found undecryptable (the access
+        token may be empty: a rotated answer whose access token was dropped)."""
         unchanged = [
             Q(
                 pk=token.pk,
-                access_token=token.__dict__["access_token"],
+                access_token=token.__dict__.get("access_token") or "",
                 refresh_token=token.__dict__["refresh_token"],
             )
             for token in batch
-            if isinstance(token.__dict__.get("access_token"), Ciphertext)
-            and isinstance(token.__dict__.get("refresh_token"), Ciphertext)
+            if isinstance(token.__dict__.get("refresh_token"), Ciphertext)
         ]
         if not unchanged:
             return queryset.none()

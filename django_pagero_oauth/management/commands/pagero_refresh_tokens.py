@@ -33,9 +33,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from ... import tokens
-from ...exceptions import (
-    TokenDecryptionError,
-)
 from ...explain import Place, Reason, explain, reason_for
 from ...models import REFRESH_TOKEN_WARNING_DAYS, PageroToken, PageroTokenQuerySet
 from ._common import PageroCommand, Progress, SomeFailed, UsageError, preflight
@@ -84,11 +81,6 @@ _OUTCOMES = {
     Reason.UNAVAILABLE: Outcome.UNAVAILABLE,
     Reason.INVALID_RESPONSE: Outcome.UNAVAILABLE,
 }
-
-
-def _describe_failure(outcome: Outcome, exc: BaseException) -> str:
-    """The words for a failed refresh (:mod:`django_pagero_oauth.explain`)."""
-    return explain(Place.COMMAND_REFRESH, exc)
 
 
 def _has_field(model: Any, name: str) -> bool:
@@ -244,14 +236,11 @@ class Command(PageroCommand):
         def worker() -> None:
             try:
                 while batch := next_batch():
-                    loaded = self.load(batch)
+                    # One query per batch; the tokens are decrypted only when refreshed.
+                    loaded = PageroToken.objects.select_related("user").in_bulk(batch)
                     for pk in batch:
-                        if loaded is None:
-                            outcome = self.refresh_one(pk)
-                        elif pk in loaded:
-                            outcome = self.refresh_one(pk, loaded[pk])
-                        else:
-                            outcome = Outcome.GONE
+                        token = loaded.get(pk)
+                        outcome = Outcome.GONE if token is None else self.refresh_one(pk, token)
                         if outcome is Outcome.CONFIGURATION:
                             stop.set()  # every other token would fail the same way
                         with lock:
@@ -287,21 +276,6 @@ class Command(PageroCommand):
             return nullcontext()
         return threading.Lock()
 
-    @staticmethod
-    def load(batch: list[Any]) -> dict[Any, PageroToken] | None:
-        """The batch's tokens by pk (a deleted one is missing), in one query.
-
-        ``None`` when one of them cannot be decrypted: then each is loaded alone, so that only
-        that one fails.
-        """
-        try:
-            loaded: dict[Any, PageroToken] = PageroToken.objects.select_related("user").in_bulk(
-                batch
-            )
-        except TokenDecryptionError:
-            return None
-        return loaded
-
     def refresh_one(self, pk: Any, token: PageroToken | None = None) -> Outcome:
         """One forced, single-flight refresh; never raises."""
         outcome, token, exc = refresh_token_by_pk(pk, token, serialized=self.serialized)
@@ -320,7 +294,7 @@ class Command(PageroCommand):
                 }
             else:
                 who = _("token #%(pk)s") % {"pk": pk}
-            self.stderr.write(f"{who}: {_describe_failure(outcome, exc)}")
+            self.stderr.write(f"{who}: {explain(Place.COMMAND_REFRESH, exc)}")
         return outcome
 
     # --- the summary --------------------------------------------------------------------
