@@ -34,7 +34,7 @@ import hashlib
 import time
 import unicodedata
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
@@ -60,12 +60,8 @@ if TYPE_CHECKING:
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class _Refused(ValueError):
-    """The URL rule's own refusal (a ``ValueError`` for callers)."""
-
-
 def _refuse(reason: str) -> ValueError:
-    return _Refused(
+    return ValueError(
         f"PageroSession sends the bearer token only to URLs under API_BASE_URL: {reason}"
     )
 
@@ -101,6 +97,27 @@ def _check_path(path: str, base_path: str) -> None:
             raise _refuse("the path has an encoded '/' or '\\'")
 
 
+def _split_within(url: str, base: SplitResult, base_path: str) -> tuple[str, str]:
+    """``url``'s path and query, resolved against ``base``; refused when off its origin."""
+    try:
+        given = urlsplit(url)
+        # The port is parsed on access: a malformed one raises here, with the parse errors.
+        origin = _origin(given.scheme, given.hostname, given.port)
+        anchor = urlunsplit(("http", "api", base_path, "", ""))
+        joined = urlsplit(urljoin(anchor, url.lstrip("/")))
+    except ValueError as exc:
+        raise _refuse(f"the URL cannot be parsed ({exc})") from None
+    if not (given.scheme or given.netloc):
+        if url.startswith("//"):
+            raise _refuse("a network-path reference ('//host') is not a path")
+        return joined.path, joined.query
+    if given.netloc and "@" in given.netloc:
+        raise _refuse("the URL has userinfo")
+    if not given.scheme or origin != _origin(base.scheme, base.hostname, base.port):
+        raise _refuse("the URL is on another origin (scheme, host or port)")
+    return given.path or "/", given.query
+
+
 def resolve_api_url(url: str, base_url: str) -> str:
     """The absolute URL ``url`` stands for, relative to ``base_url``; :class:`ValueError` when
     the bearer token must not go there (RFC 6750 5.3: tokens go to their resource server only).
@@ -122,27 +139,7 @@ def resolve_api_url(url: str, base_url: str) -> str:
     base_path = base.path if base.path.endswith("/") else f"{base.path}/"
     if any(_is_unsafe_char(char) for char in url):
         raise _refuse("the URL contains whitespace, a control character or a backslash")
-    try:
-        given = urlsplit(url)
-        if given.scheme or given.netloc:
-            if given.netloc and "@" in given.netloc:
-                raise _refuse("the URL has userinfo")
-            same_origin = _origin(given.scheme, given.hostname, given.port) == _origin(
-                base.scheme, base.hostname, base.port
-            )
-            if not same_origin or not given.scheme:
-                raise _refuse("the URL is on another origin (scheme, host or port)")
-            path, query = given.path or "/", given.query
-        else:
-            if url.startswith("//"):
-                raise _refuse("a network-path reference ('//host') is not a path")
-            anchor = urlunsplit(("http", "api", base_path, "", ""))
-            joined = urlsplit(urljoin(anchor, url.lstrip("/")))
-            path, query = joined.path, joined.query
-    except _Refused:
-        raise
-    except ValueError as exc:
-        raise _refuse(f"the URL cannot be parsed ({exc})") from None
+    path, query = _split_within(url, base, base_path)
     _check_path(path, base_path)
     return urlunsplit((base.scheme.lower(), base.netloc, path, query, ""))
 
