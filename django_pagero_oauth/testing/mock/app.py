@@ -51,7 +51,7 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
     - ``"refresh_token_failed"``: refresh requests that got no 2xx answer (rejected, faulted
       or dropped);
     - ``"revoke"``: revocation requests; ``"api"``: API requests;
-    - ``"held"``: requests a ``Fault(hold=True)`` held (:meth:`wait_held`).
+    - ``"held"``: requests a ``Fault(hold=True)`` held (:meth:`~.state.MockPageroState.wait_held`).
 
     :attr:`issued_refresh_tokens` lists every refresh token ever issued, in order;
     :attr:`expires_in` (the access token lifetime) may be changed at any time. The constructor
