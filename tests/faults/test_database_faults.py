@@ -166,9 +166,17 @@ def _wait_held(mock: MockPageroServer, target: int) -> None:
 
 @pytest.fixture
 def faults(
-    fault_cluster: PrivateCluster, transactional_db: None, pagero_mock: MockPageroServer
+    fault_cluster: PrivateCluster,
+    transactional_db: None,
+    pagero_mock: MockPageroServer,
+    settings: Any,
 ) -> Iterator[PrivateCluster]:
-    """The cluster, with the role settings and connections a test changed put back."""
+    """The cluster, with the role settings and connections a test changed put back.
+
+    The HTTP timeout is the suite's ``DEADLINE``: a held answer is never taken for a Pagero
+    that timed out, however slow a fault (a restart) is on a busy machine.
+    """
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "TIMEOUT": DEADLINE}
     try:
         yield fault_cluster
     finally:
@@ -418,7 +426,7 @@ def keep_alive_worker(faults: PrivateCluster, mock: MockPageroServer) -> subproc
         "DJANGO_SETTINGS_MODULE": "tests.processes.settings",
         "DATABASE_URL": faults.url(dbname()),
         "PAGERO_TEST_DB_NAME": dbname(),
-        "PAGERO_TEST_OAUTH": json.dumps(mock.settings()),
+        "PAGERO_TEST_OAUTH": json.dumps({**mock.settings(), "TIMEOUT": DEADLINE}),
         "PAGERO_TEST_ROLE": "killed",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
