@@ -227,17 +227,25 @@ def run_trials(
 def test_terminated_backend(
     faults: PrivateCluster, pagero_mock: MockPageroServer, fault_table: Any
 ) -> None:
+    terminated: list[int] = []
+
     def trial() -> bool:
         user_pk = seed(pagero_mock)
         held = hold_next_refresh(pagero_mock)
         refresher = start(force_refresh(user_pk))
         held()
-        faults.terminate(dbname())
+        terminated.append(faults.terminate(dbname()))
         pagero_mock.mock.release_held()
         refresher.join()
         return connection_kept(pagero_mock, user_pk)
 
-    assert run_trials(fault_table, "pg_terminate_backend while Pagero answers", trial) == 0
+    lost = run_trials(
+        fault_table,
+        "pg_terminate_backend while Pagero answers",
+        trial,
+        note=lambda: f"sessions terminated: {sum(terminated)}",
+    )
+    assert lost == 0
 
 
 # --- (2) idle_in_transaction_session_timeout shorter than the answer -------------------------
@@ -249,12 +257,16 @@ def test_idle_in_transaction_timeout(
     def no_idle_transaction() -> bool:
         return all(b["state"] != "idle in transaction" for b in faults.app_backends(dbname()))
 
+    idle_at_hold: list[int] = []
+
     def trial() -> bool:
         user_pk = seed(pagero_mock)
         faults.set_role("idle_in_transaction_session_timeout", "200ms")
         held = hold_next_refresh(pagero_mock)
         refresher = start(force_refresh(user_pk))
         held()
+        if not no_idle_transaction():
+            idle_at_hold.append(user_pk)
         # The answer is late: every transaction left idle meanwhile has been ended by the server.
         faults.wait_until(no_idle_transaction, "the idle transactions to time out")
         pagero_mock.mock.release_held()
@@ -262,7 +274,12 @@ def test_idle_in_transaction_timeout(
         faults.reset_role()
         return connection_kept(pagero_mock, user_pk)
 
-    lost = run_trials(fault_table, "idle_in_transaction_session_timeout (200 ms)", trial)
+    lost = run_trials(
+        fault_table,
+        "idle_in_transaction_session_timeout (200 ms)",
+        trial,
+        note=lambda: f"a transaction was idle during the call in {len(idle_at_hold)} trials",
+    )
     assert lost == 0
 
 
