@@ -89,7 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "An RFC 7009 revocation endpoint. Pagero documents none, so by default disconnecting "
         "only deletes the token here (and says so to the user). When set, it is also used, "
-        "after the transaction commits, for the refresh token a reconnect replaces and for the "
+        "after the transaction commits, for the refresh token a reconnect replaces (unless "
+        "``REVOKE_REPLACED_TOKEN`` is off) and for the "
         "token of a deleted user (``pre_delete`` of the user model, also for queryset deletes; "
         "one request per token), and, once the answer is sent, for the tokens of a sign-in that "
         "was refused (an unknown or taken identity, an ``id_token`` that failed, a link waiting "
@@ -233,6 +234,19 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Where the callback lands when there is no (acceptable) ``next``. Empty: Django's "
         "``settings.LOGIN_REDIRECT_URL``. A URL name works too.",
+        _LOGIN,
+    ),
+    Setting(
+        "REVOKE_REPLACED_TOKEN",
+        "bool",
+        True,
+        "Whether a reconnect revokes, at ``REVOKE_URL`` once the new token is committed, the "
+        "live refresh token it replaces, so that no second valid refresh token is left behind. "
+        "Turn it off for an authorization server that revokes the whole grant (every token of "
+        "the user and the client, the new one too) when one refresh token is revoked, as "
+        "RFC 7009 2.1 allows: there it would end the connection just made. Off, the replaced "
+        "token stays valid at the server until it expires or is used (see "
+        ":ref:`reconnect-revocation`). Without ``REVOKE_URL`` nothing is revoked either way.",
         _LOGIN,
     ),
     Setting(
@@ -463,6 +477,11 @@ class PageroOAuthSettings:
     @property
     def REFRESH_TOKEN_LIFETIME_DAYS(self) -> int:
         return int(self._get("REFRESH_TOKEN_LIFETIME_DAYS"))
+
+    @property
+    def REVOKE_REPLACED_TOKEN(self) -> bool:
+        """Revoke the refresh token a reconnect replaces (with ``REVOKE_URL``)."""
+        return bool(self._get("REVOKE_REPLACED_TOKEN"))
 
     @property
     def STATE_MAX_AGE(self) -> int:

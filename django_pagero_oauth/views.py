@@ -290,13 +290,16 @@ class CallbackView(SignInCallbackMixin, View):
     def store_token(self, response: oauth.TokenResponse) -> PageroToken:
         """Create or replace the user's token atomically (with the identity, when verified).
 
-        A replaced token that is still alive is revoked at Pagero (with ``REVOKE_URL``) once
-        the new one is committed: a reconnect leaves no second valid refresh token behind.
+        A replaced token that is still alive is revoked at Pagero (with ``REVOKE_URL``, unless
+        ``REVOKE_REPLACED_TOKEN`` is off) once the new one is committed: a reconnect leaves no
+        second valid refresh token behind.
         """
         using = router.db_for_write(PageroToken)
         with transaction.atomic(using=using):
             user = self.get_token_user(self.flow)  # type: ignore[arg-type]
-            previous = revocable_refresh_token(user.pk, using=using)
+            previous = None
+            if app_settings.REVOKE_REPLACED_TOKEN:
+                previous = revocable_refresh_token(user.pk, using=using)
             token = PageroToken.store_for_user(user, response)
             if previous is not None and previous[0] != response.refresh_token:
                 revoke_after_commit(

@@ -745,6 +745,57 @@ def test_revoke_unknown_token_is_200_and_errors(server: MockPageroServer) -> Non
     assert_oauth_error(unauthenticated, "invalid_client", 401)
 
 
+def test_revoke_grant_revokes_every_login_of_the_user(
+    server: MockPageroServer, mock: MockPagero
+) -> None:
+    first, second = login(server), login(server)  # two authorizations of "acme-ab"
+    other = mock.issue_tokens(publicid="other-co")
+    rotated = refresh(server, first["refresh_token"]).json()  # the used one is dead already
+
+    assert mock.revoke_grant("acme-ab") == 5  # the live tokens: 3 access, 2 refresh
+    assert api(server, "/v1/me", first["access_token"]).status_code == 401
+    for body in (second, rotated):
+        assert api(server, "/v1/me", body["access_token"]).status_code == 401
+        assert_oauth_error(refresh(server, body["refresh_token"]), "invalid_grant")
+    assert api(server, "/v1/me", other["access_token"]).status_code == 200
+    assert mock.is_refresh_token_valid(other["refresh_token"])
+    assert mock.revoke_grant("acme-ab") == 0
+
+    answer = requests.post(
+        server.url + "/_mock/revoke_grant", data={"publicid": "other-co"}, timeout=5
+    )
+    assert answer.status_code == 200 and answer.json() == {"ok": True, "revoked": 2}
+    assert not mock.is_refresh_token_valid(other["refresh_token"])
+    assert requests.post(server.url + "/_mock/revoke_grant", timeout=5).status_code == 400
+
+
+@pytest.mark.parametrize("revoked", ["refresh_token", "access_token"])
+def test_fault_revoke_grant_revokes_the_whole_grant_with_a_refresh_token(
+    server: MockPageroServer, mock: MockPagero, revoked: str
+) -> None:
+    old, new = login(server), login(server)  # a reconnect: a later login of the same user
+    other = mock.issue_tokens(publicid="other-co")
+    mock.add_fault(Fault(endpoint="revoke", revoke_grant=True))
+
+    assert revoke(server, old[revoked]).status_code == 200
+    assert not mock.faults  # taken by that request
+    assert not mock.is_access_token_valid(old["access_token"])
+    # Only a refresh token's revocation ends the grant; an access token is revoked alone.
+    assert mock.is_refresh_token_valid(new["refresh_token"]) is (revoked == "access_token")
+    assert mock.is_access_token_valid(new["access_token"]) is (revoked == "access_token")
+    assert mock.is_refresh_token_valid(other["refresh_token"])
+
+
+def test_without_the_fault_a_revocation_ends_only_its_own_login(
+    server: MockPageroServer, mock: MockPagero
+) -> None:
+    old, new = login(server), login(server)
+    assert revoke(server, old["refresh_token"]).status_code == 200
+    assert not mock.is_refresh_token_valid(old["refresh_token"])
+    assert mock.is_refresh_token_valid(new["refresh_token"])
+    assert api(server, "/v1/me", new["access_token"]).status_code == 200
+
+
 # --- API (RFC 6750) -----------------------------------------------------------------------
 
 
@@ -933,6 +984,8 @@ def test_fault_validation() -> None:
         Fault(endpoint="api", grant_type="refresh_token")
     with pytest.raises(ValueError, match="times"):
         Fault(endpoint="api", times=0)
+    with pytest.raises(ValueError, match="revoke_grant"):
+        Fault(endpoint="token", revoke_grant=True)
 
 
 def test_fault_over_http(server: MockPageroServer, mock: MockPagero) -> None:
@@ -953,6 +1006,9 @@ def test_fault_over_http(server: MockPageroServer, mock: MockPagero) -> None:
     assert altered["expires_in"] == "600" and "scope" not in altered
     bad_json = {"endpoint": "token", "field": "expires_in=six hundred"}
     assert requests.post(server.url + "/_mock/fault", data=bad_json, timeout=5).status_code == 400
+    grant = {"endpoint": "revoke", "revoke_grant": "1"}
+    assert requests.post(server.url + "/_mock/fault", data=grant, timeout=5).status_code == 200
+    assert mock.faults[-1].revoke_grant is True
 
 
 # --- control endpoints, adapters, CLI -----------------------------------------------------

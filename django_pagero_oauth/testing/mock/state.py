@@ -152,6 +152,14 @@ class MockPageroState:
         with self.lock:
             self.signing_keys = self.signing_keys.rotated(keep_old=keep_old)
 
+    def revoke_grant(self, publicid: str) -> int:
+        """Revoke every token this client holds for ``publicid``, of every authorization: what
+        Pagero does when the user withdraws the client's access. Returns how many live tokens
+        it revoked; the client finds out at its next API call (401) or refresh
+        (``invalid_grant``)."""
+        with self.lock:
+            return self._revoke_grant_locked(self.client_id, publicid)
+
     def is_refresh_token_valid(self, token: str) -> bool:
         """Known, unused, unrevoked and unexpired."""
         with self.lock:
@@ -264,6 +272,16 @@ class MockPageroState:
         for record in self._tokens.values():
             if record.family == family:
                 record.revoked = True
+
+    def _revoke_grant_locked(self, client_id: str, publicid: str) -> int:
+        """Revoke every live token of ``client_id`` for ``publicid``; returns how many."""
+        now = self.clock()
+        revoked = 0
+        for record in self._tokens.values():
+            if record.client_id == client_id and record.publicid == publicid:
+                revoked += self._live(record, now)
+                record.revoked = True
+        return revoked
 
 
 def _jwt(payload: dict[str, Any]) -> str:
