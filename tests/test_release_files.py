@@ -132,3 +132,16 @@ def test_every_action_is_pinned_to_a_commit() -> None:
                 continue
             assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", match[1]), (path.name, line)
             assert re.fullmatch(r" # v\d+(\.\d+)*", match[2]), (path.name, line)
+
+
+def test_no_checkout_keeps_its_credentials() -> None:
+    checkouts = [
+        step
+        for path in sorted(WORKFLOWS.glob("*.yml"))
+        for job in load(path)["jobs"].values()
+        for step in job.get("steps", [])
+        if step.get("uses", "").startswith("actions/checkout@")
+    ]
+    assert checkouts
+    for step in checkouts:
+        assert step["with"]["persist-credentials"] is False
