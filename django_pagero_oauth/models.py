@@ -10,7 +10,8 @@ from django.db import IntegrityError, connections, models, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .conf import REFRESH_TOKEN_WARNING_DAYS, app_settings
+from .conf import REFRESH_TOKEN_WARNING_DAYS as REFRESH_TOKEN_WARNING_DAYS  # re-exported
+from .conf import app_settings
 from .crypto import (
     Ciphertext,
     EncryptedTextField,
