@@ -370,6 +370,10 @@ SETTINGS: tuple[Setting, ...] = (
 #: Every setting, with its default (made from :data:`SETTINGS`).
 DEFAULTS: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}
 
+#: A refresh token that dies within this many days is flagged (admin, ``pagero_refresh_tokens``,
+#: the Celery keep-alive); also importable from :mod:`django_pagero_oauth.models`.
+REFRESH_TOKEN_WARNING_DAYS = 30
+
 CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
 

@@ -10,6 +10,7 @@ from django.db import IntegrityError, connections, models, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .conf import REFRESH_TOKEN_WARNING_DAYS as REFRESH_TOKEN_WARNING_DAYS  # re-exported
 from .conf import app_settings
 from .crypto import (
     Ciphertext,
@@ -28,10 +29,6 @@ if TYPE_CHECKING:
 
 #: Length of the informational ``scope`` and ``claims`` columns; longer values are cut.
 _TEXT_MAX_LENGTH = 1024
-
-
-#: A refresh token that dies within this many days is flagged (admin, ``pagero_refresh_tokens``).
-REFRESH_TOKEN_WARNING_DAYS = 30
 
 
 class TokenHealth(models.TextChoices):

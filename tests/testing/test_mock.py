@@ -1221,3 +1221,60 @@ def test_cli_main_serves() -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_mock_settings_points_a_site_at_a_running_mock() -> None:
+    from django_pagero_oauth.testing import mock_settings
+
+    with MockPageroServer(MockPagero()) as server:
+        assert mock_settings(server.url + "/") == server.settings()
+        assert mock_settings(server.url)["ISSUER"] == server.url
+    assert mock_settings("http://127.0.0.1:9/", client_id="c", issuer="https://iss") == {
+        "CLIENT_ID": "c",
+        "CLIENT_SECRET": "mock-client-secret",
+        "AUTHORIZE_URL": "http://127.0.0.1:9/oauth/v2/oauth-authorize",
+        "TOKEN_URL": "http://127.0.0.1:9/oauth/v2/oauth-token",
+        "REVOKE_URL": "http://127.0.0.1:9/oauth/v2/oauth-revoke",
+        "API_BASE_URL": "http://127.0.0.1:9/api",
+        "ISSUER": "https://iss",
+    }
+
+
+@pytest.mark.parametrize("options", [[], ["--client-id", "cli-client", "--issuer", "https://i"]])
+def test_cli_prints_the_settings_lines_to_paste(options: list[str]) -> None:
+    """The lines after "At the end of your settings.py", run after a site's own PAGERO_OAUTH,
+    point it at this server: a login there with those settings gets a code back."""
+    process = subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
+        [sys.executable, "-m", "django_pagero_oauth.testing.mock", "--port", "0", *options],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().rsplit(" ", 1)[1].strip()
+        assert process.stdout.readline() == "\n"
+        assert process.stdout.readline().startswith("At the end of your settings.py")
+        block = []
+        for line in process.stdout:
+            if line.startswith("These PAGERO_OAUTH values"):
+                break
+            block.append(line.removeprefix("    "))
+        namespace: dict[str, Any] = {"PAGERO_OAUTH": {"CLIENT_ID": "real", "PKCE": True}}
+        exec("".join(block), namespace)  # noqa: S102 (the mock's own output)
+        settings_ = namespace["PAGERO_OAUTH"]
+        assert settings_["PKCE"] is True  # the site's other keys are kept
+        assert settings_["REDIRECT_URI"] == "http://127.0.0.1:8000/pagero/callback/"
+        assert settings_["AUTHORIZE_URL"] == url + "/oauth/v2/oauth-authorize"
+        assert settings_["API_BASE_URL"] == url + "/api"
+        assert settings_["ISSUER"] == ("https://i" if options else url)
+        form = requests.get(
+            settings_["AUTHORIZE_URL"],
+            params=authorize_params(client_id=settings_["CLIENT_ID"]),
+            timeout=5,
+        )
+        assert form.status_code == 200, form.text
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0

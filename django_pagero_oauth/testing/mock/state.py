@@ -73,14 +73,46 @@ class _Token:
     consumed: bool = False
 
 
+#: The client credentials a mock accepts unless told otherwise (``--client-id``, ...).
+DEFAULT_CLIENT_ID = "mock-client-id"
+DEFAULT_CLIENT_SECRET = "mock-client-secret"
+
+
+def mock_settings(
+    base_url: str,
+    *,
+    client_id: str = DEFAULT_CLIENT_ID,
+    client_secret: str = DEFAULT_CLIENT_SECRET,
+    issuer: str | None = None,
+) -> dict[str, str]:
+    """The ``PAGERO_OAUTH`` keys that point a site at a mock served at ``base_url``.
+
+    ``CLIENT_ID``, ``CLIENT_SECRET``, the four endpoint URLs and ``ISSUER`` (the mock's
+    ``iss``: ``base_url`` unless it was started with ``--issuer``). ``REDIRECT_URI`` and every
+    other key are the site's own::
+
+        PAGERO_OAUTH |= mock_settings("http://127.0.0.1:8765")
+    """
+    base_url = base_url.rstrip("/")
+    return {
+        "CLIENT_ID": client_id,
+        "CLIENT_SECRET": client_secret,
+        "AUTHORIZE_URL": base_url + AUTHORIZE_PATH,
+        "TOKEN_URL": base_url + TOKEN_PATH,
+        "REVOKE_URL": base_url + REVOKE_PATH,
+        "API_BASE_URL": base_url + API_PREFIX,
+        "ISSUER": issuer or base_url,
+    }
+
+
 class MockPageroState:
     """The in-memory state of one mock server. Thread-safe: all of it is guarded by :attr:`lock`."""
 
     def __init__(
         self,
         *,
-        client_id: str = "mock-client-id",
-        client_secret: str = "mock-client-secret",
+        client_id: str = DEFAULT_CLIENT_ID,
+        client_secret: str = DEFAULT_CLIENT_SECRET,
         issuer: str | None = None,
         expires_in: int = 600,
         code_lifetime: int = 60,
@@ -193,16 +225,9 @@ class MockPageroState:
 
     def settings_for(self, base_url: str) -> dict[str, str]:
         """A ``PAGERO_OAUTH`` settings fragment for the mock mounted at ``base_url``."""
-        base_url = base_url.rstrip("/")
-        return {
-            "CLIENT_ID": self.client_id,
-            "CLIENT_SECRET": self.client_secret,
-            "AUTHORIZE_URL": base_url + AUTHORIZE_PATH,
-            "TOKEN_URL": base_url + TOKEN_PATH,
-            "REVOKE_URL": base_url + REVOKE_PATH,
-            "API_BASE_URL": base_url + API_PREFIX,
-            "ISSUER": self.issuer or base_url,
-        }
+        return mock_settings(
+            base_url, client_id=self.client_id, client_secret=self.client_secret, issuer=self.issuer
+        )
 
     # --- issuing and checking tokens -------------------------------------------------
 
