@@ -20,8 +20,8 @@ import math
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass
-from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
@@ -360,17 +360,30 @@ def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
     return request
 
 
-def _retry_after(response: requests.Response) -> int | None:
-    value = response.headers.get("Retry-After")
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` (RFC 9110 10.2.3: delay-seconds or an HTTP-date) in seconds, or None.
+
+    The one parser of the header, for the token endpoint's busy answers and the API clients'
+    retries alike: anything else (``"soon"``, ``"-1"``, ``"1.5"``, ``"²"``) counts as no header.
+    """
     if not value:
         return None
-    if value.strip().isdigit():
-        return int(value.strip())
+    value = value.strip()
+    if value.isascii() and value.isdigit():  # not "²" or other digits float() refuses
+        return float(value)
     try:
         when = parsedate_to_datetime(value)
-        return max(0, int((when - datetime.now(when.tzinfo)).total_seconds()))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _retry_after(response: requests.Response) -> int | None:
+    """Whole seconds (rounded up) of a token or revocation answer's ``Retry-After``."""
+    seconds = retry_after_seconds(response.headers.get("Retry-After"))
+    return None if seconds is None else math.ceil(seconds)
 
 
 def _read_limited(response: requests.Response) -> bytes:
