@@ -55,6 +55,7 @@ from .explain import (
     explain_authorization_error,
     status_for,
 )
+from .guard import EVERY_DATABASE
 from .models import PageroIdentity, PageroToken
 from .signals import token_obtained
 from .signin import (
@@ -346,6 +347,15 @@ class DisconnectView(LoginRequiredMixin, View):
 
     http_method_names = ["get", "post"]
     template_name = "django_pagero_oauth/disconnect.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return super().dispatch(request, *args, **kwargs)
+
+    # Not inside ATOMIC_REQUESTS: the revocation commits on a connection of its own (a
+    # token revoked at Pagero is deleted here whatever follows), and on SQLite the request's
+    # transaction, once it has read the token, would hold the lock that connection needs.
+    # Nothing here needs the request's transaction: each write commits on its own.
+    dispatch._non_atomic_requests = EVERY_DATABASE  # type: ignore[attr-defined]
 
     @property
     def user_pk(self) -> Any:
