@@ -64,6 +64,7 @@ _UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 _LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
+@sensitive_variables()
 def is_bearer_token(value: str) -> bool:
     """Can ``value`` be sent as ``Authorization: Bearer <value>`` (RFC 6750 2.1)?"""
     return _B64TOKEN_RE.fullmatch(value) is not None
@@ -162,6 +163,7 @@ class TokenResponse:
         )
 
     @classmethod
+    @sensitive_variables()
     def from_json(cls, data: Any, *, what: str = "token request") -> TokenResponse:
         """Validate a parsed 200 body (RFC 6749 5.1); refuse it with :class:`InvalidTokenResponse`
         only when it cannot be stored.
@@ -386,6 +388,7 @@ def _retry_after(response: requests.Response) -> int | None:
     return None if seconds is None else math.ceil(seconds)
 
 
+@sensitive_variables()
 def _read_limited(response: requests.Response) -> bytes:
     body = b""
     for chunk in response.iter_content(chunk_size=65536):
@@ -437,6 +440,7 @@ def _post(url: str, data: dict[str, str], *, what: str) -> tuple[int, Any, reque
     return response.status_code, parsed, response
 
 
+@sensitive_variables()
 def _scrub(value: Any, sent: dict[str, str], *, limit: int) -> str:
     """A server's ``error``/``error_description``, safe to log and to put in an exception.
 
@@ -542,6 +546,7 @@ def revoke_token(token: str, *, token_type_hint: str = "refresh_token") -> None:
 # --- JWT display --------------------------------------------------------------------------
 
 
+@sensitive_variables()
 def decode_jwt_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Header and payload of a JWT, NOT verified; ``None`` when the token is not a JWT.
 

@@ -66,7 +66,13 @@ from .signin import (
     pending_link,
     remember_pending_link,
 )
-from .tokens import revocable_refresh_token, revoke, revoke_after_commit, revoke_after_response
+from .tokens import (
+    revocable_refresh_token,
+    revoke,
+    revoke_after_commit,
+    revoke_after_response,
+    revoke_unstored,
+)
 
 if TYPE_CHECKING:
     from django.http.request import _ImmutableQueryDict
@@ -268,6 +274,11 @@ class CallbackView(SignInCallbackMixin, View):
             answer = self.failure(explain(Place.LOGIN, exc), status=status_for(Place.LOGIN, exc))
             why = "id_token refused" if isinstance(exc, IdTokenError) else "sign-in failed"
             return self.discard(obtained, answer, why=why)
+        except Exception:
+            # Obtained and stored nowhere (unusable ENCRYPTION_KEYS, the database, a bug): left
+            # alone it would stay valid at Pagero for three years. The error goes on as it is.
+            revoke_unstored(obtained, why="not stored")
+            raise
         self.finish_sign_in()  # OpenID Connect: signals, and the login of a sign-in
         token_obtained.send(PageroToken, token=token, user=request.user, request=request)
         if self.link_pending:  # a connect found a new identity: the user confirms the link
