@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.db import router
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
@@ -145,6 +146,17 @@ class RefreshTokenExpiryFilter(admin.SimpleListFilter):
         return filtered
 
 
+_Q = TypeVar("_Q", bound="QuerySet[Any]")
+
+
+def _on_primary_for_post(request: HttpRequest, queryset: _Q) -> _Q:
+    """A POST (an action, a confirmed delete) selects its rows where it writes: a lagging read
+    replica may lack a token connected moments ago, or hold one deleted already."""
+    if request.method == "POST":
+        return queryset.using(router.db_for_write(queryset.model))
+    return queryset
+
+
 class _WithoutBulkDelete(admin.ModelAdmin):  # type: ignore[type-arg]
     """No "delete selected": deleting a token would not tell Pagero ("Revoke" does, or says
     that it could not), and deleting an identity is what "Unlink" says it is."""
@@ -225,7 +237,12 @@ class PageroTokenAdmin(_WithoutBulkDelete):
     def get_queryset(self, request: HttpRequest) -> PageroTokenQuerySet:
         """Plain columns only, the status computed by the database: no per-row decryption."""
         queryset = cast(PageroTokenQuerySet, super().get_queryset(request))
-        return queryset.without_secrets().with_health().select_related("user")
+        return (
+            _on_primary_for_post(request, queryset)
+            .without_secrets()
+            .with_health()
+            .select_related("user")
+        )
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         # A fingerprint from a log line finds its token (exact match).
@@ -568,6 +585,9 @@ class PageroIdentityAdmin(_WithoutBulkDelete):
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         return [*user_search_fields(get_user_model()), "subject"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PageroIdentity]:
+        return _on_primary_for_post(request, super().get_queryset(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

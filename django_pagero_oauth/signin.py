@@ -78,8 +78,9 @@ def create_user_from_claims(claims: oidc.IdTokenClaims, request: HttpRequest) ->
     field = user_model.USERNAME_FIELD
     digest = hashlib.sha256(f"{claims.issuer}\n{claims.subject}".encode()).hexdigest()[:20]
     username = f"pagero-{digest}"
+    users = user_model._default_manager.db_manager(router.db_for_write(user_model))
     for _attempt in range(5):
-        if not user_model._default_manager.filter(**{field: username}).exists():
+        if not users.filter(**{field: username}).exists():
             user = user_model(**{field: username})
             user.set_unusable_password()
             try:
@@ -269,16 +270,17 @@ class SignInCallbackMixin:
             return self.request.user  # a connect with openid: verified, nothing linked
         # First statement of the transaction: on SQLite, the write lock before any read.
         PageroIdentity.take_write_lock(issuer=verified.issuer, subject=verified.subject)
+        # Read where the link is written: a lagging read replica may still hold an identity
+        # the primary unlinked (which would sign in, and be linked again for good).
+        identities = PageroIdentity.objects.db_manager(router.db_for_write(PageroIdentity))
         user: Any
         if flow.user_id:  # a logged-in user: theirs already, or a new link to confirm
             user = self.request.user
-            identity = PageroIdentity.objects.filter(
-                issuer=verified.issuer, subject=verified.subject
-            ).first()
+            identity = identities.filter(issuer=verified.issuer, subject=verified.subject).first()
             if identity is not None and identity.user_id != user.pk:
                 raise IdentityRefused(error="identity_taken")
             if identity is None:
-                if PageroIdentity.objects.filter(user_id=user.pk, issuer=verified.issuer).exists():
+                if identities.filter(user_id=user.pk, issuer=verified.issuer).exists():
                     raise IdentityRefused(error="other_identity_linked")
                 self.link_pending = True
                 if flow.sign_in:
@@ -291,7 +293,7 @@ class SignInCallbackMixin:
             if backend is None:
                 raise PageroConfigurationError("no AUTHENTICATION_BACKENDS entry can sign users in")
             identity = (
-                PageroIdentity.objects.select_related("user")
+                identities.select_related("user")
                 .filter(issuer=verified.issuer, subject=verified.subject)
                 .first()
             )

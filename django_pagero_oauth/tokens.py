@@ -117,8 +117,11 @@ def _token_of(user: AbstractBaseUser) -> PageroToken | None:
         token = cast("PageroToken | None", _USER_RELATION.get_cached_value(user))
     else:
         try:
+            # On the database writes go to: a lagging read replica may still hold a token
+            # disconnected, or a user deactivated, on the primary.
             token = (
-                PageroToken.objects.defer("refresh_token", "id_token")
+                PageroToken.objects.db_manager(router.db_for_write(PageroToken))
+                .defer("refresh_token", "id_token")
                 .select_related("user")
                 .get(user_id=user.pk)
             )

@@ -375,11 +375,14 @@ class DisconnectView(LoginRequiredMixin, View):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         # The encrypted columns are not loaded: a token that cannot be decrypted any more
-        # (a lost key) can still be shown and removed.
-        token = PageroToken.objects.without_secrets().filter(user_id=self.user_pk).first()
+        # (a lost key) can still be shown and removed. Read where the revocation and the
+        # unlink write: a lagging read replica may not hold a connection made moments ago.
+        tokens = PageroToken.objects.db_manager(router.db_for_write(PageroToken))
+        identities = PageroIdentity.objects.db_manager(router.db_for_write(PageroIdentity))
+        token = tokens.without_secrets().filter(user_id=self.user_pk).first()
         return {
             "token": token,
-            "has_identity": PageroIdentity.objects.filter(user_id=self.user_pk).exists(),
+            "has_identity": identities.filter(user_id=self.user_pk).exists(),
             "next": safe_next_url(
                 self.request, self.request.GET.get("next") or self.request.POST.get("next")
             ),
