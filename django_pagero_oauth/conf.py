@@ -447,7 +447,7 @@ SETTINGS: tuple[Setting, ...] = (
         "when that name is taken) with an unusable password, and uses no other claim. "
         "``E016`` when it cannot be imported.",
         _OIDC,
-        validate=text,
+        validate=optional_text,
     ),
     Setting(
         "ALLOW_MOCK_SERVER",

@@ -520,7 +520,7 @@ BAD_VALUES: dict[str, Any] = {
     "ID_TOKEN_LEEWAY": True,
     "SIGN_IN_ENABLED": "yes",
     "SIGN_IN_CREATE_USERS": 1,
-    "SIGN_IN_USER_FACTORY": None,
+    "SIGN_IN_USER_FACTORY": 42,
     "ALLOW_MOCK_SERVER": "false",
 }
 
