@@ -28,7 +28,7 @@ class PageroModelBackend(ModelBackend):
     def get_user(self, user_id: Any) -> Any:
         user_model = get_user_model()
         try:
-            # The database writes go to: a lagging read replica may still hold a user
+            # Read where writes go: a lagging read replica may still hold a user
             # deactivated, or a token disconnected, on the primary.
             user = (
                 user_model._default_manager.db_manager(router.db_for_write(user_model))

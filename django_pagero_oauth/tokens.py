@@ -117,7 +117,7 @@ def _token_of(user: AbstractBaseUser) -> PageroToken | None:
         token = cast("PageroToken | None", _USER_RELATION.get_cached_value(user))
     else:
         try:
-            # On the database writes go to: a lagging read replica may still hold a token
+            # Read where writes go: a lagging read replica may still hold a token
             # disconnected, or a user deactivated, on the primary.
             token = (
                 PageroToken.objects.db_manager(router.db_for_write(PageroToken))
