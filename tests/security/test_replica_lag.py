@@ -13,6 +13,7 @@ must (a session read from a lagging replica loses a login's pending flow).
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,7 +62,7 @@ def replica_database(django_db_setup: None, django_db_blocker: Any) -> Iterator[
     """A second database (the replica), migrated, for this module only."""
     default = connections["default"].settings_dict
     if default["ENGINE"] == "django.db.backends.sqlite3":
-        name = str(Path(tempfile.gettempdir()) / f"pagero-replica-{id(default)}.sqlite3")
+        name = str(Path(tempfile.gettempdir()) / f"pagero-replica-{os.getpid()}.sqlite3")
         config = {**default, "NAME": name, "TEST": {"NAME": name}}
     else:
         name = f"{default['NAME']}_replica"
