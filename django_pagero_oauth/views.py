@@ -55,6 +55,7 @@ from .explain import (
     explain_authorization_error,
     status_for,
 )
+from .guard import EVERY_DATABASE
 from .models import PageroIdentity, PageroToken
 from .signals import token_obtained
 from .signin import (
@@ -65,7 +66,13 @@ from .signin import (
     pending_link,
     remember_pending_link,
 )
-from .tokens import revocable_refresh_token, revoke, revoke_after_commit, revoke_after_response
+from .tokens import (
+    revocable_refresh_token,
+    revoke,
+    revoke_after_commit,
+    revoke_after_response,
+    revoke_unstored,
+)
 
 if TYPE_CHECKING:
     from django.http.request import _ImmutableQueryDict
@@ -267,6 +274,11 @@ class CallbackView(SignInCallbackMixin, View):
             answer = self.failure(explain(Place.LOGIN, exc), status=status_for(Place.LOGIN, exc))
             why = "id_token refused" if isinstance(exc, IdTokenError) else "sign-in failed"
             return self.discard(obtained, answer, why=why)
+        except Exception:
+            # Obtained and stored nowhere (unusable ENCRYPTION_KEYS, the database, a bug): left
+            # alone it would stay valid at Pagero for three years. The error goes on as it is.
+            revoke_unstored(obtained, why="not stored")
+            raise
         self.finish_sign_in()  # OpenID Connect: signals, and the login of a sign-in
         token_obtained.send(PageroToken, token=token, user=request.user, request=request)
         if self.link_pending:  # a connect found a new identity: the user confirms the link
@@ -350,6 +362,15 @@ class DisconnectView(LoginRequiredMixin, View):
     http_method_names = ["get", "post"]
     template_name = "django_pagero_oauth/disconnect.html"
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return super().dispatch(request, *args, **kwargs)
+
+    # Not inside ATOMIC_REQUESTS: the revocation commits on a connection of its own (a
+    # token revoked at Pagero is deleted here whatever follows), and on SQLite the request's
+    # transaction, once it has read the token, would hold the lock that connection needs.
+    # Nothing here needs the request's transaction: each write commits on its own.
+    dispatch._non_atomic_requests = EVERY_DATABASE  # type: ignore[attr-defined]
+
     @property
     def user_pk(self) -> Any:
         """The logged-in user's pk (``LoginRequiredMixin``: never an anonymous user here)."""
@@ -357,11 +378,14 @@ class DisconnectView(LoginRequiredMixin, View):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         # The encrypted columns are not loaded: a token that cannot be decrypted any more
-        # (a lost key) can still be shown and removed.
-        token = PageroToken.objects.without_secrets().filter(user_id=self.user_pk).first()
+        # (a lost key) can still be shown and removed. Read where the revocation and the
+        # unlink write: a lagging read replica may not hold a connection made moments ago.
+        tokens = PageroToken.objects.db_manager(router.db_for_write(PageroToken))
+        identities = PageroIdentity.objects.db_manager(router.db_for_write(PageroIdentity))
+        token = tokens.without_secrets().filter(user_id=self.user_pk).first()
         return {
             "token": token,
-            "has_identity": PageroIdentity.objects.filter(user_id=self.user_pk).exists(),
+            "has_identity": identities.filter(user_id=self.user_pk).exists(),
             "next": safe_next_url(
                 self.request, self.request.GET.get("next") or self.request.POST.get("next")
             ),

@@ -605,3 +605,38 @@ def test_unlink_needs_the_delete_permission(
     assert "acme-ab" in client.get(IDENTITIES).content.decode()
     client.post(IDENTITIES, {"action": "unlink", "index": 0, "_selected_action": [identity.pk]})
     assert PageroIdentity.objects.filter(pk=identity.pk).exists()
+
+
+# --- the delete page: never a local delete without telling Pagero -------------------------
+
+
+def delete_url(token: PageroToken) -> str:
+    return reverse("admin:django_pagero_oauth_pagerotoken_delete", args=[token.pk])
+
+
+def test_the_delete_page_revokes_at_pagero_before_deleting(
+    admin_client: Any, token: PageroToken, pagero_mock: Any
+) -> None:
+    assert admin_client.get(delete_url(token)).status_code == 200  # Django's confirmation
+
+    response = admin_client.post(delete_url(token), {"post": "yes"})
+
+    assert response.status_code == 302 and response["Location"] == CHANGELIST
+    assert not PageroToken.objects.filter(pk=token.pk).exists()
+    assert pagero_mock.mock.counts["revoke"] == 1
+    assert not pagero_mock.mock.is_refresh_token_valid(token.refresh_token)
+    assert messages_of(response) == [f"alice ({token.fingerprint}): revoked at Pagero and deleted."]
+
+
+@pytest.mark.parametrize("fault", [Fault("revoke", status=503), Fault("revoke", drop=True)])
+def test_the_delete_page_keeps_the_token_when_pagero_cannot_confirm(
+    admin_client: Any, token: PageroToken, pagero_mock: Any, fault: Fault
+) -> None:
+    pagero_mock.mock.add_fault(fault)
+
+    response = admin_client.post(delete_url(token), {"post": "yes"})
+
+    assert response.status_code == 302 and response["Location"] == change_url(token)
+    assert PageroToken.objects.filter(pk=token.pk).exists()
+    assert pagero_mock.mock.is_refresh_token_valid(token.refresh_token)
+    assert "could not confirm the revocation" in messages_of(response)[0]
