@@ -166,12 +166,20 @@ def expect_home_message(page: Page, site: PlainSite, text: str) -> None:
 # --- the tests ------------------------------------------------------------------------------
 
 
-def test_connect_from_the_protected_page(plain_site: PlainSite, new_page: NewPage) -> None:
+def test_connect_from_the_protected_page(
+    plain_site: PlainSite, new_page: NewPage, screenshot: Screenshot
+) -> None:
+    from playwright.sync_api import expect
+
     page = new_page()
     create_user(plain_site, "connects")
     page.goto("/invoices/")
-    log_in(page, "connects")
-    connect(page, plain_site, "connects-company")
+    log_in(page, "connects")  # then on to Pagero, to come back to the protected page
+    expect(page).to_have_title("Mock Pagero login")
+    screenshot(page, "mock-login")
+    approve_at_pagero(page, "connects-company")
+    expect(page).to_have_url(f"{plain_site.url}/invoices/")
+    expect(page.locator(".company")).to_have_text("Demo Company AB (connects-company)")
 
     assert state_of(plain_site, "connects")["tokens"] == 1
     assert plain_site.mock.mock.counts["authorization_code"] == 1
@@ -368,3 +376,40 @@ def test_admin_refresh_and_revoke(
     expect(admin.locator(".messagelist")).to_contain_text("revoked at Pagero and deleted")
     assert plain_site.mock.mock.counts["revoke"] == 1
     assert state_of(plain_site, "administered")["tokens"] == 0
+
+
+def test_admin_token_list_fits_1280_pixels(
+    plain_site: PlainSite, new_page: NewPage, screenshot: Screenshot
+) -> None:
+    from playwright.sync_api import expect
+
+    # A name as long as those "Sign in with Pagero" gives the users it creates.
+    username = "pagero-0123456789abcdef0123"
+    user = new_page()
+    create_user(plain_site, username)
+    user.goto("/accounts/login/")
+    log_in(user, username)
+    connect(user, plain_site, "narrow-company")
+
+    admin = new_page()
+    admin.set_viewport_size({"width": 1280, "height": 800})
+    admin.goto(f"/admin/login/?next={CHANGELIST}")
+    admin.get_by_label("Username").fill(ADMIN_USER[0])
+    admin.get_by_label("Password").fill(ADMIN_USER[1])
+    admin.get_by_role("button", name="Log in").click()
+    row = admin.locator("#result_list tbody tr", has_text=username)
+    expect(row).to_have_count(1)
+    screenshot(admin)
+
+    # Every column is whole: the list does not scroll sideways, no heading is cut.
+    widths = admin.locator("#changelist .results").evaluate(
+        "e => ({list: e.scrollWidth, shown: e.clientWidth, columns: Array.from("
+        "e.querySelectorAll('thead th'), th => [th.textContent.trim(), th.offsetWidth])})"
+    )
+    assert widths["list"] <= widths["shown"], f"the list scrolls sideways: {widths}"
+    expect(admin.locator("#result_list thead th")).to_have_text(
+        ["", "User", "Status", "Refresh token expires", "Last refreshed", "Fingerprint"],
+        ignore_case=True,
+    )
+    expect(row.locator(".field-last_refreshed_display")).to_have_text("-")
+    expect(admin.locator("#changelist .toplinks")).to_have_count(0)  # no date hierarchy
