@@ -10,6 +10,10 @@ the example project as ``manage.py demo`` serves it.
 - ``screenshot``: saves the final state under ``build/browser-screenshots/`` (a failed test's
   pages are saved there too, as ``FAILED-...``).
 
+``test_package_pages.py`` drives another site, ``plain_site/``, which overrides nothing of the
+package (the demo overrides its ``base.html``), served by gunicorn over HTTP and over HTTPS;
+its pages come from ``page_factory`` here.
+
 Without Chromium or Playwright the tests are skipped, except under CI (``CI`` set), where they
 fail: a CI that silently skips its browser suite tests nothing.
 """

@@ -145,7 +145,8 @@ def connect(page: Page, site: PlainSite, publicid: str) -> None:
 
 def submit(page: Page, site: PlainSite, path: str, button: str) -> Response:
     """Click ``button`` of a form that POSTs to ``path``; the answer, once checked as Django's
-    CSRF check sees the request: this site's origin was sent, and it was not refused."""
+    CSRF check sees the request: it was not refused, the browser sent this site's origin, and
+    a same-origin ``Referer`` (what Django compares over HTTPS when there is no ``Origin``)."""
     with page.expect_response(
         lambda r: r.request.method == "POST" and r.url.split("?")[0] == site.url + path
     ) as posted:
@@ -153,6 +154,7 @@ def submit(page: Page, site: PlainSite, path: str, button: str) -> Response:
     response = posted.value
     assert response.status != 403, f"POST {path} refused:\n{response.text()}"
     assert response.request.header_value("origin") == site.url
+    assert (response.request.header_value("referer") or "").startswith(site.url + "/")
     return response
 
 
@@ -185,6 +187,7 @@ def test_connect_from_the_protected_page(
     assert plain_site.mock.mock.counts["authorization_code"] == 1
     cookies = {cookie["name"]: cookie for cookie in page.context.cookies()}
     assert cookies["sessionid"]["secure"] is plain_site.https
+    assert cookies["csrftoken"]["secure"] is plain_site.https
     hsts = plain_site.http.get(f"{plain_site.url}/accounts/login/", timeout=30).headers
     assert ("Strict-Transport-Security" in hsts) is plain_site.https
 
