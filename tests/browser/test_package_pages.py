@@ -342,57 +342,20 @@ def test_refused_identity_page_leads_to_linking_it(
     expect(other_browser.locator(".who")).to_have_text("Logged in as refused")
 
 
-def test_admin_refresh_and_revoke(
+def test_admin_list_at_1280_pixels_then_refresh_and_revoke(
     plain_site: PlainSite, new_page: NewPage, screenshot: Screenshot
 ) -> None:
-    """The changelist's "Refresh now" action, then the token page's buttons (the package's
-    admin template): "Refresh now" and "Revoke"."""
+    """The token list is whole at 1280 pixels with the admin's sidebars open; its "Refresh now"
+    action, then the token page's buttons (the package's admin template): "Refresh now" and
+    "Revoke"."""
     from playwright.sync_api import expect
 
-    user = new_page()
-    create_user(plain_site, "administered")
-    user.goto("/accounts/login/")
-    log_in(user, "administered")
-    connect(user, plain_site, "administered-company")
-
-    admin = new_page()
-    admin.goto(f"/admin/login/?next={CHANGELIST}")
-    admin.get_by_label("Username").fill(ADMIN_USER[0])
-    admin.get_by_label("Password").fill(ADMIN_USER[1])
-    admin.get_by_role("button", name="Log in").click()
-    row = admin.locator("#result_list tbody tr", has_text="administered")
-    expect(row).to_have_count(1)
-    screenshot(admin, "changelist")
-
-    row.locator("input.action-select").check()
-    admin.locator("select[name=action]").select_option("refresh_now")
-    submit(admin, plain_site, CHANGELIST, "Go")
-    expect(admin.locator(".messagelist")).to_contain_text("Administered: refreshed")
-
-    admin.locator("#result_list tbody tr", has_text="administered").locator("a").first.click()
-    submit(admin, plain_site, CHANGELIST, "Refresh now")
-    expect(admin.locator(".messagelist")).to_contain_text("Administered: refreshed")
-    assert plain_site.mock.mock.counts["refresh_token"] == 2
-
-    admin.locator("#result_list tbody tr", has_text="administered").locator("a").first.click()
-    submit(admin, plain_site, CHANGELIST, "Revoke")
-    expect(admin.locator(".messagelist")).to_contain_text("revoked at Pagero and deleted")
-    assert plain_site.mock.mock.counts["revoke"] == 1
-    assert state_of(plain_site, "administered")["tokens"] == 0
-
-
-def test_admin_token_list_fits_1280_pixels(
-    plain_site: PlainSite, new_page: NewPage, screenshot: Screenshot
-) -> None:
-    from playwright.sync_api import expect
-
-    # A name as long as those "Sign in with Pagero" gives the users it creates.
-    username = "pagero-0123456789abcdef0123"
+    username = "pagero-0123456789abcdef0123"  # as long as those "Sign in with Pagero" creates
     user = new_page()
     create_user(plain_site, username)
     user.goto("/accounts/login/")
     log_in(user, username)
-    connect(user, plain_site, "narrow-company")
+    connect(user, plain_site, "administered-company")
 
     admin = new_page()
     admin.set_viewport_size({"width": 1280, "height": 800})
@@ -402,7 +365,7 @@ def test_admin_token_list_fits_1280_pixels(
     admin.get_by_role("button", name="Log in").click()
     row = admin.locator("#result_list tbody tr", has_text=username)
     expect(row).to_have_count(1)
-    screenshot(admin)
+    screenshot(admin, "changelist")
 
     # Every column is whole: the list does not scroll sideways, no heading is cut.
     widths = admin.locator("#changelist .results").evaluate(
@@ -416,3 +379,21 @@ def test_admin_token_list_fits_1280_pixels(
     )
     expect(row.locator(".field-last_refreshed_display")).to_have_text("-")
     expect(admin.locator("#changelist .toplinks")).to_have_count(0)  # no date hierarchy
+
+    refreshed = f"{username.capitalize()}: refreshed"
+    row.locator("input.action-select").check()
+    admin.locator("select[name=action]").select_option("refresh_now")
+    submit(admin, plain_site, CHANGELIST, "Go")
+    expect(admin.locator(".messagelist")).to_contain_text(refreshed)
+    expect(row.locator(".field-last_refreshed_display")).to_contain_text("ago")
+
+    row.locator(".field-user a").click()
+    submit(admin, plain_site, CHANGELIST, "Refresh now")
+    expect(admin.locator(".messagelist")).to_contain_text(refreshed)
+    assert plain_site.mock.mock.counts["refresh_token"] == 2
+
+    row.locator(".field-user a").click()
+    submit(admin, plain_site, CHANGELIST, "Revoke")
+    expect(admin.locator(".messagelist")).to_contain_text("revoked at Pagero and deleted")
+    assert plain_site.mock.mock.counts["revoke"] == 1
+    assert state_of(plain_site, username)["tokens"] == 0
