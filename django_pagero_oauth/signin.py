@@ -347,6 +347,6 @@ def identity_refused_response(
         {"message": message, "reason": exc.error, "link_url": link_url},
         status=403,
     )
-    # Answered at the callback's URL (code and state) or at the link page's (after a POST).
+    # Mostly answered at the callback's URL, which holds the code; the page has no form.
     response["Referrer-Policy"] = "no-referrer"
     return response
