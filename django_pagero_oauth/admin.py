@@ -174,20 +174,20 @@ class _WithoutBulkDelete(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(PageroToken)
 class PageroTokenAdmin(_WithoutBulkDelete):
+    # Readable at 1280 pixels with the admin's sidebars open: the status says whether the access
+    # token is expired, and the change view shows its expiry and the scope. No date hierarchy:
+    # the expiry filter answers what it would ("which die soon?"), without a DISTINCT query.
     list_display = (
         "user",
         "health_display",
-        "access_token_expiry",
         "refresh_token_expiry",
-        "scope",
-        "last_refreshed",
+        "last_refreshed_display",
         "fingerprint",
     )
     list_filter = (HealthFilter, RefreshTokenExpiryFilter)
     list_select_related = ("user",)
     # A second COUNT(*) over the whole table on every filtered page is not worth it.
     show_full_result_count = False
-    date_hierarchy = "refresh_token_expires_at"
     # Soonest to die first; the column is indexed.
     ordering = ("refresh_token_expires_at",)
     actions = ("refresh_now", "revoke")
@@ -231,6 +231,9 @@ class PageroTokenAdmin(_WithoutBulkDelete):
         *jwt_fieldset[1]["fields"],
     )
     jwt_template = "admin/django_pagero_oauth/pagerotoken/decoded_jwt.html"
+
+    class Media:
+        css = {"all": ("django_pagero_oauth/admin.css",)}
 
     # --- queries ------------------------------------------------------------------------
 
@@ -344,6 +347,10 @@ class PageroTokenAdmin(_WithoutBulkDelete):
                 relative_time(when, now),
             )
         return format_html("{}", date)
+
+    @admin.display(description=_("last refreshed"), ordering="last_refreshed")
+    def last_refreshed_display(self, obj: PageroToken) -> str:
+        return relative_time(obj.last_refreshed) if obj.last_refreshed else "-"
 
     @admin.display(description=_("decoded access token"))
     def decoded_access_token(self, obj: PageroToken) -> str | None:

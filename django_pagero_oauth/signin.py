@@ -376,5 +376,6 @@ def identity_refused_response(
         {"message": message, "reason": exc.error, "link_url": link_url},
         status=403,
     )
+    # Mostly answered at the callback's URL, which holds the code; the page has no form.
     response["Referrer-Policy"] = "no-referrer"
     return response

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
+from functools import wraps
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, quote_plus, urlencode
 
@@ -82,6 +84,28 @@ logger = logging.getLogger("django_pagero_oauth")
 
 #: The parameters of an authorization response (RFC 6749 4.1.2, 4.1.2.1; RFC 9207 2).
 RESPONSE_PARAMETERS = ("code", "state", "iss", "error", "error_description", "error_uri")
+
+#: ``Referrer-Policy`` of every answer of the callback, whose URL holds the code and the state:
+#: neither the next page nor another site learns that URL (RFC 6749 10.5, RFC 6819 4.4.1.1).
+SECRET_URL_REFERRER_POLICY = "no-referrer"
+#: ``Referrer-Policy`` of the views with POST forms (disconnect, link): a POST to this site
+#: carries its origin (and over HTTPS a same-origin ``Referer``), which Django's CSRF check
+#: requires (under ``no-referrer`` a browser sends ``Origin: null``, refused with a 403); a
+#: request to another site carries no referrer at all. Their URLs hold no secret.
+FORM_PAGE_REFERRER_POLICY = "same-origin"
+
+
+def form_page_referrer_policy(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
+    """Send :data:`FORM_PAGE_REFERRER_POLICY` with ``view``'s answers, unless one has its own
+    (a refusal page keeps ``no-referrer``)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        response = view(request, *args, **kwargs)
+        response.headers.setdefault("Referrer-Policy", FORM_PAGE_REFERRER_POLICY)
+        return response
+
+    return wrapper
 
 
 def safe_next_url(request: HttpRequest, candidate: str | None) -> str:
@@ -347,11 +371,12 @@ class CallbackView(SignInCallbackMixin, View):
 
     @staticmethod
     def _no_referrer(response: HttpResponse) -> HttpResponse:
-        # The callback URL carries the code: never leak it to the next site in a Referer.
-        response["Referrer-Policy"] = "no-referrer"
+        # The callback URL carries the code: never leak it in a Referer, not even to this site.
+        response["Referrer-Policy"] = SECRET_URL_REFERRER_POLICY
         return response
 
 
+@method_decorator(form_page_referrer_policy, name="dispatch")
 class DisconnectView(LoginRequiredMixin, View):
     """Disconnect: revoke at Pagero (RFC 7009, when ``REVOKE_URL`` is set), delete locally.
 
@@ -454,6 +479,7 @@ class DisconnectView(LoginRequiredMixin, View):
         return _("Your Pagero account was unlinked: “Sign in with Pagero” no longer logs you in.")
 
 
+@method_decorator(form_page_referrer_policy, name="dispatch")
 class LinkIdentityView(LoginRequiredMixin, View):
     """Confirm linking a new Pagero identity to the logged-in user (a POST with CSRF).
 

@@ -272,9 +272,15 @@ def test_the_admin_is_swedish(admin_client: Client, user: Any, pagero_token_fact
         change = admin_client.get(
             reverse("admin:django_pagero_oauth_pagerotoken_change", args=[token.pk])
         ).content.decode()
-    for text in ("Förnya nu", "Återkalla", "Går ut inom 30 dagar", "Åtkomsttoken går ut"):
+    for text in ("Förnya nu", "Återkalla", "Går ut inom 30 dagar", "Förnyelsetoken går ut"):
         assert text in changelist
-    for text in ("Åtkomsttoken: avkodad, inte verifierad", "Nyttolast", "Giltighetstider"):
+    assert "Senast förnyad" in changelist
+    for text in (
+        "Åtkomsttoken: avkodad, inte verifierad",
+        "Nyttolast",
+        "Giltighetstider",
+        "Åtkomsttoken går ut",
+    ):
         assert text in change
     assert "Refresh now" not in changelist and "Payload" not in change
 

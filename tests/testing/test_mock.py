@@ -402,6 +402,19 @@ def test_login_page_escapes_everything(server: MockPageroServer) -> None:
     assert "&lt;script&gt;" in response.text
 
 
+def test_pages_carry_their_own_style(server: MockPageroServer) -> None:
+    """Styled like the example project, with nothing to fetch: the mock serves no static files
+    (screenshot: ``tests/browser/test_package_pages.py``, ``...-mock-login.png``)."""
+    page = requests.get(
+        server.url + "/oauth/v2/oauth-authorize", params=authorize_params(), timeout=5
+    )
+    error = requests.get(server.url + "/oauth/v2/oauth-authorize", timeout=5)
+    assert (page.status_code, error.status_code) == (200, 400)
+    for response in (page, error):
+        assert "<style>" in response.text and 'class="card"' in response.text
+        assert 'rel="stylesheet"' not in response.text and "<script" not in response.text
+
+
 # --- client authentication ----------------------------------------------------------------
 
 
