@@ -52,10 +52,10 @@ from .client import (
     _may_use,
     _withheld,
     resolve_api_url,
-    retry_after_seconds,
 )
 from .conf import app_settings
 from .exceptions import PageroAuthorizationRequired
+from .oauth import retry_after_seconds
 from .tokens import aget_valid_token, arefresh
 
 if TYPE_CHECKING:

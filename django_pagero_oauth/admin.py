@@ -12,15 +12,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.db import router
 from django.db.models import Model, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.templatetags.static import static
+from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -143,6 +146,17 @@ class RefreshTokenExpiryFilter(admin.SimpleListFilter):
         return filtered
 
 
+_Q = TypeVar("_Q", bound="QuerySet[Any]")
+
+
+def _on_primary_for_post(request: HttpRequest, queryset: _Q) -> _Q:
+    """A POST (an action, a confirmed delete) selects its rows where it writes: a lagging read
+    replica may lack a token connected moments ago, or hold one deleted already."""
+    if request.method == "POST":
+        return queryset.using(router.db_for_write(queryset.model))
+    return queryset
+
+
 class _WithoutBulkDelete(admin.ModelAdmin):  # type: ignore[type-arg]
     """No "delete selected": deleting a token would not tell Pagero ("Revoke" does, or says
     that it could not), and deleting an identity is what "Unlink" says it is."""
@@ -160,20 +174,20 @@ class _WithoutBulkDelete(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(PageroToken)
 class PageroTokenAdmin(_WithoutBulkDelete):
+    # Readable at 1280 pixels with the admin's sidebars open: the status says whether the access
+    # token is expired, and the change view shows its expiry and the scope. No date hierarchy:
+    # the expiry filter answers what it would ("which die soon?"), without a DISTINCT query.
     list_display = (
         "user",
         "health_display",
-        "access_token_expiry",
         "refresh_token_expiry",
-        "scope",
-        "last_refreshed",
+        "last_refreshed_display",
         "fingerprint",
     )
     list_filter = (HealthFilter, RefreshTokenExpiryFilter)
     list_select_related = ("user",)
     # A second COUNT(*) over the whole table on every filtered page is not worth it.
     show_full_result_count = False
-    date_hierarchy = "refresh_token_expires_at"
     # Soonest to die first; the column is indexed.
     ordering = ("refresh_token_expires_at",)
     actions = ("refresh_now", "revoke")
@@ -218,12 +232,20 @@ class PageroTokenAdmin(_WithoutBulkDelete):
     )
     jwt_template = "admin/django_pagero_oauth/pagerotoken/decoded_jwt.html"
 
+    class Media:
+        css = {"all": ("django_pagero_oauth/admin.css",)}
+
     # --- queries ------------------------------------------------------------------------
 
     def get_queryset(self, request: HttpRequest) -> PageroTokenQuerySet:
         """Plain columns only, the status computed by the database: no per-row decryption."""
         queryset = cast(PageroTokenQuerySet, super().get_queryset(request))
-        return queryset.without_secrets().with_health().select_related("user")
+        return (
+            _on_primary_for_post(request, queryset)
+            .without_secrets()
+            .with_health()
+            .select_related("user")
+        )
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         # A fingerprint from a log line finds its token (exact match).
@@ -326,6 +348,10 @@ class PageroTokenAdmin(_WithoutBulkDelete):
             )
         return format_html("{}", date)
 
+    @admin.display(description=_("last refreshed"), ordering="last_refreshed")
+    def last_refreshed_display(self, obj: PageroToken) -> str:
+        return relative_time(obj.last_refreshed) if obj.last_refreshed else "-"
+
     @admin.display(description=_("decoded access token"))
     def decoded_access_token(self, obj: PageroToken) -> str | None:
         try:
@@ -404,6 +430,51 @@ class PageroTokenAdmin(_WithoutBulkDelete):
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, context)
+
+    # --- deleting: only through a revocation --------------------------------------------
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The delete page's POST revokes the token (``tokens.revoke``) instead of deleting it.
+
+        Deleting here alone would leave the refresh token valid at Pagero for years. So the
+        confirmed delete does what "Revoke" does: Pagero is told first (with ``REVOKE_URL``),
+        and if it cannot confirm (a network failure, a 503) the token is KEPT and the change
+        page says so. A token Pagero reports as already invalid is deleted (RFC 7009 2.2:
+        such a token is answered 200). The confirmation page (GET) is Django's own.
+        """
+        token = self.get_object(request, unquote(object_id))
+        if request.method != "POST" or token is None:  # Django's page, or its "not found"
+            return super().delete_view(request, object_id, extra_context)
+        if not self.has_delete_permission(request, token):
+            raise PermissionDenied
+        try:
+            result = tokens.revoke(token)
+        except (TokenDecryptionError, OAuthErrorResponse, *SERVICE_ERRORS) as exc:
+            self._tell(request, Place.ADMIN_REVOKE, exc, token)
+            return HttpResponseRedirect(self._admin_url("change", token.pk))
+        self._revoked(request, token, result)
+        return HttpResponseRedirect(self._admin_url("changelist"))
+
+    def _admin_url(self, view: str, *args: Any) -> str:
+        opts = self.opts
+        name = f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_{view}"
+        return reverse(name, args=args, current_app=self.admin_site.name)
+
+    # The revocation commits on its own (as the actions do): not inside ATOMIC_REQUESTS, which
+    # on SQLite would hold the lock the revocation needs.
+    delete_view._non_atomic_requests = EVERY_DATABASE  # type: ignore[attr-defined]
+
+    def delete_model(self, request: HttpRequest, obj: PageroToken) -> None:
+        """Never a local delete alone: revoke (raises, keeping the token, when Pagero cannot
+        confirm)."""
+        tokens.revoke(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PageroToken]) -> None:
+        """As :meth:`delete_model`, token by token."""
+        for token in queryset:
+            tokens.revoke(token)
 
     # --- actions ------------------------------------------------------------------------
 
@@ -521,6 +592,9 @@ class PageroIdentityAdmin(_WithoutBulkDelete):
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         return [*user_search_fields(get_user_model()), "subject"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PageroIdentity]:
+        return _on_primary_for_post(request, super().get_queryset(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

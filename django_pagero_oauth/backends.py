@@ -17,6 +17,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
+from django.db import router
 
 from .tokens import PRELOADED
 
@@ -27,8 +28,11 @@ class PageroModelBackend(ModelBackend):
     def get_user(self, user_id: Any) -> Any:
         user_model = get_user_model()
         try:
+            # Read where writes go: a lagging read replica may still hold a user
+            # deactivated, or a token disconnected, on the primary.
             user = (
-                user_model._default_manager.select_related("pagero_token")
+                user_model._default_manager.db_manager(router.db_for_write(user_model))
+                .select_related("pagero_token")
                 .defer("pagero_token__refresh_token", "pagero_token__id_token")
                 .get(pk=user_id)
             )

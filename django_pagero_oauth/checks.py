@@ -22,7 +22,7 @@ from django.core.checks import register as register_check
 from django.db import DatabaseError, router
 from django.utils.module_loading import import_string
 
-from .conf import CLIENT_AUTH_METHODS, DEFAULTS, app_settings
+from .conf import CLIENT_AUTH_METHODS, DEFAULTS, SETTINGS, app_settings
 
 APP = "django_pagero_oauth"
 #: Pagero's access tokens live ten minutes ("expires_in": 600).
@@ -76,6 +76,7 @@ class Messages:
         "can load its users."
     )
     USER_FACTORY = "PAGERO_OAUTH['SIGN_IN_USER_FACTORY'] cannot be imported: {path!r}."
+    VALUE = "PAGERO_OAUTH['{key}'] must be {rule}, not {value!r}."
     RETRIES = (
         "PAGERO_OAUTH['API_RETRIES'] must be a whole number from 0 to {most} and "
         "PAGERO_OAUTH['API_RETRY_AFTER_MAX'] a number of seconds, at least 0; not {retries!r} "
@@ -142,6 +143,7 @@ class Hints:
         "logins), or another subclass of django.contrib.auth.backends.ModelBackend."
     )
     USER_FACTORY = "A dotted path to a callable(claims, request) that returns a saved user."
+    VALUE = "Its default is {default!r}; the settings reference of the documentation says more."
     RETRIES = (
         "Each retry holds the caller while it waits; 0 (the default) turns retries off, 2 or 3 "
         "is plenty."
@@ -165,6 +167,7 @@ class Codes:
     URL_INVALID = f"{APP}.E012"
     LIFETIME = f"{APP}.E013"
     RETRIES = f"{APP}.E017"
+    VALUE = f"{APP}.E018"
     UNKNOWN_KEYS = f"{APP}.W001"
     OPENID_WITHOUT_ISSUER = f"{APP}.E014"
     NO_SIGN_IN_BACKEND = f"{APP}.E015"
@@ -422,6 +425,28 @@ def check_values(**kwargs: Any) -> list[CheckMessage]:
     return messages
 
 
+def check_setting_values(**kwargs: Any) -> list[CheckMessage]:
+    """Every key that is set has a value of its kind and range (``Setting.validate`` in
+    ``conf``), so that a wrong one is reported here, not met at a user's first login or
+    quietly replaced. Keys with a check of their own (``Setting.checked_by``) are left to it."""
+    user_settings = _user_settings()
+    messages: list[CheckMessage] = []
+    for setting in SETTINGS:
+        if setting.name not in user_settings or setting.validate is None:
+            continue
+        value = user_settings[setting.name]
+        rule = setting.validate(value)
+        if rule is not None:
+            messages.append(
+                Error(
+                    Messages.VALUE.format(key=setting.name, rule=rule, value=value),
+                    hint=Hints.VALUE.format(default=setting.default),
+                    id=Codes.VALUE,
+                )
+            )
+    return messages
+
+
 #: More retries than this hold a caller for minutes: surely a mistake.
 MOST_API_RETRIES = 10
 
@@ -591,6 +616,7 @@ CONFIGURATION_CHECKS = (
     check_https,
     check_middleware,
     check_values,
+    check_setting_values,
     check_unknown_keys,
     check_pkce,
     check_mock_server,

@@ -29,9 +29,7 @@ client of this package (:mod:`django_pagero_oauth.aclient`).
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
-import time
 import unicodedata
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
@@ -47,6 +45,7 @@ from urllib3.util.retry import Retry
 
 from .conf import app_settings
 from .exceptions import PageroAuthorizationRequired
+from .oauth import retry_after_seconds
 from .tokens import get_valid_token, refresh
 
 if TYPE_CHECKING:
@@ -216,22 +215,6 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: Back-off (seconds) without ``Retry-After``: 0, then this times 2 ** (retry - 1), at most 8.
 RETRY_BACKOFF_FACTOR = 0.5
 RETRY_BACKOFF_MAX = 8.0
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` (RFC 9110 10.2.3: delay-seconds or an HTTP-date) in seconds, or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():  # not "²" or other digits float() refuses
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class ApiRetry(Retry):

@@ -7,7 +7,8 @@ so ``override_settings`` and pytest-django's ``settings`` fixture just work.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,80 @@ class Setting:
     default: Any
     description: str
     group: str
+    #: What a value must be: ``validate(value)`` is None for a good value, else the rule it
+    #: breaks ("a whole number, at least 1"). The system checks apply it to every key set
+    #: (``E018``), except where ``checked_by`` names the check of its own that validates it.
+    validate: Callable[[Any], str | None] | None = None
+    checked_by: str = ""
+
+
+# --- the rules of the values (Setting.validate) -----------------------------------------------
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def whole_number(minimum: int) -> Callable[[Any], str | None]:
+    """A whole number (not a bool, not a string) of at least ``minimum``."""
+
+    def validate(value: Any) -> str | None:
+        if _is_whole(value) and value >= minimum:
+            return None
+        return f"a whole number, at least {minimum}"
+
+    return validate
+
+
+def boolean(value: Any) -> str | None:
+    """``True`` or ``False`` (``"false"`` would read as true)."""
+    return None if isinstance(value, bool) else "True or False"
+
+
+def text(value: Any) -> str | None:
+    """A string."""
+    return None if isinstance(value, str) else "a string"
+
+
+def optional_text(value: Any) -> str | None:
+    """A string, or None (read as empty)."""
+    return None if value is None or isinstance(value, str) else "a string (or None)"
+
+
+def text_or_texts(value: Any) -> str | None:
+    """A string or a list (or tuple) of strings."""
+    if isinstance(value, str) or (
+        isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
+    ):
+        return None
+    return "a string or a list of strings"
+
+
+def regular_expressions(value: Any) -> str | None:
+    """A regular expression, or a list of them, that all compile."""
+    if text_or_texts(value) is not None:
+        return "a regular expression or a list of them"
+    for pattern in [value] if isinstance(value, str) else value:
+        try:
+            re.compile(pattern)
+        except re.error:
+            return f"a list of valid regular expressions ({pattern!r} is not one)"
+    return None
+
+
+def dotted_path(value: Any) -> str | None:
+    """Empty, or the dotted path of something that can be imported."""
+    if value is None or value == "":
+        return None
+    from django.utils.module_loading import import_string
+
+    try:
+        if isinstance(value, str):
+            import_string(value)
+            return None
+    except ImportError:
+        pass
+    return "empty or the dotted path of a callable that can be imported"
 
 
 #: The groups of the settings reference, in the order it shows them.
@@ -49,6 +124,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "The client id Pagero registered for your site. Required (``E001``).",
         _CLIENT,
+        validate=text,
     ),
     Setting(
         "CLIENT_SECRET",
@@ -56,6 +132,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Its secret. Required (``E001``). Never logged.",
         _CLIENT,
+        validate=text,
     ),
     Setting(
         "CLIENT_AUTH_METHOD",
@@ -66,6 +143,7 @@ SETTINGS: tuple[Setting, ...] = (
         '``"client_secret_post"`` (``client_id`` and ``client_secret`` in the form). '
         "Anything else is ``E006``.",
         _CLIENT,
+        checked_by="E006",
     ),
     Setting(
         "AUTHORIZE_URL",
@@ -74,6 +152,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Pagero's login page (the authorization endpoint). Query parameters already in the "
         "URL are kept.",
         _CLIENT,
+        checked_by="E012",
     ),
     Setting(
         "TOKEN_URL",
@@ -81,6 +160,7 @@ SETTINGS: tuple[Setting, ...] = (
         "https://sso.pageroonline.com/oauth/v2/oauth-token",
         "The token endpoint: code exchange and refresh.",
         _CLIENT,
+        checked_by="E012",
     ),
     Setting(
         "REVOKE_URL",
@@ -89,7 +169,8 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "An RFC 7009 revocation endpoint. Pagero documents none, so by default disconnecting "
         "only deletes the token here (and says so to the user). When set, it is also used, "
-        "after the transaction commits, for the refresh token a reconnect replaces and for the "
+        "after the transaction commits, for the refresh token a reconnect replaces (unless "
+        "``REVOKE_REPLACED_TOKEN`` is off) and for the "
         "token of a deleted user (``pre_delete`` of the user model, also for queryset deletes; "
         "one request per token), and, once the answer is sent, for the tokens of a sign-in that "
         "was refused (an unknown or taken identity, an ``id_token`` that failed, a link waiting "
@@ -98,6 +179,7 @@ SETTINGS: tuple[Setting, ...] = (
         "the delete; a token that cannot be decrypted any more is not revoked. Disconnecting "
         "revokes once, by itself.",
         _CLIENT,
+        checked_by="E012",
     ),
     Setting(
         "API_BASE_URL",
@@ -106,6 +188,7 @@ SETTINGS: tuple[Setting, ...] = (
         "What ``get_client`` resolves relative URLs against, and the only place its bearer "
         "token goes (see :ref:`the URL rule <url-rule>`).",
         _CLIENT,
+        checked_by="E012",
     ),
     Setting(
         "REDIRECT_URI",
@@ -115,6 +198,7 @@ SETTINGS: tuple[Setting, ...] = (
         "client. Empty: the absolute URL of ``pagero_oauth:callback`` built from the request "
         "(scheme and host as Django sees them; behind a proxy set this explicitly).",
         _CLIENT,
+        validate=optional_text,
     ),
     Setting(
         "SCOPE",
@@ -123,6 +207,7 @@ SETTINGS: tuple[Setting, ...] = (
         'The ``scope`` requested; a list is joined with spaces. ``"openid"`` in it makes '
         "Pagero add an ``id_token``. Empty: no ``scope`` parameter is sent.",
         _CLIENT,
+        validate=text_or_texts,
     ),
     Setting(
         "ISSUER",
@@ -134,6 +219,7 @@ SETTINGS: tuple[Setting, ...] = (
         "set is discovered from it. Setting it does not enable sign-in (``SIGN_IN_ENABLED`` "
         "does).",
         _CLIENT,
+        validate=optional_text,
     ),
     Setting(
         "PKCE",
@@ -144,6 +230,7 @@ SETTINGS: tuple[Setting, ...] = (
         "recommends it. ``False`` gives Pagero's documented flow without PKCE, for a client "
         "that cannot use it; system check ``W004`` warns about it.",
         _CLIENT,
+        validate=boolean,
     ),
     Setting(
         "TIMEOUT",
@@ -153,6 +240,7 @@ SETTINGS: tuple[Setting, ...] = (
         "requests that do not pass their own). ``None`` means the default; it must be a "
         "positive number (``E011``).",
         _CLIENT,
+        checked_by="E011",
     ),
     Setting(
         "API_RETRIES",
@@ -163,6 +251,7 @@ SETTINGS: tuple[Setting, ...] = (
         "502, 503 or 504, waiting for its ``Retry-After``. ``0``: never (``E017`` checks it is "
         "a whole number from 0 to 10). Token and revocation requests are never retried.",
         _CLIENT,
+        checked_by="E017",
     ),
     Setting(
         "API_RETRY_AFTER_MAX",
@@ -171,6 +260,7 @@ SETTINGS: tuple[Setting, ...] = (
         "The longest ``Retry-After`` a retry waits for; a longer one ends the retries and that "
         "answer goes to the caller.",
         _CLIENT,
+        checked_by="E017",
     ),
     Setting(
         "ENCRYPTION_KEYS",
@@ -181,6 +271,7 @@ SETTINGS: tuple[Setting, ...] = (
         "``SECRET_KEY`` and then each of ``SECRET_KEY_FALLBACKS``. Keys that are not Fernet "
         "keys are ``E009``. See :ref:`key-rotation`.",
         _TOKENS,
+        checked_by="E009",
     ),
     Setting(
         "ACCEPT_UNBOUND_CIPHERTEXTS",
@@ -193,6 +284,7 @@ SETTINGS: tuple[Setting, ...] = (
         "old-format value is then undecryptable (``W003`` counts it; its user must connect "
         "again).",
         _TOKENS,
+        validate=boolean,
     ),
     Setting(
         "REFRESH_LEEWAY",
@@ -202,6 +294,7 @@ SETTINGS: tuple[Setting, ...] = (
         "token's lifetime, so very short-lived tokens are not refreshed on every use). Must be "
         "at least 0 and below 600, Pagero's access-token lifetime (``E005``).",
         _TOKENS,
+        checked_by="E005",
     ),
     Setting(
         "REFRESH_FAILURE_BACKOFF",
@@ -217,6 +310,7 @@ SETTINGS: tuple[Setting, ...] = (
         "back-off, a refresh that fails while the access token has not actually expired (it "
         "is only inside the leeway) returns that still-working token.",
         _TOKENS,
+        validate=whole_number(0),
     ),
     Setting(
         "REFRESH_TOKEN_LIFETIME_DAYS",
@@ -226,6 +320,7 @@ SETTINGS: tuple[Setting, ...] = (
         "token past it is treated as dead without asking Pagero. A positive number "
         "(``E013``).",
         _TOKENS,
+        checked_by="E013",
     ),
     Setting(
         "LOGIN_REDIRECT_URL",
@@ -234,6 +329,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Where the callback lands when there is no (acceptable) ``next``. Empty: Django's "
         "``settings.LOGIN_REDIRECT_URL``. A URL name works too.",
         _LOGIN,
+        validate=optional_text,
+    ),
+    Setting(
+        "REVOKE_REPLACED_TOKEN",
+        "bool",
+        True,
+        "Whether a reconnect revokes, at ``REVOKE_URL`` once the new token is committed, the "
+        "live refresh token it replaces, so that no second valid refresh token is left behind. "
+        "Turn it off for an authorization server that revokes the whole grant (every token of "
+        "the user and the client, the new one too) when one refresh token is revoked, as "
+        "RFC 7009 2.1 allows: there it would end the connection just made. Off, the replaced "
+        "token stays valid at the server until it expires or is used (see "
+        ":ref:`reconnect-revocation`). Without ``REVOKE_URL`` nothing is revoked either way.",
+        _LOGIN,
     ),
     Setting(
         "STATE_MAX_AGE",
@@ -241,6 +350,7 @@ SETTINGS: tuple[Setting, ...] = (
         600,
         "How long a started login may take before its callback is refused.",
         _LOGIN,
+        validate=whole_number(1),
     ),
     Setting(
         "MAX_PENDING_FLOWS",
@@ -249,6 +359,7 @@ SETTINGS: tuple[Setting, ...] = (
         "How many logins one browser session may have in progress (e.g. in several tabs); "
         "the oldest is dropped first. At least 1.",
         _LOGIN,
+        validate=whole_number(1),
     ),
     Setting(
         "PROTECTED_PATHS",
@@ -258,6 +369,7 @@ SETTINGS: tuple[Setting, ...] = (
         "matches one (``re.match``) need a valid token. A single string is accepted too "
         "(``W002`` when the middleware is missing).",
         _PROTECT,
+        validate=regular_expressions,
     ),
     Setting(
         "UNAVAILABLE_RETRY_AFTER",
@@ -265,6 +377,7 @@ SETTINGS: tuple[Setting, ...] = (
         30,
         "The ``Retry-After`` of the 503 answer when Pagero did not send one.",
         _PROTECT,
+        validate=whole_number(0),
     ),
     Setting(
         "RESPONSE_HANDLER",
@@ -276,6 +389,7 @@ SETTINGS: tuple[Setting, ...] = (
         "``PageroUnavailable`` or a ``PageroConfigurationError`` (both in "
         "``exceptions.SERVICE_ERRORS``: answer 503, not a login).",
         _PROTECT,
+        validate=dotted_path,
     ),
     Setting(
         "JWKS_URL",
@@ -286,6 +400,7 @@ SETTINGS: tuple[Setting, ...] = (
         '"/.well-known/openid-configuration"``, whose ``issuer`` must equal ``ISSUER``. Must '
         "be https with ``DEBUG`` off (``E002``; a loopback host is allowed).",
         _OIDC,
+        checked_by="E012",
     ),
     Setting(
         "JWKS_CACHE_SECONDS",
@@ -293,6 +408,7 @@ SETTINGS: tuple[Setting, ...] = (
         3600,
         "How long the key set (and the discovery result) stay in Django's default cache.",
         _OIDC,
+        validate=whole_number(0),
     ),
     Setting(
         "JWKS_REFETCH_INTERVAL",
@@ -302,6 +418,7 @@ SETTINGS: tuple[Setting, ...] = (
         "rotation at Pagero), at most once per this interval; within it such a login is a 503 "
         '("try again").',
         _OIDC,
+        validate=whole_number(0),
     ),
     Setting(
         "ID_TOKEN_LEEWAY",
@@ -309,6 +426,7 @@ SETTINGS: tuple[Setting, ...] = (
         60,
         "Clock skew allowed when checking an ``id_token``'s ``exp`` and ``iat``.",
         _OIDC,
+        validate=whole_number(0),
     ),
     Setting(
         "SIGN_IN_ENABLED",
@@ -321,6 +439,7 @@ SETTINGS: tuple[Setting, ...] = (
         "can load signed-in users (``E015``); a new identity is linked to a logged-in user only "
         "after they confirm it on ``pagero_oauth:link_identity`` (a CSRF-protected POST).",
         _OIDC,
+        validate=boolean,
     ),
     Setting(
         "SIGN_IN_CREATE_USERS",
@@ -330,6 +449,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Off: the visitor is told to log in and then sign in with Pagero, which links the "
         "identity.",
         _OIDC,
+        validate=boolean,
     ),
     Setting(
         "SIGN_IN_USER_FACTORY",
@@ -341,6 +461,7 @@ SETTINGS: tuple[Setting, ...] = (
         "when that name is taken) with an unusable password, and uses no other claim. "
         "``E016`` when it cannot be imported.",
         _OIDC,
+        validate=optional_text,
     ),
     Setting(
         "ALLOW_MOCK_SERVER",
@@ -350,11 +471,16 @@ SETTINGS: tuple[Setting, ...] = (
         "``DEBUG`` is off (it answers 404 otherwise). ``E007`` when set with ``DEBUG`` off: "
         "never in production.",
         _DEV,
+        validate=boolean,
     ),
 )
 
 #: Every setting, with its default (made from :data:`SETTINGS`).
 DEFAULTS: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}
+
+#: A refresh token that dies within this many days is flagged (admin, ``pagero_refresh_tokens``,
+#: the Celery keep-alive); also importable from :mod:`django_pagero_oauth.models`.
+REFRESH_TOKEN_WARNING_DAYS = 30
 
 CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
@@ -463,6 +589,11 @@ class PageroOAuthSettings:
     @property
     def REFRESH_TOKEN_LIFETIME_DAYS(self) -> int:
         return int(self._get("REFRESH_TOKEN_LIFETIME_DAYS"))
+
+    @property
+    def REVOKE_REPLACED_TOKEN(self) -> bool:
+        """Revoke the refresh token a reconnect replaces (with ``REVOKE_URL``)."""
+        return bool(self._get("REVOKE_REPLACED_TOKEN"))
 
     @property
     def STATE_MAX_AGE(self) -> int:

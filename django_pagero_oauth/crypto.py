@@ -147,6 +147,7 @@ def configured_key_ids() -> tuple[str, ...]:
     return tuple(get_keyring().by_id)
 
 
+@sensitive_variables()
 def encrypt(value: str, context: str = "") -> str:
     """``value`` encrypted under the newest key, bound to ``context`` (see the module doc)."""
     if "\0" in context:
@@ -161,6 +162,7 @@ def is_legacy(value: str) -> bool:
     return bool(value) and not value.startswith(PREFIX)
 
 
+@sensitive_variables()
 def decrypt(value: str, context: str = "") -> str:
     """The plaintext of ``value``, which must have been encrypted for ``context``.
 
@@ -192,6 +194,7 @@ def decrypt(value: str, context: str = "") -> str:
         raise UndecryptableToken(_UNDECRYPTABLE) from exc
 
 
+@sensitive_variables()
 def decrypt_old_format(value: str) -> str:
     """The plaintext of a value in the old format (a bare Fernet token of a configured key),
     whatever ``ACCEPT_UNBOUND_CIPHERTEXTS`` says (migration ``0002`` uses it)."""
@@ -206,6 +209,7 @@ def needs_rotation(value: str) -> bool:
     return not value.startswith(f"{PREFIX}{get_keyring().newest_id}$")
 
 
+@sensitive_variables()
 def fingerprint(value: str) -> str:
     """A short label for a token: 12 hex digits of its HMAC-SHA256 under a key of its own.
 
@@ -257,6 +261,7 @@ class EncryptedAttribute(DeferredAttribute):
 
     field: EncryptedTextField
 
+    @sensitive_variables()
     def __get__(self, instance: Any, cls: Any = None) -> Any:
         if instance is None:
             return self
@@ -269,6 +274,7 @@ class EncryptedAttribute(DeferredAttribute):
             value = data[name] = self.field.decrypt_for(instance, value)
         return value
 
+    @sensitive_variables()
     def __set__(self, instance: Any, value: Any) -> None:
         instance.__dict__[self.field.attname] = value
 
@@ -304,6 +310,7 @@ class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
         manager = type(instance)._base_manager.db_manager(instance._state.db)
         return manager.filter(pk=instance.pk).values_list(self.attname, flat=True).get()
 
+    @sensitive_variables()
     def decrypt_for(self, instance: models.Model, value: str) -> str:
         try:
             return decrypt(value, self.context_for(instance))
@@ -325,6 +332,7 @@ class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
             return value
         return Ciphertext(value)
 
+    @sensitive_variables()
     def pre_save(self, model_instance: models.Model, add: bool) -> Any:
         """The value to store: plaintext encrypted for this row; a loaded, untouched value as
         it is, or moved to the newest key and format when it can be decrypted."""
@@ -342,6 +350,7 @@ class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
         except TokenDecryptionError:
             return value  # cannot be read now, but it must not be lost: the key may come back
 
+    @sensitive_variables()
     def get_prep_value(self, value: Any) -> Any:
         value = super().get_prep_value(value)
         if value is None or value == "" or isinstance(value, Ciphertext):

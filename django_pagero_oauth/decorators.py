@@ -7,15 +7,9 @@ from functools import wraps
 from typing import Any, TypeVar, overload
 
 from asgiref.sync import iscoroutinefunction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 
-from .guard import (
-    EVERY_DATABASE,
-    ResponseHandler,
-    aresolve_token,
-    call_in_request_transactions,
-    resolve_token,
-)
+from .guard import EVERY_DATABASE, ResponseHandler, arun_guarded, run_guarded
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -36,7 +30,9 @@ def pagero_token_required(
     """Require a valid Pagero token; works on sync and async function views.
 
     Without one, the answer comes from :mod:`django_pagero_oauth.guard` (or from
-    ``response_handler``, a callable ``(request, exc) -> HttpResponse``).
+    ``response_handler``, a callable ``(request, exc) -> HttpResponse``). The view gets the
+    same answer when it raises ``PageroAuthorizationRequired`` (its API call found the
+    connection revoked) or ``PageroUnavailable``; other exceptions propagate.
 
     Under ``ATOMIC_REQUESTS`` the token is resolved before the request's transaction begins
     and the view runs inside it as usual: a refresh is never part of a transaction that may
@@ -48,10 +44,7 @@ def pagero_token_required(
 
             @wraps(view_func)
             async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                result = await aresolve_token(request, response_handler)
-                if isinstance(result, HttpResponse):
-                    return result
-                return await view_func(request, *args, **kwargs)
+                return await arun_guarded(request, response_handler, view_func, args, kwargs)
 
             async_wrapper.pagero_token_required = True  # type: ignore[attr-defined]  # I001
             return async_wrapper  # type: ignore[return-value]
@@ -60,12 +53,7 @@ def pagero_token_required(
 
         @wraps(view_func)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            result = resolve_token(request, response_handler)
-            if isinstance(result, HttpResponse):
-                return result
-            return call_in_request_transactions(
-                request, view_func, non_atomic, request, *args, **kwargs
-            )
+            return run_guarded(request, response_handler, view_func, non_atomic, args, kwargs)
 
         wrapper._non_atomic_requests = EVERY_DATABASE  # type: ignore[attr-defined]
         wrapper.pagero_token_required = True  # type: ignore[attr-defined]  # for check I001

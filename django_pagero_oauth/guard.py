@@ -1,7 +1,9 @@
 """What a protected view answers when its user has no valid Pagero token.
 
 The decorator, the mixin and the middleware all call :func:`resolve_token` (or
-:func:`aresolve_token`); none of them decides anything on its own. The answer:
+:func:`aresolve_token`) before the view, and answer in the same way when the view itself
+raises one of :data:`GUARDED_ERRORS` (its API call found the connection dead, or Pagero
+unreachable): none of them decides anything on its own. The answer:
 
 - anonymous user: HTML -> ``settings.LOGIN_URL?next=...``; JSON or non-GET -> 401 JSON.
 - no usable connection: HTML GET -> ``pagero_oauth:login?next=...``; JSON (``Accept:
@@ -17,7 +19,7 @@ overriding ``PageroTokenRequiredMixin.handle_no_pagero_token``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Awaitable, Callable, Container
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -37,6 +39,11 @@ if TYPE_CHECKING:
     from .models import PageroToken
 
 ResponseHandler = Callable[[HttpRequest, "PageroOAuthError | None"], HttpResponse]
+
+#: The errors the guard answers, before the view (resolving the token) and raised by it (an API
+#: call whose forced refresh got ``invalid_grant``, Pagero unreachable): no usable connection,
+#: or Pagero unusable for now. Any other exception of a view propagates untouched.
+GUARDED_ERRORS: tuple[type[PageroOAuthError], ...] = (PageroAuthorizationRequired, *SERVICE_ERRORS)
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -105,7 +112,7 @@ def resolve_token(
         return handler(request, None)
     try:
         token = get_valid_token(request.user)
-    except (PageroAuthorizationRequired, *SERVICE_ERRORS) as exc:
+    except GUARDED_ERRORS as exc:
         return handler(request, exc)
     request.pagero_token = token  # type: ignore[attr-defined]
     return token
@@ -126,10 +133,68 @@ async def aresolve_token(
         return await sync_to_async(handler, thread_sensitive=True)(request, None)
     try:
         token = await aget_valid_token(user)
-    except (PageroAuthorizationRequired, *SERVICE_ERRORS) as exc:
+    except GUARDED_ERRORS as exc:
         return await sync_to_async(handler, thread_sensitive=True)(request, exc)
     request.pagero_token = token  # type: ignore[attr-defined]
     return token
+
+
+def run_guarded(
+    request: HttpRequest,
+    handler: ResponseHandler | None,
+    view: Callable[..., Any],
+    non_atomic: Container[str],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """``view(request, *args, **kwargs)`` with a valid token, else the guard's answer.
+
+    The token is resolved first (:func:`resolve_token`); the view then runs in the request's
+    transactions (:func:`call_in_request_transactions`). One of :data:`GUARDED_ERRORS` raised
+    by the view gets the same answer as before it, and the view's writes are rolled back.
+    """
+    handler = handler or handle_missing_token
+    result = resolve_token(request, handler)
+    if isinstance(result, HttpResponse):
+        return result
+    try:
+        return call_in_request_transactions(request, view, non_atomic, request, *args, **kwargs)
+    except GUARDED_ERRORS as exc:
+        _roll_back_the_handlers_transactions(request)
+        return handler(request, exc)
+
+
+def _roll_back_the_handlers_transactions(request: HttpRequest) -> None:
+    """The view raised, but its answer is a response: the ``ATOMIC_REQUESTS`` transactions that
+    Django's handler opened around the guard (when the view's ``_non_atomic_requests`` is not
+    :data:`EVERY_DATABASE`) must roll back, as they would have for the exception. Those the
+    guard opened itself were left by the exception and rolled back already."""
+    resolved = getattr(getattr(request, "resolver_match", None), "func", None)
+    non_atomic: Container[str] = getattr(resolved, "_non_atomic_requests", frozenset())
+    if resolved is None or non_atomic is EVERY_DATABASE:
+        return
+    for alias, settings_dict in connections.settings.items():
+        wrapped = settings_dict.get("ATOMIC_REQUESTS") and alias not in non_atomic
+        if wrapped and connections[alias].in_atomic_block:
+            transaction.set_rollback(True, using=alias)
+
+
+async def arun_guarded(
+    request: HttpRequest,
+    handler: ResponseHandler | None,
+    view: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """:func:`run_guarded` for async views (Django refuses ``ATOMIC_REQUESTS`` for them)."""
+    handler = handler or handle_missing_token
+    result = await aresolve_token(request, handler)
+    if isinstance(result, HttpResponse):
+        return result
+    try:
+        return await view(request, *args, **kwargs)
+    except GUARDED_ERRORS as exc:
+        return await sync_to_async(handler, thread_sensitive=True)(request, exc)
 
 
 class _EveryDatabase(frozenset):  # type: ignore[type-arg]
@@ -178,11 +243,14 @@ def call_in_request_transactions(
 
 __all__ = [
     "EVERY_DATABASE",
+    "GUARDED_ERRORS",
     "aresolve_token",
+    "arun_guarded",
     "call_in_request_transactions",
     "default_response",
     "handle_missing_token",
     "pagero_login_url",
     "resolve_token",
+    "run_guarded",
     "wants_json",
 ]

@@ -6,7 +6,9 @@
   never with ``is None``. Async views use ``await request.apagero_token()`` (like Django's
   ``request.auser()``): the lazy object would query the database from the event loop.
 - Paths matching ``PROTECTED_PATHS`` (regexes, ``re.match`` against ``request.path_info``)
-  require a valid token, answered by :mod:`django_pagero_oauth.guard` otherwise. The app's own
+  require a valid token, answered by :mod:`django_pagero_oauth.guard` otherwise; their views
+  get the same answer when they raise one of :data:`~django_pagero_oauth.guard.GUARDED_ERRORS`
+  (``process_exception``). The app's own
   login, sign-in, callback, link and disconnect URLs and ``settings.LOGIN_URL`` are never enforced (that would
   lock the user out of the pages that get them a token, or loop).
 
@@ -31,7 +33,7 @@ from django.utils.functional import SimpleLazyObject
 
 from .conf import app_settings
 from .exceptions import PageroAuthorizationRequired
-from .guard import aresolve_token, resolve_token
+from .guard import GUARDED_ERRORS, aresolve_token, handle_missing_token, resolve_token
 from .models import PageroToken
 from .tokens import aget_valid_token, get_valid_token
 
@@ -107,3 +109,10 @@ class PageroTokenMiddleware:
             if isinstance(result, HttpResponse):
                 return result
         return await self.get_response(request)  # type: ignore[no-any-return]
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """On a protected path, the view's API call found the connection dead (or Pagero
+        unusable): the answer the guard gives before the view. Anything else propagates."""
+        if isinstance(exception, GUARDED_ERRORS) and is_protected(request):
+            return handle_missing_token(request, exception)
+        return None

@@ -7,19 +7,14 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from .exceptions import PageroOAuthError
-from .guard import (
-    EVERY_DATABASE,
-    aresolve_token,
-    call_in_request_transactions,
-    handle_missing_token,
-    resolve_token,
-)
+from .guard import EVERY_DATABASE, arun_guarded, handle_missing_token, run_guarded
 
 
 class PageroTokenRequiredMixin:
     """Dispatch only with a valid Pagero token in ``request.pagero_token``.
 
-    Override :meth:`handle_no_pagero_token` to answer differently for one view.
+    Override :meth:`handle_no_pagero_token` to answer differently for one view; it also answers
+    ``PageroAuthorizationRequired`` and ``PageroUnavailable`` raised by the view itself.
     Put it first among the bases (like Django's ``LoginRequiredMixin``). Under
     ``ATOMIC_REQUESTS`` the token is resolved before the request's transaction begins (as with
     the decorator), unless a subclass overrides ``dispatch``.
@@ -34,19 +29,10 @@ class PageroTokenRequiredMixin:
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         parent = super().dispatch  # type: ignore[misc]
+        handler = self.handle_no_pagero_token
         if self.view_is_async:
-
-            async def async_dispatch() -> Any:
-                result = await aresolve_token(request, self.handle_no_pagero_token)
-                if isinstance(result, HttpResponse):
-                    return result
-                return await parent(request, *args, **kwargs)
-
-            return async_dispatch()
-        result = resolve_token(request, self.handle_no_pagero_token)
-        if isinstance(result, HttpResponse):
-            return result
-        return call_in_request_transactions(request, parent, (), request, *args, **kwargs)
+            return arun_guarded(request, handler, parent, args, kwargs)
+        return run_guarded(request, handler, parent, (), args, kwargs)
 
     # View.as_view() copies this onto the view function: Django's handler leaves the
     # ATOMIC_REQUESTS transactions to dispatch, which opens them after resolving the token.

@@ -9,7 +9,9 @@ from django.conf import settings
 from django.db import IntegrityError, connections, models, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
+from .conf import REFRESH_TOKEN_WARNING_DAYS as REFRESH_TOKEN_WARNING_DAYS  # re-exported
 from .conf import app_settings
 from .crypto import (
     Ciphertext,
@@ -28,10 +30,6 @@ if TYPE_CHECKING:
 
 #: Length of the informational ``scope`` and ``claims`` columns; longer values are cut.
 _TEXT_MAX_LENGTH = 1024
-
-
-#: A refresh token that dies within this many days is flagged (admin, ``pagero_refresh_tokens``).
-REFRESH_TOKEN_WARNING_DAYS = 30
 
 
 class TokenHealth(models.TextChoices):
@@ -298,6 +296,7 @@ class PageroToken(models.Model):
             self.status == self.Status.REAUTHORIZATION_REQUIRED or self.is_refresh_token_expired()
         )
 
+    @sensitive_variables()
     def is_decryptable(self) -> bool:
         """True when the access and refresh token decrypt with the configured keys.
 
@@ -314,12 +313,14 @@ class PageroToken(models.Model):
                     return False
         return True
 
+    @sensitive_variables()
     def jwt_header_and_claims(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The access token's JWT header and payload, decoded but NOT verified (for display)."""
         return decode_jwt_unverified(self.access_token)
 
     # --- writing ----------------------------------------------------------------------------
 
+    @sensitive_variables()
     def apply_token_response(self, response: TokenResponse, *, now: datetime | None = None) -> None:
         """Take the tokens from a token-endpoint answer. The only place token data is written.
 
@@ -359,6 +360,7 @@ class PageroToken(models.Model):
         self.save(update_fields=["status", "status_reason", "updated"])
 
     @classmethod
+    @sensitive_variables()
     def store_for_user(
         cls, user: AbstractBaseUser, response: TokenResponse, *, now: datetime | None = None
     ) -> PageroToken:

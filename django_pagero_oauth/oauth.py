@@ -20,8 +20,8 @@ import math
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass
-from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
@@ -64,6 +64,7 @@ _UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 _LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
+@sensitive_variables()
 def is_bearer_token(value: str) -> bool:
     """Can ``value`` be sent as ``Authorization: Bearer <value>`` (RFC 6750 2.1)?"""
     return _B64TOKEN_RE.fullmatch(value) is not None
@@ -162,6 +163,7 @@ class TokenResponse:
         )
 
     @classmethod
+    @sensitive_variables()
     def from_json(cls, data: Any, *, what: str = "token request") -> TokenResponse:
         """Validate a parsed 200 body (RFC 6749 5.1); refuse it with :class:`InvalidTokenResponse`
         only when it cannot be stored.
@@ -360,19 +362,33 @@ def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
     return request
 
 
-def _retry_after(response: requests.Response) -> int | None:
-    value = response.headers.get("Retry-After")
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` (RFC 9110 10.2.3: delay-seconds or an HTTP-date) in seconds, or None.
+
+    The one parser of the header, for the token endpoint's busy answers and the API clients'
+    retries alike: anything else (``"soon"``, ``"-1"``, ``"1.5"``, ``"²"``) counts as no header.
+    """
     if not value:
         return None
-    if value.strip().isdigit():
-        return int(value.strip())
+    value = value.strip()
+    if value.isascii() and value.isdigit():  # not "²" or other digits float() refuses
+        return float(value)
     try:
         when = parsedate_to_datetime(value)
-        return max(0, int((when - datetime.now(when.tzinfo)).total_seconds()))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
+def _retry_after(response: requests.Response) -> int | None:
+    """Whole seconds (rounded up) of a token or revocation answer's ``Retry-After``."""
+    seconds = retry_after_seconds(response.headers.get("Retry-After"))
+    return None if seconds is None else math.ceil(seconds)
+
+
+@sensitive_variables()
 def _read_limited(response: requests.Response) -> bytes:
     body = b""
     for chunk in response.iter_content(chunk_size=65536):
@@ -424,6 +440,7 @@ def _post(url: str, data: dict[str, str], *, what: str) -> tuple[int, Any, reque
     return response.status_code, parsed, response
 
 
+@sensitive_variables()
 def _scrub(value: Any, sent: dict[str, str], *, limit: int) -> str:
     """A server's ``error``/``error_description``, safe to log and to put in an exception.
 
@@ -529,6 +546,7 @@ def revoke_token(token: str, *, token_type_hint: str = "refresh_token") -> None:
 # --- JWT display --------------------------------------------------------------------------
 
 
+@sensitive_variables()
 def decode_jwt_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Header and payload of a JWT, NOT verified; ``None`` when the token is not a JWT.
 

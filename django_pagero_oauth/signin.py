@@ -78,8 +78,9 @@ def create_user_from_claims(claims: oidc.IdTokenClaims, request: HttpRequest) ->
     field = user_model.USERNAME_FIELD
     digest = hashlib.sha256(f"{claims.issuer}\n{claims.subject}".encode()).hexdigest()[:20]
     username = f"pagero-{digest}"
+    users = user_model._default_manager.db_manager(router.db_for_write(user_model))
     for _attempt in range(5):
-        if not user_model._default_manager.filter(**{field: username}).exists():
+        if not users.filter(**{field: username}).exists():
             user = user_model(**{field: username})
             user.set_unusable_password()
             try:
@@ -170,19 +171,17 @@ def unlink_on_password_change(sender: Any, instance: Any, raw: bool = False, **k
     user who had none (created by sign-in) keeps the identity: it is that user's way in.
 
     A change counts whether it came through ``set_password()`` or as a hash written to
-    ``password`` and saved (imports, directory sync jobs, tools that write hashes): the stored
-    hash is compared on every save that writes the password. Only Django's own hash upgrade
-    (``check_password()`` re-hashes the same password: ``_password`` reset, saved with
-    ``update_fields=["password"]``) keeps the identities. ``QuerySet.update(password=...)``
-    sends no signal at all, so it unlinks nothing: delete the identities with it.
+    ``password`` and saved, also with ``update_fields=["password"]`` (imports, directory sync
+    jobs, tools that write hashes, ``set_unusable_password()``): the stored hash is compared on
+    every save that writes the password. Only Django's own hash upgrade keeps the identities
+    (:func:`_is_hash_upgrade`). ``QuerySet.update(password=...)`` sends no signal at all, so it
+    unlinks nothing: delete the identities with it.
     """
     if raw or instance.pk is None:
         return
     update_fields = kwargs.get("update_fields")
     if update_fields is not None and "password" not in update_fields:
         return  # the password is not written
-    if getattr(instance, "_password", None) is None and update_fields == frozenset({"password"}):
-        return  # check_password()'s hash upgrade: the same password, re-hashed
     user_model = type(instance)
     old = (
         user_model._default_manager.using(kwargs.get("using"))
@@ -196,9 +195,38 @@ def unlink_on_password_change(sender: Any, instance: Any, raw: bool = False, **k
 
     if not is_password_usable(old):
         return
+    upgrade_save = getattr(instance, "_password", None) is None and update_fields == frozenset(
+        {"password"}
+    )
+    if upgrade_save and _is_hash_upgrade(old, instance.password):
+        return  # check_password()'s hash upgrade: the same password, re-hashed
     deleted, _rows = PageroIdentity.objects.filter(user_id=instance.pk).delete()
     if deleted:
         logger.info("Pagero identity of user #%s unlinked: the password changed", instance.pk)
+
+
+def _is_hash_upgrade(old: str, new: str) -> bool:
+    """Whether ``old`` -> ``new`` is what ``check_password()`` does when it re-hashes.
+
+    Django upgrades a hash only when it is outdated (another hasher than the preferred one, or
+    the preferred one's ``must_update()``: fewer iterations, a changed cost) and writes one of
+    the preferred hasher, up to date. A hash written by anything else (a current hash replaced
+    by another current hash, an unusable password) is a password change. The upgrade's save
+    carries no raw password, so the one case this cannot tell apart is a tool that writes a
+    current hash over an outdated one with ``update_fields=["password"]``, and no
+    ``set_password()``, in the same save.
+    """
+    from django.contrib.auth.hashers import get_hasher, identify_hasher
+
+    try:
+        old_hasher = identify_hasher(old)
+        new_hasher = identify_hasher(new)
+    except ValueError:  # unusable or unknown: never what an upgrade writes
+        return False
+    preferred = get_hasher("default")
+    outdated = old_hasher.algorithm != preferred.algorithm or preferred.must_update(old)
+    current = new_hasher.algorithm == preferred.algorithm and not preferred.must_update(new)
+    return outdated and current
 
 
 class SignInCallbackMixin:
@@ -242,16 +270,17 @@ class SignInCallbackMixin:
             return self.request.user  # a connect with openid: verified, nothing linked
         # First statement of the transaction: on SQLite, the write lock before any read.
         PageroIdentity.take_write_lock(issuer=verified.issuer, subject=verified.subject)
+        # Read where the link is written: a lagging read replica may still hold an identity
+        # the primary unlinked (which would sign in, and be linked again for good).
+        identities = PageroIdentity.objects.db_manager(router.db_for_write(PageroIdentity))
         user: Any
         if flow.user_id:  # a logged-in user: theirs already, or a new link to confirm
             user = self.request.user
-            identity = PageroIdentity.objects.filter(
-                issuer=verified.issuer, subject=verified.subject
-            ).first()
+            identity = identities.filter(issuer=verified.issuer, subject=verified.subject).first()
             if identity is not None and identity.user_id != user.pk:
                 raise IdentityRefused(error="identity_taken")
             if identity is None:
-                if PageroIdentity.objects.filter(user_id=user.pk, issuer=verified.issuer).exists():
+                if identities.filter(user_id=user.pk, issuer=verified.issuer).exists():
                     raise IdentityRefused(error="other_identity_linked")
                 self.link_pending = True
                 if flow.sign_in:
@@ -264,7 +293,7 @@ class SignInCallbackMixin:
             if backend is None:
                 raise PageroConfigurationError("no AUTHENTICATION_BACKENDS entry can sign users in")
             identity = (
-                PageroIdentity.objects.select_related("user")
+                identities.select_related("user")
                 .filter(issuer=verified.issuer, subject=verified.subject)
                 .first()
             )
@@ -347,5 +376,6 @@ def identity_refused_response(
         {"message": message, "reason": exc.error, "link_url": link_url},
         status=403,
     )
+    # Mostly answered at the callback's URL, which holds the code; the page has no form.
     response["Referrer-Policy"] = "no-referrer"
     return response

@@ -117,8 +117,11 @@ def _token_of(user: AbstractBaseUser) -> PageroToken | None:
         token = cast("PageroToken | None", _USER_RELATION.get_cached_value(user))
     else:
         try:
+            # Read where writes go: a lagging read replica may still hold a token
+            # disconnected, or a user deactivated, on the primary.
             token = (
-                PageroToken.objects.defer("refresh_token", "id_token")
+                PageroToken.objects.db_manager(router.db_for_write(PageroToken))
+                .defer("refresh_token", "id_token")
                 .select_related("user")
                 .get(user_id=user.pk)
             )
@@ -722,6 +725,25 @@ def revoke_after_response(response: HttpResponseBase, refresh_token: str, *, why
     response.close = close_then_revoke  # type: ignore[method-assign]
 
 
+@sensitive_variables()
+def revoke_unstored(refresh_token: str, *, why: str) -> None:
+    """Revoke at once, best effort, a refresh token this site obtained and could not store.
+
+    For a code exchange whose answer failed to be stored (unusable ``ENCRYPTION_KEYS``, a
+    database error, a bug): stored nowhere, it would stay valid at Pagero for three years.
+    RFC 7009 2.1 at ``REVOKE_URL`` (nothing without it). Never raises: the caller re-raises its
+    own error. The log names it by its fingerprint, or not at all when the keys that make one
+    are what failed.
+    """
+    if not app_settings.REVOKE_URL or not refresh_token:
+        return
+    try:
+        label = fingerprint(refresh_token)
+    except Exception:  # the keys themselves may be what failed
+        label = "(no fingerprint: the encryption keys are unusable)"
+    _revoke_best_effort(refresh_token, label, why)
+
+
 @sensitive_variables("refresh_token")
 def _revoke_best_effort(refresh_token: str, label: str, why: str) -> None:
     """Revoke a refresh token this site drops (RFC 7009 2.1); a failure is logged (the
@@ -769,4 +791,5 @@ __all__ = [
     "revoke_after_commit",
     "revoke_after_response",
     "revoke_on_user_delete",
+    "revoke_unstored",
 ]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
+from functools import wraps
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, quote_plus, urlencode
 
@@ -55,6 +57,7 @@ from .explain import (
     explain_authorization_error,
     status_for,
 )
+from .guard import EVERY_DATABASE
 from .models import PageroIdentity, PageroToken
 from .signals import token_obtained
 from .signin import (
@@ -65,7 +68,13 @@ from .signin import (
     pending_link,
     remember_pending_link,
 )
-from .tokens import revocable_refresh_token, revoke, revoke_after_commit, revoke_after_response
+from .tokens import (
+    revocable_refresh_token,
+    revoke,
+    revoke_after_commit,
+    revoke_after_response,
+    revoke_unstored,
+)
 
 if TYPE_CHECKING:
     from django.http.request import _ImmutableQueryDict
@@ -75,6 +84,28 @@ logger = logging.getLogger("django_pagero_oauth")
 
 #: The parameters of an authorization response (RFC 6749 4.1.2, 4.1.2.1; RFC 9207 2).
 RESPONSE_PARAMETERS = ("code", "state", "iss", "error", "error_description", "error_uri")
+
+#: ``Referrer-Policy`` of every answer of the callback, whose URL holds the code and the state:
+#: neither the next page nor another site learns that URL (RFC 6749 10.5, RFC 6819 4.4.1.1).
+SECRET_URL_REFERRER_POLICY = "no-referrer"
+#: ``Referrer-Policy`` of the views with POST forms (disconnect, link): a POST to this site
+#: carries its origin (and over HTTPS a same-origin ``Referer``), which Django's CSRF check
+#: requires (under ``no-referrer`` a browser sends ``Origin: null``, refused with a 403); a
+#: request to another site carries no referrer at all. Their URLs hold no secret.
+FORM_PAGE_REFERRER_POLICY = "same-origin"
+
+
+def form_page_referrer_policy(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
+    """Send :data:`FORM_PAGE_REFERRER_POLICY` with ``view``'s answers, unless one has its own
+    (a refusal page keeps ``no-referrer``)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        response = view(request, *args, **kwargs)
+        response.headers.setdefault("Referrer-Policy", FORM_PAGE_REFERRER_POLICY)
+        return response
+
+    return wrapper
 
 
 def safe_next_url(request: HttpRequest, candidate: str | None) -> str:
@@ -267,6 +298,11 @@ class CallbackView(SignInCallbackMixin, View):
             answer = self.failure(explain(Place.LOGIN, exc), status=status_for(Place.LOGIN, exc))
             why = "id_token refused" if isinstance(exc, IdTokenError) else "sign-in failed"
             return self.discard(obtained, answer, why=why)
+        except Exception:
+            # Obtained and stored nowhere (unusable ENCRYPTION_KEYS, the database, a bug): left
+            # alone it would stay valid at Pagero for three years. The error goes on as it is.
+            revoke_unstored(obtained, why="not stored")
+            raise
         self.finish_sign_in()  # OpenID Connect: signals, and the login of a sign-in
         token_obtained.send(PageroToken, token=token, user=request.user, request=request)
         if self.link_pending:  # a connect found a new identity: the user confirms the link
@@ -290,13 +326,16 @@ class CallbackView(SignInCallbackMixin, View):
     def store_token(self, response: oauth.TokenResponse) -> PageroToken:
         """Create or replace the user's token atomically (with the identity, when verified).
 
-        A replaced token that is still alive is revoked at Pagero (with ``REVOKE_URL``) once
-        the new one is committed: a reconnect leaves no second valid refresh token behind.
+        A replaced token that is still alive is revoked at Pagero (with ``REVOKE_URL``, unless
+        ``REVOKE_REPLACED_TOKEN`` is off) once the new one is committed: a reconnect leaves no
+        second valid refresh token behind.
         """
         using = router.db_for_write(PageroToken)
         with transaction.atomic(using=using):
             user = self.get_token_user(self.flow)  # type: ignore[arg-type]
-            previous = revocable_refresh_token(user.pk, using=using)
+            previous = None
+            if app_settings.REVOKE_REPLACED_TOKEN:
+                previous = revocable_refresh_token(user.pk, using=using)
             token = PageroToken.store_for_user(user, response)
             if previous is not None and previous[0] != response.refresh_token:
                 revoke_after_commit(
@@ -332,11 +371,12 @@ class CallbackView(SignInCallbackMixin, View):
 
     @staticmethod
     def _no_referrer(response: HttpResponse) -> HttpResponse:
-        # The callback URL carries the code: never leak it to the next site in a Referer.
-        response["Referrer-Policy"] = "no-referrer"
+        # The callback URL carries the code: never leak it in a Referer, not even to this site.
+        response["Referrer-Policy"] = SECRET_URL_REFERRER_POLICY
         return response
 
 
+@method_decorator(form_page_referrer_policy, name="dispatch")
 class DisconnectView(LoginRequiredMixin, View):
     """Disconnect: revoke at Pagero (RFC 7009, when ``REVOKE_URL`` is set), delete locally.
 
@@ -347,6 +387,15 @@ class DisconnectView(LoginRequiredMixin, View):
     http_method_names = ["get", "post"]
     template_name = "django_pagero_oauth/disconnect.html"
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return super().dispatch(request, *args, **kwargs)
+
+    # Not inside ATOMIC_REQUESTS: the revocation commits on a connection of its own (a
+    # token revoked at Pagero is deleted here whatever follows), and on SQLite the request's
+    # transaction, once it has read the token, would hold the lock that connection needs.
+    # Nothing here needs the request's transaction: each write commits on its own.
+    dispatch._non_atomic_requests = EVERY_DATABASE  # type: ignore[attr-defined]
+
     @property
     def user_pk(self) -> Any:
         """The logged-in user's pk (``LoginRequiredMixin``: never an anonymous user here)."""
@@ -354,11 +403,14 @@ class DisconnectView(LoginRequiredMixin, View):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         # The encrypted columns are not loaded: a token that cannot be decrypted any more
-        # (a lost key) can still be shown and removed.
-        token = PageroToken.objects.without_secrets().filter(user_id=self.user_pk).first()
+        # (a lost key) can still be shown and removed. Read where the revocation and the
+        # unlink write: a lagging read replica may not hold a connection made moments ago.
+        tokens = PageroToken.objects.db_manager(router.db_for_write(PageroToken))
+        identities = PageroIdentity.objects.db_manager(router.db_for_write(PageroIdentity))
+        token = tokens.without_secrets().filter(user_id=self.user_pk).first()
         return {
             "token": token,
-            "has_identity": PageroIdentity.objects.filter(user_id=self.user_pk).exists(),
+            "has_identity": identities.filter(user_id=self.user_pk).exists(),
             "next": safe_next_url(
                 self.request, self.request.GET.get("next") or self.request.POST.get("next")
             ),
@@ -427,6 +479,7 @@ class DisconnectView(LoginRequiredMixin, View):
         return _("Your Pagero account was unlinked: “Sign in with Pagero” no longer logs you in.")
 
 
+@method_decorator(form_page_referrer_policy, name="dispatch")
 class LinkIdentityView(LoginRequiredMixin, View):
     """Confirm linking a new Pagero identity to the logged-in user (a POST with CSRF).
 

@@ -35,6 +35,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.doctest",
     "sphinx.ext.viewcode",
+    "pagero_includes",
     "pagero_refs",
     "pagero_settings",
 ]

@@ -88,7 +88,6 @@ def main() -> int:
                 admin.get_by_label("Password").fill("admin")
                 admin.get_by_role("button", name="Log in").click()
                 admin.wait_for_url("**/pagerotoken/")
-                admin.locator("#toggle-nav-sidebar").click()  # room for every column
                 admin.evaluate("window.scrollTo(0, 0)")
                 admin.screenshot(path=DOCS / "demo-admin-tokens.png")
                 browser.close()

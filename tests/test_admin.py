@@ -122,7 +122,9 @@ def staff_client(client: Any, db: None) -> Callable[..., Any]:
 def test_changelist_shows_status_and_fingerprint_but_no_token(
     admin_client: Any, user: Any, other_user: Any, pagero_token_factory: Any
 ) -> None:
-    valid = pagero_token_factory(user, publicid="acme-ab")
+    valid = pagero_token_factory(
+        user, publicid="acme-ab", last_refreshed=timezone.now() - timedelta(hours=3, minutes=1)
+    )
     expired = pagero_token_factory(other_user, expired=True)
     response = admin_client.get(CHANGELIST)
     assert response.status_code == 200
@@ -130,7 +132,8 @@ def test_changelist_shows_status_and_fingerprint_but_no_token(
     assert valid.fingerprint in html and expired.fingerprint in html
     assert str(TokenHealth.VALID.label) in html
     assert str(TokenHealth.ACCESS_TOKEN_EXPIRED.label) in html
-    assert "ago" in html and "in 9" in html  # relative access-token expiry
+    assert "3\xa0hours ago" in html  # last refreshed, relative
+    assert 'class="toplinks"' not in html  # no date hierarchy
     assert_no_token_leak(html, secret_values([valid, expired]))
     assert "_1XBPWQQ_" not in html
 
@@ -605,3 +608,38 @@ def test_unlink_needs_the_delete_permission(
     assert "acme-ab" in client.get(IDENTITIES).content.decode()
     client.post(IDENTITIES, {"action": "unlink", "index": 0, "_selected_action": [identity.pk]})
     assert PageroIdentity.objects.filter(pk=identity.pk).exists()
+
+
+# --- the delete page: never a local delete without telling Pagero -------------------------
+
+
+def delete_url(token: PageroToken) -> str:
+    return reverse("admin:django_pagero_oauth_pagerotoken_delete", args=[token.pk])
+
+
+def test_the_delete_page_revokes_at_pagero_before_deleting(
+    admin_client: Any, token: PageroToken, pagero_mock: Any
+) -> None:
+    assert admin_client.get(delete_url(token)).status_code == 200  # Django's confirmation
+
+    response = admin_client.post(delete_url(token), {"post": "yes"})
+
+    assert response.status_code == 302 and response["Location"] == CHANGELIST
+    assert not PageroToken.objects.filter(pk=token.pk).exists()
+    assert pagero_mock.mock.counts["revoke"] == 1
+    assert not pagero_mock.mock.is_refresh_token_valid(token.refresh_token)
+    assert messages_of(response) == [f"alice ({token.fingerprint}): revoked at Pagero and deleted."]
+
+
+@pytest.mark.parametrize("fault", [Fault("revoke", status=503), Fault("revoke", drop=True)])
+def test_the_delete_page_keeps_the_token_when_pagero_cannot_confirm(
+    admin_client: Any, token: PageroToken, pagero_mock: Any, fault: Fault
+) -> None:
+    pagero_mock.mock.add_fault(fault)
+
+    response = admin_client.post(delete_url(token), {"post": "yes"})
+
+    assert response.status_code == 302 and response["Location"] == change_url(token)
+    assert PageroToken.objects.filter(pk=token.pk).exists()
+    assert pagero_mock.mock.is_refresh_token_valid(token.refresh_token)
+    assert "could not confirm the revocation" in messages_of(response)[0]

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django_pagero_oauth import checks
 from django_pagero_oauth.backends import PageroModelBackend
 from django_pagero_oauth.checks import Codes
+from django_pagero_oauth.conf import DEFAULTS, SETTINGS
 from django_pagero_oauth.models import PageroToken
 
 GOOD_MIDDLEWARE = [
@@ -482,3 +483,91 @@ def test_user_factory_must_import_when_users_are_created(pagero: Callable[..., N
     assert checks.check_openid() == []
     pagero(SIGN_IN_CREATE_USERS=True, SIGN_IN_USER_FACTORY=None)
     assert checks.check_openid() == []  # the default factory
+
+
+# --- E018 and the keys with a check of their own: every setting's value is validated ------
+
+#: A wrong value of every setting (the test below fails when a setting is added without one).
+BAD_VALUES: dict[str, Any] = {
+    "CLIENT_ID": 12345,
+    "CLIENT_SECRET": ["a", "list"],
+    "CLIENT_AUTH_METHOD": "client_secret_jwt",
+    "AUTHORIZE_URL": "sso.pageroonline.com/oauth",
+    "TOKEN_URL": 5,
+    "REVOKE_URL": "ftp://pagero.example/revoke",
+    "API_BASE_URL": "/relative",
+    "REDIRECT_URI": 42,
+    "SCOPE": ["all", 3],
+    "ISSUER": ["https://issuer.example"],
+    "PKCE": "false",
+    "TIMEOUT": "abc",
+    "API_RETRIES": -1,
+    "API_RETRY_AFTER_MAX": "soon",
+    "ENCRYPTION_KEYS": ["not-a-fernet-key"],
+    "ACCEPT_UNBOUND_CIPHERTEXTS": "no",
+    "REFRESH_LEEWAY": 600,
+    "REFRESH_FAILURE_BACKOFF": -1,
+    "REFRESH_TOKEN_LIFETIME_DAYS": 0,
+    "LOGIN_REDIRECT_URL": 7,
+    "STATE_MAX_AGE": "abc",
+    "MAX_PENDING_FLOWS": -3,
+    "PROTECTED_PATHS": ["^/ok/", "(unclosed"],
+    "UNAVAILABLE_RETRY_AFTER": 1.5,
+    "RESPONSE_HANDLER": "no.such.module.handler",
+    "JWKS_URL": "not a url",
+    "JWKS_CACHE_SECONDS": -5,
+    "JWKS_REFETCH_INTERVAL": "60",
+    "ID_TOKEN_LEEWAY": True,
+    "SIGN_IN_ENABLED": "yes",
+    "SIGN_IN_CREATE_USERS": 1,
+    "SIGN_IN_USER_FACTORY": 42,
+    "ALLOW_MOCK_SERVER": "false",
+}
+
+
+def test_every_setting_has_a_wrong_value_here() -> None:
+    assert set(BAD_VALUES) == set(DEFAULTS)
+
+
+@pytest.mark.parametrize("key", sorted(BAD_VALUES))
+def test_a_wrong_value_of_every_setting_is_an_error_naming_it(key: str, settings: Any) -> None:
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, key: BAD_VALUES[key]}
+    errors = [
+        message
+        for message in checks.run_configuration_checks()
+        if isinstance(message, Error) and f"PAGERO_OAUTH['{key}']" in message.msg
+    ]
+    assert errors, f"a wrong {key} passes the checks"
+    ids(errors)  # each with a hint
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("STATE_MAX_AGE", "abc"), ("MAX_PENDING_FLOWS", -3), ("JWKS_CACHE_SECONDS", -5)],
+)
+def test_e018_names_the_key_the_rule_and_the_value(key: str, value: Any, pagero: Any) -> None:
+    pagero(**{key: value})
+    (error,) = [m for m in checks.run_configuration_checks() if m.id == Codes.VALUE]
+    assert error.msg.startswith(f"PAGERO_OAUTH['{key}'] must be a whole number, at least ")
+    assert error.msg.endswith(f"not {value!r}.")
+    assert repr(DEFAULTS[key]) in error.hint
+
+
+def test_e018_passes_the_defaults_and_the_accepted_forms(pagero: Any) -> None:
+    pagero(**{setting.name: setting.default for setting in SETTINGS if setting.default is not None})
+    pagero(
+        SCOPE=("openid", "all"),
+        PROTECTED_PATHS=r"^/x/",
+        REVOKE_URL="",
+        RESPONSE_HANDLER="django_pagero_oauth.guard.default_response",
+        STATE_MAX_AGE=1,
+        REFRESH_FAILURE_BACKOFF=0,
+    )
+    assert checks.check_setting_values() == []
+
+
+def test_every_setting_is_validated_by_a_rule_or_a_check_of_its_own() -> None:
+    codes = {code.rsplit(".", 1)[1] for name, code in vars(Codes).items() if name.isupper()}
+    for setting in SETTINGS:
+        assert (setting.validate is None) == bool(setting.checked_by), setting.name
+        assert not setting.checked_by or setting.checked_by in codes, setting.name

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
@@ -204,3 +205,110 @@ def test_an_explicit_handler_wins_over_the_setting(rf, user, pagero_mock, settin
     settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "RESPONSE_HANDLER": f"{__name__}.teapot"}
     response = resolve_token(request_for(rf, user), lambda request, exc: HttpResponse(status=409))
     assert response.status_code == 409
+
+
+# --- the connection dies inside the view --------------------------------------------------
+#
+# The access token is still valid, so the guard lets the request in; the view's API call then
+# finds the grant revoked at Pagero (401, and the forced refresh gets invalid_grant) or Pagero
+# unusable. The view raises, and the visitor gets what the guard answers before a view.
+
+#: Views of tests/views.py that call Pagero's API, each as the protection runs it.
+INSIDE = {
+    "decorator": ("/calls-pagero/decorator/", "wsgi"),
+    "decorator, async view": ("/calls-pagero/decorator-async/", "asgi"),
+    "mixin": ("/calls-pagero/mixin/", "wsgi"),
+    "mixin, async view": ("/calls-pagero/mixin-async/", "asgi"),
+    "middleware": ("/protected-by-middleware/calls-pagero/", "wsgi"),
+    "middleware under ASGI": ("/protected-by-middleware/calls-pagero/", "asgi"),
+    "middleware, async view": ("/protected-by-middleware/calls-pagero-async/", "asgi"),
+}
+
+
+@pytest.fixture(params=list(INSIDE))
+def visit(request: Any, client: Any, async_client: Any, user: Any) -> Any:
+    """``visit(accept, query="")``: the logged-in user GETs one of :data:`INSIDE`."""
+    path, runner = INSIDE[request.param]
+    client.force_login(user)
+    async_client.force_login(user)
+
+    def get(accept: str = "text/html", query: str = "") -> Any:
+        headers = {"Accept": accept}
+        if runner == "wsgi":
+            return client.get(path + query, headers=headers)
+        return async_to_sync(async_client.get)(path + query, headers=headers)
+
+    return get
+
+
+def answer(response: Any) -> tuple[Any, ...]:
+    """What the visitor gets."""
+    headers = ("Location", "Content-Type", "Retry-After")
+    return (response.status_code, *(response.get(name) for name in headers), response.content)
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/json"])
+def test_a_grant_revoked_at_pagero_inside_the_view_gets_the_guards_answer(
+    visit, accept, user, pagero_mock, pagero_token_factory
+):
+    stored = pagero_token_factory(user)  # its access token is valid: the guard lets us in
+    mock = pagero_mock.mock
+    assert mock.revoke_grant("demo-company") == 2  # the user withdrew the site's access
+
+    inside = visit(accept)
+
+    # The view's API call got a 401, its forced refresh invalid_grant: the connection is dead.
+    assert (mock.counts["api"], mock.counts["refresh_token_failed"]) == (1, 1)
+    assert PageroToken.objects.get(pk=stored.pk).needs_reauthorization
+    if accept == "text/html":
+        assert inside.status_code == 302  # to Pagero's login, then back here
+        assert inside["Location"].startswith("/pagero/login/?next=%2F")
+    else:
+        assert inside.status_code == 401
+        assert json.loads(inside.content)["error"] == "pagero_authorization_required"
+
+    before = visit(accept)  # the guard now refuses before the view runs ...
+    assert (mock.counts["api"], mock.counts["refresh_token"]) == (1, 1)
+    assert answer(before) == answer(inside)  # ... with the very same answer
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/json"])
+def test_pagero_unavailable_inside_the_view_gets_the_guards_503(
+    visit, accept, user, pagero_mock, pagero_token_factory, stored_token_state, settings
+):
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "REFRESH_FAILURE_BACKOFF": 0}
+    stored = pagero_token_factory(user)
+    kept = stored_token_state(stored)
+    mock = pagero_mock.mock
+    mock.add_fault(Fault(endpoint="api", status=401))
+    mock.add_fault(Fault(endpoint="token", status=503))
+
+    inside = visit(accept)
+
+    assert (mock.counts["api"], mock.counts["refresh_token_failed"]) == (1, 1)
+    assert (inside.status_code, inside["Retry-After"]) == (503, "30")
+    assert stored_token_state(stored) == kept
+
+    # Before the view: a refresh the guard needs meets the same failure.
+    PageroToken.objects.filter(pk=stored.pk).update(
+        access_token_expires_at=stored.access_token_issued_at
+    )
+    mock.add_fault(Fault(endpoint="token", status=503))
+    before = visit(accept)
+    assert (mock.counts["api"], mock.counts["refresh_token_failed"]) == (1, 2)
+    assert answer(before) == answer(inside)
+
+
+@pytest.mark.parametrize(("raised", "status"), [("permission_denied", 403), ("value_error", None)])
+def test_other_exceptions_of_the_view_are_not_the_guards(
+    visit, raised, status, user, pagero_mock, pagero_token_factory
+):
+    pagero_token_factory(user)
+    if status is None:  # a bug stays a bug: the test client re-raises what would be a 500
+        with pytest.raises(ValueError, match="a bug in the view"):
+            visit(query=f"?raise={raised}")
+    else:  # Django's PermissionDenied, the parent of PageroAuthorizationRequired, stays a 403
+        response = visit(query=f"?raise={raised}")
+        assert response.status_code == status
+        assert "Location" not in response
+    assert pagero_mock.mock.counts["api"] == 0

@@ -665,7 +665,7 @@ def test_one_http_session_per_thread() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("30", 30), (" 7 ", 7), ("", None), ("soon", None), ("-5", None)],
+    [("30", 30), (" 7 ", 7), ("", None), ("soon", None), ("-5", None), ("\u00b2", None)],
 )
 def test_retry_after_seconds(value: str, expected: int | None) -> None:
     response = requests.Response()

@@ -1021,3 +1021,32 @@ def test_try_again_after_an_unknown_state_has_no_next(user_client, pagero_mock):
     response = user_client.get("/pagero/callback/", {"state": "unknown", "code": "x"})
     assert response.status_code == 400
     assert response.context["retry_url"] == "/pagero/login/"
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: the revocation's own connection sees them
+@pytest.mark.parametrize("unlink", [False, True])
+def test_disconnect_works_under_atomic_requests(
+    user: Any,
+    pagero_mock: MockPageroServer,
+    pagero_token_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    unlink: bool,
+) -> None:
+    """ATOMIC_REQUESTS wrapped the page in a transaction whose first read (the token) held
+    SQLite's lock, and the revocation, on a connection of its own, timed out on it: a 503."""
+    from django.db import connections
+
+    from django_pagero_oauth.models import PageroIdentity
+
+    token = pagero_token_factory(user)
+    PageroIdentity.objects.create(user=user, issuer="https://issuer.example", subject="alice")
+    monkeypatch.setitem(connections.settings["default"], "ATOMIC_REQUESTS", True)
+    client = Client()
+    client.force_login(user)
+
+    response = client.post(DISCONNECT, {"unlink_identity": "1"} if unlink else {})
+
+    assert response.status_code == 302
+    assert not PageroToken.objects.filter(user=user).exists()
+    assert not pagero_mock.mock.is_refresh_token_valid(token.refresh_token)
+    assert PageroIdentity.objects.filter(user=user).exists() is not unlink

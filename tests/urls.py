@@ -42,3 +42,13 @@ urlpatterns += [
     path("user-count-async/", views.user_count_async, name="user_count_async"),
     path("api-data-async/", views.api_data_async, name="api_data_async"),
 ]
+
+# Used by test_guard: the connection dies inside the view.
+urlpatterns += [
+    path("calls-pagero/decorator/", views.calls_pagero),
+    path("calls-pagero/decorator-async/", views.calls_pagero_async),
+    path("calls-pagero/mixin/", views.CallsPageroView.as_view()),
+    path("calls-pagero/mixin-async/", views.CallsPageroAsyncView.as_view()),
+    path("protected-by-middleware/calls-pagero/", views.calls_pagero_unguarded),
+    path("protected-by-middleware/calls-pagero-async/", views.calls_pagero_unguarded_async),
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import View
 
@@ -104,3 +105,60 @@ async def api_data_async(request: HttpRequest) -> HttpResponse:
     async with aget_client(user, token=request.pagero_token) as client:  # type: ignore[attr-defined]
         response = await client.get("v1/me")
     return JsonResponse({"status": response.status_code, "body": response.json()})
+
+
+# --- used by test_guard: views that call Pagero's API, the way a project's views do ------------
+
+#: ``?raise=<name>``: the view raises this instead of calling the API (not the guard's business).
+RAISED = {
+    "permission_denied": lambda: PermissionDenied("a project's own refusal"),
+    "value_error": lambda: ValueError("a bug in the view"),
+}
+
+
+def _call_pagero(request: HttpRequest) -> HttpResponse:
+    if name := request.GET.get("raise"):
+        raise RAISED[name]()
+    token = request.pagero_token  # type: ignore[attr-defined]
+    response = get_client(request.user, token=token).get("v1/me")  # type: ignore[arg-type]
+    return JsonResponse({"status": response.status_code})
+
+
+async def _acall_pagero(request: HttpRequest) -> HttpResponse:
+    from django_pagero_oauth import aget_client
+
+    if name := request.GET.get("raise"):
+        raise RAISED[name]()
+    user = await request.auser()  # type: ignore[attr-defined]
+    async with aget_client(user, token=request.pagero_token) as client:  # type: ignore[attr-defined]
+        response = await client.get("v1/me")
+    return JsonResponse({"status": response.status_code})
+
+
+@pagero_token_required
+def calls_pagero(request: HttpRequest) -> HttpResponse:
+    return _call_pagero(request)
+
+
+@pagero_token_required
+async def calls_pagero_async(request: HttpRequest) -> HttpResponse:
+    return await _acall_pagero(request)
+
+
+class CallsPageroView(PageroTokenRequiredMixin, View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return _call_pagero(request)
+
+
+class CallsPageroAsyncView(PageroTokenRequiredMixin, View):
+    async def get(self, request: HttpRequest) -> HttpResponse:
+        return await _acall_pagero(request)
+
+
+def calls_pagero_unguarded(request: HttpRequest) -> HttpResponse:
+    """Protected by nothing but the middleware's ``PROTECTED_PATHS``."""
+    return _call_pagero(request)
+
+
+async def calls_pagero_unguarded_async(request: HttpRequest) -> HttpResponse:
+    return await _acall_pagero(request)

@@ -28,20 +28,21 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Task, shared_task
 from celery.schedules import crontab
 from django.utils import timezone
 
-from ..conf import app_settings
+from ..conf import REFRESH_TOKEN_WARNING_DAYS, app_settings
 from ..exceptions import PageroUnavailable
-from ..management.commands.pagero_refresh_tokens import (
-    Outcome,
-    refresh_token_by_pk,
-    tokens_to_refresh,
-)
-from ..models import REFRESH_TOKEN_WARNING_DAYS, PageroToken
+
+if TYPE_CHECKING:
+    from ..models import PageroToken
+
+# The models and the command (which imports them) are imported inside the tasks: a Celery app
+# module (``proj/celery.py``, imported by ``proj/__init__.py``) imports this module before
+# ``django.setup()``, when no model can be imported yet.
 
 logger = logging.getLogger("django_pagero_oauth")
 
@@ -95,6 +96,8 @@ def refresh_pagero_tokens(
         raise ValueError("within_days must be 0 or more")
     if chunk_size < 1:
         raise ValueError("chunk_size must be 1 or more")
+    from ..management.commands.pagero_refresh_tokens import tokens_to_refresh
+
     fanned_out = timezone.now().isoformat()
     pks = list(tokens_to_refresh(within_days).values_list("pk", flat=True))
     chunks = 0
@@ -118,6 +121,12 @@ def refresh_pagero_token_chunk(
     tokens Pagero could not refresh right now are retried (only those) after its
     ``Retry-After``; rejected client credentials stop the chunk (nothing else would work).
     """
+    from ..management.commands.pagero_refresh_tokens import (
+        Outcome,
+        refresh_token_by_pk,
+        tokens_to_refresh,
+    )
+
     selected = tokens_to_refresh(within_days).select_related("user")
     since = _parse_time(fanned_out)
     if since is not None:

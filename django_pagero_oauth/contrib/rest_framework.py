@@ -21,6 +21,11 @@ DRF's exception handling answers (so a project's ``EXCEPTION_HANDLER`` sees it):
 - Pagero unavailable: 503 with ``Retry-After``, ``{"detail": ..., "error": "pagero_unavailable",
   "retry_after": <seconds>}``.
 
+The view's own ``PageroAuthorizationRequired`` (its API call got a 401 and the forced refresh
+``invalid_grant``: the connection was revoked at Pagero) and ``PageroUnavailable`` get the same
+two answers, through the same exception handling: once the permission is granted, the view's
+``handle_exception`` turns them into these exceptions first. Other exceptions are untouched.
+
 An anonymous user is DRF's business: ``has_permission`` is False and DRF answers as it does
 for ``IsAuthenticated``. Works for ``APIView``, generic views and viewsets; in async views of
 `adrf <https://github.com/em1208/adrf>`_ DRF's ``initial()`` runs in a worker thread, where this
@@ -39,8 +44,8 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from ..conf import app_settings
-from ..exceptions import SERVICE_ERRORS, PageroAuthorizationRequired
-from ..guard import pagero_login_url
+from ..exceptions import PageroAuthorizationRequired, PageroOAuthError
+from ..guard import GUARDED_ERRORS, pagero_login_url
 from ..tokens import get_valid_token
 
 
@@ -77,8 +82,38 @@ class PageroServiceUnavailable(APIException):
         }
 
 
+def _api_exception(exc: PageroOAuthError, request: Request) -> APIException:
+    """The DRF answer for one of :data:`~django_pagero_oauth.guard.GUARDED_ERRORS`."""
+    if isinstance(exc, PageroAuthorizationRequired):
+        django_request: HttpRequest = request._request
+        return PageroConnectionRequired(pagero_login_url(django_request))
+    # PageroUnavailable, and rejected client credentials too: 503, as the guard.
+    retry_after = getattr(exc, "retry_after", None) or app_settings.UNAVAILABLE_RETRY_AFTER
+    return PageroServiceUnavailable(retry_after)
+
+
+def _answer_the_views_errors(view: Any, request: Request) -> None:
+    """Make ``view`` (this request's instance) answer a :data:`GUARDED_ERRORS` it raises as the
+    permission does, before DRF's exception handling (and a project's ``EXCEPTION_HANDLER``)."""
+    handle_exception = getattr(view, "handle_exception", None)
+    if handle_exception is None or getattr(handle_exception, "pagero_guarded", False):
+        return
+
+    def guarded_handle_exception(exc: Exception) -> Any:
+        if isinstance(exc, GUARDED_ERRORS):
+            exc = _api_exception(exc, request)
+        return handle_exception(exc)
+
+    guarded_handle_exception.pagero_guarded = True  # type: ignore[attr-defined]
+    view.handle_exception = guarded_handle_exception
+
+
 class HasPageroToken(BasePermission):
-    """Allow only users with a valid Pagero token, and put it on ``request.pagero_token``."""
+    """Allow only users with a valid Pagero token, and put it on ``request.pagero_token``.
+
+    The view's own ``PageroAuthorizationRequired`` and ``PageroUnavailable`` then get the same
+    answers as the permission's (see the module's documentation).
+    """
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
@@ -86,16 +121,12 @@ class HasPageroToken(BasePermission):
             return False
         try:
             token = get_valid_token(user)
-        except PageroAuthorizationRequired:
-            django_request: HttpRequest = request._request
-            raise PageroConnectionRequired(pagero_login_url(django_request)) from None
-        except SERVICE_ERRORS as exc:  # rejected client credentials too: 503, as the guard
-            raise PageroServiceUnavailable(
-                exc.retry_after or app_settings.UNAVAILABLE_RETRY_AFTER
-            ) from None
+        except GUARDED_ERRORS as exc:
+            raise _api_exception(exc, request) from None
         # On DRF's request and on Django's, which DRF's proxies to (and the middleware set).
         setattr(request, "pagero_token", token)  # noqa: B010 (not an attribute of Request)
         setattr(request._request, "pagero_token", token)  # noqa: B010
+        _answer_the_views_errors(view, request)
         return True
 
 

@@ -22,7 +22,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from django_pagero_oauth.conf import DEFAULTS
-from django_pagero_oauth.testing.mock import API_PREFIX, AUTHORIZE_PATH, REVOKE_PATH, TOKEN_PATH
+from django_pagero_oauth.testing import mock_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent  # example_project/
 
@@ -154,15 +154,12 @@ def mock_pagero_settings(port: int) -> dict[str, Any]:
     demo opts in to "Sign in with Pagero" (``SIGN_IN_ENABLED``, off by default); with real
     credentials, ``PAGERO_SIGN_IN_ENABLED=true`` (and ``PAGERO_ISSUER``) does.
     """
-    base = f"http://127.0.0.1:{port}/mock-pagero"
     return {
-        "CLIENT_ID": "demo-client-id",
-        "CLIENT_SECRET": "demo-client-secret",
-        "AUTHORIZE_URL": base + AUTHORIZE_PATH,
-        "TOKEN_URL": base + TOKEN_PATH,
-        "REVOKE_URL": base + REVOKE_PATH,
-        "API_BASE_URL": base + API_PREFIX,
-        "ISSUER": base,
+        **mock_settings(
+            f"http://127.0.0.1:{port}/mock-pagero",
+            client_id="demo-client-id",
+            client_secret="demo-client-secret",
+        ),
         "SIGN_IN_ENABLED": True,
     }
 

@@ -10,12 +10,17 @@ the example project as ``manage.py demo`` serves it.
 - ``screenshot``: saves the final state under ``build/browser-screenshots/`` (a failed test's
   pages are saved there too, as ``FAILED-...``).
 
+``test_package_pages.py`` drives another site, ``plain_site/``, which overrides nothing of the
+package (the demo overrides its ``base.html``), served by gunicorn over HTTP and over HTTPS;
+its pages come from ``page_factory`` here.
+
 Without Chromium or Playwright the tests are skipped, except under CI (``CI`` set), where they
 fail: a CI that silently skips its browser suite tests nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -26,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -232,13 +237,18 @@ result = PageroToken.objects.filter(user__username=USERNAME).update(
 class Operator:
     """One ``manage.py shell`` in the server's environment, asked questions over a pipe."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log: Path,
+        command: Sequence[str] = (sys.executable, str(MANAGE)),
+    ) -> None:
+        """``command``: ``manage.py`` (or ``django-admin``) of the site, without arguments."""
         self.log = log
         with log.open("ab") as errors:
             self.process = subprocess.Popen(  # noqa: S603 (fixed arguments)
                 [
-                    sys.executable,
-                    str(MANAGE),
+                    *command,
                     "shell",
                     "-c",
                     f"MARKER = {ANSWER_MARKER!r}\n" + OPERATOR_LOOP,
@@ -431,11 +441,15 @@ def screenshot_name(request: pytest.FixtureRequest, suffix: str = "") -> Path:
     return SCREENSHOTS / f"{name}.png"
 
 
-@pytest.fixture
-def new_page(
-    browser: Browser, demo_site: DemoSite, request: pytest.FixtureRequest
-) -> Generator[Callable[[], Page]]:
-    """``new_page()``: a page in a fresh browser context, its base URL the demo site."""
+@contextlib.contextmanager
+def page_factory(
+    browser: Browser, base_url: str, request: pytest.FixtureRequest, **context_options: Any
+) -> Iterator[Callable[[], Page]]:
+    """``make()``: a page in a fresh browser context whose base URL is ``base_url``.
+
+    On leaving, a failed test's pages are saved as screenshots, and a request to a host other
+    than 127.0.0.1 fails the test. ``context_options`` go to ``browser.new_context``.
+    """
     contexts: list[BrowserContext] = []
     elsewhere: list[str] = []  # requests to other hosts (which fail: CHROMIUM_ARGS)
     failed_stem = f"FAILED-{screenshot_name(request).stem}"
@@ -448,7 +462,8 @@ def new_page(
             elsewhere.append(request.url)
 
     def make() -> Page:
-        context = browser.new_context(base_url=demo_site.url, viewport=VIEWPORT)
+        options = {"viewport": VIEWPORT, **context_options}
+        context = browser.new_context(base_url=base_url, **options)
         context.set_default_timeout(PAGE_TIMEOUT_MS)
         context.on("request", record_if_not_local)
         contexts.append(context)
@@ -467,6 +482,15 @@ def new_page(
     finally:
         for context in contexts:
             context.close()
+
+
+@pytest.fixture
+def new_page(
+    browser: Browser, demo_site: DemoSite, request: pytest.FixtureRequest
+) -> Generator[Callable[[], Page]]:
+    """``new_page()``: a page in a fresh browser context, its base URL the demo site."""
+    with page_factory(browser, demo_site.url, request) as make:
+        yield make
 
 
 @pytest.fixture

@@ -85,6 +85,15 @@ class PageroApiView(Protected, APIView):
         return Response({"status": answer.status_code, "publicid": answer.json()["publicid"]})
 
 
+class RaisingView(Protected, APIView):
+    """Raises what ``?raise=`` names (tests.views.RAISED): a project's own errors."""
+
+    def get(self, request: Any) -> Response:
+        from tests.views import RAISED
+
+        raise RAISED[request.query_params["raise"]]()
+
+
 urlpatterns = [
     path("pagero/", include("django_pagero_oauth.urls")),
     path("api/view/", TokenView.as_view()),
@@ -92,4 +101,5 @@ urlpatterns = [
     path("api/viewset/", TokenViewSet.as_view({"get": "list"})),
     path("api/async/", AsyncTokenView.as_view()),
     path("api/pagero/", PageroApiView.as_view()),
+    path("api/raises/", RaisingView.as_view()),
 ]

@@ -160,3 +160,73 @@ def test_the_answers_are_translated(api, pagero_mock):
     assert json.loads(response.content)["detail"] == (
         "Anslut ditt konto till Pagero för att använda detta API."
     )
+
+
+# --- the connection dies inside the view ----------------------------------------------------
+
+
+def answer(response: Any) -> tuple[Any, ...]:
+    return (response.status_code, response["Content-Type"], response.get("Retry-After"))
+
+
+def test_a_grant_revoked_at_pagero_inside_the_view_gets_the_permissions_401(
+    api, user, pagero_mock, pagero_token_factory, recorded
+):
+    stored = pagero_token_factory(user)  # its access token is valid: the permission grants
+    mock = pagero_mock.mock
+    mock.revoke_grant("demo-company")  # the user withdrew the site's access at Pagero
+
+    inside = api.get("/api/pagero/")  # the view's API call: 401, then invalid_grant
+
+    assert (mock.counts["api"], mock.counts["refresh_token_failed"]) == (1, 1)
+    assert PageroToken.objects.get(pk=stored.pk).needs_reauthorization
+    assert inside.status_code == 401
+    before = api.get("/api/pagero/")  # now the permission refuses, before the view
+    assert (mock.counts["api"], mock.counts["refresh_token"]) == (1, 1)
+    assert answer(inside) == answer(before)
+    assert (
+        json.loads(inside.content)
+        == json.loads(before.content)
+        == {
+            "detail": "Connect your account to Pagero to use this API.",
+            "error": "pagero_authorization_required",
+            "login_url": "/pagero/login/?next=%2Fapi%2Fpagero%2F",
+        }
+    )
+    # Both through DRF's exception handling, so a project's EXCEPTION_HANDLER sees them.
+    assert recorded == [PageroConnectionRequired, PageroConnectionRequired]
+
+
+def test_pagero_unavailable_inside_the_view_gets_the_permissions_503(
+    api, user, pagero_mock, pagero_token_factory, stored_token_state, settings, recorded
+):
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "REFRESH_FAILURE_BACKOFF": 0}
+    stored = pagero_token_factory(user)
+    kept = stored_token_state(stored)
+    mock = pagero_mock.mock
+    mock.add_fault(Fault(endpoint="api", status=401))
+    mock.add_fault(Fault(endpoint="token", status=503))
+
+    inside = api.get("/api/pagero/")
+
+    assert (mock.counts["api"], mock.counts["refresh_token_failed"]) == (1, 1)
+    assert stored_token_state(stored) == kept
+    PageroToken.objects.filter(pk=stored.pk).update(
+        access_token_expires_at=stored.access_token_issued_at
+    )
+    mock.add_fault(Fault(endpoint="token", status=503))
+    before = api.get("/api/pagero/")
+    assert mock.counts["api"] == 1  # the permission answered
+    assert answer(inside) == answer(before) == (503, "application/json", "30")
+    assert json.loads(inside.content) == json.loads(before.content)
+    assert recorded == [PageroServiceUnavailable, PageroServiceUnavailable]
+
+
+def test_other_exceptions_of_the_view_are_left_to_drf(api, user, pagero_mock, pagero_token_factory):
+    pagero_token_factory(user)
+    # Django's PermissionDenied, the parent of PageroAuthorizationRequired: DRF's own 403.
+    response = api.get("/api/raises/?raise=permission_denied")
+    assert response.status_code == 403
+    assert json.loads(response.content) == {"detail": "a project's own refusal"}
+    with pytest.raises(ValueError, match="a bug in the view"):
+        api.get("/api/raises/?raise=value_error")

@@ -12,6 +12,10 @@ after the back-off, or returned to the caller as it came. What this proves, for 
 
 So neither the API nor anything that shapes its busy answers (a gateway) can turn a retryable
 answer into an exception that no caller expects from ``get``.
+
+The token endpoint's busy answers are read by the same parser (``oauth.retry_after_seconds``):
+a refresh answered 503 with such a header is "Pagero is unavailable" (the protected page's
+503), not a ``ValueError`` (a 500).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from django_pagero_oauth.testing.mock import Fault
 from tests.test_api_retries import busy, call_async, call_sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,3 +46,19 @@ def test_a_malformed_retry_after_is_a_busy_answer_not_an_exception(
 
     assert status == 200  # retried after the back-off, as without the header
     assert pagero_mock.mock.counts["api"] == 2
+
+
+@pytest.mark.parametrize("value", VALUES, ids=IDS)
+def test_a_malformed_retry_after_at_the_token_endpoint_is_pagero_unavailable(
+    value: str, user: Any, client: Any, pagero_mock: Any, pagero_token_factory: Any
+) -> None:
+    pagero_token_factory(user, expired=True)
+    client.force_login(user)
+    pagero_mock.mock.add_fault(
+        Fault(endpoint="token", status=503, headers=[("Retry-After", value)])
+    )
+
+    response = client.get("/protected/")  # the refresh is answered 503: must not raise
+
+    assert response.status_code == 503
+    assert response["Retry-After"].isdigit()  # the site's own UNAVAILABLE_RETRY_AFTER

@@ -80,6 +80,28 @@ def check(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
 
+def _write_then_call_pagero(request: HttpRequest) -> HttpResponse:
+    """A write of the view's own, then an API call that finds the connection dead."""
+    get_user_model().objects.filter(pk=request.user.pk).update(first_name="rolled back?")
+    get_client(request.user, token=request.pagero_token).get("v1/me")  # type: ignore[arg-type, attr-defined]
+    return HttpResponse("not reached: the API call raised")
+
+
+class MixinDiesView(PageroTokenRequiredMixin, View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return _write_then_call_pagero(request)
+
+
+#: With ``non_atomic_requests`` on top, Django's handler (not the guard) opens the transaction.
+DYING = {
+    "decorator": pagero_token_required(_write_then_call_pagero),
+    "decorator in the handler's transaction": transaction.non_atomic_requests(using="other")(
+        pagero_token_required(_write_then_call_pagero)
+    ),
+    "mixin": MixinDiesView.as_view(),
+}
+
+
 urlpatterns = [
     *base_urls.urlpatterns,
     path("durable/decorated/", decorated),
@@ -89,7 +111,14 @@ urlpatterns = [
     path("durable/valid-token/", valid_token_call),
     path("durable/check/", check),
     path("pagero-again/", include("django_pagero_oauth.urls")),
+    *(path(f"durable/dies/{index}/", view) for index, view in enumerate(DYING.values())),
+    path("protected-by-middleware/dies/", _write_then_call_pagero),
 ]
+
+DYING_URLS = {
+    **{name: f"/durable/dies/{index}/" for index, name in enumerate(DYING)},
+    "middleware": "/protected-by-middleware/dies/",
+}
 
 
 @pytest.fixture
@@ -312,3 +341,27 @@ def test_admin_refresh_now_failing_half_way_keeps_what_was_refreshed(
         client.force_login(u)
         assert client.get("/durable/check/").status_code == 200
     assert refreshes(pagero_mock) == 2
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize("url", DYING_URLS.values(), ids=DYING_URLS.keys())
+def test_a_connection_that_dies_inside_an_atomic_view_rolls_the_view_back(
+    site, user, pagero_mock, pagero_token_factory, url
+):
+    stored = pagero_token_factory(user)  # valid: the guard lets the request in
+    pagero_mock.mock.revoke_grant("demo-company")
+
+    response = site.get(url)
+
+    user.refresh_from_db()
+    assert user.first_name != "rolled back?"  # the view failed: its write is undone
+    if ON_SQLITE:
+        # The view's write holds SQLite's lock: the forced refresh refused at once, before
+        # Pagero was called (TokenLockTimeout), and the guard answered "not now".
+        assert (response.status_code, response["Retry-After"]) == (503, "30")
+        assert refreshes(pagero_mock) == 0
+    else:
+        assert response.status_code == 302
+        assert response["Location"] == f"/pagero/login/?next={url.replace('/', '%2F')}"
+        # Pagero's invalid_grant was committed beside the view's rollback.
+        assert PageroToken.objects.get(pk=stored.pk).needs_reauthorization

@@ -470,3 +470,40 @@ def test_malformed_encryption_key_list(user, pagero_mock, pagero_token_factory, 
     secrets.add("malformed key", "not-a-fernet-key")
     report = render(raised_by(lambda: get_client(user).get("v1/me"), TokenDecryptionError))
     assert_clean(report, secrets)
+
+
+def test_a_malformed_key_at_the_callback_leaks_nothing_and_the_token_is_revoked(
+    browser, pagero_mock, settings
+):
+    """ENCRYPTION_KEYS holds a malformed key (E009): the code exchange succeeds and storing the
+    answer fails. The report shows no token (the frame of ``fingerprint(value)`` held the
+    refresh token), and the refresh token, stored nowhere, is revoked at Pagero at once
+    instead of staying valid for three years."""
+    callback = browser.pagero_answer(browser.start_login("/protected/"))
+    code = dict(parse_qsl(urlsplit(callback).query))["code"]
+    _point(settings, ENCRYPTION_KEYS=[*KEYS, "not-a-fernet-key"])
+    seen: list[tuple[Any, Any]] = []
+
+    def capture(sender: Any, request: Any = None, **kwargs: Any) -> None:
+        seen.append((request, sys.exc_info()))
+
+    got_request_exception.connect(capture)
+    try:
+        response = Client(raise_request_exception=False, **_session_of(browser)).get(callback)
+    finally:
+        got_request_exception.disconnect(capture)
+    assert response.status_code == 500
+    (django_request, (exc_type, exc, tb)), *_ = seen
+    assert exc_type is TokenDecryptionError
+    reporter = ExceptionReporter(django_request, exc_type, exc, tb, is_email=True)
+    texts = [reporter.get_traceback_text(), reporter.get_traceback_html()]
+    texts += [
+        f"{frame['filename']} {name}={_repr(value)}"
+        for frame in reporter.get_traceback_frames()
+        for name, value in frame["vars"]
+    ]
+    assert_clean(Report(exc, texts, []), all_secrets(pagero_mock, code))
+    (obtained,) = pagero_mock.mock.issued_refresh_tokens
+    assert not PageroToken.objects.exists()
+    assert pagero_mock.mock.counts["revoke"] == 1
+    assert not pagero_mock.mock.is_refresh_token_valid(obtained)

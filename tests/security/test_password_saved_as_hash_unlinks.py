@@ -3,10 +3,12 @@
 for every password change; Django's own hash upgrade in ``check_password`` does not.
 
 ``signin.unlink_on_password_change`` compares the stored hash on every save that writes the
-password; only a save of ``update_fields=["password"]`` with ``_password`` reset (what
-``check_password``'s setter does when it re-hashes the same password) is left alone. So an
-identity linked through a stolen session ends with the usual remedy, whichever tool changed
-the password. (Found by the second security review, finding 7.)
+password, also a save of ``update_fields=["password"]`` alone (a hash written directly, or
+``set_unusable_password()``, saved that way). Only ``check_password``'s upgrade is left alone,
+recognised by the hashes themselves: an outdated hash replaced by an up-to-date one of the
+preferred hasher. So an identity linked through a stolen session ends with the usual remedy,
+whichever tool changed the password. (Found by the second security review, finding 7, and
+issue 16.)
 """
 
 from __future__ import annotations
@@ -40,6 +42,39 @@ def test_a_password_saved_as_a_hash_unlinks_too(
     assert not PageroIdentity.objects.filter(user=user).exists(), (
         "the identity linked through the stolen session outlives the password change"
     )
+
+
+def _linked(user: Any, settings: Any) -> None:
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "SIGN_IN_ENABLED": True}
+    stolen = Client()
+    stolen.force_login(user)
+    stolen.get(CALLBACK, single(at_pagero(start(stolen, SIGN_IN), "mallory-corp")))
+    assert stolen.post(LINK, {"confirm": "1"}).status_code == 302
+    assert PageroIdentity.objects.filter(user=user).exists()
+
+
+def test_a_hash_saved_with_update_fields_password_unlinks_too(
+    user: Any, pagero_mock: MockPageroServer, settings: Any
+) -> None:
+    _linked(user, settings)
+
+    user.password = make_password("a-new-password")  # no set_password(): _password stays None
+    user.save(update_fields=["password"])
+
+    assert not PageroIdentity.objects.filter(user=user).exists(), (
+        "a hash saved as check_password's upgrade is saved was taken for one"
+    )
+
+
+def test_an_unusable_password_saved_with_update_fields_password_unlinks(
+    user: Any, pagero_mock: MockPageroServer, settings: Any
+) -> None:
+    _linked(user, settings)
+
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+
+    assert not PageroIdentity.objects.filter(user=user).exists()
 
 
 def test_a_hash_upgrade_by_check_password_keeps_the_identity(

@@ -12,7 +12,8 @@ from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from django_pagero_oauth.exceptions import PageroUnavailable
+from django_pagero_oauth import get_client
+from django_pagero_oauth.exceptions import PageroAuthorizationRequired, PageroUnavailable
 from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.testing.mock import Fault
 from django_pagero_oauth.tokens import revoke
@@ -283,6 +284,50 @@ def test_a_rolled_back_reconnect_revokes_nothing(
     assert PageroToken.objects.get(user=user).refresh_token == old.refresh_token
     assert pagero_mock.mock.counts["revoke"] == 0
     assert pagero_mock.mock.is_refresh_token_valid(old.refresh_token)
+
+
+def test_a_server_revoking_the_whole_grant_ends_the_new_connection_on_reconnect(
+    browser: Browser, user: Any, pagero_mock: Any, pagero_token_factory: Any, capture: Any
+) -> None:
+    """Why ``REVOKE_REPLACED_TOKEN`` exists: RFC 7009 2.1 lets a server revoke every token of
+    the grant when one refresh token is revoked, and then the reconnect's revocation of the
+    replaced token kills the connection just made."""
+    pagero_token_factory(user, publicid="acme-ab")
+    mock = pagero_mock.mock
+    mock.add_fault(Fault(endpoint="revoke", revoke_grant=True))
+
+    with capture(execute=True):
+        assert browser.login(publicid="acme-ab").status_code == 302
+
+    assert mock.counts["revoke"] == 1
+    new = PageroToken.objects.get(user=user)
+    assert not mock.is_refresh_token_valid(new.refresh_token)
+    with pytest.raises(PageroAuthorizationRequired):
+        get_client(user).get("v1/me")  # 401, then invalid_grant: the user must log in again
+
+
+def test_revoke_replaced_token_off_keeps_the_new_connection_and_the_old_token(
+    browser: Browser,
+    user: Any,
+    pagero_mock: Any,
+    pagero_token_factory: Any,
+    settings: Any,
+    capture: Any,
+) -> None:
+    old = pagero_token_factory(user, publicid="acme-ab")
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "REVOKE_REPLACED_TOKEN": False}
+    mock = pagero_mock.mock
+    mock.add_fault(Fault(endpoint="revoke", revoke_grant=True))
+
+    with capture(execute=True):
+        assert browser.login(publicid="acme-ab").status_code == 302
+
+    assert mock.counts["revoke"] == 0
+    new = PageroToken.objects.get(user=user)
+    assert get_client(user).get("v1/me").status_code == 200
+    assert mock.is_refresh_token_valid(new.refresh_token)
+    # The price: the replaced refresh token stays valid at the server until used or expired.
+    assert mock.is_refresh_token_valid(old.refresh_token)
 
 
 def test_deleting_a_user_revokes_their_refresh_token_after_commit(

@@ -402,6 +402,19 @@ def test_login_page_escapes_everything(server: MockPageroServer) -> None:
     assert "&lt;script&gt;" in response.text
 
 
+def test_pages_carry_their_own_style(server: MockPageroServer) -> None:
+    """Styled like the example project, with nothing to fetch: the mock serves no static files
+    (screenshot: ``tests/browser/test_package_pages.py``, ``...-mock-login.png``)."""
+    page = requests.get(
+        server.url + "/oauth/v2/oauth-authorize", params=authorize_params(), timeout=5
+    )
+    error = requests.get(server.url + "/oauth/v2/oauth-authorize", timeout=5)
+    assert (page.status_code, error.status_code) == (200, 400)
+    for response in (page, error):
+        assert "<style>" in response.text and 'class="card"' in response.text
+        assert 'rel="stylesheet"' not in response.text and "<script" not in response.text
+
+
 # --- client authentication ----------------------------------------------------------------
 
 
@@ -745,6 +758,57 @@ def test_revoke_unknown_token_is_200_and_errors(server: MockPageroServer) -> Non
     assert_oauth_error(unauthenticated, "invalid_client", 401)
 
 
+def test_revoke_grant_revokes_every_login_of_the_user(
+    server: MockPageroServer, mock: MockPagero
+) -> None:
+    first, second = login(server), login(server)  # two authorizations of "acme-ab"
+    other = mock.issue_tokens(publicid="other-co")
+    rotated = refresh(server, first["refresh_token"]).json()  # the used one is dead already
+
+    assert mock.revoke_grant("acme-ab") == 5  # the live tokens: 3 access, 2 refresh
+    assert api(server, "/v1/me", first["access_token"]).status_code == 401
+    for body in (second, rotated):
+        assert api(server, "/v1/me", body["access_token"]).status_code == 401
+        assert_oauth_error(refresh(server, body["refresh_token"]), "invalid_grant")
+    assert api(server, "/v1/me", other["access_token"]).status_code == 200
+    assert mock.is_refresh_token_valid(other["refresh_token"])
+    assert mock.revoke_grant("acme-ab") == 0
+
+    answer = requests.post(
+        server.url + "/_mock/revoke_grant", data={"publicid": "other-co"}, timeout=5
+    )
+    assert answer.status_code == 200 and answer.json() == {"ok": True, "revoked": 2}
+    assert not mock.is_refresh_token_valid(other["refresh_token"])
+    assert requests.post(server.url + "/_mock/revoke_grant", timeout=5).status_code == 400
+
+
+@pytest.mark.parametrize("revoked", ["refresh_token", "access_token"])
+def test_fault_revoke_grant_revokes_the_whole_grant_with_a_refresh_token(
+    server: MockPageroServer, mock: MockPagero, revoked: str
+) -> None:
+    old, new = login(server), login(server)  # a reconnect: a later login of the same user
+    other = mock.issue_tokens(publicid="other-co")
+    mock.add_fault(Fault(endpoint="revoke", revoke_grant=True))
+
+    assert revoke(server, old[revoked]).status_code == 200
+    assert not mock.faults  # taken by that request
+    assert not mock.is_access_token_valid(old["access_token"])
+    # Only a refresh token's revocation ends the grant; an access token is revoked alone.
+    assert mock.is_refresh_token_valid(new["refresh_token"]) is (revoked == "access_token")
+    assert mock.is_access_token_valid(new["access_token"]) is (revoked == "access_token")
+    assert mock.is_refresh_token_valid(other["refresh_token"])
+
+
+def test_without_the_fault_a_revocation_ends_only_its_own_login(
+    server: MockPageroServer, mock: MockPagero
+) -> None:
+    old, new = login(server), login(server)
+    assert revoke(server, old["refresh_token"]).status_code == 200
+    assert not mock.is_refresh_token_valid(old["refresh_token"])
+    assert mock.is_refresh_token_valid(new["refresh_token"])
+    assert api(server, "/v1/me", new["access_token"]).status_code == 200
+
+
 # --- API (RFC 6750) -----------------------------------------------------------------------
 
 
@@ -993,6 +1057,8 @@ def test_fault_validation() -> None:
         Fault(endpoint="api", grant_type="refresh_token")
     with pytest.raises(ValueError, match="times"):
         Fault(endpoint="api", times=0)
+    with pytest.raises(ValueError, match="revoke_grant"):
+        Fault(endpoint="token", revoke_grant=True)
 
 
 def test_fault_over_http(server: MockPageroServer, mock: MockPagero) -> None:
@@ -1013,6 +1079,9 @@ def test_fault_over_http(server: MockPageroServer, mock: MockPagero) -> None:
     assert altered["expires_in"] == "600" and "scope" not in altered
     bad_json = {"endpoint": "token", "field": "expires_in=six hundred"}
     assert requests.post(server.url + "/_mock/fault", data=bad_json, timeout=5).status_code == 400
+    grant = {"endpoint": "revoke", "revoke_grant": "1"}
+    assert requests.post(server.url + "/_mock/fault", data=grant, timeout=5).status_code == 200
+    assert mock.faults[-1].revoke_grant is True
 
 
 # --- control endpoints, adapters, CLI -----------------------------------------------------
@@ -1222,6 +1291,63 @@ def test_cli_main_serves() -> None:
             timeout=5,
         )
         assert form.status_code == 200
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+
+
+def test_mock_settings_points_a_site_at_a_running_mock() -> None:
+    from django_pagero_oauth.testing import mock_settings
+
+    with MockPageroServer(MockPagero()) as server:
+        assert mock_settings(server.url + "/") == server.settings()
+        assert mock_settings(server.url)["ISSUER"] == server.url
+    assert mock_settings("http://127.0.0.1:9/", client_id="c", issuer="https://iss") == {
+        "CLIENT_ID": "c",
+        "CLIENT_SECRET": "mock-client-secret",
+        "AUTHORIZE_URL": "http://127.0.0.1:9/oauth/v2/oauth-authorize",
+        "TOKEN_URL": "http://127.0.0.1:9/oauth/v2/oauth-token",
+        "REVOKE_URL": "http://127.0.0.1:9/oauth/v2/oauth-revoke",
+        "API_BASE_URL": "http://127.0.0.1:9/api",
+        "ISSUER": "https://iss",
+    }
+
+
+@pytest.mark.parametrize("options", [[], ["--client-id", "cli-client", "--issuer", "https://i"]])
+def test_cli_prints_the_settings_lines_to_paste(options: list[str]) -> None:
+    """The lines after "At the end of your settings.py", run after a site's own PAGERO_OAUTH,
+    point it at this server: a login there with those settings gets a code back."""
+    process = subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
+        [sys.executable, "-m", "django_pagero_oauth.testing.mock", "--port", "0", *options],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().rsplit(" ", 1)[1].strip()
+        assert process.stdout.readline() == "\n"
+        assert process.stdout.readline().startswith("At the end of your settings.py")
+        block = []
+        for line in process.stdout:
+            if line.startswith("These PAGERO_OAUTH values"):
+                break
+            block.append(line.removeprefix("    "))
+        namespace: dict[str, Any] = {"PAGERO_OAUTH": {"CLIENT_ID": "real", "PKCE": True}}
+        exec("".join(block), namespace)  # noqa: S102 (the mock's own output)
+        settings_ = namespace["PAGERO_OAUTH"]
+        assert settings_["PKCE"] is True  # the site's other keys are kept
+        assert settings_["REDIRECT_URI"] == "http://127.0.0.1:8000/pagero/callback/"
+        assert settings_["AUTHORIZE_URL"] == url + "/oauth/v2/oauth-authorize"
+        assert settings_["API_BASE_URL"] == url + "/api"
+        assert settings_["ISSUER"] == ("https://i" if options else url)
+        form = requests.get(
+            settings_["AUTHORIZE_URL"],
+            params=authorize_params(client_id=settings_["CLIENT_ID"]),
+            timeout=5,
+        )
+        assert form.status_code == 200, form.text
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0

@@ -51,6 +51,7 @@ def test_pagero_mock_is_reset_for_every_test(pytester: pytest.Pytester, monkeypa
             pagero_mock.mock.issue_tokens()
             pagero_mock.mock.counts["refresh_token"] += 3
             pagero_mock.mock.expires_in = 5
+            pagero_mock.mock.client_secret = "changed-by-a-test"
 
         def test_second_sees_a_clean_mock(pagero_mock, settings):
             mock = pagero_mock.mock
@@ -58,6 +59,7 @@ def test_pagero_mock_is_reset_for_every_test(pytester: pytest.Pytester, monkeypa
             assert mock.issued_refresh_tokens == []
             assert sum(mock.counts.values()) == 0
             assert mock.expires_in == 600
+            assert mock.client_secret != "changed-by-a-test"
             assert settings.PAGERO_OAUTH["TOKEN_URL"].startswith(pagero_mock.url)
         """
     )
@@ -113,14 +115,3 @@ def test_faults_reach_the_code_through_the_fixture(
     with pytest.raises(PageroUnavailable):
         get_valid_token(user)
     assert PageroToken.objects.get(pk=token.pk).refresh_token == token.refresh_token
-
-
-def test_a_changed_mock_configuration_does_not_leak_first(pagero_mock):
-    """Changes one setting of the mock; the next test checks that it was restored."""
-    pagero_mock.mock.client_secret = "changed-by-a-test"
-    pagero_mock.mock.expires_in = 5
-
-
-def test_a_changed_mock_configuration_does_not_leak_second(pagero_mock):
-    assert pagero_mock.mock.client_secret != "changed-by-a-test"
-    assert pagero_mock.mock.expires_in == 600

@@ -58,12 +58,23 @@ from .oidc import (
     make_id_token,
 )
 from .server import MockPageroServer
-from .state import COUNT_KEYS, HOLD_LIMIT, JWT_KID, JWT_X5T, REFRESH_TOKEN_PREFIX
+from .state import (
+    COUNT_KEYS,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    HOLD_LIMIT,
+    JWT_KID,
+    JWT_X5T,
+    REFRESH_TOKEN_PREFIX,
+    mock_settings,
+)
 
 __all__ = [
     "API_PREFIX",
     "AUTHORIZE_PATH",
     "COUNT_KEYS",
+    "DEFAULT_CLIENT_ID",
+    "DEFAULT_CLIENT_SECRET",
     "DISCOVERY_PATH",
     "FAULT_ENDPOINTS",
     "FORM_CONTENT_TYPE",
@@ -88,4 +99,5 @@ __all__ = [
     "discovery_document",
     "main",
     "make_id_token",
+    "mock_settings",
 ]

@@ -7,8 +7,8 @@
 routes to the endpoints, mixins over the shared state of :mod:`.state`:
 :mod:`.authorization`, :mod:`.token_endpoint` and :mod:`.resources`.
 
-The ``/_mock/...`` control endpoints (stats, reset, config, faults) are answered here as well,
-so they exist only where a mock is served on purpose: a test's :class:`~.server.MockPageroServer`,
+The ``/_mock/...`` control endpoints (stats, reset, config, faults, release, revoke_grant) are
+answered here as well, so they exist only where a mock is served on purpose: a test's :class:`~.server.MockPageroServer`,
 the CLI, or ``django_pagero_oauth.testing.urls`` mounted in a project, whose view answers 404
 unless ``DEBUG`` or ``ALLOW_MOCK_SERVER`` is set. The app's own URLconf never includes them.
 """
@@ -136,7 +136,7 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
         if path == TOKEN_PATH:
             return self._token(request, fault) if method == "POST" else _oauth_405()
         if path == REVOKE_PATH:
-            return self._revoke(request) if method == "POST" else _oauth_405()
+            return self._revoke(request, fault) if method == "POST" else _oauth_405()
         if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
             return self._api(request)
         if path in (JWKS_PATH, DISCOVERY_PATH):
@@ -153,6 +153,8 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
         if path == "/_mock/release" and method == "POST":
             self.release_held()
             return _json_response(200, {"ok": True})
+        if path == "/_mock/revoke_grant" and method == "POST":
+            return self._revoke_grant_from_form(request)
         return _json_response(404, {"error": "not_found", "path": path})
 
     # --- /_mock control endpoints ------------------------------------------------------
@@ -184,6 +186,13 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
             return _json_response(400, {"error": str(exc)})
         self.add_fault(fault)
         return _json_response(200, {"ok": True})
+
+    def _revoke_grant_from_form(self, request: MockRequest) -> MockResponse:
+        """``POST /_mock/revoke_grant`` with ``publicid``: :meth:`revoke_grant` over HTTP."""
+        publicid = _single(request.form, "publicid")
+        if not publicid:
+            return _json_response(400, {"error": "publicid is required"})
+        return _json_response(200, {"ok": True, "revoked": self.revoke_grant(publicid)})
 
     # --- WSGI ---------------------------------------------------------------------------
 

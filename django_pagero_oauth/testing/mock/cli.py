@@ -1,18 +1,21 @@
 """``python -m django_pagero_oauth.testing.mock``: serve a mock until Ctrl-C (or SIGTERM).
 
 The first line of stdout is ``Mock Pagero listening on <url>`` (scripts and the benchmarks read
-it); the ``PAGERO_OAUTH`` settings that point at the server follow.
+it); the lines for a site's ``settings.py`` that point it at the server follow, ready to paste
+(:func:`settings_block`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import threading
 from collections.abc import Sequence
 
 from .app import MockPagero
 from .server import MockPageroServer
+from .state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,14 +27,43 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--expires-in", type=int, default=600, help="access token lifetime (s)")
     parser.add_argument("--code-lifetime", type=int, default=60)
-    parser.add_argument("--client-id", default="mock-client-id")
-    parser.add_argument("--client-secret", default="mock-client-secret")
+    parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
+    parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
     parser.add_argument("--issuer", default=None, help="default: the server's URL")
     parser.add_argument(
         "--require-pkce", action="store_true", help="refuse logins without a code_challenge"
     )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser
+
+
+def settings_block(
+    url: str,
+    *,
+    client_id: str = DEFAULT_CLIENT_ID,
+    client_secret: str = DEFAULT_CLIENT_SECRET,
+    issuer: str | None = None,
+    redirect_uri: str = "http://127.0.0.1:8000/pagero/callback/",
+) -> str:
+    """The end of a site's ``settings.py`` that points ``PAGERO_OAUTH`` at the mock at ``url``.
+
+    The same lines as ``docs/examples/quickstart/settings_mock.py``, with this server's URL
+    (and its client credentials and issuer when they are not the defaults).
+    """
+    # json.dumps: a Python string literal in double quotes, as the formatter writes them.
+    options = [json.dumps(url)]
+    if client_id != DEFAULT_CLIENT_ID:
+        options.append(f"client_id={json.dumps(client_id)}")
+    if client_secret != DEFAULT_CLIENT_SECRET:
+        options.append(f"client_secret={json.dumps(client_secret)}")
+    if issuer is not None:
+        options.append(f"issuer={json.dumps(issuer)}")
+    return (
+        "from django_pagero_oauth.testing import mock_settings\n"
+        "\n"
+        f"PAGERO_OAUTH |= mock_settings({', '.join(options)})\n"
+        f'PAGERO_OAUTH["REDIRECT_URI"] = {json.dumps(redirect_uri)}\n'
+    )
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
@@ -54,6 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     server.start()
     print(f"Mock Pagero listening on {server.url}", flush=True)
+    block = settings_block(
+        server.url,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        issuer=args.issuer,
+    )
+    print(
+        "\nAt the end of your settings.py (development only; REDIRECT_URI is your site's):\n\n"
+        + "".join(f"    {line}\n" if line else "\n" for line in block.splitlines()),
+        flush=True,
+    )
+    print("These PAGERO_OAUTH values:", flush=True)
     for name, value in server.settings().items():
         print(f"  {name} = {value}", flush=True)
     try:

@@ -70,6 +70,10 @@ class Fault:
     #: For ``endpoint="authorize"``: ``OMIT`` (or ``None``) leaves ``iss`` out, a string
     #: is sent instead of the real issuer; ``...`` (the default) changes nothing.
     iss: str | Literal[_Omit.OMIT] | EllipsisType | None = ...
+    #: For ``endpoint="revoke"``: revoking a live refresh token revokes the whole grant, every
+    #: token this client holds for the same user (``publicid``), those of later logins too, as
+    #: RFC 7009 2.1 allows a server to do. The request is processed normally otherwise.
+    revoke_grant: bool = False
     #: For ``endpoint="token"``: break the ``id_token`` this way (one of
     #: :data:`~.oidc.ID_TOKEN_FAULTS`); the request is processed normally otherwise.
     id_token: str | None = None
@@ -94,6 +98,8 @@ class Fault:
             raise ValueError("Fault.times must be at least 1")
         if self.delay < 0:
             raise ValueError("Fault.delay cannot be negative")
+        if self.revoke_grant and self.endpoint != "revoke":
+            raise ValueError('Fault.revoke_grant only applies to endpoint="revoke"')
         if self.id_token is not None and self.endpoint != "token":
             raise ValueError('Fault.id_token only applies to endpoint="token"')
         if self.id_token is not None and self.id_token not in ID_TOKEN_FAULTS:
@@ -186,6 +192,7 @@ def _parse_fault_form(form: dict[str, list[str]]) -> Fault:
         fields=fields,
         iss=iss,
         id_token=_single(form, "id_token"),
+        revoke_grant=flag("revoke_grant"),
         times=int(_single(form, "times") or 1),
         process=flag("process"),
         hold=flag("hold"),

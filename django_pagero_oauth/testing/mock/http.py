@@ -160,11 +160,41 @@ def _invalid_client(description: str) -> MockResponse:
     )
 
 
+#: The mock's pages look like the example project's (its ``demo.css``), inline: the mock
+#: serves no static files, mounted in a Django project or on its own.
+_STYLE = """
+:root { --accent: #0b5cab; --muted: #5b6470; --bad: #a12a2a; --line: #d0d7de; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+  color: #1f2328; background: #f6f8fa; }
+header { display: flex; gap: .8rem; align-items: baseline; padding: .8rem 1.5rem;
+  background: #fff; border-bottom: 1px solid var(--line); }
+header .brand { font-weight: 600; }
+header .note { color: var(--muted); font-size: .9rem; }
+main { max-width: 40rem; margin: 0 auto; padding: 1.5rem; }
+h1 { font-size: 1.6rem; margin: 0 0 1rem; }
+.card { background: #fff; border: 1px solid var(--line); border-radius: 8px;
+  padding: 1rem 1.5rem; }
+code { font-size: .9em; overflow-wrap: anywhere; }
+label { display: block; margin: 1rem 0; color: var(--muted); }
+input[type=text] { display: block; width: 100%; margin-top: .3rem; padding: .45rem .6rem;
+  border: 1px solid var(--line); border-radius: 6px; font: inherit; color: #1f2328; }
+button { padding: .45rem 1rem; margin-right: .5rem; border: 1px solid var(--accent);
+  border-radius: 6px; background: var(--accent); color: #fff; font: inherit; cursor: pointer; }
+button[value=deny] { background: #fff; color: var(--bad); border-color: var(--bad); }
+.error { color: var(--bad); }
+"""
+
+
 def _html_page(status: int, title: str, body_html: str) -> MockResponse:
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title></head>\n<body>\n"
-        f"<h1>{html.escape(title)}</h1>\n{body_html}\n</body></html>\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n<body>\n"
+        '<header><span class="brand">Mock Pagero Online</span>'
+        '<span class="note">a test server: it hands out tokens to anyone</span></header>\n'
+        f'<main>\n<h1>{html.escape(title)}</h1>\n<div class="card">\n{body_html}\n</div>\n'
+        "</main>\n</body></html>\n"
     )
     return MockResponse(status, [("Content-Type", _HTML), *_NO_STORE], page.encode())
 

@@ -77,14 +77,46 @@ class _Token:
     consumed: bool = False
 
 
+#: The client credentials a mock accepts unless told otherwise (``--client-id``, ...).
+DEFAULT_CLIENT_ID = "mock-client-id"
+DEFAULT_CLIENT_SECRET = "mock-client-secret"
+
+
+def mock_settings(
+    base_url: str,
+    *,
+    client_id: str = DEFAULT_CLIENT_ID,
+    client_secret: str = DEFAULT_CLIENT_SECRET,
+    issuer: str | None = None,
+) -> dict[str, str]:
+    """The ``PAGERO_OAUTH`` keys that point a site at a mock served at ``base_url``.
+
+    ``CLIENT_ID``, ``CLIENT_SECRET``, the four endpoint URLs and ``ISSUER`` (the mock's
+    ``iss``: ``base_url`` unless it was started with ``--issuer``). ``REDIRECT_URI`` and every
+    other key are the site's own::
+
+        PAGERO_OAUTH |= mock_settings("http://127.0.0.1:8765")
+    """
+    base_url = base_url.rstrip("/")
+    return {
+        "CLIENT_ID": client_id,
+        "CLIENT_SECRET": client_secret,
+        "AUTHORIZE_URL": base_url + AUTHORIZE_PATH,
+        "TOKEN_URL": base_url + TOKEN_PATH,
+        "REVOKE_URL": base_url + REVOKE_PATH,
+        "API_BASE_URL": base_url + API_PREFIX,
+        "ISSUER": issuer or base_url,
+    }
+
+
 class MockPageroState:
     """The in-memory state of one mock server. Thread-safe: all of it is guarded by :attr:`lock`."""
 
     def __init__(
         self,
         *,
-        client_id: str = "mock-client-id",
-        client_secret: str = "mock-client-secret",
+        client_id: str = DEFAULT_CLIENT_ID,
+        client_secret: str = DEFAULT_CLIENT_SECRET,
         issuer: str | None = None,
         expires_in: int = 600,
         code_lifetime: int = 60,
@@ -182,6 +214,14 @@ class MockPageroState:
         with self.lock:
             self.signing_keys = self.signing_keys.rotated(keep_old=keep_old)
 
+    def revoke_grant(self, publicid: str) -> int:
+        """Revoke every token this client holds for ``publicid``, of every authorization: what
+        Pagero does when the user withdraws the client's access. Returns how many live tokens
+        it revoked; the client finds out at its next API call (401) or refresh
+        (``invalid_grant``)."""
+        with self.lock:
+            return self._revoke_grant_locked(self.client_id, publicid)
+
     def is_refresh_token_valid(self, token: str) -> bool:
         """Known, unused, unrevoked and unexpired."""
         with self.lock:
@@ -215,16 +255,9 @@ class MockPageroState:
 
     def settings_for(self, base_url: str) -> dict[str, str]:
         """A ``PAGERO_OAUTH`` settings fragment for the mock mounted at ``base_url``."""
-        base_url = base_url.rstrip("/")
-        return {
-            "CLIENT_ID": self.client_id,
-            "CLIENT_SECRET": self.client_secret,
-            "AUTHORIZE_URL": base_url + AUTHORIZE_PATH,
-            "TOKEN_URL": base_url + TOKEN_PATH,
-            "REVOKE_URL": base_url + REVOKE_PATH,
-            "API_BASE_URL": base_url + API_PREFIX,
-            "ISSUER": self.issuer or base_url,
-        }
+        return mock_settings(
+            base_url, client_id=self.client_id, client_secret=self.client_secret, issuer=self.issuer
+        )
 
     # --- issuing and checking tokens -------------------------------------------------
 
@@ -294,6 +327,16 @@ class MockPageroState:
         for record in self._tokens.values():
             if record.family == family:
                 record.revoked = True
+
+    def _revoke_grant_locked(self, client_id: str, publicid: str) -> int:
+        """Revoke every live token of ``client_id`` for ``publicid``; returns how many."""
+        now = self.clock()
+        revoked = 0
+        for record in self._tokens.values():
+            if record.client_id == client_id and record.publicid == publicid:
+                revoked += self._live(record, now)
+                record.revoked = True
+        return revoked
 
 
 def _jwt(payload: dict[str, Any]) -> str:

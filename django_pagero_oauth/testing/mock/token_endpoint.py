@@ -197,7 +197,7 @@ class TokenEndpoints(MockPageroState):
 
     # --- revocation endpoint (RFC 7009) ------------------------------------------------
 
-    def _revoke(self, request: MockRequest) -> MockResponse:
+    def _revoke(self, request: MockRequest, fault: Fault | None = None) -> MockResponse:
         error = self._check_form_request(request)
         if error is not None:
             return error
@@ -211,7 +211,10 @@ class TokenEndpoints(MockPageroState):
             record = self._tokens.get(token)
             # RFC 7009 2.2: an unknown or already invalid token is still a 200.
             if record is not None and self._live(record, self.clock()):
-                if record.kind == "refresh":
+                if record.kind == "refresh" and fault is not None and fault.revoke_grant:
+                    # RFC 7009 2.1 lets a server revoke the whole grant, later logins included.
+                    self._revoke_grant_locked(record.client_id, record.publicid)
+                elif record.kind == "refresh":
                     # RFC 7009 2.1: revoking a refresh token ends the grant's access tokens.
                     self._revoke_family_locked(record.family)
                 else:
