@@ -919,6 +919,66 @@ def test_fault_process_then_drop_loses_the_new_token(
     assert_oauth_error(refresh(server, token), "invalid_grant")
 
 
+def _refresh_in_thread(server: MockPageroServer, token: str) -> tuple[threading.Thread, list[Any]]:
+    answers: list[Any] = []
+    thread = threading.Thread(target=lambda: answers.append(refresh(server, token, timeout=30)))
+    thread.start()
+    return thread, answers
+
+
+def test_fault_hold_after_processing_spends_the_token_then_waits(
+    server: MockPageroServer, mock: MockPagero
+) -> None:
+    """``hold`` with ``process``: Pagero has rotated, its answer waits for the release."""
+    token = mock.issue_tokens()["refresh_token"]
+    mock.add_fault(Fault(endpoint="token", grant_type="refresh_token", hold=True, process=True))
+    thread, answers = _refresh_in_thread(server, token)
+    assert mock.wait_held(timeout=10)
+    assert not mock.is_refresh_token_valid(token) and len(mock.issued_refresh_tokens) == 2
+    assert answers == [] and thread.is_alive()
+    mock.release_held()
+    thread.join(timeout=10)
+    (answer,) = answers
+    assert answer.status_code == 200
+    assert answer.json()["refresh_token"] == mock.issued_refresh_tokens[-1]
+    assert mock.counts["held"] == 1 and mock.faults == []
+
+
+def test_fault_hold_before_processing_spends_nothing_until_released(
+    server: MockPageroServer, mock: MockPagero
+) -> None:
+    token = mock.issue_tokens()["refresh_token"]
+    response = requests.post(
+        server.url + "/_mock/fault", data={"endpoint": "token", "hold": "1"}, timeout=5
+    )
+    assert response.status_code == 200 and mock.faults[0].hold
+    thread, answers = _refresh_in_thread(server, token)
+    assert mock.wait_held(timeout=10)
+    assert mock.is_refresh_token_valid(token) and len(mock.issued_refresh_tokens) == 1
+    assert requests.post(server.url + "/_mock/release", timeout=5).status_code == 200
+    thread.join(timeout=10)
+    assert answers[0].status_code == 200 and not mock.is_refresh_token_valid(token)
+    assert not mock.wait_held(count=2, timeout=0.01)  # one hold, one request held
+
+
+def test_fault_hold_released_by_reset_and_stop(mock: MockPagero) -> None:
+    server = MockPageroServer(mock).start()
+    try:
+        mock.add_fault(Fault(endpoint="token", hold=True))
+        thread, answers = _refresh_in_thread(server, mock.issue_tokens()["refresh_token"])
+        assert mock.wait_held(timeout=10)
+        mock.reset()  # releases: the token is unknown by then
+        thread.join(timeout=10)
+        assert answers[0].json()["error"] == "invalid_grant"
+        mock.add_fault(Fault(endpoint="token", hold=True))
+        thread, answers = _refresh_in_thread(server, mock.issue_tokens()["refresh_token"])
+        assert mock.wait_held(timeout=10)
+    finally:
+        server.stop()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
 def test_fault_omit_refresh_token_keeps_the_old_one(
     server: MockPageroServer, mock: MockPagero
 ) -> None:

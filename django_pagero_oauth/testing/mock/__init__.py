@@ -14,7 +14,8 @@ fails a test instead of passing silently:
 - client authentication is RFC 6749 2.3.1 to the letter (form-urlencoded *before* base64 in
   HTTP Basic, one method per request, constant-time comparison);
 - PKCE is S256 only (RFC 7636 4.2), every parameter may appear at most once (RFC 6749 3.1, 3.2);
-- faults (:class:`Fault`) inject errors, slowness and dropped connections;
+- faults (:class:`Fault`) inject errors, slowness and dropped connections, or hold a request
+  until the test releases it;
 - with ``openid`` in the scope, the authorization request must carry a ``nonce``, and the code
   exchange returns a really signed ``id_token`` carrying it back; JWKS and discovery are served
   (:mod:`.oidc`: keys, signing, and the ``id_token`` faults).
@@ -61,6 +62,7 @@ from .state import (
     COUNT_KEYS,
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
+    HOLD_LIMIT,
     JWT_KID,
     JWT_X5T,
     REFRESH_TOKEN_PREFIX,
@@ -76,6 +78,7 @@ __all__ = [
     "DISCOVERY_PATH",
     "FAULT_ENDPOINTS",
     "FORM_CONTENT_TYPE",
+    "HOLD_LIMIT",
     "ID_TOKEN_FAULTS",
     "JWKS_PATH",
     "JWT_KID",

@@ -7,8 +7,8 @@
 routes to the endpoints, mixins over the shared state of :mod:`.state`:
 :mod:`.authorization`, :mod:`.token_endpoint` and :mod:`.resources`.
 
-The ``/_mock/...`` control endpoints (stats, reset, config, faults, revoke_grant) are answered here as well,
-so they exist only where a mock is served on purpose: a test's :class:`~.server.MockPageroServer`,
+The ``/_mock/...`` control endpoints (stats, reset, config, faults, release, revoke_grant) are
+answered here as well, so they exist only where a mock is served on purpose: a test's :class:`~.server.MockPageroServer`,
 the CLI, or ``django_pagero_oauth.testing.urls`` mounted in a project, whose view answers 404
 unless ``DEBUG`` or ``ALLOW_MOCK_SERVER`` is set. The app's own URLconf never includes them.
 """
@@ -50,7 +50,8 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
       successful or not, faulted or not;
     - ``"refresh_token_failed"``: refresh requests that got no 2xx answer (rejected, faulted
       or dropped);
-    - ``"revoke"``: revocation requests; ``"api"``: API requests.
+    - ``"revoke"``: revocation requests; ``"api"``: API requests;
+    - ``"held"``: requests a ``Fault(hold=True)`` held (:meth:`~.state.MockPageroState.wait_held`).
 
     :attr:`issued_refresh_tokens` lists every refresh token ever issued, in order;
     :attr:`expires_in` (the access token lifetime) may be changed at any time. The constructor
@@ -69,6 +70,8 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
             if count_key is not None:
                 self.counts[count_key] += 1
             fault = self._take_fault(endpoint, grant_type)
+        if fault is not None and fault.hold and not fault.process:
+            self._hold()
         if fault is not None and fault.short_circuits and not fault.process:
             response = fault.response(endpoint or "")
         else:
@@ -82,6 +85,8 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
                     response.delay = fault.delay
         if fault is not None and fault.fields is not None and response.status == 200:
             response = _with_fields(response, fault.fields)
+        if fault is not None and fault.hold and fault.process:
+            self._hold()
         if count_key == "refresh_token" and (
             response.drop_connection or not 200 <= response.status < 300
         ):
@@ -145,6 +150,9 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
             return self._config(request)
         if path == "/_mock/fault" and method == "POST":
             return self._fault_from_form(request)
+        if path == "/_mock/release" and method == "POST":
+            self.release_held()
+            return _json_response(200, {"ok": True})
         if path == "/_mock/revoke_grant" and method == "POST":
             return self._revoke_grant_from_form(request)
         return _json_response(404, {"error": "not_found", "path": path})

@@ -82,6 +82,12 @@ class Fault:
     #: Process the request (consume codes/tokens) *and then* answer with the fault: the
     #: server did the work but the client never learns the result (e.g. with ``drop``).
     process: bool = False
+    #: Hold the request until :meth:`~.state.MockPageroState.release_held` (or
+    #: :data:`~.state.HOLD_LIMIT` seconds); :meth:`~.state.MockPageroState.wait_held` returns
+    #: once it is held. Not a short-circuit: the request is then processed and answered as
+    #: usual. With ``process``, it is processed first (a refresh token is spent, a new one
+    #: issued) and only its answer is held; without, nothing is spent before the release.
+    hold: bool = False
 
     def __post_init__(self) -> None:
         if self.endpoint not in FAULT_ENDPOINTS:
@@ -189,6 +195,7 @@ def _parse_fault_form(form: dict[str, list[str]]) -> Fault:
         revoke_grant=flag("revoke_grant"),
         times=int(_single(form, "times") or 1),
         process=flag("process"),
+        hold=flag("hold"),
     )
 
 

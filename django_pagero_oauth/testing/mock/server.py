@@ -156,6 +156,7 @@ class MockPageroServer:
         if server is None:
             return
         server.stopping.set()
+        self.mock.release_held()
         server.shutdown()
         server.server_close()
         if self._thread is not None:

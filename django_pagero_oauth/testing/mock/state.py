@@ -36,6 +36,9 @@ JWT_X5T = (
     .decode()
 )
 
+#: The most seconds a ``Fault(hold=True)`` holds a request when nobody releases it.
+HOLD_LIMIT = 60.0
+
 COUNT_KEYS = (
     "authorize",
     "authorization_code",
@@ -45,6 +48,7 @@ COUNT_KEYS = (
     "api",
     "jwks",
     "discovery",
+    "held",
 )
 
 
@@ -146,11 +150,17 @@ class MockPageroState:
         self.signing_keys = KeySet()
         self.id_token_alg = "RS256"
         self._previous_nonce: str | None = None
+        #: ``Fault(hold=True)``: the requests held so far (``counts["held"]``) are announced
+        #: on ``_held_changed``; each waits on the gate that was current when it arrived.
+        self._held_changed = threading.Condition(self.lock)
+        self._hold_gate = threading.Event()
 
     # --- public helpers ---------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget all codes, tokens, counters and faults (configuration stays)."""
+        """Forget all codes, tokens, counters and faults (configuration stays); release what
+        is held."""
+        self.release_held()
         with self.lock:
             self.counts.clear()
             self.issued_refresh_tokens.clear()
@@ -177,6 +187,26 @@ class MockPageroState:
                 issuer=issuer,
                 expires_in=expires_in,
             )
+
+    def wait_held(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Wait until ``count`` requests in all were held by ``Fault(hold=True)`` since the last
+        :meth:`reset`; False if that did not happen within ``timeout`` seconds."""
+        with self._held_changed:
+            return self._held_changed.wait_for(lambda: self.counts["held"] >= count, timeout)
+
+    def release_held(self) -> None:
+        """Let every request held now go on; a request held later waits for the next call."""
+        with self.lock:
+            gate, self._hold_gate = self._hold_gate, threading.Event()
+        gate.set()
+
+    def _hold(self) -> None:
+        """Hold the calling request (a ``Fault(hold=True)``) until :meth:`release_held`."""
+        with self._held_changed:
+            gate = self._hold_gate
+            self.counts["held"] += 1
+            self._held_changed.notify_all()
+        gate.wait(HOLD_LIMIT)
 
     def rotate_keys(self, *, keep_old: bool = True) -> None:
         """Sign id_tokens with new keys (new ``kid`` s); the old ones stay in the JWKS while
