@@ -343,6 +343,7 @@ SETTINGS: tuple[Setting, ...] = (
         "token stays valid at the server until it expires or is used (see "
         ":ref:`reconnect-revocation`). Without ``REVOKE_URL`` nothing is revoked either way.",
         _LOGIN,
+        validate=boolean,
     ),
     Setting(
         "STATE_MAX_AGE",

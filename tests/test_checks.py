@@ -500,6 +500,7 @@ BAD_VALUES: dict[str, Any] = {
     "SCOPE": ["all", 3],
     "ISSUER": ["https://issuer.example"],
     "PKCE": "false",
+    "REVOKE_REPLACED_TOKEN": "no",
     "TIMEOUT": "abc",
     "API_RETRIES": -1,
     "API_RETRY_AFTER_MAX": "soon",
