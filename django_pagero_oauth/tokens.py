@@ -28,12 +28,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
-from django.db import OperationalError, connections, router, transaction
-from django.db.utils import load_backend
+from django.db import connections, router, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import oauth
+from . import lease, oauth
 from .conf import app_settings
 from .crypto import fingerprint
 from .exceptions import (
@@ -52,7 +51,6 @@ from .signals import token_refresh_failed, token_refreshed, token_revoked
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
     from django.http import HttpResponseBase
 
 logger = logging.getLogger("django_pagero_oauth")
@@ -71,10 +69,22 @@ def get_valid_token(
     token (``invalid_grant``), which marks it as needing re-authorization.
     """
     token = _stored_token(user)
-    if force_refresh or token.access_token_needs_refresh():
+    if _must_refresh(token, force_refresh):
         token = refresh(token, force=force_refresh)
         _remember(user, token)
     return token
+
+
+def _must_refresh(token: PageroToken, force: bool) -> bool:
+    """A refresh is due, and this caller must take part: not so for a caller whose access token
+    still works while another refreshes (the lease it read is running): it uses that token."""
+    if force:
+        return True
+    if not token.access_token_needs_refresh():
+        return False
+    now = timezone.now()
+    until = token.refresh_lease_until
+    return until is None or until <= now or token.is_access_token_expired(now)
 
 
 def _stored_token(user: AbstractBaseUser | AnonymousUser | None) -> PageroToken:
@@ -145,7 +155,7 @@ async def aget_valid_token(
     cannot see, does the refresh run there.)
     """
     token, in_transaction = await sync_to_async(_read_for_async, thread_sensitive=True)(user)
-    if force_refresh or token.access_token_needs_refresh():
+    if _must_refresh(token, force_refresh):
         token = await _arefresh(token, force=force_refresh, in_transaction=in_transaction)
         _remember(user, token)
     return token
@@ -182,123 +192,6 @@ def _refresh_on_own_thread(token: PageroToken, *, force: bool) -> PageroToken:
         connections.close_all()
 
 
-def _in_outer_transaction(using: str) -> bool:
-    """True inside a transaction of the caller's (not of a test case) on ``using``.
-
-    ``ATOMIC_REQUESTS``, ``transaction.atomic()`` and ``set_autocommit(False)`` all count: a write
-    made there is durable only when the caller commits.
-    """
-    connection = connections[using]
-    if not connection.in_atomic_block:
-        return not connection.get_autocommit()
-    return not all(getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
-
-
-def _own_connection_possible(using: str) -> bool:
-    """A second connection sees the same database (not so for SQLite's private ``:memory:``)."""
-    connection = connections[using]
-    return not (
-        connection.vendor == "sqlite"
-        and cast("SQLiteDatabaseWrapper", connection).is_in_memory_db()
-    )
-
-
-@contextmanager
-def _own_connection(using: str) -> Iterator[None]:
-    """Within the block, ``connections[using]`` (in this thread) is a new connection of its own.
-
-    Its transactions commit whatever the caller's transaction does later. It is closed at the
-    end; the caller's connection, and its transaction, are untouched throughout.
-
-    On SQLite it begins its transactions with ``BEGIN EXCLUSIVE``: the whole database lock is
-    taken *before* Pagero is called, so the commit after Pagero's answer can never wait for a
-    reader. If the caller's own transaction holds a SQLite lock (it has read or written), that
-    fails within a second, before anything is sent to Pagero: :class:`TokenLockTimeout`.
-    """
-    outer = connections[using]
-    settings_dict = dict(outer.settings_dict)
-    if outer.vendor == "sqlite":
-        options = settings_dict.get("OPTIONS", {})
-        settings_dict["OPTIONS"] = {
-            **options,
-            "transaction_mode": "EXCLUSIVE",
-            # Waiting longer does not help when the lock is the caller's own.
-            "timeout": min(float(options.get("timeout", 5)), _SQLITE_OWN_CONNECTION_TIMEOUT),
-        }
-    own = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, using)
-    connections[using] = own
-    try:
-        yield
-    finally:
-        connections[using] = outer
-        own.close()
-
-
-#: Seconds the own SQLite connection waits for the database lock (at most).
-_SQLITE_OWN_CONNECTION_TIMEOUT = 1.0
-
-#: How long a refresher waits for the row lock (PostgreSQL) beyond the HTTP timeout; the one
-#: holding it needs at most one token request.
-_LOCK_WAIT_MARGIN = 10.0
-
-
-@contextmanager
-def _row_lock(using: str, pk: Any, with_secrets: bool) -> Iterator[PageroToken | None]:
-    """A transaction on ``connections[using]`` holding the write lock on one token row."""
-    manager = PageroToken.objects.db_manager(using)
-    # The user comes along (is_active is checked, signals carry it); only the token row is locked.
-    queryset = manager.filter(pk=pk).select_related("user")
-    if not with_secrets:
-        queryset = queryset.without_secrets()
-    acquired = False
-    try:
-        with transaction.atomic(using=using):  # SQLite's BEGIN EXCLUSIVE may fail here
-            connection = connections[using]
-            if connection.vendor == "postgresql":
-                wait_ms = int((app_settings.TIMEOUT * 2 + _LOCK_WAIT_MARGIN) * 1000)
-                with connection.cursor() as cursor:
-                    cursor.execute(f"SET LOCAL lock_timeout = {wait_ms}")
-            current = queryset.locked().first()
-            acquired = True
-            yield current
-    except OperationalError as exc:
-        if acquired:
-            raise
-        raise TokenLockTimeout(_LOCK_TIMEOUT_MESSAGE) from exc
-
-
-_LOCK_TIMEOUT_MESSAGE = (
-    "the Pagero token row stayed locked; Pagero was not called and nothing changed. If the "
-    "caller's own transaction holds that lock (or, on SQLite, any database lock), get the token "
-    "before the transaction starts"
-)
-
-
-@contextmanager
-def _locked_row(pk: Any, *, with_secrets: bool = True) -> Iterator[tuple[PageroToken | None, bool]]:
-    """Yield ``(row, durable)``: the row as committed now, write-locked in a transaction.
-
-    ``durable`` is True when what the block writes is committed at its end, whatever the
-    caller's transaction does afterwards. Inside a caller's transaction (``ATOMIC_REQUESTS``,
-    ``atomic()``, a task in ``atomic()``) the lock, the refresh and the commit happen on a
-    database connection of their own: Pagero spends the old single-use refresh token the moment
-    it answers, so the new one must be stored then, not when (or if) the caller commits.
-
-    Only a row the caller's transaction created and has not committed yet is invisible there; it
-    is then locked in the caller's transaction (``durable`` False), with which it lives or dies.
-    """
-    using = router.db_for_write(PageroToken)
-    if _in_outer_transaction(using) and _own_connection_possible(using):
-        with _own_connection(using), _row_lock(using, pk, with_secrets) as current:
-            if current is not None:
-                yield current, True
-                return
-    with _row_lock(using, pk, with_secrets) as current:
-        # On the caller's connection: in autocommit the block commits on its own and on_commit
-        # runs at once; in the caller's transaction (a row it created), when that commits.
-        yield current, False
-
-
 @contextmanager
 def locked_token(pk: Any, *, with_secrets: bool = True) -> Iterator[PageroToken | None]:
     """A transaction holding the write lock on one token row; yields the row as committed now.
@@ -307,9 +200,11 @@ def locked_token(pk: Any, *, with_secrets: bool = True) -> Iterator[PageroToken 
     delete a token whose encryption key was lost.
 
     What the block writes is committed when it ends, even inside the caller's own transaction
-    (which is left untouched): see :func:`_locked_row`.
+    (which is left untouched): see :func:`.lease.durable_place`. A refresh in flight holds no
+    row lock but a lease (:mod:`.lease`); it stores its answer only while the row still holds
+    the refresh token it spent, so what the block writes is never overwritten by a stale one.
     """
-    with _locked_row(pk, with_secrets=with_secrets) as (current, _durable):
+    with lease.row_lock(pk, with_secrets=with_secrets) as (current, _durable):
         yield current
 
 
@@ -377,41 +272,109 @@ def _start_backoff(
 def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
     """Refresh ``token`` single-flight and return the current row.
 
-    Without ``force``, refreshes only if the locked row still needs it. With ``force``,
-    refreshes only if nobody replaced the access token since ``token`` was read, so N callers
-    who all saw the same rejected access token cause one refresh, not N.
+    Without ``force``, refreshes only if the row still needs it. With ``force``, refreshes only
+    if nobody replaced the access token since ``token`` was read, so N callers who all saw the
+    same rejected access token cause one refresh, not N.
+
+    One caller takes the row's refresh lease (:mod:`.lease`) and calls Pagero with no database
+    transaction open. Meanwhile a caller whose access token still works (it is only inside the
+    leeway) gets it back at once; a caller whose token has expired waits for the lease to end.
 
     After a transient failure, callers within ``REFRESH_FAILURE_BACKOFF`` seconds (or the
     server's ``Retry-After``) fail at once instead of queueing up to try again one by one; the
     back-off lives in Django's default cache, so a shared cache (Redis, Memcached) spreads it
     across processes and hosts. Either way, while the stored access token has not actually
-    expired (it is only inside the leeway), a failed refresh returns it: it still works.
+    expired, a failed refresh returns it: it still works.
 
-    Once Pagero has answered, its answer is committed before this returns, also when called
-    inside the caller's own transaction (see :func:`_locked_row`): a rollback of that
-    transaction can no longer lose the new single-use refresh token.
+    Once Pagero has answered, its answer is committed before this returns, in a new short
+    transaction (on a new connection if the old one broke), also when called inside the
+    caller's own transaction (see :func:`.lease.durable_place`).
     """
     seen_access_token = token.access_token
     try:
-        with _locked_row(token.pk) as (row, durable):
-            current = _refreshable(row)
-            if force and current.access_token != seen_access_token:
-                return current  # somebody refreshed after the rejected access token was read
-            if not force and not current.access_token_needs_refresh():
-                return current  # somebody refreshed while this caller waited for the lock
-            backoff = None if force else _backoff_remaining(current)
-            outcome = _refresh_locked(current, backoff)
+        with lease.durable_place(token.pk) as durable:
+            outcome = _single_flight(token, force=force, seen_access_token=seen_access_token)
     except TokenLockTimeout as exc:
         # Nothing was sent to Pagero; the caller's copy is as good as it was.
         return _refresh_failed(token, exc, force=force, reported=True)
-    if isinstance(outcome, PageroOAuthError):
-        return _refresh_failed(current, outcome, force=force, reported=backoff is None)
+    if isinstance(outcome, _Failed):
+        return _refresh_failed(outcome.row, outcome.failure, force=force, reported=outcome.report)
     fresh, refreshed = outcome
     if refreshed:
         _after_commit(
             durable, lambda: token_refreshed.send(PageroToken, token=fresh, user=fresh.user)
         )
     return fresh
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A refresh that failed: the row it was about, and whether to report it (a back-off's
+    failure was reported when it started)."""
+
+    row: PageroToken
+    failure: PageroOAuthError
+    report: bool = True
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """What the caller does, decided under the row lock: nothing (the row is fine), wait
+    (``busy``: another holds the lease), fail at once (a back-off runs) or refresh (``held``)."""
+
+    row: PageroToken
+    busy: bool = False
+    failure: PageroOAuthError | None = None
+    held: lease.Lease | None = None
+
+
+@sensitive_variables("seen_access_token")
+def _single_flight(
+    token: PageroToken, *, force: bool, seen_access_token: str
+) -> tuple[PageroToken, bool] | _Failed:
+    """Take turns on the row until it is fine, has failed, or this caller refreshed it."""
+    waiter = lease.Waiter()
+    # A caller whose access token still works never waits for the row lock either.
+    still_valid = not force and not token.is_access_token_expired()
+    while True:
+        turn = _take_turn(token, force, seen_access_token, skip_locked=still_valid)
+        if turn.failure is not None:
+            return _Failed(turn.row, turn.failure, report=False)
+        if turn.held is not None:
+            return _refresh_with_lease(turn.row, turn.held)
+        if not turn.busy or (not force and not turn.row.is_access_token_expired()):
+            return turn.row, False
+        waiter.wait()
+
+
+@sensitive_variables("seen_access_token")
+def _take_turn(
+    token: PageroToken, force: bool, seen_access_token: str, *, skip_locked: bool
+) -> _Turn:
+    """One short committed transaction: lock the row, decide, take the lease if it is free."""
+
+    def decide() -> _Turn:
+        using = router.db_for_write(PageroToken)
+        row = lease.locked_row(using, token.pk, skip_locked=skip_locked)
+        manager = PageroToken.objects.db_manager(using)
+        if row is None and skip_locked and manager.filter(pk=token.pk).exists():
+            return _Turn(token, busy=True)  # locked by a caller taking its turn right now
+        current = _refreshable(row)
+        if force and current.access_token != seen_access_token:
+            return _Turn(current)  # somebody refreshed after the rejected access token was read
+        if not force and not current.access_token_needs_refresh():
+            return _Turn(current)  # somebody refreshed while this caller waited
+        if lease.held_by_other(current):
+            return _Turn(current, busy=True)
+        backoff = None if force else _backoff_remaining(current)
+        if backoff is not None:
+            return _Turn(current, failure=backoff.failure())
+        return _Turn(current, held=lease.take(current))
+
+    try:
+        return lease.durably(decide, budget=1.0)
+    except lease.RETRIED as exc:
+        raise TokenLockTimeout(lease.LOCK_TIMEOUT_MESSAGE) from exc
 
 
 def _refreshable(current: PageroToken | None) -> PageroToken:
@@ -426,46 +389,121 @@ def _refreshable(current: PageroToken | None) -> PageroToken:
     return current
 
 
-@sensitive_variables("used_refresh_token", "response")
-def _refresh_locked(
-    current: PageroToken, backoff: _Backoff | None
-) -> tuple[PageroToken, bool] | PageroOAuthError:
-    """Spend the refresh token of the locked row once; return ``(token, refreshed)`` or a failure.
+@sensitive_variables("used_refresh_token")
+def _refresh_with_lease(
+    current: PageroToken, held: lease.Lease
+) -> tuple[PageroToken, bool] | _Failed:
+    """Spend the refresh token of ``current`` once, holding the lease and no transaction.
 
-    Under the row lock; whatever it writes commits when the lock's transaction does. On failure
-    nothing is written, except the re-authorization mark after ``invalid_grant``.
+    On failure nothing is written but the re-authorization mark after ``invalid_grant``; the
+    lease ends either way (after the back-off started, so that the waiters see it).
     """
     used_refresh_token = current.refresh_token
     try:
-        if backoff is not None:
-            raise backoff.failure()  # the kind of failure that started it, again
         response = oauth.refresh_access_token(used_refresh_token)
     except OAuthErrorResponse as exc:
-        if exc.error != "invalid_grant":
-            failure: PageroUnavailable | PageroConfigurationError = PageroUnavailable(
-                exc.description, error=exc.error, status_code=exc.status_code
-            )
-        else:
-            survivor = _reread_after_invalid_grant(current, used_refresh_token)
-            if survivor is not None:
-                return survivor, False
-            current.mark_reauthorization_required("invalid_grant")
-            return PageroAuthorizationRequired(
-                "Pagero rejected the refresh token; the user must log in again.",
-                status_code=exc.status_code,
-            )
+        if exc.error == "invalid_grant":
+            return _after_invalid_grant(current, used_refresh_token, held, exc)
+        failure: PageroOAuthError = PageroUnavailable(
+            exc.description, error=exc.error, status_code=exc.status_code
+        )
     except SERVICE_ERRORS as exc:  # the token is kept; rejected credentials back off too
         failure = exc
+    except BaseException:
+        lease.release(held)
+        raise
     else:
         caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(current))
-        if _store_refresh_answer(current, response) and response.has_access_token:
-            return current, True
-        # Pagero rotated, and the new refresh token is stored; there is no usable access token.
-        failure = PageroUnavailable("Pagero's refresh answer could not be used in full")
-    if backoff is None:
-        # Still under the lock, so the callers waiting on it see the back-off.
-        _start_backoff(current, failure)
-    return failure
+        return _store_answer(current, used_refresh_token, held, response)
+    _start_backoff(current, failure)  # type: ignore[arg-type]
+    lease.release(held)
+    return _Failed(current, failure)
+
+
+@sensitive_variables("used_refresh_token")
+def _after_invalid_grant(
+    current: PageroToken, used_refresh_token: str, held: lease.Lease, exc: OAuthErrorResponse
+) -> tuple[PageroToken, bool] | _Failed:
+    """Mark the row dead, unless it holds another refresh token by now (then use that)."""
+
+    def mark() -> PageroToken | None:
+        survivor = _reread_after_invalid_grant(current, used_refresh_token)
+        if survivor is None:
+            current.mark_reauthorization_required("invalid_grant")
+        return survivor
+
+    try:
+        survivor = lease.durably(mark, budget=app_settings.TIMEOUT)
+    finally:
+        lease.release(held)
+    if survivor is not None:
+        return survivor, False
+    failure = PageroAuthorizationRequired(
+        "Pagero rejected the refresh token; the user must log in again.",
+        status_code=exc.status_code,
+    )
+    return _Failed(current, failure)
+
+
+@sensitive_variables("used_refresh_token", "response")
+def _store_answer(
+    current: PageroToken, used_refresh_token: str, held: lease.Lease, response: oauth.TokenResponse
+) -> tuple[PageroToken, bool] | _Failed:
+    """Store Pagero's answer in a new short transaction, only on the row that still holds the
+    refresh token that was spent, and end the lease with it. A broken connection is replaced
+    and the transaction tried again, for as long as a lease runs."""
+
+    def write() -> tuple[PageroToken | None, bool | None]:
+        row = lease.locked_row(router.db_for_write(PageroToken), current.pk)
+        if row is None or not _still_holds(row, used_refresh_token):
+            return row, None
+        lease.clear(row, held)
+        return row, _store_refresh_answer(row, response)
+
+    try:
+        row, stored = lease.durably(write, budget=lease.lease_seconds())
+    except lease.RETRIED as exc:
+        lease.release(held)
+        logger.error(
+            "Pagero refresh of token %s: the database did not take the answer (%s); the new "
+            "refresh token is lost",
+            current.fingerprint,
+            type(exc).__name__,
+        )
+        raise PageroUnavailable("the refresh answer could not be stored") from None
+    lease.released()
+    if stored is None:
+        return _answer_unwanted(row, response)
+    if stored and response.has_access_token:
+        return cast(PageroToken, row), True
+    # Pagero rotated, and the new refresh token is stored; there is no usable access token.
+    failure = PageroUnavailable("Pagero's refresh answer could not be used in full")
+    _start_backoff(cast(PageroToken, row), failure)
+    return _Failed(cast(PageroToken, row), failure)
+
+
+@sensitive_variables("used_refresh_token")
+def _still_holds(row: PageroToken, used_refresh_token: str) -> bool:
+    """The row still holds the refresh token that was spent (not a newer login's)."""
+    try:
+        return bool(row.refresh_token == used_refresh_token)
+    except TokenDecryptionError:  # written with a key this process lacks: not what it spent
+        return False
+
+
+@sensitive_variables("response")
+def _answer_unwanted(
+    row: PageroToken | None, response: oauth.TokenResponse
+) -> tuple[PageroToken, bool]:
+    """The row was deleted or replaced (a disconnect, a new login) while Pagero answered: the
+    new refresh token belongs to nothing, so it is revoked (best effort)."""
+    if response.refresh_token:
+        _revoke_best_effort(
+            response.refresh_token, fingerprint(response.refresh_token), "replaced meanwhile"
+        )
+    if row is None:
+        raise TokenGone("The user has no Pagero connection any more.")
+    return row, False
 
 
 @sensitive_variables("response")
@@ -520,6 +558,8 @@ def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -
     row.refresh_token_expires_at = now + timedelta(days=app_settings.REFRESH_TOKEN_LIFETIME_DAYS)
     row.access_token = ""
     row.access_token_issued_at = row.access_token_expires_at = now
+    row.refresh_lease_until = current.refresh_lease_until
+    row.refresh_lease_owner = current.refresh_lease_owner
     _update_without_signals(
         row,
         using,
@@ -530,6 +570,8 @@ def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -
             "access_token",
             "access_token_issued_at",
             "access_token_expires_at",
+            "refresh_lease_until",
+            "refresh_lease_owner",
             "updated",
         ),
     )
@@ -584,12 +626,12 @@ def _reread_after_invalid_grant(
 ) -> PageroToken | None:
     """After ``invalid_grant``, look again: another writer may have rotated the token just now.
 
-    With the row lock held that cannot happen through this module, but a writer that bypasses
-    it (a new login replacing the token, a deployment without row locks) might have.
+    With the lease held that cannot happen through this module, but a writer that bypasses it
+    (a new login replacing the token) might have. Call it in a transaction: the row is locked.
     """
     # The database the lock is on, never a read replica that may not have the rotation yet.
     manager = PageroToken.objects.db_manager(current._state.db)
-    fresh: PageroToken | None = manager.filter(pk=current.pk).first()
+    fresh: PageroToken | None = manager.filter(pk=current.pk).locked().first()
     if (
         fresh is not None
         and fresh.refresh_token != used_refresh_token
@@ -639,7 +681,7 @@ def revoke(token: PageroToken, *, local_only: bool = False) -> Revocation:
     """
     user = token.user
     tell_pagero = not local_only and bool(app_settings.REVOKE_URL)
-    with _locked_row(token.pk, with_secrets=tell_pagero) as (current, durable):
+    with lease.row_lock(token.pk, with_secrets=tell_pagero) as (current, durable):
         if current is None:
             return Revocation(remote=False, skipped_because="already_deleted")
         if tell_pagero:

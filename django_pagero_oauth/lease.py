@@ -1,0 +1,308 @@
+"""Single-flight without a transaction across the call to Pagero: the refresh lease.
+
+A refresh takes a *lease* on the user's token row (``refresh_lease_until`` and a random
+``refresh_lease_owner``) in a short, committed transaction that holds the row lock for a few
+milliseconds. Then it calls Pagero with no transaction open, and stores the answer in a new short
+transaction, on a healthy connection (a broken one is closed and opened again). Nobody else
+spends the refresh token while the lease runs; a holder that dies leaves a lease that runs out.
+
+Row locks (``SELECT ... FOR UPDATE``; SQLite's database write lock) are still what makes taking
+the lease, and storing the answer, atomic: :func:`locked_row` and :func:`durably`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    router,
+    transaction,
+)
+from django.db.models.functions import Now
+from django.db.transaction import TransactionManagementError
+from django.db.utils import load_backend
+
+from .conf import app_settings
+from .exceptions import TokenLockTimeout
+from .models import PageroToken
+
+if TYPE_CHECKING:
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
+
+T = TypeVar("T")
+
+#: Seconds the own SQLite connection waits for the database lock (at most).
+_SQLITE_OWN_CONNECTION_TIMEOUT = 1.0
+
+#: Seconds added to twice ``TIMEOUT`` (connecting, then answering) for the lease's length, and
+#: for how long a waiter waits for the row lock.
+_LOCK_WAIT_MARGIN = 10.0
+
+#: Errors after which a short transaction is tried again on a new connection.
+RETRIED = (DatabaseError, InterfaceError, TransactionManagementError)
+
+LOCK_TIMEOUT_MESSAGE = (
+    "the Pagero token row stayed locked; Pagero was not called and nothing changed. If the "
+    "caller's own transaction holds that lock (or, on SQLite, any database lock), get the token "
+    "before the transaction starts"
+)
+
+
+def lease_seconds() -> float:
+    """How long a lease runs: longer than any token request (connect + answer, each at most
+    ``TIMEOUT``, the body read within ``TIMEOUT`` too), plus a margin."""
+    return app_settings.TIMEOUT * 3 + _LOCK_WAIT_MARGIN
+
+
+def _in_outer_transaction(using: str) -> bool:
+    """True inside a transaction of the caller's (not of a test case) on ``using``.
+
+    ``ATOMIC_REQUESTS``, ``transaction.atomic()`` and ``set_autocommit(False)`` all count: a write
+    made there is durable only when the caller commits.
+    """
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        return not connection.get_autocommit()
+    return not all(getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+
+
+def _own_connection_possible(using: str) -> bool:
+    """A second connection sees the same database (not so for SQLite's private ``:memory:``)."""
+    connection = connections[using]
+    return not (
+        connection.vendor == "sqlite"
+        and cast("SQLiteDatabaseWrapper", connection).is_in_memory_db()
+    )
+
+
+@contextmanager
+def _own_connection(using: str) -> Iterator[None]:
+    """Within the block, ``connections[using]`` (in this thread) is a new connection of its own.
+
+    Its transactions commit whatever the caller's transaction does later. It is closed at the
+    end; the caller's connection, and its transaction, are untouched throughout. On SQLite its
+    transactions begin with ``BEGIN EXCLUSIVE`` and wait at most a second for the lock: if the
+    caller's own transaction holds it, :class:`TokenLockTimeout` comes before Pagero is called.
+    """
+    outer = connections[using]
+    settings_dict = dict(outer.settings_dict)
+    if outer.vendor == "sqlite":
+        options = settings_dict.get("OPTIONS", {})
+        settings_dict["OPTIONS"] = {
+            **options,
+            "transaction_mode": "EXCLUSIVE",
+            # Waiting longer does not help when the lock is the caller's own.
+            "timeout": min(float(options.get("timeout", 5)), _SQLITE_OWN_CONNECTION_TIMEOUT),
+        }
+    own = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, using)
+    connections[using] = own
+    try:
+        yield
+    finally:
+        connections[using] = outer
+        own.close()
+
+
+@contextmanager
+def durable_place(pk: Any) -> Iterator[bool]:
+    """Where the writes about token ``pk`` go; yields ``durable``.
+
+    ``durable`` is True when each short transaction commits at its end, whatever the caller's
+    transaction does afterwards: inside a caller's transaction (``ATOMIC_REQUESTS``, ``atomic()``)
+    they run on a database connection of their own, because Pagero spends the old single-use
+    refresh token the moment it answers. Only a row the caller's transaction created and has not
+    committed is invisible there: it is written in the caller's transaction (``durable`` False),
+    with which it lives or dies.
+    """
+    using = router.db_for_write(PageroToken)
+    if _in_outer_transaction(using) and _own_connection_possible(using):
+        with _own_connection(using):
+            try:
+                visible = PageroToken.objects.db_manager(using).filter(pk=pk).exists()
+            except OperationalError as exc:
+                raise TokenLockTimeout(LOCK_TIMEOUT_MESSAGE) from exc
+            if visible:
+                yield True
+                return
+    yield False
+
+
+def durably(work: Callable[[], T], *, budget: float = 0.0) -> T:
+    """Run ``work`` in a short transaction on the token table's database; return its result.
+
+    A database error (the connection was terminated, the server restarted, a serialization
+    failure, a lock or statement timeout) ends the transaction; outside the caller's transaction
+    the connection is then closed and the whole of ``work`` runs again on a new one, for
+    ``budget`` seconds at most (at least once more). Inside a transaction (a test case's) the
+    error is raised.
+    """
+    using = router.db_for_write(PageroToken)
+    deadline = time.monotonic() + budget
+    pause, retried = 0.02, False
+    while True:
+        connection = connections[using]
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+        try:
+            with transaction.atomic(using=using):
+                return work()
+        except RETRIED:
+            if connection.in_atomic_block or (retried and time.monotonic() + pause > deadline):
+                raise
+            connection.close()
+            time.sleep(pause)
+            pause, retried = min(pause * 2, 1.0), True
+
+
+def locked_row(
+    using: str, pk: Any, *, with_secrets: bool = True, skip_locked: bool = False
+) -> PageroToken | None:
+    """Token ``pk``, read with the write lock held until the current transaction ends, and the
+    database's clock as ``_db_now`` (so every lease is measured on one clock).
+
+    ``skip_locked``: where the database can (PostgreSQL, MySQL 8, Oracle), None at once when
+    another transaction holds the row's lock, instead of waiting for it.
+    """
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        wait_ms = int((app_settings.TIMEOUT * 2 + _LOCK_WAIT_MARGIN) * 1000)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = {wait_ms}")
+    queryset = PageroToken.objects.db_manager(using).filter(pk=pk)
+    features = connection.features
+    if skip_locked and features.has_select_for_update_skip_locked:
+        of = ("self",) if features.has_select_for_update_of else ()
+        queryset = queryset.select_for_update(skip_locked=True, of=of)
+    else:
+        queryset = queryset.locked()
+    # The user comes along (is_active is checked, signals carry it); only the token row is locked.
+    queryset = queryset.select_related("user").annotate(_db_now=Now())
+    if not with_secrets:
+        queryset = queryset.without_secrets()
+    return queryset.first()
+
+
+@contextmanager
+def row_lock(pk: Any, *, with_secrets: bool = True) -> Iterator[tuple[PageroToken | None, bool]]:
+    """Yield ``(row, durable)``: token ``pk`` write-locked in a transaction that commits at the
+    end of the block (see :func:`durable_place`). :class:`TokenLockTimeout` when the lock cannot
+    be had."""
+    with durable_place(pk) as durable:
+        using = router.db_for_write(PageroToken)
+        acquired = False
+        try:
+            with transaction.atomic(using=using):  # SQLite's BEGIN EXCLUSIVE may fail here
+                current = locked_row(using, pk, with_secrets=with_secrets)
+                acquired = True
+                yield current, durable
+        except OperationalError as exc:
+            if acquired:
+                raise
+            raise TokenLockTimeout(LOCK_TIMEOUT_MESSAGE) from exc
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease this process holds on one token row."""
+
+    pk: Any
+    owner: str
+
+
+def held_by_other(row: PageroToken) -> bool:
+    """The locked ``row`` (read by :func:`locked_row`) has a lease that is running."""
+    until = row.refresh_lease_until
+    return until is not None and until > cast(datetime, row._db_now)  # type: ignore[attr-defined]
+
+
+def take(row: PageroToken) -> Lease:
+    """Take the lease on the locked ``row``; it commits with the current transaction."""
+    owner = secrets.token_hex(16)
+    now = cast(datetime, row._db_now)  # type: ignore[attr-defined]
+    row.refresh_lease_until = now + timedelta(seconds=lease_seconds())
+    row.refresh_lease_owner = owner
+    PageroToken.objects.db_manager(row._state.db).filter(pk=row.pk).update(
+        refresh_lease_until=row.refresh_lease_until, refresh_lease_owner=owner
+    )
+    return Lease(row.pk, owner)
+
+
+def clear(row: PageroToken, lease: Lease) -> None:
+    """On ``row`` (to be saved by the caller): no lease, if the one it holds is ``lease``."""
+    if row.refresh_lease_owner == lease.owner:
+        row.refresh_lease_until = None
+        row.refresh_lease_owner = ""
+
+
+def release(lease: Lease) -> None:
+    """End ``lease`` (if it is still this one), committed; a failure leaves it to run out."""
+    using = router.db_for_write(PageroToken)
+    try:
+        durably(
+            lambda: (
+                PageroToken.objects.db_manager(using)
+                .filter(pk=lease.pk, refresh_lease_owner=lease.owner)
+                .update(refresh_lease_until=None, refresh_lease_owner="")
+            ),
+            budget=1.0,
+        )
+    except RETRIED:
+        pass
+    finally:
+        released()
+
+
+#: Wakes this process's waiters when one of its leases ends (others look again every so often).
+_ended = threading.Condition()
+
+
+def released() -> None:
+    with _ended:
+        _ended.notify_all()
+
+
+class Waiter:
+    """Waits for another holder's lease: woken at once by one of this process, else looks
+    again after a pause that grows from 20 ms to 250 ms; gives up after a lease's length."""
+
+    def __init__(self) -> None:
+        self.deadline = time.monotonic() + lease_seconds() + _LOCK_WAIT_MARGIN
+        self.pause = 0.02
+
+    def wait(self) -> None:
+        if time.monotonic() >= self.deadline:
+            raise TokenLockTimeout(
+                "another refresh of this Pagero token did not finish in time; nothing changed"
+            )
+        with _ended:
+            _ended.wait(self.pause)
+        self.pause = min(self.pause * 1.5, 0.25)
+
+
+__all__ = [
+    "LOCK_TIMEOUT_MESSAGE",
+    "RETRIED",
+    "Lease",
+    "Waiter",
+    "clear",
+    "durable_place",
+    "durably",
+    "held_by_other",
+    "lease_seconds",
+    "locked_row",
+    "release",
+    "released",
+    "row_lock",
+    "take",
+]
