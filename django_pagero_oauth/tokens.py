@@ -333,7 +333,7 @@ def _single_flight(
     token: PageroToken, *, force: bool, seen_access_token: str
 ) -> tuple[PageroToken, bool] | _Failed:
     """Take turns on the row until it is fine, has failed, or this caller refreshed it."""
-    waiter = lease.Waiter()
+    waiter = lease.Waiter(token.pk)
     # A caller whose access token still works never waits for the row lock either.
     still_valid = not force and not token.is_access_token_expired()
     while True:
