@@ -121,7 +121,7 @@ def _other_backends(where: str) -> list[Any]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            f"AND pid <> pg_backend_pid() AND {where}"
+            f"AND pid <> pg_backend_pid() AND {where}"  # noqa: S608 (this module's own conditions)
         )
         return [pid for (pid,) in cursor.fetchall()]
 
@@ -264,7 +264,9 @@ def test_a_statement_timeout_shorter_than_the_refresh_fails_no_waiter(
 
     def second_caller(caller: Caller) -> None:
         waiter.start()
-        query = f'starts_with(query, \'SELECT "{PageroToken._meta.db_table}"."refresh_lease_owner"\')'
+        query = (
+            f'starts_with(query, \'SELECT "{PageroToken._meta.db_table}"."refresh_lease_owner"\')'
+        )
         deadline = time.monotonic() + DEADLINE
         while not _other_backends(query) and waiter.is_alive() and time.monotonic() < deadline:
             time.sleep(0.01)  # until the waiter is seen waiting for the lease
