@@ -194,7 +194,9 @@ def call_in_request_transactions(
         # serialization failure, a timeout): nothing of the view was committed. "Not now",
         # like an unavailable Pagero, rather than a server error.
         logger.warning("The request's transaction ended in the database: %s", type(exc).__name__)
-        return handle_missing_token(request, TransactionEnded("the database ended the request's transaction; try again"))
+        return handle_missing_token(
+            request, TransactionEnded("the database ended the request's transaction; try again")
+        )
 
 
 __all__ = [
