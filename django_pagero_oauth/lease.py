@@ -29,6 +29,7 @@ from django.db import (
     router,
     transaction,
 )
+from django.db.models import Q
 from django.db.models.functions import Now
 from django.db.transaction import TransactionManagementError
 from django.db.utils import load_backend
@@ -165,27 +166,15 @@ def durably(work: Callable[[], T], *, budget: float = 0.0) -> T:
             pause, retried = min(pause * 2, 1.0), True
 
 
-def locked_row(
-    using: str, pk: Any, *, with_secrets: bool = True, skip_locked: bool = False
-) -> PageroToken | None:
+def locked_row(using: str, pk: Any, *, with_secrets: bool = True) -> PageroToken | None:
     """Token ``pk``, read with the write lock held until the current transaction ends, and the
-    database's clock as ``_db_now`` (so every lease is measured on one clock).
-
-    ``skip_locked``: where the database can (PostgreSQL, MySQL 8, Oracle), None at once when
-    another transaction holds the row's lock, instead of waiting for it.
-    """
+    database's clock as ``_db_now`` (so every lease is measured on one clock)."""
     connection = connections[using]
     if connection.vendor == "postgresql":
         wait_ms = int((app_settings.TIMEOUT * 2 + _LOCK_WAIT_MARGIN) * 1000)
         with connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL lock_timeout = {wait_ms}")
-    queryset = PageroToken.objects.db_manager(using).filter(pk=pk)
-    features = connection.features
-    if skip_locked and features.has_select_for_update_skip_locked:
-        of = ("self",) if features.has_select_for_update_of else ()
-        queryset = queryset.select_for_update(skip_locked=True, of=of)
-    else:
-        queryset = queryset.locked()
+    queryset = PageroToken.objects.db_manager(using).filter(pk=pk).locked()
     # The user comes along (is_active is checked, signals carry it); only the token row is locked.
     queryset = queryset.select_related("user").annotate(_db_now=Now())
     if not with_secrets:
@@ -220,10 +209,36 @@ class Lease:
     owner: str
 
 
-def held_by_other(row: PageroToken) -> bool:
-    """The locked ``row`` (read by :func:`locked_row`) has a lease that is running."""
+def held_by_other(row: PageroToken, held: Lease | None = None) -> bool:
+    """The locked ``row`` (read by :func:`locked_row`) has a running lease that is not ``held``."""
     until = row.refresh_lease_until
-    return until is not None and until > cast(datetime, row._db_now)  # type: ignore[attr-defined]
+    if until is None or until <= cast(datetime, row._db_now):  # type: ignore[attr-defined]
+        return False
+    return held is None or row.refresh_lease_owner != held.owner
+
+
+def try_take(token: PageroToken) -> Lease | None:
+    """Take the lease on ``token``'s row in one statement, if it is free and the row still holds
+    the access token ``token`` holds; else None at once (another caller refreshes, or did).
+
+    For a caller whose access token still works: it never waits for a lock or a transaction.
+    """
+    owner = secrets.token_hex(16)
+    using = router.db_for_write(PageroToken)
+    free = Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lte=Now())
+    rows = PageroToken.objects.db_manager(using).filter(
+        free, pk=token.pk, access_token_expires_at=token.access_token_expires_at
+    )
+    try:
+        taken = rows.update(
+            refresh_lease_until=Now() + timedelta(seconds=lease_seconds()),
+            refresh_lease_owner=owner,
+        )
+    except RETRIED:
+        if not connections[using].in_atomic_block:
+            connections[using].close()
+        return None  # the token still works; the next caller tries again
+    return Lease(token.pk, owner) if taken else None
 
 
 def take(row: PageroToken) -> Lease:
@@ -320,4 +335,5 @@ __all__ = [
     "released",
     "row_lock",
     "take",
+    "try_take",
 ]

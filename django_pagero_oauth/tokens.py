@@ -332,12 +332,22 @@ class _Turn:
 def _single_flight(
     token: PageroToken, *, force: bool, seen_access_token: str
 ) -> tuple[PageroToken, bool] | _Failed:
-    """Take turns on the row until it is fine, has failed, or this caller refreshed it."""
+    """Take turns on the row until it is fine, has failed, or this caller refreshed it.
+
+    A caller whose access token still works only tries to take the lease, in one statement: if
+    another caller has it (or has just refreshed), it goes on with the token it has.
+    """
+    held = None
+    if not force and not token.is_access_token_expired():
+        held = lease.try_take(token)
+        if held is None:
+            return token, False
     waiter = lease.Waiter(token.pk)
-    # A caller whose access token still works never waits for the row lock either.
-    still_valid = not force and not token.is_access_token_expired()
     while True:
-        turn = _take_turn(token, force, seen_access_token, skip_locked=still_valid)
+        turn = _take_turn(token, force, seen_access_token, held)
+        if turn.held is None and held is not None:
+            lease.release(held)  # the row changed meanwhile: no refresh after all
+        held = None
         if turn.failure is not None:
             return _Failed(turn.row, turn.failure, report=False)
         if turn.held is not None:
@@ -349,32 +359,34 @@ def _single_flight(
 
 @sensitive_variables("seen_access_token")
 def _take_turn(
-    token: PageroToken, force: bool, seen_access_token: str, *, skip_locked: bool
+    token: PageroToken, force: bool, seen_access_token: str, held: lease.Lease | None
 ) -> _Turn:
-    """One short committed transaction: lock the row, decide, take the lease if it is free."""
+    """One short committed transaction: lock the row, decide, take the lease if it is free (or
+    keep ``held``, the lease this caller already holds)."""
 
     def decide() -> _Turn:
         using = router.db_for_write(PageroToken)
-        row = lease.locked_row(using, token.pk, skip_locked=skip_locked)
-        manager = PageroToken.objects.db_manager(using)
-        if row is None and skip_locked and manager.filter(pk=token.pk).exists():
-            return _Turn(token, busy=True)  # locked by a caller taking its turn right now
-        current = _refreshable(row)
+        current = _refreshable(lease.locked_row(using, token.pk))
         if force and current.access_token != seen_access_token:
             return _Turn(current)  # somebody refreshed after the rejected access token was read
         if not force and not current.access_token_needs_refresh():
             return _Turn(current)  # somebody refreshed while this caller waited
-        if lease.held_by_other(current):
+        if lease.held_by_other(current, held):
             return _Turn(current, busy=True)
         backoff = None if force else _backoff_remaining(current)
         if backoff is not None:
             return _Turn(current, failure=backoff.failure())
-        return _Turn(current, held=lease.take(current))
+        return _Turn(current, held=held or lease.take(current))
 
     try:
-        return lease.durably(decide, budget=1.0)
-    except lease.RETRIED as exc:
-        raise TokenLockTimeout(lease.LOCK_TIMEOUT_MESSAGE) from exc
+        try:
+            return lease.durably(decide, budget=1.0)
+        except lease.RETRIED as exc:
+            raise TokenLockTimeout(lease.LOCK_TIMEOUT_MESSAGE) from exc
+    except BaseException:
+        if held is not None:
+            lease.release(held)
+        raise
 
 
 def _refreshable(current: PageroToken | None) -> PageroToken:
