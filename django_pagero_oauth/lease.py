@@ -225,15 +225,18 @@ def try_take(token: PageroToken) -> Lease | None:
     """
     owner = secrets.token_hex(16)
     using = router.db_for_write(PageroToken)
+    manager = PageroToken.objects.db_manager(using)
     free = Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lte=Now())
-    rows = PageroToken.objects.db_manager(using).filter(
-        free, pk=token.pk, access_token_expires_at=token.access_token_expires_at
-    )
+    rows = manager.filter(free, pk=token.pk, access_token_expires_at=token.access_token_expires_at)
+    if connections[using].features.has_select_for_update_skip_locked:
+        # A row another transaction holds (a refresh taking its turn or storing) is skipped.
+        rows = manager.filter(pk__in=rows.select_for_update(skip_locked=True).values("pk"))
     try:
-        taken = rows.update(
-            refresh_lease_until=Now() + timedelta(seconds=lease_seconds()),
-            refresh_lease_owner=owner,
-        )
+        with transaction.atomic(using=using):
+            taken = rows.update(
+                refresh_lease_until=Now() + timedelta(seconds=lease_seconds()),
+                refresh_lease_owner=owner,
+            )
     except RETRIED:
         if not connections[using].in_atomic_block:
             connections[using].close()
