@@ -217,6 +217,37 @@ def held_by_other(row: PageroToken, held: Lease | None = None) -> bool:
     return held is None or row.refresh_lease_owner != held.owner
 
 
+#: This process's own knowledge: token pk -> monotonic time until which one of its threads is
+#: taking the lease (or has seen another process hold it). Only callers whose access token still
+#: works consult it, so that of a burst in one process only one caller asks the database.
+_local: dict[Any, float] = {}
+_local_lock = threading.Lock()
+
+
+def first_here(pk: Any) -> bool:
+    """True for the first caller of this process to want the lease on token ``pk`` now; it must
+    call :func:`done_here` afterwards."""
+    now = time.monotonic()
+    with _local_lock:
+        if _local.get(pk, 0.0) > now:
+            return False
+        if len(_local) > 1000:  # forget what ran out
+            for key in [key for key, until in _local.items() if until <= now]:
+                del _local[key]
+        _local[pk] = now + lease_seconds()
+        return True
+
+
+def done_here(pk: Any, *, busy_elsewhere: bool = False) -> None:
+    """The caller of :func:`first_here` is done; with ``busy_elsewhere`` (another process holds
+    the lease) this process's callers leave it alone for a second more."""
+    with _local_lock:
+        if busy_elsewhere:
+            _local[pk] = time.monotonic() + 1.0
+        else:
+            _local.pop(pk, None)
+
+
 def try_take(token: PageroToken) -> Lease | None:
     """Take the lease on ``token``'s row in one statement, if it is free and the row still holds
     the access token ``token`` holds; else None at once (another caller refreshes, or did).
@@ -329,8 +360,10 @@ __all__ = [
     "Lease",
     "Waiter",
     "clear",
+    "done_here",
     "durable_place",
     "durably",
+    "first_here",
     "held_by_other",
     "lease_seconds",
     "locked_row",

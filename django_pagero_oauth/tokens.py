@@ -334,14 +334,30 @@ def _single_flight(
 ) -> tuple[PageroToken, bool] | _Failed:
     """Take turns on the row until it is fine, has failed, or this caller refreshed it.
 
-    A caller whose access token still works only tries to take the lease, in one statement: if
-    another caller has it (or has just refreshed), it goes on with the token it has.
+    A caller whose access token still works only tries to take the lease, in one statement,
+    and only if no other caller of this process is trying: if another caller has it (or has
+    just refreshed), it goes on with the token it has.
     """
+    if force or token.is_access_token_expired():
+        return _take_turns(token, force, seen_access_token, None)
+    if not lease.first_here(token.pk):
+        return token, False  # another caller of this process is on it
     held = None
-    if not force and not token.is_access_token_expired():
+    try:
         held = lease.try_take(token)
         if held is None:
             return token, False
+        return _take_turns(token, force, seen_access_token, held)
+    finally:
+        lease.done_here(token.pk, busy_elsewhere=held is None)
+
+
+@sensitive_variables("seen_access_token")
+def _take_turns(
+    token: PageroToken, force: bool, seen_access_token: str, held: lease.Lease | None
+) -> tuple[PageroToken, bool] | _Failed:
+    """Take turns on the row (see :func:`_take_turn`) until it is fine, has failed, or this
+    caller refreshed it; between turns, wait while another holds the lease."""
     waiter = lease.Waiter(token.pk)
     while True:
         turn = _take_turn(token, force, seen_access_token, held)
