@@ -324,13 +324,13 @@ def released() -> None:
 class Waiter:
     """Waits for another holder's lease on token ``pk`` to end (or run out), then lets the
     caller take its turn again. Woken at once when a lease of this process ends; else it looks
-    at the row (one short read, no lock, no transaction) after a pause that grows from 20 ms to
-    250 ms. Gives up after a lease's length: :class:`TokenLockTimeout`."""
+    at the row (one short read, no lock, no transaction) after a pause that grows from 10 ms to
+    100 ms. Gives up after a lease's length: :class:`TokenLockTimeout`."""
 
     def __init__(self, pk: Any) -> None:
         self.pk = pk
         self.deadline = time.monotonic() + lease_seconds() + _LOCK_WAIT_MARGIN
-        self.pause = 0.02
+        self.pause = 0.01
 
     def wait(self) -> None:
         while not self._lease_ended():
@@ -340,7 +340,7 @@ class Waiter:
                 )
             with _ended:
                 _ended.wait(self.pause)
-            self.pause = min(self.pause * 1.5, 0.25)
+            self.pause = min(self.pause * 1.5, 0.1)
 
     def _lease_ended(self) -> bool:
         using = router.db_for_write(PageroToken)

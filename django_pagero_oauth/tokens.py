@@ -336,10 +336,20 @@ def _single_flight(
 
     A caller whose access token still works only tries to take the lease, in one statement,
     and only if no other caller of this process is trying: if another caller has it (or has
-    just refreshed), it goes on with the token it has.
+    just refreshed), it goes on with the token it has. A caller whose token has expired tries
+    the same; if another caller has the lease, it waits for it to end and reads the row again,
+    without a lock.
     """
-    if force or token.is_access_token_expired():
+    if force:
         return _take_turns(token, force, seen_access_token, None)
+    if token.is_access_token_expired():
+        held = lease.try_take(token)
+        if held is None:  # another caller holds the lease, or has just refreshed
+            lease.Waiter(token.pk).wait()
+            settled = _settled(token.pk, force, seen_access_token)
+            if settled is not None:
+                return settled, False
+        return _take_turns(token, force, seen_access_token, held)
     if not lease.first_here(token.pk):
         return token, False  # another caller of this process is on it
     held = None
@@ -371,6 +381,22 @@ def _take_turns(
         if not turn.busy or (not force and not turn.row.is_access_token_expired()):
             return turn.row, False
         waiter.wait()
+        settled = _settled(token.pk, force, seen_access_token)
+        if settled is not None:
+            return settled, False
+
+
+@sensitive_variables("seen_access_token")
+def _settled(pk: Any, force: bool, seen_access_token: str) -> PageroToken | None:
+    """After a wait: the row as committed now (read without a lock), if it needs nothing more."""
+    manager = PageroToken.objects.db_manager(router.db_for_write(PageroToken))
+    row = manager.select_related("user").defer("refresh_token", "id_token").filter(pk=pk).first()
+    current = _refreshable(row)
+    if force and current.access_token != seen_access_token:
+        return current
+    if not force and not current.access_token_needs_refresh():
+        return current
+    return None
 
 
 @sensitive_variables("seen_access_token")
