@@ -82,9 +82,13 @@ def _must_refresh(token: PageroToken, force: bool) -> bool:
         return True
     if not token.access_token_needs_refresh():
         return False
-    now = timezone.now()
+    return token.is_access_token_expired() or not _lease_running(token)
+
+
+def _lease_running(token: PageroToken) -> bool:
+    """The lease as ``token`` was read says another caller refreshes it now."""
     until = token.refresh_lease_until
-    return until is None or until <= now or token.is_access_token_expired(now)
+    return until is not None and until > timezone.now()
 
 
 def _stored_token(user: AbstractBaseUser | AnonymousUser | None) -> PageroToken:
@@ -343,7 +347,7 @@ def _single_flight(
     if force:
         return _take_turns(token, force, seen_access_token, None)
     if token.is_access_token_expired():
-        held = lease.try_take(token)
+        held = None if _lease_running(token) else lease.try_take(token)
         if held is None:  # another caller holds the lease, or has just refreshed
             lease.Waiter(token.pk).wait()
             settled = _settled(token.pk, force, seen_access_token)
