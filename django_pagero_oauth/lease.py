@@ -7,7 +7,9 @@ transaction, on a healthy connection (a broken one is closed and opened again). 
 spends the refresh token while the lease runs; a holder that dies leaves a lease that runs out.
 
 Row locks (``SELECT ... FOR UPDATE``; SQLite's database write lock) are still what makes taking
-the lease, and storing the answer, atomic: :func:`locked_row` and :func:`durably`.
+the lease, and storing the answer, atomic: ``locked_row`` and ``durably``. After a failed
+refresh, the back-off (in Django's default cache) makes the next callers fail at once instead of
+queueing up to try again one by one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.db import (
     DatabaseError,
     InterfaceError,
@@ -35,7 +38,7 @@ from django.db.transaction import TransactionManagementError
 from django.db.utils import load_backend
 
 from .conf import app_settings
-from .exceptions import TokenLockTimeout
+from .exceptions import PageroConfigurationError, PageroUnavailable, TokenLockTimeout
 from .models import PageroToken
 
 if TYPE_CHECKING:
@@ -354,15 +357,78 @@ class Waiter:
         return lease is None or lease[1] is None or lease[1] <= lease[2]
 
 
+# --- the back-off after a failed refresh -------------------------------------------------------
+
+
+def _backoff_key(token: PageroToken) -> str:
+    # Keyed by the refresh token's fingerprint too: a new login or a rotation starts afresh.
+    # v2: the entry is ``[until, kind]`` (it was a bare number): a new key, so that a process
+    # of the previous version never reads an entry it cannot parse during a rolling deploy.
+    return f"django_pagero_oauth:refresh-backoff-v2:{token.pk}:{token.fingerprint}"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """A running back-off: how long it has left, and whether the failure that started it was
+    the site's configuration (``invalid_client``), which is raised again as such."""
+
+    remaining: int
+    configuration: bool = False
+
+    def failure(self) -> PageroUnavailable | PageroConfigurationError:
+        if self.configuration:
+            return PageroConfigurationError(
+                "Pagero rejected this site's client credentials moments ago; not trying again yet"
+            )
+        return PageroUnavailable(
+            "a refresh failed moments ago; not trying again yet", retry_after=self.remaining
+        )
+
+
+#: The back-off entry's marker of a configuration failure (the entry is ``[until, kind]``).
+_CONFIGURATION = "configuration"
+
+
+def backoff_remaining(token: PageroToken) -> Backoff | None:
+    """The back-off running after a recent failure, or None."""
+    entry = caches[DEFAULT_CACHE_ALIAS].get(_backoff_key(token))
+    if entry is None:
+        return None
+    until, kind = entry
+    remaining = int(until - time.time()) + 1
+    if remaining <= 0:
+        return None
+    return Backoff(remaining, configuration=kind == _CONFIGURATION)
+
+
+def start_backoff(
+    token: PageroToken, failure: PageroUnavailable | PageroConfigurationError
+) -> None:
+    seconds = app_settings.REFRESH_FAILURE_BACKOFF
+    if failure.retry_after:
+        seconds = max(seconds, min(failure.retry_after, 300))
+    if seconds > 0:
+        kind = _CONFIGURATION if isinstance(failure, PageroConfigurationError) else ""
+        caches[DEFAULT_CACHE_ALIAS].set(_backoff_key(token), [time.time() + seconds, kind], seconds)
+
+
+def end_backoff(token: PageroToken) -> None:
+    """A refresh of ``token`` succeeded: no back-off."""
+    caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(token))
+
+
 __all__ = [
     "LOCK_TIMEOUT_MESSAGE",
     "RETRIED",
+    "Backoff",
     "Lease",
     "Waiter",
+    "backoff_remaining",
     "clear",
     "done_here",
     "durable_place",
     "durably",
+    "end_backoff",
     "first_here",
     "held_by_other",
     "lease_seconds",
@@ -370,6 +436,7 @@ __all__ = [
     "release",
     "released",
     "row_lock",
+    "start_backoff",
     "take",
     "try_take",
 ]

@@ -1,17 +1,9 @@
 """The token lifecycle: the ONE way to get a user a valid access token, and to revoke it.
 
-Pagero's refresh tokens are single-use: if two workers refresh with the same refresh token, one
-of them gets ``invalid_grant`` and, if it then dropped the token, the user would be logged out
-for good. So refreshing is *single-flight*: the refresher locks the user's row, re-reads it and
-refreshes only if it is still expiring; everybody else waits on the lock, then sees the fresh
-token and makes no call. This holds across threads, processes and hosts, because the lock is the
-database's:
-
-- PostgreSQL, MySQL, Oracle: ``SELECT ... FOR UPDATE`` on the row.
-- SQLite (no row locks): the first statement of the transaction is a no-op ``UPDATE`` of the
-  row, which takes SQLite's database write lock; other writers wait for it (up to the
-  connection's ``timeout`` option, which should exceed ``PAGERO_OAUTH["TIMEOUT"]``).
-
+Pagero's refresh tokens are single-use, so refreshing is *single-flight* across threads,
+processes and hosts: one caller takes the row's refresh lease (:mod:`.lease`), calls Pagero with
+no transaction open and stores the answer only on the row that still holds the refresh token it
+spent; callers whose access token still works go on with it, the others wait for the lease.
 Middleware, decorator, mixin, API client, admin action and management commands all call
 :func:`get_valid_token` (or :func:`refresh` for a forced refresh).
 """
@@ -19,7 +11,6 @@ Middleware, decorator, mixin, API client, admin action and management commands a
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +18,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
-from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.db import connections, router, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -204,7 +194,7 @@ def locked_token(pk: Any, *, with_secrets: bool = True) -> Iterator[PageroToken 
     delete a token whose encryption key was lost.
 
     What the block writes is committed when it ends, even inside the caller's own transaction
-    (which is left untouched): see :func:`.lease.durable_place`. A refresh in flight holds no
+    (which is left untouched): see ``lease.durable_place``. A refresh in flight holds no
     row lock but a lease (:mod:`.lease`); it stores its answer only while the row still holds
     the refresh token it spent, so what the block writes is never overwritten by a stale one.
     """
@@ -218,58 +208,6 @@ def _after_commit(durable: bool, send: Callable[[], object]) -> None:
         send()
     else:
         transaction.on_commit(send, using=router.db_for_write(PageroToken))
-
-
-def _backoff_key(token: PageroToken) -> str:
-    # Keyed by the refresh token's fingerprint too: a new login or a rotation starts afresh.
-    # v2: the entry is ``[until, kind]`` (it was a bare number): a new key, so that a process
-    # of the previous version never reads an entry it cannot parse during a rolling deploy.
-    return f"django_pagero_oauth:refresh-backoff-v2:{token.pk}:{token.fingerprint}"
-
-
-@dataclass(frozen=True)
-class _Backoff:
-    """A running back-off: how long it has left, and whether the failure that started it was
-    the site's configuration (``invalid_client``), which is raised again as such."""
-
-    remaining: int
-    configuration: bool = False
-
-    def failure(self) -> PageroUnavailable | PageroConfigurationError:
-        if self.configuration:
-            return PageroConfigurationError(
-                "Pagero rejected this site's client credentials moments ago; not trying again yet"
-            )
-        return PageroUnavailable(
-            "a refresh failed moments ago; not trying again yet", retry_after=self.remaining
-        )
-
-
-#: The back-off entry's marker of a configuration failure (the entry is ``[until, kind]``).
-_CONFIGURATION = "configuration"
-
-
-def _backoff_remaining(token: PageroToken) -> _Backoff | None:
-    """The back-off running after a recent failure, or None."""
-    entry = caches[DEFAULT_CACHE_ALIAS].get(_backoff_key(token))
-    if entry is None:
-        return None
-    until, kind = entry
-    remaining = int(until - time.time()) + 1
-    if remaining <= 0:
-        return None
-    return _Backoff(remaining, configuration=kind == _CONFIGURATION)
-
-
-def _start_backoff(
-    token: PageroToken, failure: PageroUnavailable | PageroConfigurationError
-) -> None:
-    seconds = app_settings.REFRESH_FAILURE_BACKOFF
-    if failure.retry_after:
-        seconds = max(seconds, min(failure.retry_after, 300))
-    if seconds > 0:
-        kind = _CONFIGURATION if isinstance(failure, PageroConfigurationError) else ""
-        caches[DEFAULT_CACHE_ALIAS].set(_backoff_key(token), [time.time() + seconds, kind], seconds)
 
 
 @sensitive_variables("seen_access_token")
@@ -292,7 +230,7 @@ def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
 
     Once Pagero has answered, its answer is committed before this returns, in a new short
     transaction (on a new connection if the old one broke), also when called inside the
-    caller's own transaction (see :func:`.lease.durable_place`).
+    caller's own transaction (see ``lease.durable_place``).
     """
     seen_access_token = token.access_token
     try:
@@ -419,7 +357,7 @@ def _take_turn(
             return _Turn(current)  # somebody refreshed while this caller waited
         if lease.held_by_other(current, held):
             return _Turn(current, busy=True)
-        backoff = None if force else _backoff_remaining(current)
+        backoff = None if force else lease.backoff_remaining(current)
         if backoff is not None:
             return _Turn(current, failure=backoff.failure())
         return _Turn(current, held=held or lease.take(current))
@@ -471,9 +409,9 @@ def _refresh_with_lease(
         lease.release(held)
         raise
     else:
-        caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(current))
+        lease.end_backoff(current)
         return _store_answer(current, used_refresh_token, held, response)
-    _start_backoff(current, failure)  # type: ignore[arg-type]
+    lease.start_backoff(current, failure)  # type: ignore[arg-type]
     lease.release(held)
     return _Failed(current, failure)
 
@@ -536,7 +474,7 @@ def _store_answer(
         return cast(PageroToken, row), True
     # Pagero rotated, and the new refresh token is stored; there is no usable access token.
     failure = PageroUnavailable("Pagero's refresh answer could not be used in full")
-    _start_backoff(cast(PageroToken, row), failure)
+    lease.start_backoff(cast(PageroToken, row), failure)
     return _Failed(cast(PageroToken, row), failure)
 
 
@@ -609,32 +547,39 @@ def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -
             current.fingerprint,
             type(exc).__name__,
         )
+    _store_refresh_token_only(current, response.refresh_token, using)
+    return False
+
+
+@sensitive_variables("refresh_token")
+def _store_refresh_token_only(current: PageroToken, refresh_token: str, using: str) -> None:
+    """The last resort: the new refresh token, its fingerprint and lifetime, with the access
+    token expired (the next use refreshes); ``current`` is read back."""
     now = timezone.now()
     row = PageroToken.objects.db_manager(using).get(pk=current.pk)
-    row.refresh_token = response.refresh_token
-    row.fingerprint = fingerprint(response.refresh_token)
+    row.refresh_token = refresh_token
+    row.fingerprint = fingerprint(refresh_token)
     row.refresh_token_expires_at = now + timedelta(days=app_settings.REFRESH_TOKEN_LIFETIME_DAYS)
     row.access_token = ""
     row.access_token_issued_at = row.access_token_expires_at = now
     row.refresh_lease_until = current.refresh_lease_until
     row.refresh_lease_owner = current.refresh_lease_owner
-    _update_without_signals(
-        row,
-        using,
-        (
-            "refresh_token",
-            "fingerprint",
-            "refresh_token_expires_at",
-            "access_token",
-            "access_token_issued_at",
-            "access_token_expires_at",
-            "refresh_lease_until",
-            "refresh_lease_owner",
-            "updated",
-        ),
-    )
+    _update_without_signals(row, using, _TOKEN_ONLY_FIELDS)
     current.refresh_from_db(using=using)
-    return False
+
+
+#: The columns :func:`_store_refresh_token_only` writes.
+_TOKEN_ONLY_FIELDS = (
+    "refresh_token",
+    "fingerprint",
+    "refresh_token_expires_at",
+    "access_token",
+    "access_token_issued_at",
+    "access_token_expires_at",
+    "refresh_lease_until",
+    "refresh_lease_owner",
+    "updated",
+)
 
 
 #: The columns a refresh answer writes (``apply_token_response``, ``last_refreshed``), and
