@@ -469,6 +469,7 @@ def _store_answer(
         raise PageroUnavailable("the refresh answer could not be stored") from None
     lease.released()
     if stored is None:
+        lease.release(held)
         return _answer_unwanted(row, response)
     if stored and response.has_access_token:
         return cast(PageroToken, row), True
