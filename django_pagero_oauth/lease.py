@@ -255,27 +255,50 @@ def try_take(token: PageroToken) -> Lease | None:
     """Take the lease on ``token``'s row in one statement, if it is free and the row still holds
     the access token ``token`` holds; else None at once (another caller refreshes, or did).
 
-    For a caller whose access token still works: it never waits for a lock or a transaction.
+    It never waits for a transaction: on PostgreSQL a row another transaction holds (a refresh
+    taking its turn or storing its answer) is skipped; elsewhere the wait is one statement's.
     """
     owner = secrets.token_hex(16)
     using = router.db_for_write(PageroToken)
-    manager = PageroToken.objects.db_manager(using)
-    free = Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lte=Now())
-    rows = manager.filter(free, pk=token.pk, access_token_expires_at=token.access_token_expires_at)
-    if connections[using].features.has_select_for_update_skip_locked:
-        # A row another transaction holds (a refresh taking its turn or storing) is skipped.
-        rows = manager.filter(pk__in=rows.select_for_update(skip_locked=True).values("pk"))
+    connection = connections[using]
     try:
-        with transaction.atomic(using=using):
-            taken = rows.update(
-                refresh_lease_until=Now() + timedelta(seconds=lease_seconds()),
-                refresh_lease_owner=owner,
+        if connection.vendor == "postgresql":
+            taken = _try_take_skip_locked(connection, token, owner)
+        else:
+            free = Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lte=Now())
+            taken = (
+                PageroToken.objects.db_manager(using)
+                .filter(free, pk=token.pk, access_token_expires_at=token.access_token_expires_at)
+                .update(
+                    refresh_lease_until=Now() + timedelta(seconds=lease_seconds()),
+                    refresh_lease_owner=owner,
+                )
             )
     except RETRIED:
-        if not connections[using].in_atomic_block:
-            connections[using].close()
+        if not connection.in_atomic_block:
+            connection.close()
         return None  # the token still works; the next caller tries again
     return Lease(token.pk, owner) if taken else None
+
+
+def _try_take_skip_locked(connection: Any, token: PageroToken, owner: str) -> int:
+    """:func:`try_take` on PostgreSQL: one ``UPDATE`` (its own transaction in autocommit), on the
+    clock ``Now()`` reads elsewhere (``STATEMENT_TIMESTAMP()``)."""
+    meta = PageroToken._meta
+    name = connection.ops.quote_name
+    table, pk = name(meta.db_table), name(meta.pk.column)
+    until, holder = name("refresh_lease_until"), name("refresh_lease_owner")
+    expires = name("access_token_expires_at")
+    # Names from the model's meta, values as parameters.
+    sql = (
+        f"UPDATE {table} SET {until} = "  # noqa: S608
+        f"STATEMENT_TIMESTAMP() + %s * INTERVAL '1 second', {holder} = %s "
+        f"WHERE {pk} = (SELECT {pk} FROM {table} WHERE {pk} = %s AND {expires} = %s "
+        f"AND ({until} IS NULL OR {until} <= STATEMENT_TIMESTAMP()) FOR UPDATE SKIP LOCKED)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [lease_seconds(), owner, token.pk, token.access_token_expires_at])
+        return int(cursor.rowcount)
 
 
 def take(row: PageroToken) -> Lease:
