@@ -145,6 +145,19 @@ def expire_access_token(user: Any) -> None:
     )
 
 
+def access_token_inside_leeway(user: Any) -> None:
+    """The access token still works, but for less than ``REFRESH_LEEWAY``: a refresh is due."""
+    from django.utils import timezone
+
+    from django_pagero_oauth.conf import app_settings
+    from django_pagero_oauth.models import PageroToken
+
+    expires = timezone.now() + timedelta(seconds=app_settings.REFRESH_LEEWAY / 2)
+    PageroToken.objects.filter(user_id=user.pk).update(
+        access_token_issued_at=expires - timedelta(seconds=600), access_token_expires_at=expires
+    )
+
+
 # --- gunicorn ----------------------------------------------------------------------------
 
 

@@ -5,6 +5,8 @@ Run from the repository root (``pip install -e ".[test]"`` has everything they n
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py overhead
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py middleware
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py storm
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py leeway
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py window
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py authlib
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py asgi
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python benchmarks/run.py all
@@ -18,6 +20,12 @@ Run from the repository root (``pip install -e ".[test]"`` has everything they n
 - ``storm``: the access token expires under a burst of 16 and 64 concurrent requests spread over
   4 gunicorn worker processes, each request calling Pagero's API: refresh calls per expiry,
   failed requests, p50/p95 latency (next to the same burst with a valid token).
+- ``leeway``: bursts of 16 and 64 while the access token still works but is inside
+  ``REFRESH_LEEWAY`` (one request refreshes, the others use the valid token), alternating with
+  the same bursts when no refresh is due: p50/p95 of each, their p95 ratio, refresh calls per
+  burst.
+- ``window``: one refresh at a time, in-process: the time from having Pagero's answer to having
+  it committed (the window in which a killed process loses the new refresh token).
 - ``authlib``: the same storm against Authlib's ``OAuth2Session`` refresh-on-call pattern, side
   by side with this package.
 - ``asgi``: under uvicorn, the latency of an unrelated async view (one ORM call) while another
@@ -588,10 +596,132 @@ def asgi(ctx: Context) -> dict[str, Any]:
     return result
 
 
+# --- a refresh due while the token still works; the store's window ---------------------------
+
+
+def leeway(ctx: Context) -> dict[str, Any]:
+    """Bursts while the access token is inside the leeway (one caller refreshes, the others use
+    the still-valid token), alternating with the same bursts when no refresh is due."""
+    print("## A refresh due while the access token still works\n")
+    args = ctx.args
+    user = harness.connected_user(ctx.mock_url, f"leeway-{os.urandom(4).hex()}")
+    levels = []
+    for concurrency in args.levels:
+        threads = max(1, concurrency // STORM_WORKERS)
+        cookies = harness.session_cookies(user, concurrency)
+        calm: list[harness.Answer] = []
+        due: list[harness.Answer] = []
+        calls: list[int] = []
+        with harness.gunicorn(
+            workers=STORM_WORKERS,
+            threads=threads,
+            worker_connections=threads,
+            keepalive=0,
+            env=ctx.env,
+            log_name="leeway",
+        ) as url:
+            harness.burst(url, STORM_PATHS["django-pagero-oauth"], cookies)  # warm up
+            for _ in range(args.expiries):
+                calm += harness.burst(url, STORM_PATHS["django-pagero-oauth"], cookies)
+                harness.access_token_inside_leeway(user)
+                before = harness.mock_stats(ctx.mock_url)["counts"]["refresh_token"]
+                due += harness.burst(url, STORM_PATHS["django-pagero-oauth"], cookies)
+                calls.append(harness.mock_stats(ctx.mock_url)["counts"]["refresh_token"] - before)
+        levels.append(_leeway_level(concurrency, threads, calm, due, calls))
+    print("| concurrent requests | refresh calls per burst (min/max) | failed requests | "
+          "p50 / p95 refresh due | p50 / p95 no refresh due | p95 ratio |")  # fmt: skip
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for level in levels:
+        print(
+            f"| {level['concurrency']} | {level['refresh_calls_min']} / "
+            f"{level['refresh_calls_max']} | {level['failed_requests']} of {level['requests']} | "
+            f"{level['p50_ms']:.0f} / {level['p95_ms']:.0f} ms | "
+            f"{level['p50_ms_no_refresh_due']:.0f} / {level['p95_ms_no_refresh_due']:.0f} ms | "
+            f"**{level['p95_ratio']:.2f}** |"
+        )
+    print()
+    return {"levels": levels}
+
+
+def _leeway_level(
+    concurrency: int,
+    threads: int,
+    calm: list[harness.Answer],
+    due: list[harness.Answer],
+    calls: list[int],
+) -> dict[str, Any]:
+    due_seconds = [answer.seconds for answer in due]
+    calm_seconds = [answer.seconds for answer in calm]
+    p95 = harness.percentile(due_seconds, 95)
+    p95_calm = harness.percentile(calm_seconds, 95)
+    return {
+        "concurrency": concurrency,
+        "processes": STORM_WORKERS,
+        "threads_per_process": threads,
+        "bursts": len(calls),
+        "refresh_calls_min": min(calls),
+        "refresh_calls_max": max(calls),
+        "failed_requests": sum(answer.status != 200 for answer in due + calm),
+        "requests": len(due) + len(calm),
+        "p50_ms": round(harness.percentile(due_seconds, 50) * 1000, 1),
+        "p95_ms": round(p95 * 1000, 1),
+        "p50_ms_no_refresh_due": round(harness.percentile(calm_seconds, 50) * 1000, 1),
+        "p95_ms_no_refresh_due": round(p95_calm * 1000, 1),
+        "p95_ratio": round(p95 / p95_calm, 3),
+    }
+
+
+def window(ctx: Context) -> dict[str, Any]:
+    """From the moment Pagero's refresh answer is in this process to the moment it is committed
+    (the ``token_refreshed`` signal, sent after the commit), in-process, one refresh at a time."""
+    import time
+
+    from django_pagero_oauth import oauth, tokens
+    from django_pagero_oauth.models import PageroToken
+    from django_pagero_oauth.signals import token_refreshed
+
+    print("## The window between Pagero's answer and its commit\n")
+    user = harness.connected_user(ctx.mock_url, f"window-{os.urandom(4).hex()}")
+    answered: list[float] = []
+    windows: list[float] = []
+    real = oauth.refresh_access_token
+
+    def timed(refresh_token: str) -> Any:
+        response = real(refresh_token)
+        answered.append(time.perf_counter())
+        return response
+
+    def committed(**kwargs: Any) -> None:
+        windows.append(time.perf_counter() - answered[-1])
+
+    tokens.oauth.refresh_access_token = timed  # type: ignore[attr-defined]
+    token_refreshed.connect(committed)
+    try:
+        for _ in range(ctx.args.refreshes):
+            tokens.refresh_now(PageroToken.objects.get(user_id=user.pk))
+    finally:
+        token_refreshed.disconnect(committed)
+        tokens.oauth.refresh_access_token = real  # type: ignore[attr-defined]
+    result = {
+        "refreshes": len(windows),
+        "p50_ms": round(harness.percentile(windows, 50) * 1000, 2),
+        "p95_ms": round(harness.percentile(windows, 95) * 1000, 2),
+        "max_ms": round(max(windows) * 1000, 2),
+    }
+    print(
+        f"{result['refreshes']} refreshes on {ctx.vendor}: from the answer read to the commit "
+        f"of the store, p50 **{result['p50_ms']} ms**, p95 **{result['p95_ms']} ms**, max "
+        f"{result['max_ms']} ms.\n"
+    )
+    return result
+
+
 BENCHMARKS = {
     "overhead": overhead,
     "middleware": middleware,
     "storm": storm,
+    "leeway": leeway,
+    "window": window,
     "authlib": authlib,
     "asgi": asgi,
 }
@@ -616,11 +746,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     overhead_group.add_argument(
         "--single", type=int, default=300, help="in-process requests per view (300)"
     )
-    storm_group = parser.add_argument_group("storm, authlib")
+    storm_group = parser.add_argument_group("storm, leeway, authlib")
     storm_group.add_argument(
         "--levels", type=int, nargs="+", default=[16, 64], help="concurrent requests (16 64)"
     )
-    storm_group.add_argument("--expiries", type=int, default=8, help="expiries per level (8)")
+    storm_group.add_argument(
+        "--expiries", type=int, default=8, help="expiries (leeway: bursts) per level (8)"
+    )
+    parser.add_argument_group("window").add_argument(
+        "--refreshes", type=int, default=200, help="refreshes timed (200)"
+    )
     asgi_group = parser.add_argument_group("asgi")
     asgi_group.add_argument(
         "--asgi-clients", type=int, default=4, help="clients of the unrelated view (4)"
@@ -642,9 +777,9 @@ def main(argv: list[str] | None = None) -> int:
         from django.conf import settings
         from django.db import connection
 
-        if connection.vendor != "postgresql" and set(selected) & {"storm", "authlib"}:
+        if connection.vendor != "postgresql" and set(selected) & {"storm", "leeway", "authlib"}:
             print(
-                "storm and authlib need PostgreSQL: set DATABASE_URL=postgres://...",
+                "storm, leeway and authlib need PostgreSQL: set DATABASE_URL=postgres://...",
                 file=sys.stderr,
             )
             return 2

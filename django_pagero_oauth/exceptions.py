@@ -61,6 +61,14 @@ class PageroUnavailable(PageroOAuthError):
         super().__init__(description, error=error, status_code=status_code)
 
 
+class TransactionEnded(PageroUnavailable):
+    """The database ended the request's transaction while a protected view ran (a terminated
+    backend, a failover, a serialization failure, a timeout); nothing the view wrote was kept.
+    Answered as a 503 ("try again"), as when Pagero is unavailable."""
+
+    default_error = "transaction_ended"
+
+
 class InvalidTokenResponse(PageroUnavailable):
     """The token endpoint answered 200 with something that is not a usable bearer token."""
 

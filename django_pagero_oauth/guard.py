@@ -19,24 +19,32 @@ overriding ``PageroTokenRequiredMixin.handle_no_pagero_token``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Container
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.views import redirect_to_login
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.module_loading import import_string
 
 from .conf import app_settings
-from .exceptions import SERVICE_ERRORS, PageroAuthorizationRequired, PageroOAuthError
+from .exceptions import (
+    SERVICE_ERRORS,
+    PageroAuthorizationRequired,
+    PageroOAuthError,
+    TransactionEnded,
+)
 from .tokens import aget_valid_token, get_valid_token
 
 if TYPE_CHECKING:
     from .models import PageroToken
+
+logger = logging.getLogger("django_pagero_oauth")
 
 ResponseHandler = Callable[[HttpRequest, "PageroOAuthError | None"], HttpResponse]
 
@@ -230,15 +238,32 @@ def call_in_request_transactions(
     every database the refresh is committed on its own and the view keeps its atomicity. Only
     when the handler really skipped the view (it found :data:`EVERY_DATABASE` on it) are the
     transactions opened here, except for the aliases in ``non_atomic`` (the view's own
-    ``transaction.non_atomic_requests``).
+    ``transaction.non_atomic_requests``). If the database ends one of them while the view runs
+    (``OperationalError``, ``InterfaceError``), the answer is the 503 of
+    :class:`~.exceptions.TransactionEnded`, not a server error.
     """
     resolver_match = getattr(request, "resolver_match", None)
     resolved = getattr(resolver_match, "func", None)
+    opened = []
     if getattr(resolved, "_non_atomic_requests", None) is EVERY_DATABASE:
         for alias, settings_dict in connections.settings.items():
             if settings_dict.get("ATOMIC_REQUESTS") and alias not in non_atomic:
                 view = transaction.atomic(using=alias)(view)
-    return view(*args, **kwargs)
+                opened.append(alias)
+    if not opened:
+        return view(*args, **kwargs)
+    try:
+        return view(*args, **kwargs)
+    except (OperationalError, InterfaceError) as exc:
+        # The database ended the request's transaction (a terminated backend, a failover, a
+        # serialization failure, a timeout): nothing of the view was committed. "Not now",
+        # like an unavailable Pagero, rather than a server error.
+        logger.warning(
+            "The request's transaction ended in the database: %s", type(exc).__name__, exc_info=True
+        )
+        return handle_missing_token(
+            request, TransactionEnded("the database ended the request's transaction; try again")
+        )
 
 
 __all__ = [

@@ -245,6 +245,16 @@ class PageroToken(models.Model):
     )
     status_reason = models.CharField(_("status reason"), max_length=255, blank=True, default="")
     last_refreshed = models.DateTimeField(_("last refreshed"), null=True, blank=True)
+    refresh_lease_until = models.DateTimeField(
+        _("refresh in progress until"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("Set while one process refreshes the token; nobody else refreshes it then."),
+    )
+    refresh_lease_owner = models.CharField(
+        _("refresh lease owner"), max_length=32, blank=True, default="", editable=False
+    )
     created = models.DateTimeField(_("created"), auto_now_add=True)
     updated = models.DateTimeField(_("updated"), auto_now=True)
 

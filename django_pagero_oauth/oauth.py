@@ -390,8 +390,14 @@ def _retry_after(response: requests.Response) -> int | None:
 
 @sensitive_variables()
 def _read_limited(response: requests.Response) -> bytes:
+    """The body, at most 1 MiB, read within ``TIMEOUT`` (a server that trickles it is cut off:
+    a refresh's lease must outlast the whole request)."""
     body = b""
+    deadline = time.monotonic() + app_settings.TIMEOUT
     for chunk in response.iter_content(chunk_size=65536):
+        if time.monotonic() > deadline:
+            response.close()
+            raise requests.Timeout("the body came too slowly")
         body += chunk
         if len(body) > MAX_RESPONSE_BYTES:
             response.close()

@@ -1,17 +1,9 @@
 """The token lifecycle: the ONE way to get a user a valid access token, and to revoke it.
 
-Pagero's refresh tokens are single-use: if two workers refresh with the same refresh token, one
-of them gets ``invalid_grant`` and, if it then dropped the token, the user would be logged out
-for good. So refreshing is *single-flight*: the refresher locks the user's row, re-reads it and
-refreshes only if it is still expiring; everybody else waits on the lock, then sees the fresh
-token and makes no call. This holds across threads, processes and hosts, because the lock is the
-database's:
-
-- PostgreSQL, MySQL, Oracle: ``SELECT ... FOR UPDATE`` on the row.
-- SQLite (no row locks): the first statement of the transaction is a no-op ``UPDATE`` of the
-  row, which takes SQLite's database write lock; other writers wait for it (up to the
-  connection's ``timeout`` option, which should exceed ``PAGERO_OAUTH["TIMEOUT"]``).
-
+Pagero's refresh tokens are single-use, so refreshing is *single-flight* across threads,
+processes and hosts: one caller takes the row's refresh lease (:mod:`.lease`), calls Pagero with
+no transaction open and stores the answer only on the row that still holds the refresh token it
+spent; callers whose access token still works go on with it, the others wait for the lease.
 Middleware, decorator, mixin, API client, admin action and management commands all call
 :func:`get_valid_token` (or :func:`refresh` for a forced refresh).
 """
@@ -19,7 +11,6 @@ Middleware, decorator, mixin, API client, admin action and management commands a
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,13 +18,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
-from django.core.cache import DEFAULT_CACHE_ALIAS, caches
-from django.db import OperationalError, connections, router, transaction
-from django.db.utils import load_backend
+from django.db import connections, router, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from . import oauth
+from . import lease, oauth
 from .conf import app_settings
 from .crypto import fingerprint
 from .exceptions import (
@@ -52,7 +41,6 @@ from .signals import token_refresh_failed, token_refreshed, token_revoked
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
     from django.http import HttpResponseBase
 
 logger = logging.getLogger("django_pagero_oauth")
@@ -71,10 +59,26 @@ def get_valid_token(
     token (``invalid_grant``), which marks it as needing re-authorization.
     """
     token = _stored_token(user)
-    if force_refresh or token.access_token_needs_refresh():
+    if _must_refresh(token, force_refresh):
         token = refresh(token, force=force_refresh)
         _remember(user, token)
     return token
+
+
+def _must_refresh(token: PageroToken, force: bool) -> bool:
+    """A refresh is due, and this caller must take part: not so for a caller whose access token
+    still works while another refreshes (the lease it read is running): it uses that token."""
+    if force:
+        return True
+    if not token.access_token_needs_refresh():
+        return False
+    return token.is_access_token_expired() or not _lease_running(token)
+
+
+def _lease_running(token: PageroToken) -> bool:
+    """The lease as ``token`` was read says another caller refreshes it now."""
+    until = token.refresh_lease_until
+    return until is not None and until > timezone.now()
 
 
 def _stored_token(user: AbstractBaseUser | AnonymousUser | None) -> PageroToken:
@@ -148,7 +152,7 @@ async def aget_valid_token(
     cannot see, does the refresh run there.)
     """
     token, in_transaction = await sync_to_async(_read_for_async, thread_sensitive=True)(user)
-    if force_refresh or token.access_token_needs_refresh():
+    if _must_refresh(token, force_refresh):
         token = await _arefresh(token, force=force_refresh, in_transaction=in_transaction)
         _remember(user, token)
     return token
@@ -185,123 +189,6 @@ def _refresh_on_own_thread(token: PageroToken, *, force: bool) -> PageroToken:
         connections.close_all()
 
 
-def _in_outer_transaction(using: str) -> bool:
-    """True inside a transaction of the caller's (not of a test case) on ``using``.
-
-    ``ATOMIC_REQUESTS``, ``transaction.atomic()`` and ``set_autocommit(False)`` all count: a write
-    made there is durable only when the caller commits.
-    """
-    connection = connections[using]
-    if not connection.in_atomic_block:
-        return not connection.get_autocommit()
-    return not all(getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
-
-
-def _own_connection_possible(using: str) -> bool:
-    """A second connection sees the same database (not so for SQLite's private ``:memory:``)."""
-    connection = connections[using]
-    return not (
-        connection.vendor == "sqlite"
-        and cast("SQLiteDatabaseWrapper", connection).is_in_memory_db()
-    )
-
-
-@contextmanager
-def _own_connection(using: str) -> Iterator[None]:
-    """Within the block, ``connections[using]`` (in this thread) is a new connection of its own.
-
-    Its transactions commit whatever the caller's transaction does later. It is closed at the
-    end; the caller's connection, and its transaction, are untouched throughout.
-
-    On SQLite it begins its transactions with ``BEGIN EXCLUSIVE``: the whole database lock is
-    taken *before* Pagero is called, so the commit after Pagero's answer can never wait for a
-    reader. If the caller's own transaction holds a SQLite lock (it has read or written), that
-    fails within a second, before anything is sent to Pagero: :class:`TokenLockTimeout`.
-    """
-    outer = connections[using]
-    settings_dict = dict(outer.settings_dict)
-    if outer.vendor == "sqlite":
-        options = settings_dict.get("OPTIONS", {})
-        settings_dict["OPTIONS"] = {
-            **options,
-            "transaction_mode": "EXCLUSIVE",
-            # Waiting longer does not help when the lock is the caller's own.
-            "timeout": min(float(options.get("timeout", 5)), _SQLITE_OWN_CONNECTION_TIMEOUT),
-        }
-    own = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, using)
-    connections[using] = own
-    try:
-        yield
-    finally:
-        connections[using] = outer
-        own.close()
-
-
-#: Seconds the own SQLite connection waits for the database lock (at most).
-_SQLITE_OWN_CONNECTION_TIMEOUT = 1.0
-
-#: How long a refresher waits for the row lock (PostgreSQL) beyond the HTTP timeout; the one
-#: holding it needs at most one token request.
-_LOCK_WAIT_MARGIN = 10.0
-
-
-@contextmanager
-def _row_lock(using: str, pk: Any, with_secrets: bool) -> Iterator[PageroToken | None]:
-    """A transaction on ``connections[using]`` holding the write lock on one token row."""
-    manager = PageroToken.objects.db_manager(using)
-    # The user comes along (is_active is checked, signals carry it); only the token row is locked.
-    queryset = manager.filter(pk=pk).select_related("user")
-    if not with_secrets:
-        queryset = queryset.without_secrets()
-    acquired = False
-    try:
-        with transaction.atomic(using=using):  # SQLite's BEGIN EXCLUSIVE may fail here
-            connection = connections[using]
-            if connection.vendor == "postgresql":
-                wait_ms = int((app_settings.TIMEOUT * 2 + _LOCK_WAIT_MARGIN) * 1000)
-                with connection.cursor() as cursor:
-                    cursor.execute(f"SET LOCAL lock_timeout = {wait_ms}")
-            current = queryset.locked().first()
-            acquired = True
-            yield current
-    except OperationalError as exc:
-        if acquired:
-            raise
-        raise TokenLockTimeout(_LOCK_TIMEOUT_MESSAGE) from exc
-
-
-_LOCK_TIMEOUT_MESSAGE = (
-    "the Pagero token row stayed locked; Pagero was not called and nothing changed. If the "
-    "caller's own transaction holds that lock (or, on SQLite, any database lock), get the token "
-    "before the transaction starts"
-)
-
-
-@contextmanager
-def _locked_row(pk: Any, *, with_secrets: bool = True) -> Iterator[tuple[PageroToken | None, bool]]:
-    """Yield ``(row, durable)``: the row as committed now, write-locked in a transaction.
-
-    ``durable`` is True when what the block writes is committed at its end, whatever the
-    caller's transaction does afterwards. Inside a caller's transaction (``ATOMIC_REQUESTS``,
-    ``atomic()``, a task in ``atomic()``) the lock, the refresh and the commit happen on a
-    database connection of their own: Pagero spends the old single-use refresh token the moment
-    it answers, so the new one must be stored then, not when (or if) the caller commits.
-
-    Only a row the caller's transaction created and has not committed yet is invisible there; it
-    is then locked in the caller's transaction (``durable`` False), with which it lives or dies.
-    """
-    using = router.db_for_write(PageroToken)
-    if _in_outer_transaction(using) and _own_connection_possible(using):
-        with _own_connection(using), _row_lock(using, pk, with_secrets) as current:
-            if current is not None:
-                yield current, True
-                return
-    with _row_lock(using, pk, with_secrets) as current:
-        # On the caller's connection: in autocommit the block commits on its own and on_commit
-        # runs at once; in the caller's transaction (a row it created), when that commits.
-        yield current, False
-
-
 @contextmanager
 def locked_token(pk: Any, *, with_secrets: bool = True) -> Iterator[PageroToken | None]:
     """A transaction holding the write lock on one token row; yields the row as committed now.
@@ -310,9 +197,11 @@ def locked_token(pk: Any, *, with_secrets: bool = True) -> Iterator[PageroToken 
     delete a token whose encryption key was lost.
 
     What the block writes is committed when it ends, even inside the caller's own transaction
-    (which is left untouched): see :func:`_locked_row`.
+    (which is left untouched): see ``lease.durable_place``. A refresh in flight holds no
+    row lock but a lease (:mod:`.lease`); it stores its answer only while the row still holds
+    the refresh token it spent, so what the block writes is never overwritten by a stale one.
     """
-    with _locked_row(pk, with_secrets=with_secrets) as (current, _durable):
+    with lease.row_lock(pk, with_secrets=with_secrets) as (current, _durable):
         yield current
 
 
@@ -324,97 +213,167 @@ def _after_commit(durable: bool, send: Callable[[], object]) -> None:
         transaction.on_commit(send, using=router.db_for_write(PageroToken))
 
 
-def _backoff_key(token: PageroToken) -> str:
-    # Keyed by the refresh token's fingerprint too: a new login or a rotation starts afresh.
-    # v2: the entry is ``[until, kind]`` (it was a bare number): a new key, so that a process
-    # of the previous version never reads an entry it cannot parse during a rolling deploy.
-    return f"django_pagero_oauth:refresh-backoff-v2:{token.pk}:{token.fingerprint}"
-
-
-@dataclass(frozen=True)
-class _Backoff:
-    """A running back-off: how long it has left, and whether the failure that started it was
-    the site's configuration (``invalid_client``), which is raised again as such."""
-
-    remaining: int
-    configuration: bool = False
-
-    def failure(self) -> PageroUnavailable | PageroConfigurationError:
-        if self.configuration:
-            return PageroConfigurationError(
-                "Pagero rejected this site's client credentials moments ago; not trying again yet"
-            )
-        return PageroUnavailable(
-            "a refresh failed moments ago; not trying again yet", retry_after=self.remaining
-        )
-
-
-#: The back-off entry's marker of a configuration failure (the entry is ``[until, kind]``).
-_CONFIGURATION = "configuration"
-
-
-def _backoff_remaining(token: PageroToken) -> _Backoff | None:
-    """The back-off running after a recent failure, or None."""
-    entry = caches[DEFAULT_CACHE_ALIAS].get(_backoff_key(token))
-    if entry is None:
-        return None
-    until, kind = entry
-    remaining = int(until - time.time()) + 1
-    if remaining <= 0:
-        return None
-    return _Backoff(remaining, configuration=kind == _CONFIGURATION)
-
-
-def _start_backoff(
-    token: PageroToken, failure: PageroUnavailable | PageroConfigurationError
-) -> None:
-    seconds = app_settings.REFRESH_FAILURE_BACKOFF
-    if failure.retry_after:
-        seconds = max(seconds, min(failure.retry_after, 300))
-    if seconds > 0:
-        kind = _CONFIGURATION if isinstance(failure, PageroConfigurationError) else ""
-        caches[DEFAULT_CACHE_ALIAS].set(_backoff_key(token), [time.time() + seconds, kind], seconds)
-
-
 @sensitive_variables("seen_access_token")
 def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
     """Refresh ``token`` single-flight and return the current row.
 
-    Without ``force``, refreshes only if the locked row still needs it. With ``force``,
-    refreshes only if nobody replaced the access token since ``token`` was read, so N callers
-    who all saw the same rejected access token cause one refresh, not N.
+    Without ``force``, refreshes only if the row still needs it. With ``force``, refreshes only
+    if nobody replaced the access token since ``token`` was read, so N callers who all saw the
+    same rejected access token cause one refresh, not N.
+
+    One caller takes the row's refresh lease (:mod:`.lease`) and calls Pagero with no database
+    transaction open. Meanwhile a caller whose access token still works (it is only inside the
+    leeway) gets it back at once; a caller whose token has expired waits for the lease to end.
 
     After a transient failure, callers within ``REFRESH_FAILURE_BACKOFF`` seconds (or the
     server's ``Retry-After``) fail at once instead of queueing up to try again one by one; the
     back-off lives in Django's default cache, so a shared cache (Redis, Memcached) spreads it
     across processes and hosts. Either way, while the stored access token has not actually
-    expired (it is only inside the leeway), a failed refresh returns it: it still works.
+    expired, a failed refresh returns it: it still works.
 
-    Once Pagero has answered, its answer is committed before this returns, also when called
-    inside the caller's own transaction (see :func:`_locked_row`): a rollback of that
-    transaction can no longer lose the new single-use refresh token.
+    Once Pagero has answered, its answer is committed before this returns, in a new short
+    transaction (on a new connection if the old one broke), also when called inside the
+    caller's own transaction (see ``lease.durable_place``).
     """
     seen_access_token = token.access_token
     try:
-        with _locked_row(token.pk) as (row, durable):
-            current = _refreshable(row)
-            if force and current.access_token != seen_access_token:
-                return current  # somebody refreshed after the rejected access token was read
-            if not force and not current.access_token_needs_refresh():
-                return current  # somebody refreshed while this caller waited for the lock
-            backoff = None if force else _backoff_remaining(current)
-            outcome = _refresh_locked(current, backoff)
+        with lease.durable_place(token.pk) as durable:
+            outcome = _single_flight(token, force=force, seen_access_token=seen_access_token)
     except TokenLockTimeout as exc:
         # Nothing was sent to Pagero; the caller's copy is as good as it was.
         return _refresh_failed(token, exc, force=force, reported=True)
-    if isinstance(outcome, PageroOAuthError):
-        return _refresh_failed(current, outcome, force=force, reported=backoff is None)
+    if isinstance(outcome, _Failed):
+        return _refresh_failed(outcome.row, outcome.failure, force=force, reported=outcome.report)
     fresh, refreshed = outcome
     if refreshed:
         _after_commit(
             durable, lambda: token_refreshed.send(PageroToken, token=fresh, user=fresh.user)
         )
     return fresh
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A refresh that failed: the row it was about, and whether to report it (a back-off's
+    failure was reported when it started)."""
+
+    row: PageroToken
+    failure: PageroOAuthError
+    report: bool = True
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """What the caller does, decided under the row lock: nothing (the row is fine), wait
+    (``busy``: another holds the lease), fail at once (a back-off runs) or refresh (``held``)."""
+
+    row: PageroToken
+    busy: bool = False
+    failure: PageroOAuthError | None = None
+    held: lease.Lease | None = None
+
+
+@sensitive_variables("seen_access_token")
+def _single_flight(
+    token: PageroToken, *, force: bool, seen_access_token: str
+) -> tuple[PageroToken, bool] | _Failed:
+    """Take turns on the row until it is fine, has failed, or this caller refreshed it.
+
+    A caller whose access token still works only tries to take the lease, in one statement,
+    and only if no other caller of this process is trying: if another caller has it (or has
+    just refreshed), it goes on with the token it has. A caller whose token has expired tries
+    the same; if another caller has the lease, it waits for it to end and reads the row again,
+    without a lock.
+    """
+    if force:
+        return _take_turns(token, force, seen_access_token, None)
+    if token.is_access_token_expired():
+        held = None if _lease_running(token) else lease.try_take(token)
+        if held is None:  # another caller holds the lease, or has just refreshed
+            lease.Waiter(token.pk).wait()
+            settled = _settled(token.pk, force, seen_access_token)
+            if settled is not None:
+                return settled, False
+        return _take_turns(token, force, seen_access_token, held)
+    if not lease.first_here(token.pk):
+        return token, False  # another caller of this process is on it
+    held = None
+    try:
+        held = lease.try_take(token)
+        if held is None:
+            return token, False
+        return _take_turns(token, force, seen_access_token, held)
+    finally:
+        lease.done_here(token.pk, busy_elsewhere=held is None)
+
+
+@sensitive_variables("seen_access_token")
+def _take_turns(
+    token: PageroToken, force: bool, seen_access_token: str, held: lease.Lease | None
+) -> tuple[PageroToken, bool] | _Failed:
+    """Take turns on the row (see :func:`_take_turn`) until it is fine, has failed, or this
+    caller refreshed it; between turns, wait while another holds the lease."""
+    waiter = lease.Waiter(token.pk)
+    while True:
+        turn = _take_turn(token, force, seen_access_token, held)
+        if turn.held is None and held is not None:
+            lease.release(held)  # the row changed meanwhile: no refresh after all
+        held = None
+        if turn.failure is not None:
+            return _Failed(turn.row, turn.failure, report=False)
+        if turn.held is not None:
+            return _refresh_with_lease(turn.row, turn.held)
+        if not turn.busy or (not force and not turn.row.is_access_token_expired()):
+            return turn.row, False
+        waiter.wait()
+        settled = _settled(token.pk, force, seen_access_token)
+        if settled is not None:
+            return settled, False
+
+
+@sensitive_variables("seen_access_token")
+def _settled(pk: Any, force: bool, seen_access_token: str) -> PageroToken | None:
+    """After a wait: the row as committed now (read without a lock), if it needs nothing more."""
+    manager = PageroToken.objects.db_manager(router.db_for_write(PageroToken))
+    row = manager.select_related("user").defer("refresh_token", "id_token").filter(pk=pk).first()
+    current = _refreshable(row)
+    if force and current.access_token != seen_access_token:
+        return current
+    if not force and not current.access_token_needs_refresh():
+        return current
+    return None
+
+
+@sensitive_variables("seen_access_token")
+def _take_turn(
+    token: PageroToken, force: bool, seen_access_token: str, held: lease.Lease | None
+) -> _Turn:
+    """One short committed transaction: lock the row, decide, take the lease if it is free (or
+    keep ``held``, the lease this caller already holds)."""
+
+    def decide() -> _Turn:
+        using = router.db_for_write(PageroToken)
+        current = _refreshable(lease.locked_row(using, token.pk))
+        if force and current.access_token != seen_access_token:
+            return _Turn(current)  # somebody refreshed after the rejected access token was read
+        if not force and not current.access_token_needs_refresh():
+            return _Turn(current)  # somebody refreshed while this caller waited
+        if lease.held_by_other(current, held):
+            return _Turn(current, busy=True)
+        backoff = None if force else lease.backoff_remaining(current)
+        if backoff is not None:
+            return _Turn(current, failure=backoff.failure())
+        return _Turn(current, held=held or lease.take(current))
+
+    try:
+        try:
+            return lease.durably(decide, budget=1.0)
+        except lease.RETRIED as exc:
+            raise TokenLockTimeout(lease.LOCK_TIMEOUT_MESSAGE) from exc
+    except BaseException:
+        if held is not None:
+            lease.release(held)
+        raise
 
 
 def _refreshable(current: PageroToken | None) -> PageroToken:
@@ -429,46 +388,122 @@ def _refreshable(current: PageroToken | None) -> PageroToken:
     return current
 
 
-@sensitive_variables("used_refresh_token", "response")
-def _refresh_locked(
-    current: PageroToken, backoff: _Backoff | None
-) -> tuple[PageroToken, bool] | PageroOAuthError:
-    """Spend the refresh token of the locked row once; return ``(token, refreshed)`` or a failure.
+@sensitive_variables("used_refresh_token")
+def _refresh_with_lease(
+    current: PageroToken, held: lease.Lease
+) -> tuple[PageroToken, bool] | _Failed:
+    """Spend the refresh token of ``current`` once, holding the lease and no transaction.
 
-    Under the row lock; whatever it writes commits when the lock's transaction does. On failure
-    nothing is written, except the re-authorization mark after ``invalid_grant``.
+    On failure nothing is written but the re-authorization mark after ``invalid_grant``; the
+    lease ends either way (after the back-off started, so that the waiters see it).
     """
     used_refresh_token = current.refresh_token
     try:
-        if backoff is not None:
-            raise backoff.failure()  # the kind of failure that started it, again
         response = oauth.refresh_access_token(used_refresh_token)
     except OAuthErrorResponse as exc:
-        if exc.error != "invalid_grant":
-            failure: PageroUnavailable | PageroConfigurationError = PageroUnavailable(
-                exc.description, error=exc.error, status_code=exc.status_code
-            )
-        else:
-            survivor = _reread_after_invalid_grant(current, used_refresh_token)
-            if survivor is not None:
-                return survivor, False
-            current.mark_reauthorization_required("invalid_grant")
-            return PageroAuthorizationRequired(
-                "Pagero rejected the refresh token; the user must log in again.",
-                status_code=exc.status_code,
-            )
+        if exc.error == "invalid_grant":
+            return _after_invalid_grant(current, used_refresh_token, held, exc)
+        failure: PageroOAuthError = PageroUnavailable(
+            exc.description, error=exc.error, status_code=exc.status_code
+        )
     except SERVICE_ERRORS as exc:  # the token is kept; rejected credentials back off too
         failure = exc
+    except BaseException:
+        lease.release(held)
+        raise
     else:
-        caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(current))
-        if _store_refresh_answer(current, response) and response.has_access_token:
-            return current, True
-        # Pagero rotated, and the new refresh token is stored; there is no usable access token.
-        failure = PageroUnavailable("Pagero's refresh answer could not be used in full")
-    if backoff is None:
-        # Still under the lock, so the callers waiting on it see the back-off.
-        _start_backoff(current, failure)
-    return failure
+        lease.end_backoff(current)
+        return _store_answer(current, used_refresh_token, held, response)
+    lease.start_backoff(current, failure)  # type: ignore[arg-type]
+    lease.release(held)
+    return _Failed(current, failure)
+
+
+@sensitive_variables("used_refresh_token")
+def _after_invalid_grant(
+    current: PageroToken, used_refresh_token: str, held: lease.Lease, exc: OAuthErrorResponse
+) -> tuple[PageroToken, bool] | _Failed:
+    """Mark the row dead, unless it holds another refresh token by now (then use that)."""
+
+    def mark() -> PageroToken | None:
+        survivor = _reread_after_invalid_grant(current, used_refresh_token)
+        if survivor is None:
+            current.mark_reauthorization_required("invalid_grant")
+        return survivor
+
+    try:
+        survivor = lease.durably(mark, budget=app_settings.TIMEOUT)
+    finally:
+        lease.release(held)
+    if survivor is not None:
+        return survivor, False
+    failure = PageroAuthorizationRequired(
+        "Pagero rejected the refresh token; the user must log in again.",
+        status_code=exc.status_code,
+    )
+    return _Failed(current, failure)
+
+
+@sensitive_variables("used_refresh_token", "response")
+def _store_answer(
+    current: PageroToken, used_refresh_token: str, held: lease.Lease, response: oauth.TokenResponse
+) -> tuple[PageroToken, bool] | _Failed:
+    """Store Pagero's answer in a new short transaction, only on the row that still holds the
+    refresh token that was spent, and end the lease with it. A broken connection is replaced
+    and the transaction tried again, for as long as a lease runs."""
+
+    def write() -> tuple[PageroToken | None, bool | None]:
+        row = lease.locked_row(router.db_for_write(PageroToken), current.pk)
+        if row is None or not _still_holds(row, used_refresh_token):
+            return row, None
+        lease.clear(row, held)
+        return row, _store_refresh_answer(row, response)
+
+    try:
+        row, stored = lease.durably(write, budget=lease.lease_seconds())
+    except lease.RETRIED as exc:
+        lease.release(held)
+        logger.error(
+            "Pagero refresh of token %s: the database did not take the answer (%s); the new "
+            "refresh token is lost",
+            current.fingerprint,
+            type(exc).__name__,
+        )
+        raise PageroUnavailable("the refresh answer could not be stored") from None
+    lease.released()
+    if stored is None:
+        lease.release(held)
+        return _answer_unwanted(row, response)
+    if stored and response.has_access_token:
+        return cast(PageroToken, row), True
+    # Pagero rotated, and the new refresh token is stored; there is no usable access token.
+    failure = PageroUnavailable("Pagero's refresh answer could not be used in full")
+    lease.start_backoff(cast(PageroToken, row), failure)
+    return _Failed(cast(PageroToken, row), failure)
+
+
+@sensitive_variables("used_refresh_token")
+def _still_holds(row: PageroToken, used_refresh_token: str) -> bool:
+    """The row still holds the refresh token that was spent (not a newer login's)."""
+    try:
+        return bool(row.refresh_token == used_refresh_token)
+    except TokenDecryptionError:  # written with a key this process lacks: not what it spent
+        return False
+
+
+@sensitive_variables("response")
+def _answer_unwanted(
+    row: PageroToken | None, response: oauth.TokenResponse
+) -> tuple[PageroToken, bool]:
+    """The row was deleted or replaced (a disconnect, a new login) while Pagero answered: the
+    new refresh token belongs to nothing, so it is revoked (best effort)."""
+    if response.refresh_token:
+        _revoke_best_effort(
+            response.refresh_token, fingerprint(response.refresh_token), "replaced meanwhile"
+        )
+    if row is None:
+        raise TokenGone("The user has no Pagero connection any more.")
+    return row, False
 
 
 @sensitive_variables("response")
@@ -516,28 +551,39 @@ def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -
             current.fingerprint,
             type(exc).__name__,
         )
+    _store_refresh_token_only(current, response.refresh_token, using)
+    return False
+
+
+@sensitive_variables("refresh_token")
+def _store_refresh_token_only(current: PageroToken, refresh_token: str, using: str) -> None:
+    """The last resort: the new refresh token, its fingerprint and lifetime, with the access
+    token expired (the next use refreshes); ``current`` is read back."""
     now = timezone.now()
     row = PageroToken.objects.db_manager(using).get(pk=current.pk)
-    row.refresh_token = response.refresh_token
-    row.fingerprint = fingerprint(response.refresh_token)
+    row.refresh_token = refresh_token
+    row.fingerprint = fingerprint(refresh_token)
     row.refresh_token_expires_at = now + timedelta(days=app_settings.REFRESH_TOKEN_LIFETIME_DAYS)
     row.access_token = ""
     row.access_token_issued_at = row.access_token_expires_at = now
-    _update_without_signals(
-        row,
-        using,
-        (
-            "refresh_token",
-            "fingerprint",
-            "refresh_token_expires_at",
-            "access_token",
-            "access_token_issued_at",
-            "access_token_expires_at",
-            "updated",
-        ),
-    )
+    row.refresh_lease_until = current.refresh_lease_until
+    row.refresh_lease_owner = current.refresh_lease_owner
+    _update_without_signals(row, using, _TOKEN_ONLY_FIELDS)
     current.refresh_from_db(using=using)
-    return False
+
+
+#: The columns :func:`_store_refresh_token_only` writes.
+_TOKEN_ONLY_FIELDS = (
+    "refresh_token",
+    "fingerprint",
+    "refresh_token_expires_at",
+    "access_token",
+    "access_token_issued_at",
+    "access_token_expires_at",
+    "refresh_lease_until",
+    "refresh_lease_owner",
+    "updated",
+)
 
 
 #: The columns a refresh answer writes (``apply_token_response``, ``last_refreshed``), and
@@ -587,12 +633,12 @@ def _reread_after_invalid_grant(
 ) -> PageroToken | None:
     """After ``invalid_grant``, look again: another writer may have rotated the token just now.
 
-    With the row lock held that cannot happen through this module, but a writer that bypasses
-    it (a new login replacing the token, a deployment without row locks) might have.
+    With the lease held that cannot happen through this module, but a writer that bypasses it
+    (a new login replacing the token) might have. Call it in a transaction: the row is locked.
     """
     # The database the lock is on, never a read replica that may not have the rotation yet.
     manager = PageroToken.objects.db_manager(current._state.db)
-    fresh: PageroToken | None = manager.filter(pk=current.pk).first()
+    fresh: PageroToken | None = manager.filter(pk=current.pk).locked().first()
     if (
         fresh is not None
         and fresh.refresh_token != used_refresh_token
@@ -642,7 +688,7 @@ def revoke(token: PageroToken, *, local_only: bool = False) -> Revocation:
     """
     user = token.user
     tell_pagero = not local_only and bool(app_settings.REVOKE_URL)
-    with _locked_row(token.pk, with_secrets=tell_pagero) as (current, durable):
+    with lease.row_lock(token.pk, with_secrets=tell_pagero) as (current, durable):
         if current is None:
             return Revocation(remote=False, skipped_because="already_deleted")
         if tell_pagero:

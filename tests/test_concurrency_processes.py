@@ -8,8 +8,8 @@ second test, in background jobs started with ``multiprocessing``'s "spawn" conte
 the pytest-django test database and the strict mock Pagero server running in this process.
 
 To make the race certain rather than likely, the mock holds refresh grants at a gate until
-PostgreSQL shows requests of every other process blocked on the token row's lock; only then does
-the refresh complete. A client that did not lock would send several refresh grants (the
+PostgreSQL shows requests of every other process asking for their turn on the token row while
+the refresh is held (they wait for its lease); only then does the refresh complete. A client that did not lock would send several refresh grants (the
 strict mock rejects all but one with ``invalid_grant``) and fail these tests.
 
 SQLite has no row locks (the package serialises on its database-wide write lock instead) and no
@@ -260,31 +260,40 @@ def _storm_paths() -> list[str]:
     return ["/protected/" if index % 2 else "/api-data/" for index in range(REQUESTS)]
 
 
-def _processes_waiting_on_token_lock() -> set[str]:
-    """``application_name`` (``<role>-<pid>``) of every backend blocked on a token-table lock.
+def _database_time() -> Any:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        return cursor.fetchone()[0]
 
-    (Matched on the table name: PostgreSQL truncates the shown query before ``FOR UPDATE``.)
+
+def _processes_waiting_for_the_refresh(since: Any) -> set[str]:
+    """``application_name`` (``<role>-<pid>``) of every backend that looked at the token row's
+    refresh lease after ``since``: that is what a request does while it waits for another's
+    refresh to end (``lease.Waiter``), and while the refresh is held at the gate a request whose
+    token has expired cannot finish.
     """
+    table = PageroToken._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT application_name FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock' "
-            "AND query LIKE %s",
-            [f"%{PageroToken._meta.db_table}%"],
+            "WHERE datname = current_database() AND query_start >= %s "
+            "AND starts_with(query, %s) AND pid <> pg_backend_pid()",
+            [since, f'SELECT "{table}"."refresh_lease_owner"'],
         )
         return {name for (name,) in cursor.fetchall()}
 
 
 def _release_refresh_once_contended(mock: GatedMockPagero, processes: int) -> set[str]:
-    """Wait until a refresh is at the gate AND ``processes`` other processes wait on the row
-    lock (a bounded poll of PostgreSQL's activity view), then let the refresh complete."""
+    """Wait until a refresh is at the gate AND ``processes`` other processes wait for its lease
+    (a bounded poll of PostgreSQL's activity view), then let the refresh complete."""
     try:
         assert mock.refresh_arrived.wait(timeout=DEADLINE), "no refresh reached the mock"
+        since = _database_time()
         deadline = time.monotonic() + DEADLINE
-        waiting = _processes_waiting_on_token_lock()
+        waiting = _processes_waiting_for_the_refresh(since)
         while len(waiting) < processes and time.monotonic() < deadline:
             time.sleep(0.02)
-            waiting = _processes_waiting_on_token_lock()
+            waiting = _processes_waiting_for_the_refresh(since)
         return waiting
     finally:
         mock.gate.set()

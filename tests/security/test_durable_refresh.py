@@ -27,7 +27,7 @@ from django.test import Client
 from django.urls import include, path, reverse
 from django.views import View
 
-from django_pagero_oauth import get_client, get_valid_token
+from django_pagero_oauth import get_client, get_valid_token, lease
 from django_pagero_oauth.decorators import pagero_token_required
 from django_pagero_oauth.exceptions import PageroUnavailable, TokenLockTimeout
 from django_pagero_oauth.mixins import PageroTokenRequiredMixin
@@ -249,22 +249,16 @@ def test_refresh_signal_is_sent_once_the_refresh_is_committed(
 
 @pytest.mark.skipif(ON_SQLITE, reason="needs row locks and a second connection")
 def test_a_row_locked_by_the_callers_own_transaction_fails_clearly(
-    user, pagero_mock, pagero_token_factory, settings
+    user, pagero_mock, pagero_token_factory, settings, monkeypatch
 ):
     """The caller holds the token row's lock itself: no hang, no call to Pagero."""
     stored = pagero_token_factory(user, expired=True)
     settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "TIMEOUT": 0.1}
-    import django_pagero_oauth.tokens as tokens_module
-
-    original_margin = tokens_module._LOCK_WAIT_MARGIN
-    tokens_module._LOCK_WAIT_MARGIN = 0.3
-    try:
-        with transaction.atomic():
-            PageroToken.objects.select_for_update().get(pk=stored.pk)
-            with pytest.raises(PageroUnavailable) as raised:
-                get_valid_token(user)
-    finally:
-        tokens_module._LOCK_WAIT_MARGIN = original_margin
+    monkeypatch.setattr(lease, "_LOCK_WAIT_MARGIN", 0.3)
+    with transaction.atomic():
+        PageroToken.objects.select_for_update().get(pk=stored.pk)
+        with pytest.raises(PageroUnavailable) as raised:
+            get_valid_token(user)
     assert isinstance(raised.value, TokenLockTimeout)
     assert refreshes(pagero_mock) == 0
     assert PageroToken.objects.get(pk=stored.pk).refresh_token == stored.refresh_token

@@ -66,7 +66,8 @@ def test_a_refresh_token_rotated_while_0002_runs_is_not_overwritten(
         migrate(AFTER)
         monkeypatch.setattr(crypto, "decrypt_old_format", real_decrypt_old_format)
         assert rotated.is_set()
-        stored = PageroToken.objects.get(pk=token.pk)
+        # The model of today, on the columns that migration 0002 knows.
+        stored = PageroToken.objects.only("user", "refresh_token").get(pk=token.pk)
         assert stored.refresh_token == ROTATED, "0002 wrote the spent refresh token back"
     finally:
         monkeypatch.setattr(crypto, "decrypt_old_format", real_decrypt_old_format)

@@ -1,0 +1,465 @@
+"""Single-flight without a transaction across the call to Pagero: the refresh lease.
+
+A refresh takes a *lease* on the user's token row (``refresh_lease_until`` and a random
+``refresh_lease_owner``) in a short, committed transaction that holds the row lock for a few
+milliseconds. Then it calls Pagero with no transaction open, and stores the answer in a new short
+transaction, on a healthy connection (a broken one is closed and opened again). Nobody else
+spends the refresh token while the lease runs; a holder that dies leaves a lease that runs out.
+
+Row locks (``SELECT ... FOR UPDATE``; SQLite's database write lock) are still what makes taking
+the lease, and storing the answer, atomic: ``locked_row`` and ``durably``. After a failed
+refresh, the back-off (in Django's default cache) makes the next callers fail at once instead of
+queueing up to try again one by one.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    router,
+    transaction,
+)
+from django.db.models import Q
+from django.db.models.functions import Now
+from django.db.transaction import TransactionManagementError
+from django.db.utils import load_backend
+
+from .conf import app_settings
+from .exceptions import PageroConfigurationError, PageroUnavailable, TokenLockTimeout
+from .models import PageroToken
+
+if TYPE_CHECKING:
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
+
+T = TypeVar("T")
+
+#: Seconds the own SQLite connection waits for the database lock (at most).
+_SQLITE_OWN_CONNECTION_TIMEOUT = 1.0
+
+#: Seconds added to twice ``TIMEOUT`` (connecting, then answering) for the lease's length, and
+#: for how long a waiter waits for the row lock.
+_LOCK_WAIT_MARGIN = 10.0
+
+#: Errors after which a short transaction is tried again on a new connection.
+RETRIED = (DatabaseError, InterfaceError, TransactionManagementError)
+
+LOCK_TIMEOUT_MESSAGE = (
+    "the Pagero token row stayed locked; Pagero was not called and nothing changed. If the "
+    "caller's own transaction holds that lock (or, on SQLite, any database lock), get the token "
+    "before the transaction starts"
+)
+
+
+def lease_seconds() -> float:
+    """How long a lease runs: longer than any token request (connect + answer, each at most
+    ``TIMEOUT``, the body read within ``TIMEOUT`` too), plus a margin."""
+    return app_settings.TIMEOUT * 3 + _LOCK_WAIT_MARGIN
+
+
+def _in_outer_transaction(using: str) -> bool:
+    """True inside a transaction of the caller's (not of a test case) on ``using``.
+
+    ``ATOMIC_REQUESTS``, ``transaction.atomic()`` and ``set_autocommit(False)`` all count: a write
+    made there is durable only when the caller commits.
+    """
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        return not connection.get_autocommit()
+    return not all(getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+
+
+def _own_connection_possible(using: str) -> bool:
+    """A second connection sees the same database (not so for SQLite's private ``:memory:``)."""
+    connection = connections[using]
+    return not (
+        connection.vendor == "sqlite"
+        and cast("SQLiteDatabaseWrapper", connection).is_in_memory_db()
+    )
+
+
+@contextmanager
+def _own_connection(using: str) -> Iterator[None]:
+    """Within the block, ``connections[using]`` (in this thread) is a new connection of its own.
+
+    Its transactions commit whatever the caller's transaction does later. It is closed at the
+    end; the caller's connection, and its transaction, are untouched throughout. On SQLite its
+    transactions begin with ``BEGIN EXCLUSIVE`` and wait at most a second for the lock: if the
+    caller's own transaction holds it, :class:`TokenLockTimeout` comes before Pagero is called.
+    """
+    outer = connections[using]
+    settings_dict = dict(outer.settings_dict)
+    if outer.vendor == "sqlite":
+        options = settings_dict.get("OPTIONS", {})
+        settings_dict["OPTIONS"] = {
+            **options,
+            "transaction_mode": "EXCLUSIVE",
+            # Waiting longer does not help when the lock is the caller's own.
+            "timeout": min(float(options.get("timeout", 5)), _SQLITE_OWN_CONNECTION_TIMEOUT),
+        }
+    own = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, using)
+    connections[using] = own
+    try:
+        yield
+    finally:
+        connections[using] = outer
+        own.close()
+
+
+@contextmanager
+def durable_place(pk: Any) -> Iterator[bool]:
+    """Where the writes about token ``pk`` go; yields ``durable``.
+
+    ``durable`` is True when each short transaction commits at its end, whatever the caller's
+    transaction does afterwards: inside a caller's transaction (``ATOMIC_REQUESTS``, ``atomic()``)
+    they run on a database connection of their own, because Pagero spends the old single-use
+    refresh token the moment it answers. Only a row the caller's transaction created and has not
+    committed is invisible there: it is written in the caller's transaction (``durable`` False),
+    with which it lives or dies.
+    """
+    using = router.db_for_write(PageroToken)
+    if _in_outer_transaction(using) and _own_connection_possible(using):
+        with _own_connection(using):
+            try:
+                visible = PageroToken.objects.db_manager(using).filter(pk=pk).exists()
+            except OperationalError as exc:
+                raise TokenLockTimeout(LOCK_TIMEOUT_MESSAGE) from exc
+            if visible:
+                yield True
+                return
+    yield False
+
+
+def durably(work: Callable[[], T], *, budget: float = 0.0) -> T:
+    """Run ``work`` in a short transaction on the token table's database; return its result.
+
+    A database error (the connection was terminated, the server restarted, a serialization
+    failure, a lock or statement timeout) ends the transaction; outside the caller's transaction
+    the connection is then closed and the whole of ``work`` runs again on a new one, for
+    ``budget`` seconds at most (at least once more). Inside a transaction (a test case's) the
+    error is raised.
+    """
+    using = router.db_for_write(PageroToken)
+    deadline = time.monotonic() + budget
+    pause, retried = 0.02, False
+    while True:
+        connection = connections[using]
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+        try:
+            with transaction.atomic(using=using):
+                return work()
+        except RETRIED:
+            if connection.in_atomic_block or (retried and time.monotonic() + pause > deadline):
+                raise
+            connection.close()
+            time.sleep(pause)
+            pause, retried = min(pause * 2, 1.0), True
+
+
+def locked_row(using: str, pk: Any, *, with_secrets: bool = True) -> PageroToken | None:
+    """Token ``pk``, read with the write lock held until the current transaction ends, and the
+    database's clock as ``_db_now`` (so every lease is measured on one clock)."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        wait_ms = int((app_settings.TIMEOUT * 2 + _LOCK_WAIT_MARGIN) * 1000)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = {wait_ms}")
+    queryset = PageroToken.objects.db_manager(using).filter(pk=pk).locked()
+    # The user comes along (is_active is checked, signals carry it); only the token row is locked.
+    queryset = queryset.select_related("user").annotate(_db_now=Now())
+    if not with_secrets:
+        queryset = queryset.without_secrets()
+    return queryset.first()
+
+
+@contextmanager
+def row_lock(pk: Any, *, with_secrets: bool = True) -> Iterator[tuple[PageroToken | None, bool]]:
+    """Yield ``(row, durable)``: token ``pk`` write-locked in a transaction that commits at the
+    end of the block (see :func:`durable_place`). :class:`TokenLockTimeout` when the lock cannot
+    be had."""
+    with durable_place(pk) as durable:
+        using = router.db_for_write(PageroToken)
+        acquired = False
+        try:
+            with transaction.atomic(using=using):  # SQLite's BEGIN EXCLUSIVE may fail here
+                current = locked_row(using, pk, with_secrets=with_secrets)
+                acquired = True
+                yield current, durable
+        except OperationalError as exc:
+            if acquired:
+                raise
+            raise TokenLockTimeout(LOCK_TIMEOUT_MESSAGE) from exc
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease this process holds on one token row."""
+
+    pk: Any
+    owner: str
+
+
+def held_by_other(row: PageroToken, held: Lease | None = None) -> bool:
+    """The locked ``row`` (read by :func:`locked_row`) has a running lease that is not ``held``."""
+    until = row.refresh_lease_until
+    if until is None or until <= cast(datetime, row._db_now):  # type: ignore[attr-defined]
+        return False
+    return held is None or row.refresh_lease_owner != held.owner
+
+
+#: This process's own knowledge: token pk -> monotonic time until which one of its threads is
+#: taking the lease (or has seen another process hold it). Only callers whose access token still
+#: works consult it, so that of a burst in one process only one caller asks the database.
+_local: dict[Any, float] = {}
+_local_lock = threading.Lock()
+
+
+def first_here(pk: Any) -> bool:
+    """True for the first caller of this process to want the lease on token ``pk`` now; it must
+    call :func:`done_here` afterwards."""
+    now = time.monotonic()
+    with _local_lock:
+        if _local.get(pk, 0.0) > now:
+            return False
+        if len(_local) > 1000:  # forget what ran out
+            for key in [key for key, until in _local.items() if until <= now]:
+                del _local[key]
+        _local[pk] = now + lease_seconds()
+        return True
+
+
+def done_here(pk: Any, *, busy_elsewhere: bool = False) -> None:
+    """The caller of :func:`first_here` is done; with ``busy_elsewhere`` (another process holds
+    the lease) this process's callers leave it alone for a second more."""
+    with _local_lock:
+        if busy_elsewhere:
+            _local[pk] = time.monotonic() + 1.0
+        else:
+            _local.pop(pk, None)
+
+
+def try_take(token: PageroToken) -> Lease | None:
+    """Take the lease on ``token``'s row in one statement, if it is free and the row still holds
+    the access token ``token`` holds; else None at once (another caller refreshes, or did).
+
+    It never waits for a transaction: on PostgreSQL a row another transaction holds (a refresh
+    taking its turn or storing its answer) is skipped; elsewhere the wait is one statement's.
+    """
+    owner = secrets.token_hex(16)
+    using = router.db_for_write(PageroToken)
+    connection = connections[using]
+    try:
+        if connection.vendor == "postgresql":
+            taken = _try_take_skip_locked(connection, token, owner)
+        else:
+            free = Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lte=Now())
+            taken = (
+                PageroToken.objects.db_manager(using)
+                .filter(free, pk=token.pk, access_token_expires_at=token.access_token_expires_at)
+                .update(
+                    refresh_lease_until=Now() + timedelta(seconds=lease_seconds()),
+                    refresh_lease_owner=owner,
+                )
+            )
+    except RETRIED:
+        if not connection.in_atomic_block:
+            connection.close()
+        return None  # the token still works; the next caller tries again
+    return Lease(token.pk, owner) if taken else None
+
+
+def _try_take_skip_locked(connection: Any, token: PageroToken, owner: str) -> int:
+    """:func:`try_take` on PostgreSQL: one ``UPDATE`` (its own transaction in autocommit), on the
+    clock ``Now()`` reads elsewhere (``STATEMENT_TIMESTAMP()``)."""
+    meta = PageroToken._meta
+    name = connection.ops.quote_name
+    table, pk = name(meta.db_table), name(meta.pk.column)
+    until, holder = name("refresh_lease_until"), name("refresh_lease_owner")
+    expires = name("access_token_expires_at")
+    # Names from the model's meta, values as parameters.
+    sql = (
+        f"UPDATE {table} SET {until} = "  # noqa: S608
+        f"STATEMENT_TIMESTAMP() + %s * INTERVAL '1 second', {holder} = %s "
+        f"WHERE {pk} = (SELECT {pk} FROM {table} WHERE {pk} = %s AND {expires} = %s "
+        f"AND ({until} IS NULL OR {until} <= STATEMENT_TIMESTAMP()) FOR UPDATE SKIP LOCKED)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [lease_seconds(), owner, token.pk, token.access_token_expires_at])
+        return int(cursor.rowcount)
+
+
+def take(row: PageroToken) -> Lease:
+    """Take the lease on the locked ``row``; it commits with the current transaction."""
+    owner = secrets.token_hex(16)
+    now = cast(datetime, row._db_now)  # type: ignore[attr-defined]
+    row.refresh_lease_until = now + timedelta(seconds=lease_seconds())
+    row.refresh_lease_owner = owner
+    PageroToken.objects.db_manager(row._state.db).filter(pk=row.pk).update(
+        refresh_lease_until=row.refresh_lease_until, refresh_lease_owner=owner
+    )
+    return Lease(row.pk, owner)
+
+
+def clear(row: PageroToken, lease: Lease) -> None:
+    """On ``row`` (to be saved by the caller): no lease, if the one it holds is ``lease``."""
+    if row.refresh_lease_owner == lease.owner:
+        row.refresh_lease_until = None
+        row.refresh_lease_owner = ""
+
+
+def release(lease: Lease) -> None:
+    """End ``lease`` (if it is still this one), committed; a failure leaves it to run out."""
+    using = router.db_for_write(PageroToken)
+    try:
+        durably(
+            lambda: (
+                PageroToken.objects.db_manager(using)
+                .filter(pk=lease.pk, refresh_lease_owner=lease.owner)
+                .update(refresh_lease_until=None, refresh_lease_owner="")
+            ),
+            budget=1.0,
+        )
+    except RETRIED:
+        pass
+    finally:
+        released()
+
+
+#: Wakes this process's waiters when one of its leases ends (others look again every so often).
+_ended = threading.Condition()
+
+
+def released() -> None:
+    with _ended:
+        _ended.notify_all()
+
+
+class Waiter:
+    """Waits for another holder's lease on token ``pk`` to end (or run out), then lets the
+    caller take its turn again. Woken at once when a lease of this process ends; else it looks
+    at the row (one short read, no lock, no transaction) after a pause that grows from 10 ms to
+    100 ms. Gives up after a lease's length: :class:`TokenLockTimeout`."""
+
+    def __init__(self, pk: Any) -> None:
+        self.pk = pk
+        self.deadline = time.monotonic() + lease_seconds() + _LOCK_WAIT_MARGIN
+        self.pause = 0.01
+
+    def wait(self) -> None:
+        while not self._lease_ended():
+            if time.monotonic() >= self.deadline:
+                raise TokenLockTimeout(
+                    "another refresh of this Pagero token did not finish in time; nothing changed"
+                )
+            with _ended:
+                _ended.wait(self.pause)
+            self.pause = min(self.pause * 1.5, 0.1)
+
+    def _lease_ended(self) -> bool:
+        using = router.db_for_write(PageroToken)
+        rows = PageroToken.objects.db_manager(using).filter(pk=self.pk)
+        try:
+            lease = rows.values_list("refresh_lease_owner", "refresh_lease_until", Now()).first()
+        except RETRIED:
+            if not connections[using].in_atomic_block:
+                connections[using].close()  # a new one next time
+            return False
+        return lease is None or lease[1] is None or lease[1] <= lease[2]
+
+
+# --- the back-off after a failed refresh -------------------------------------------------------
+
+
+def _backoff_key(token: PageroToken) -> str:
+    # Keyed by the refresh token's fingerprint too: a new login or a rotation starts afresh.
+    # v2: the entry is ``[until, kind]`` (it was a bare number): a new key, so that a process
+    # of the previous version never reads an entry it cannot parse during a rolling deploy.
+    return f"django_pagero_oauth:refresh-backoff-v2:{token.pk}:{token.fingerprint}"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """A running back-off: how long it has left, and whether the failure that started it was
+    the site's configuration (``invalid_client``), which is raised again as such."""
+
+    remaining: int
+    configuration: bool = False
+
+    def failure(self) -> PageroUnavailable | PageroConfigurationError:
+        if self.configuration:
+            return PageroConfigurationError(
+                "Pagero rejected this site's client credentials moments ago; not trying again yet"
+            )
+        return PageroUnavailable(
+            "a refresh failed moments ago; not trying again yet", retry_after=self.remaining
+        )
+
+
+#: The back-off entry's marker of a configuration failure (the entry is ``[until, kind]``).
+_CONFIGURATION = "configuration"
+
+
+def backoff_remaining(token: PageroToken) -> Backoff | None:
+    """The back-off running after a recent failure, or None."""
+    entry = caches[DEFAULT_CACHE_ALIAS].get(_backoff_key(token))
+    if entry is None:
+        return None
+    until, kind = entry
+    remaining = int(until - time.time()) + 1
+    if remaining <= 0:
+        return None
+    return Backoff(remaining, configuration=kind == _CONFIGURATION)
+
+
+def start_backoff(
+    token: PageroToken, failure: PageroUnavailable | PageroConfigurationError
+) -> None:
+    seconds = app_settings.REFRESH_FAILURE_BACKOFF
+    if failure.retry_after:
+        seconds = max(seconds, min(failure.retry_after, 300))
+    if seconds > 0:
+        kind = _CONFIGURATION if isinstance(failure, PageroConfigurationError) else ""
+        caches[DEFAULT_CACHE_ALIAS].set(_backoff_key(token), [time.time() + seconds, kind], seconds)
+
+
+def end_backoff(token: PageroToken) -> None:
+    """A refresh of ``token`` succeeded: no back-off."""
+    caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(token))
+
+
+__all__ = [
+    "LOCK_TIMEOUT_MESSAGE",
+    "RETRIED",
+    "Backoff",
+    "Lease",
+    "Waiter",
+    "backoff_remaining",
+    "clear",
+    "done_here",
+    "durable_place",
+    "durably",
+    "end_backoff",
+    "first_here",
+    "held_by_other",
+    "lease_seconds",
+    "locked_row",
+    "release",
+    "released",
+    "row_lock",
+    "start_backoff",
+    "take",
+    "try_take",
+]
