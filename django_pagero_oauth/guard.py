@@ -254,19 +254,29 @@ def call_in_request_transactions(
         return view(*args, **kwargs)
     try:
         return view(*args, **kwargs)
-    except (OperationalError, InterfaceError) as exc:
-        # The database ended the request's transaction (a terminated backend, a failover, a
-        # serialization failure, a timeout): nothing of the view was committed. "Not now",
-        # like an unavailable Pagero, rather than a server error.
-        logger.warning(
-            "The request's transaction ended in the database: %s", type(exc).__name__, exc_info=True
-        )
-        return handle_missing_token(
-            request, TransactionEnded("the database ended the request's transaction; try again")
-        )
+    except DATABASE_ERRORS as exc:
+        return transaction_ended(request, exc)
+
+
+#: What the database raises when it ends a request's transaction under it (a terminated
+#: backend, a failover, a serialization failure, a timeout).
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
+def transaction_ended(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """The answer to a request whose transaction the database ended: nothing of the view was
+    committed, so "not now" (the 503 of :class:`~.exceptions.TransactionEnded`, as for an
+    unavailable Pagero) rather than a server error. The error is logged with its traceback."""
+    logger.warning(
+        "The request's transaction ended in the database: %s", type(exc).__name__, exc_info=exc
+    )
+    return handle_missing_token(
+        request, TransactionEnded("the database ended the request's transaction; try again")
+    )
 
 
 __all__ = [
+    "DATABASE_ERRORS",
     "EVERY_DATABASE",
     "GUARDED_ERRORS",
     "aresolve_token",
@@ -277,5 +287,6 @@ __all__ = [
     "pagero_login_url",
     "resolve_token",
     "run_guarded",
+    "transaction_ended",
     "wants_json",
 ]

@@ -8,7 +8,8 @@
 - Paths matching ``PROTECTED_PATHS`` (regexes, ``re.match`` against ``request.path_info``)
   require a valid token, answered by :mod:`django_pagero_oauth.guard` otherwise; their views
   get the same answer when they raise one of :data:`~django_pagero_oauth.guard.GUARDED_ERRORS`
-  (``process_exception``). The app's own
+  (``process_exception``). On any path, a view that read ``request.pagero_token`` and whose
+  transaction the database then ended answers 503, not 500. The app's own
   login, sign-in, callback, link and disconnect URLs and ``settings.LOGIN_URL`` are never enforced (that would
   lock the user out of the pages that get them a token, or loop).
 
@@ -29,11 +30,18 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 from django.urls import NoReverseMatch, reverse
-from django.utils.functional import SimpleLazyObject
+from django.utils.functional import SimpleLazyObject, empty
 
 from .conf import app_settings
 from .exceptions import PageroAuthorizationRequired
-from .guard import GUARDED_ERRORS, aresolve_token, handle_missing_token, resolve_token
+from .guard import (
+    DATABASE_ERRORS,
+    GUARDED_ERRORS,
+    aresolve_token,
+    handle_missing_token,
+    resolve_token,
+    transaction_ended,
+)
 from .models import PageroToken
 from .tokens import aget_valid_token, get_valid_token
 
@@ -50,6 +58,11 @@ async def _atoken_or_none(request: HttpRequest) -> PageroToken | None:
         return await aget_valid_token(await request.auser())
     except PageroAuthorizationRequired:
         return None
+
+
+def _token_was_read(request: HttpRequest) -> bool:
+    lazy = getattr(request, "pagero_token", None)
+    return isinstance(lazy, SimpleLazyObject) and vars(lazy).get("_wrapped", empty) is not empty
 
 
 def _attach_lazy_token(request: HttpRequest) -> None:
@@ -115,4 +128,9 @@ class PageroTokenMiddleware:
         unusable): the answer the guard gives before the view. Anything else propagates."""
         if isinstance(exception, GUARDED_ERRORS) and is_protected(request):
             return handle_missing_token(request, exception)
+        if isinstance(exception, DATABASE_ERRORS) and _token_was_read(request):
+            # The view read request.pagero_token inside its ATOMIC_REQUESTS transaction (the
+            # refresh, if any, committed on a connection of its own) and the database then
+            # ended that transaction: a 503, as under the decorator.
+            return transaction_ended(request, exception)
         return None

@@ -1,7 +1,9 @@
 """A protected page whose request transaction the database ended answers 503, not 500.
 
 Under ``ATOMIC_REQUESTS`` the guard (``@pagero_token_required``, ``PageroTokenRequiredMixin``)
-opens the request's transactions itself, after the token was resolved. When the database ends
+opens the request's transactions itself, after the token was resolved; a view that reads the
+middleware's lazy ``request.pagero_token`` runs in the transaction Django's handler opened, and
+the middleware answers for it. When the database ends
 such a transaction while the view runs (PostgreSQL: the backend terminated, as in a failover;
 SQLite: the database stays locked beyond the connection's ``timeout``), nothing the view wrote is
 kept, and the visitor gets the "try again" page with ``Retry-After``, as when Pagero is
@@ -52,10 +54,23 @@ class MixinView(PageroTokenRequiredMixin, View):
         return _write_after_the_transaction_died(request)
 
 
+def reads_the_lazy_token(request: HttpRequest) -> HttpResponse:
+    """No guard: the middleware's ``request.pagero_token``, read inside the request's
+    transaction (Django's handler opened it)."""
+    assert request.pagero_token  # type: ignore[attr-defined]
+    return _write_after_the_transaction_died(request)
+
+
+def reads_no_token(request: HttpRequest) -> HttpResponse:
+    return _write_after_the_transaction_died(request)
+
+
 urlpatterns = [
     *base_urls.urlpatterns,
     path("dead/decorated/", decorated),
     path("dead/mixin/", MixinView.as_view()),
+    path("dead/lazy-token/", reads_the_lazy_token),
+    path("dead/no-token/", reads_no_token),
 ]
 
 
@@ -89,7 +104,7 @@ def database_locked_elsewhere() -> Iterator[None]:
 
 
 @pytest.mark.urls(__name__)
-@pytest.mark.parametrize("url", ["/dead/decorated/", "/dead/mixin/"])
+@pytest.mark.parametrize("url", ["/dead/decorated/", "/dead/mixin/", "/dead/lazy-token/"])
 def test_a_request_whose_transaction_the_database_ended_gets_a_503(
     site: Client, user: Any, pagero_mock: Any, pagero_token_factory: Any, url: str
 ) -> None:
@@ -102,3 +117,16 @@ def test_a_request_whose_transaction_the_database_ended_gets_a_503(
     user.refresh_from_db()
     assert user.first_name != "kept?"  # the view's write went with its transaction
     assert site.get(url, {"ok": "1"}).content == b"ok"  # and the next request works
+
+
+@pytest.mark.urls(__name__)
+def test_a_view_that_never_read_the_token_keeps_its_own_server_error(
+    site: Client, user: Any, pagero_mock: Any, pagero_token_factory: Any
+) -> None:
+    """The package answers only for requests it took part in: a database error of a view that
+    never touched the Pagero token is the site's own (a 500)."""
+    pagero_token_factory(user)
+    with database_locked_elsewhere():
+        response = site.get("/dead/no-token/")
+
+    assert response.status_code == 500
