@@ -12,6 +12,7 @@ real fault (the organisation's connection) is never reported.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -20,7 +21,12 @@ from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
 from django_pagero_oauth import aget_client, get_client
+from django_pagero_oauth.contrib.rest_framework import HasPageroToken
 from django_pagero_oauth.decorators import pagero_token_required
 from django_pagero_oauth.models import PageroToken
 
@@ -52,7 +58,19 @@ def middleware_protected(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"status": answer.status_code})
 
 
+class OrganisationApiView(APIView):
+    """DRF: ``HasPageroToken`` wraps this instance's ``handle_exception``."""
+
+    renderer_classes = [JSONRenderer]
+    permission_classes = [HasPageroToken]
+
+    def get(self, request: Any) -> Response:
+        answer = get_client(_org_user()).get("v1/me")
+        return Response({"status": answer.status_code})
+
+
 urlpatterns = [
+    path("api/org/", OrganisationApiView.as_view()),
     path("pagero/", include("django_pagero_oauth.urls")),
     path("org/decorator/", uses_the_organisations_connection),
     path("org/decorator-async/", uses_the_organisations_connection_async),
@@ -65,6 +83,7 @@ PATHS = {
     "decorator": ("/org/decorator/", "wsgi"),
     "decorator, async view": ("/org/decorator-async/", "asgi"),
     "middleware": ("/protected-by-middleware/org/", "wsgi"),
+    "DRF HasPageroToken": ("/api/org/", "wsgi"),
 }
 
 
@@ -92,6 +111,8 @@ def test_another_connections_revocation_does_not_send_the_visitor_to_reconnect(
     assert PageroToken.objects.get(pk=mine.pk).needs_reauthorization is False
     assert pagero_mock.mock.is_refresh_token_valid(PageroToken.objects.get(pk=mine.pk).refresh_token)
     location = response.get("Location", "")
+    if response.get("Content-Type", "").startswith("application/json"):
+        location = json.loads(response.content).get("login_url", location)
     assert not location.startswith("/pagero/login/"), (
         f"{where}: the visitor (valid token) is sent to reconnect their own account because "
         f"ANOTHER user's connection is dead: {response.status_code} -> {location}"
