@@ -22,7 +22,14 @@ from django.core.checks import register as register_check
 from django.db import DatabaseError, router
 from django.utils.module_loading import import_string
 
-from .conf import CLIENT_AUTH_METHODS, DEFAULTS, SETTINGS, app_settings
+from .conf import (
+    CLIENT_AUTH_METHODS,
+    DEFAULTS,
+    MAX_REFRESH_TOKEN_LIFETIME_DAYS,
+    MAX_TIMEOUT,
+    SETTINGS,
+    app_settings,
+)
 
 APP = "django_pagero_oauth"
 #: Pagero's access tokens live ten minutes ("expires_in": 600).
@@ -56,10 +63,14 @@ class Messages:
         "{count} stored Pagero token(s) in database {alias!r} cannot be decrypted with the "
         "configured keys; their users must connect to Pagero again."
     )
-    TIMEOUT = "PAGERO_OAUTH['TIMEOUT'] must be a positive number of seconds, not {value!r}."
+    TIMEOUT = (
+        f"PAGERO_OAUTH['TIMEOUT'] must be a positive number of seconds, at most {MAX_TIMEOUT}, "
+        "not {value!r}."
+    )
     URL_INVALID = "PAGERO_OAUTH['{key}'] is not an absolute http(s) URL: {url!r}."
     LIFETIME = (
-        "PAGERO_OAUTH['REFRESH_TOKEN_LIFETIME_DAYS'] must be a positive number of days, "
+        "PAGERO_OAUTH['REFRESH_TOKEN_LIFETIME_DAYS'] must be a whole number of days from 1 to "
+        f"{MAX_REFRESH_TOKEN_LIFETIME_DAYS}, "
         "not {value!r}."
     )
     PROTECTED_WITHOUT_MIDDLEWARE = (
@@ -373,10 +384,13 @@ def check_preloading_backend(**kwargs: Any) -> list[CheckMessage]:
 
 
 def _converted(name: str) -> Any:
-    """The setting as the app reads it (``conf`` converts it), or ``None`` if it cannot."""
+    """The setting as the app reads it (``conf`` converts it), or ``None`` if it cannot or
+    if it is a bool (``True`` is not a number of seconds or days, though ``int`` reads 1)."""
+    if isinstance(_user_settings().get(name), bool):
+        return None
     try:
         return getattr(app_settings, name)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # int(float("inf")) is an OverflowError
         return None
 
 
@@ -404,7 +418,7 @@ def check_values(**kwargs: Any) -> list[CheckMessage]:
         )
     # conf turns a TIMEOUT of None into the default; an explicit None is still a mistake.
     timeout = _converted("TIMEOUT") if user_settings.get("TIMEOUT", 0) is not None else None
-    if timeout is None or not timeout > 0:  # "not >" also catches NaN
+    if timeout is None or not 0 < timeout <= MAX_TIMEOUT:  # "not" also catches NaN
         messages.append(
             Error(
                 Messages.TIMEOUT.format(value=user_settings.get("TIMEOUT")),
@@ -412,8 +426,13 @@ def check_values(**kwargs: Any) -> list[CheckMessage]:
                 id=Codes.TIMEOUT,
             )
         )
+    raw_days = user_settings.get("REFRESH_TOKEN_LIFETIME_DAYS", 1)
     days = _converted("REFRESH_TOKEN_LIFETIME_DAYS")
-    if days is None or days <= 0:
+    if (
+        days is None
+        or not 0 < days <= MAX_REFRESH_TOKEN_LIFETIME_DAYS
+        or (isinstance(raw_days, float) and raw_days != days)  # 1.5 days would be read as 1
+    ):
         messages.append(
             Error(
                 Messages.LIFETIME.format(value=user_settings.get("REFRESH_TOKEN_LIFETIME_DAYS")),

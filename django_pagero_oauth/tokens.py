@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
@@ -36,7 +35,7 @@ from .exceptions import (
     TokenGone,
     TokenLockTimeout,
 )
-from .models import PageroToken
+from .models import PageroToken, refresh_token_expiry
 from .signals import token_refresh_failed, token_refreshed, token_revoked
 
 if TYPE_CHECKING:
@@ -563,7 +562,7 @@ def _store_refresh_token_only(current: PageroToken, refresh_token: str, using: s
     row = PageroToken.objects.db_manager(using).get(pk=current.pk)
     row.refresh_token = refresh_token
     row.fingerprint = fingerprint(refresh_token)
-    row.refresh_token_expires_at = now + timedelta(days=app_settings.REFRESH_TOKEN_LIFETIME_DAYS)
+    row.refresh_token_expires_at = refresh_token_expiry(now)
     row.access_token = ""
     row.access_token_issued_at = row.access_token_expires_at = now
     row.refresh_lease_until = current.refresh_lease_until

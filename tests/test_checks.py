@@ -294,7 +294,7 @@ def test_client_auth_method(pagero: Callable[..., None]) -> None:
     assert checks.check_values() == []
 
 
-@pytest.mark.parametrize("timeout", [0, -1, None, "never", float("nan")])
+@pytest.mark.parametrize("timeout", [0, -1, None, "never", float("nan"), float("inf"), 301, True])
 def test_timeout(settings: Any, timeout: Any) -> None:
     settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "TIMEOUT": timeout}
     assert ids(checks.check_values()) == [Codes.TIMEOUT]
@@ -316,7 +316,7 @@ def test_api_retries_accepted(pagero: Callable[..., None], retries: Any, cap: An
     assert checks.check_values() == []
 
 
-@pytest.mark.parametrize("days", [0, -5, "forever"])
+@pytest.mark.parametrize("days", [0, -5, "forever", 3651, 10**7, float("inf"), True, 1.5])
 def test_refresh_token_lifetime_days(pagero: Callable[..., None], days: Any) -> None:
     pagero(REFRESH_TOKEN_LIFETIME_DAYS=days)
     assert ids(checks.check_values()) == [Codes.LIFETIME]
@@ -552,6 +552,16 @@ def test_e018_names_the_key_the_rule_and_the_value(key: str, value: Any, pagero:
     assert error.msg.startswith(f"PAGERO_OAUTH['{key}'] must be a whole number, at least ")
     assert error.msg.endswith(f"not {value!r}.")
     assert repr(DEFAULTS[key]) in error.hint
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["REFRESH_FAILURE_BACKOFF", "STATE_MAX_AGE", "UNAVAILABLE_RETRY_AFTER", "JWKS_CACHE_SECONDS"],
+)
+def test_e018_refuses_a_duration_that_would_overflow(key: str, pagero: Any) -> None:
+    pagero(**{key: 10**12})
+    (error,) = [m for m in checks.run_configuration_checks() if m.id == Codes.VALUE]
+    assert "at most 86400" in error.msg
 
 
 def test_e018_passes_the_defaults_and_the_accepted_forms(pagero: Any) -> None:

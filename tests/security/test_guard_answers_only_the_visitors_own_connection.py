@@ -89,8 +89,12 @@ PATHS = {
 
 @pytest.mark.parametrize("where", list(PATHS))
 def test_another_connections_revocation_does_not_send_the_visitor_to_reconnect(
-    where: str, client: Any, async_client: Any, user: Any, pagero_mock: Any,
-    pagero_token_factory: Any
+    where: str,
+    client: Any,
+    async_client: Any,
+    user: Any,
+    pagero_mock: Any,
+    pagero_token_factory: Any,
 ) -> None:
     org = get_user_model().objects.create_user(ORG, "org@example.com", "pw")
     mine = pagero_token_factory(user, publicid="visitor-company")  # valid, untouched
@@ -109,7 +113,9 @@ def test_another_connections_revocation_does_not_send_the_visitor_to_reconnect(
 
     # The visitor's own connection is fine: nothing about it needs a new login.
     assert PageroToken.objects.get(pk=mine.pk).needs_reauthorization is False
-    assert pagero_mock.mock.is_refresh_token_valid(PageroToken.objects.get(pk=mine.pk).refresh_token)
+    assert pagero_mock.mock.is_refresh_token_valid(
+        PageroToken.objects.get(pk=mine.pk).refresh_token
+    )
     location = response.get("Location", "")
     if response.get("Content-Type", "").startswith("application/json"):
         location = json.loads(response.content).get("login_url", location)
@@ -117,4 +123,3 @@ def test_another_connections_revocation_does_not_send_the_visitor_to_reconnect(
         f"{where}: the visitor (valid token) is sent to reconnect their own account because "
         f"ANOTHER user's connection is dead: {response.status_code} -> {location}"
     )
-
