@@ -21,5 +21,5 @@ def test_the_printed_settings_give_the_mocks_credentials(field: str) -> None:
     value = "acme-\N{GRINNING FACE}-\N{LATIN SMALL LETTER E WITH ACUTE}"
     block = settings_block("http://127.0.0.1:8765", **{field: value})
     namespace: dict[str, Any] = {"PAGERO_OAUTH": {}}
-    exec(block, namespace)  # what a pasted settings.py does
+    exec(block, namespace)  # noqa: S102 - what a pasted settings.py does
     assert namespace["PAGERO_OAUTH"][field.upper()] == value
