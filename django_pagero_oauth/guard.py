@@ -54,6 +54,18 @@ ResponseHandler = Callable[[HttpRequest, "PageroOAuthError | None"], HttpRespons
 GUARDED_ERRORS: tuple[type[PageroOAuthError], ...] = (PageroAuthorizationRequired, *SERVICE_ERRORS)
 
 
+def answers(request: HttpRequest, exc: BaseException) -> bool:
+    """Whether the guard answers ``exc``, raised by a protected view: a
+    :data:`GUARDED_ERRORS` that is not a :class:`PageroAuthorizationRequired` about another
+    user's connection (that one propagates: a 403, not "log in at Pagero", for the visitor's
+    own connection is fine). Service errors are answered whoever's connection they are about:
+    Pagero that cannot be used is the same for every connection."""
+    if isinstance(exc, PageroAuthorizationRequired) and exc.user_pk is not None:
+        user = getattr(request, "user", None)
+        return exc.user_pk == getattr(user, "pk", None)
+    return isinstance(exc, GUARDED_ERRORS)
+
+
 def wants_json(request: HttpRequest) -> bool:
     """True for XHR/fetch callers that should get JSON rather than a redirect."""
     if request.headers.get("X-Requested-With") == "XMLHttpRequest":
@@ -168,6 +180,8 @@ def run_guarded(
     try:
         return call_in_request_transactions(request, view, non_atomic, request, *args, **kwargs)
     except GUARDED_ERRORS as exc:
+        if not answers(request, exc):
+            raise
         _roll_back_the_handlers_transactions(request)
         return handler(request, exc)
 
@@ -202,6 +216,9 @@ async def arun_guarded(
     try:
         return await view(request, *args, **kwargs)
     except GUARDED_ERRORS as exc:
+        # request.user may still be lazy: reading its pk may query the database.
+        if not await sync_to_async(answers, thread_sensitive=True)(request, exc):
+            raise
         return await sync_to_async(handler, thread_sensitive=True)(request, exc)
 
 

@@ -57,11 +57,24 @@ def get_valid_token(
     each case the stored token is exactly as it was, unless Pagero definitely rejected the refresh
     token (``invalid_grant``), which marks it as needing re-authorization.
     """
-    token = _stored_token(user)
-    if _must_refresh(token, force_refresh):
-        token = refresh(token, force=force_refresh)
-        _remember(user, token)
+    with about_user(getattr(user, "pk", None)):
+        token = _stored_token(user)
+        if _must_refresh(token, force_refresh):
+            token = refresh(token, force=force_refresh)
+            _remember(user, token)
     return token
+
+
+@contextmanager
+def about_user(user_pk: Any) -> Iterator[None]:
+    """A :class:`PageroAuthorizationRequired` raised inside is about ``user_pk``'s connection
+    (its ``user_pk``, unless it names one already): the guards answer only the visitor's."""
+    try:
+        yield
+    except PageroAuthorizationRequired as exc:
+        if exc.user_pk is None:
+            exc.user_pk = user_pk
+        raise
 
 
 def _must_refresh(token: PageroToken, force: bool) -> bool:
@@ -150,10 +163,11 @@ async def aget_valid_token(
     shared thread is inside a transaction, e.g. a test case's, whose rows another connection
     cannot see, does the refresh run there.)
     """
-    token, in_transaction = await sync_to_async(_read_for_async, thread_sensitive=True)(user)
-    if _must_refresh(token, force_refresh):
-        token = await _arefresh(token, force=force_refresh, in_transaction=in_transaction)
-        _remember(user, token)
+    with about_user(getattr(user, "pk", None)):
+        token, in_transaction = await sync_to_async(_read_for_async, thread_sensitive=True)(user)
+        if _must_refresh(token, force_refresh):
+            token = await _arefresh(token, force=force_refresh, in_transaction=in_transaction)
+            _remember(user, token)
     return token
 
 
@@ -235,14 +249,17 @@ def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
     caller's own transaction (see ``lease.durable_place``).
     """
     seen_access_token = token.access_token
-    try:
-        with lease.durable_place(token.pk) as durable:
-            outcome = _single_flight(token, force=force, seen_access_token=seen_access_token)
-    except TokenLockTimeout as exc:
-        # Nothing was sent to Pagero; the caller's copy is as good as it was.
-        return _refresh_failed(token, exc, force=force, reported=True)
-    if isinstance(outcome, _Failed):
-        return _refresh_failed(outcome.row, outcome.failure, force=force, reported=outcome.report)
+    with about_user(token.user_id):
+        try:
+            with lease.durable_place(token.pk) as durable:
+                outcome = _single_flight(token, force=force, seen_access_token=seen_access_token)
+        except TokenLockTimeout as exc:
+            # Nothing was sent to Pagero; the caller's copy is as good as it was.
+            return _refresh_failed(token, exc, force=force, reported=True)
+        if isinstance(outcome, _Failed):
+            return _refresh_failed(
+                outcome.row, outcome.failure, force=force, reported=outcome.report
+            )
     fresh, refreshed = outcome
     if refreshed:
         _after_commit(
