@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
 from django.db import connections, router, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -827,8 +828,12 @@ def _revoke_best_effort(refresh_token: str, label: str, why: str) -> None:
 
 @sensitive_variables("previous")
 def revoke_on_user_delete(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
-    """``pre_delete`` receiver of the user model: revoke the user's refresh token at Pagero
-    after the delete commits (the row itself goes with the user, ``on_delete=CASCADE``)."""
+    """``pre_delete`` receiver (of every model; it keeps to the user model and its proxies):
+    revoke the user's refresh token at Pagero after the delete commits (the row itself goes
+    with the user, ``on_delete=CASCADE``)."""
+    meta = getattr(instance, "_meta", None)
+    if meta is None or meta.concrete_model is not get_user_model():
+        return
     previous = revocable_refresh_token(instance.pk, using=using)
     if previous is not None:
         revoke_after_commit(previous[0], fingerprint=previous[1], using=using, why="user deleted")

@@ -50,3 +50,17 @@ def test_a_password_changed_through_a_proxy_model_unlinks(
         "the identity linked through the stolen session outlives a password change saved "
         "through a proxy of the user model"
     )
+
+
+def test_a_user_deleted_through_a_proxy_model_has_their_refresh_token_revoked(
+    user: Any,
+    pagero_mock: MockPageroServer,
+    pagero_token_factory: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """The same for ``pre_delete``: deleting in the staff admin revokes at Pagero too."""
+    token = pagero_token_factory(user)
+    with django_capture_on_commit_callbacks(execute=True):  # as a commit would
+        StaffUser.objects.get(pk=user.pk).delete()
+    assert pagero_mock.mock.counts["revoke"] == 1
+    assert not pagero_mock.mock.is_refresh_token_valid(token.refresh_token)
