@@ -352,7 +352,10 @@ SETTINGS: tuple[Setting, ...] = (
         "Turn it off for an authorization server that revokes the whole grant (every token of "
         "the user and the client, the new one too) when one refresh token is revoked, as "
         "RFC 7009 2.1 allows: there it would end the connection just made. Off, the replaced "
-        "token stays valid at the server until it expires or is used (see "
+        "token stays valid at the server until it expires or is used, and the callback revokes "
+        "no other token either: those of a sign-in it does not store (a link to confirm, a "
+        "refused identity, a failed login) are left valid too, stored nowhere, for revoking "
+        "them would end every stored connection of the same Pagero account (see "
         ":ref:`reconnect-revocation`). Without ``REVOKE_URL`` nothing is revoked either way.",
         _LOGIN,
         validate=boolean,

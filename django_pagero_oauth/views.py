@@ -301,7 +301,8 @@ class CallbackView(SignInCallbackMixin, View):
         except Exception:
             # Obtained and stored nowhere (unusable ENCRYPTION_KEYS, the database, a bug): left
             # alone it would stay valid at Pagero for three years. The error goes on as it is.
-            revoke_unstored(obtained, why="not stored")
+            if app_settings.REVOKE_REPLACED_TOKEN:  # off: see discard()
+                revoke_unstored(obtained, why="not stored")
             raise
         self.finish_sign_in()  # OpenID Connect: signals, and the login of a sign-in
         token_obtained.send(PageroToken, token=token, user=request.user, request=request)
@@ -312,8 +313,14 @@ class CallbackView(SignInCallbackMixin, View):
     @method_decorator(sensitive_variables("refresh_token"))
     def discard(self, refresh_token: str, answer: HttpResponse, *, why: str) -> HttpResponse:
         """Nothing keeps the tokens of this exchange: revoke them at Pagero (with
-        ``REVOKE_URL``) once ``answer`` is sent, so they do not stay valid for three years."""
-        revoke_after_response(answer, refresh_token, why=why)  # nothing without a token
+        ``REVOKE_URL``) once ``answer`` is sent, so they do not stay valid for three years.
+
+        Not with ``REVOKE_REPLACED_TOKEN`` off, the setting of a server that revokes the whole
+        grant on a revocation: there it would also end a stored connection of the same Pagero
+        account (the user's own, when they link their identity, or another user's). Stored
+        nowhere, the tokens left valid reach nobody."""
+        if app_settings.REVOKE_REPLACED_TOKEN:
+            revoke_after_response(answer, refresh_token, why=why)  # nothing without a token
         return answer
 
     def confirm_link(self, flow: flows.Flow) -> HttpResponse:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from django.test import Client
 
 from django_pagero_oauth import get_client
 from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.testing.mock import Fault
+from tests.security.test_refused_sign_in_tokens_are_revoked import REFUSALS
 from tests.test_signin import CALLBACK, LINK, SIGN_IN, at_pagero, single, start
 
 
@@ -42,3 +44,25 @@ def test_linking_an_identity_keeps_the_connection_when_revoke_replaced_token_is_
         "linking the identity ended the user's working Pagero connection"
     )
     assert mock.counts["revoke"] == 0, "the link flow revoked a token at a grant-revoking server"
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_with_revoke_replaced_token_off_no_refused_sign_in_revokes(
+    client: Client,
+    user: Any,
+    other_user: Any,
+    pagero_mock: Any,
+    pagero_token_factory: Any,
+    settings: Any,
+    sign_in_enabled: None,
+    case: str,
+) -> None:
+    """Every path the callback discards a sign-in's tokens on revokes nothing when the setting
+    is off: on a grant-revoking server it would end the stored connection of the account."""
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "REVOKE_REPLACED_TOKEN": False}
+    stored = pagero_token_factory(other_user, publicid="acme-ab")
+    pagero_mock.mock.add_fault(Fault(endpoint="revoke", revoke_grant=True))
+    walk, status = REFUSALS[case]
+    assert walk(client, user, other_user, pagero_mock, settings).status_code == status
+    assert pagero_mock.mock.counts["revoke"] == 0
+    assert pagero_mock.mock.is_refresh_token_valid(stored.refresh_token)
