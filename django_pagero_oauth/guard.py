@@ -182,11 +182,11 @@ def run_guarded(
     except GUARDED_ERRORS as exc:
         if not answers(request, exc):
             raise
-        _roll_back_the_handlers_transactions(request)
+        roll_back_the_handlers_transactions(request)
         return handler(request, exc)
 
 
-def _roll_back_the_handlers_transactions(request: HttpRequest) -> None:
+def roll_back_the_handlers_transactions(request: HttpRequest) -> None:
     """The view raised, but its answer is a response: the ``ATOMIC_REQUESTS`` transactions that
     Django's handler opened around the guard (when the view's ``_non_atomic_requests`` is not
     :data:`EVERY_DATABASE`) must roll back, as they would have for the exception. Those the

@@ -14,6 +14,7 @@ from urllib.parse import quote, quote_plus, urlencode
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.handlers.exception import response_for_exception
 from django.db import router, transaction
 from django.http import (
     Http404,
@@ -57,7 +58,7 @@ from .explain import (
     explain_authorization_error,
     status_for,
 )
-from .guard import EVERY_DATABASE
+from .guard import EVERY_DATABASE, roll_back_the_handlers_transactions
 from .models import PageroIdentity, PageroToken
 from .signals import token_obtained
 from .signin import (
@@ -249,6 +250,22 @@ class CallbackView(SignInCallbackMixin, View):
         super().setup(request, *args, **kwargs)
         self.params = request.GET
         hide_callback_secrets(request)
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """Every answer at this URL, which holds the code and the state, sends
+        :data:`SECRET_URL_REFERRER_POLICY`: also the error page Django makes of an exception
+        (a project's ``token_obtained`` receiver, a database error), made here with Django's
+        own ``response_for_exception`` (its logging, ``got_request_exception`` and
+        ``handler403``/``handler500`` pages; the ``ATOMIC_REQUESTS`` transactions roll back as
+        for the exception). Middleware's ``process_exception`` does not see such an exception.
+        """
+        try:
+            response = super().dispatch(request, *args, **kwargs)
+        except Exception as exc:
+            roll_back_the_handlers_transactions(request)
+            response = response_for_exception(request, exc)
+        response["Referrer-Policy"] = SECRET_URL_REFERRER_POLICY
+        return response
 
     @method_decorator(never_cache)
     @method_decorator(sensitive_variables("params", "code", "flow", "obtained", "response"))

@@ -58,3 +58,29 @@ def test_an_error_page_at_the_callback_url_sends_no_referrer(
         f"the {status} page at the callback URL (code and state in it) is served with "
         f"Referrer-Policy {response.get('Referrer-Policy')!r}"
     )
+
+
+def test_the_error_page_rolls_back_the_requests_transaction(
+    browser: Browser, pagero_mock: Any, monkeypatch: Any
+) -> None:
+    """The callback makes the error page itself: under ``ATOMIC_REQUESTS`` the request's
+    writes (the token stored before the receiver failed) still roll back, as for the raise."""
+    from django.db import connections
+
+    from django_pagero_oauth.models import PageroToken
+
+    monkeypatch.setitem(connections.settings["default"], "ATOMIC_REQUESTS", True)
+
+    def receiver(**kwargs: Any) -> None:
+        assert PageroToken.objects.exists()  # stored, inside the request's transaction
+        raise ProjectReceiverFailed("project code failed")
+
+    token_obtained.connect(receiver, dispatch_uid="test-referrer-receiver")
+    try:
+        browser.client.raise_request_exception = False
+        response = browser.callback(browser.pagero_answer(browser.start_login("/plain/")))
+    finally:
+        token_obtained.disconnect(dispatch_uid="test-referrer-receiver")
+    assert response.status_code == 500
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert not PageroToken.objects.exists()
