@@ -88,6 +88,9 @@ class Messages:
     )
     USER_FACTORY = "PAGERO_OAUTH['SIGN_IN_USER_FACTORY'] cannot be imported: {path!r}."
     VALUE = "PAGERO_OAUTH['{key}'] must be {rule}, not {value!r}."
+    MOCK_IN_PRODUCTION = (
+        "DEBUG is False, but PAGERO_OAUTH looks like a mock Pagero server's: {why}."
+    )
     RETRIES = (
         "PAGERO_OAUTH['API_RETRIES'] must be a whole number from 0 to {most} and "
         "PAGERO_OAUTH['API_RETRY_AFTER_MAX'] a number of seconds, at least 0; not {retries!r} "
@@ -155,6 +158,12 @@ class Hints:
     )
     USER_FACTORY = "A dotted path to a callable(claims, request) that returns a saved user."
     VALUE = "Its default is {default!r}; the settings reference of the documentation says more."
+    MOCK_IN_PRODUCTION = (
+        "The site would trust whatever listens there as Pagero (any local process can bind a "
+        "loopback port): send it the client secret and take its id_tokens as Pagero's. Use "
+        "Pagero's https endpoints and your client's own credentials in production, or add "
+        "this id to SILENCED_SYSTEM_CHECKS for a local proxy to Pagero that you trust."
+    )
     RETRIES = (
         "Each retry holds the caller while it waits; 0 (the default) turns retries off, 2 or 3 "
         "is plenty."
@@ -186,6 +195,7 @@ class Codes:
     PROTECTED_WITHOUT_MIDDLEWARE = f"{APP}.W002"
     UNDECRYPTABLE_TOKENS = f"{APP}.W003"
     PKCE_OFF = f"{APP}.W004"
+    MOCK_IN_PRODUCTION = f"{APP}.W005"
     NO_PRELOADING_BACKEND = f"{APP}.I001"
 
 
@@ -248,8 +258,9 @@ def check_https(**kwargs: Any) -> list[CheckMessage]:
     if settings.DEBUG:
         return []
     errors: list[CheckMessage] = []
-    # ISSUER too: the OpenID Connect key set is discovered from it, over https only.
-    for key in (*URL_SETTINGS, "ISSUER"):
+    # ISSUER too: the OpenID Connect key set is discovered from it, over https only; and
+    # REDIRECT_URI, to which Pagero sends the browser with the authorization code.
+    for key in (*URL_SETTINGS, "ISSUER", "REDIRECT_URI"):
         url = getattr(app_settings, key)
         split = urlsplit(url)
         if split.scheme == "http" and split.hostname and not is_loopback(split.hostname):
@@ -261,6 +272,36 @@ def check_https(**kwargs: Any) -> list[CheckMessage]:
                 )
             )
     return errors
+
+
+#: The credentials of the mock Pagero server (``testing.mock``), published in its docs.
+MOCK_CREDENTIALS = {"CLIENT_ID": "mock-client-id", "CLIENT_SECRET": "mock-client-secret"}
+
+
+def check_mock_in_production(**kwargs: Any) -> list[CheckMessage]:
+    """Without DEBUG, Pagero's endpoints on a loopback address (``mock_settings`` of a local
+    mock pasted into production settings) or the mock's published credentials (``W005``)."""
+    if settings.DEBUG:
+        return []
+    reasons = [
+        f"{key} is on a loopback address"
+        for key in (*URL_SETTINGS, "ISSUER")
+        if is_loopback(urlsplit(getattr(app_settings, key)).hostname)
+    ]
+    reasons += [
+        f"{key} is the mock's"
+        for key, value in MOCK_CREDENTIALS.items()
+        if _user_settings().get(key) == value
+    ]
+    if not reasons:
+        return []
+    return [
+        Warning(
+            Messages.MOCK_IN_PRODUCTION.format(why=", ".join(reasons)),
+            hint=Hints.MOCK_IN_PRODUCTION,
+            id=Codes.MOCK_IN_PRODUCTION,
+        )
+    ]
 
 
 def _middleware_index(middleware: Sequence[str], path: str) -> int | None:
@@ -639,15 +680,22 @@ CONFIGURATION_CHECKS = (
     check_unknown_keys,
     check_pkce,
     check_mock_server,
+    check_mock_in_production,
     check_encryption_keys,
     check_openid,
 )
-_SECURITY_CHECKS = (check_https, check_pkce, check_mock_server)
+_SECURITY_CHECKS = (check_https, check_pkce, check_mock_server, check_mock_in_production)
 
 
 def run_configuration_checks() -> list[CheckMessage]:
-    """Every configuration check's messages (what the management commands validate first)."""
-    return [message for check in CONFIGURATION_CHECKS for message in check()]
+    """Every configuration check's messages (what the management commands validate first),
+    except those ``SILENCED_SYSTEM_CHECKS`` names, as in ``manage.py check``."""
+    return [
+        message
+        for check in CONFIGURATION_CHECKS
+        for message in check()
+        if not message.is_silenced()
+    ]
 
 
 def register() -> None:

@@ -582,3 +582,43 @@ def test_every_setting_is_validated_by_a_rule_or_a_check_of_its_own() -> None:
     for setting in SETTINGS:
         assert (setting.validate is None) == bool(setting.checked_by), setting.name
         assert not setting.checked_by or setting.checked_by in codes, setting.name
+
+
+def test_w005_flags_loopback_endpoints_without_debug(settings: Any) -> None:
+    settings.DEBUG = False
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "TOKEN_URL": "http://[::1]:8765/token"}
+    (message,) = checks.check_mock_in_production()
+    assert message.id == Codes.MOCK_IN_PRODUCTION and isinstance(message, Warning)
+    assert "TOKEN_URL is on a loopback address" in message.msg
+    settings.DEBUG = True
+    assert checks.check_mock_in_production() == []
+
+
+def test_w005_flags_the_mocks_credentials_without_debug(settings: Any) -> None:
+    settings.DEBUG = False
+    settings.PAGERO_OAUTH = {
+        **{key: f"https://pagero.example/{key.lower()}" for key in checks.URL_SETTINGS},
+        "ISSUER": "https://pagero.example",
+        "CLIENT_ID": "site",
+        "CLIENT_SECRET": "mock-client-secret",
+    }
+    (message,) = checks.check_mock_in_production()
+    assert "CLIENT_SECRET is the mock's" in message.msg
+    settings.PAGERO_OAUTH["CLIENT_SECRET"] = "s3cret"
+    assert checks.check_mock_in_production() == []
+
+
+def test_w005_can_be_silenced_also_for_the_management_commands(settings: Any) -> None:
+    settings.DEBUG = False
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "TOKEN_URL": "http://127.0.0.1:1/token"}
+    assert Codes.MOCK_IN_PRODUCTION in ids(checks.run_configuration_checks())
+    settings.SILENCED_SYSTEM_CHECKS = [Codes.MOCK_IN_PRODUCTION]
+    assert Codes.MOCK_IN_PRODUCTION not in ids(checks.run_configuration_checks())
+
+
+def test_e002_covers_a_plain_http_redirect_uri(settings: Any) -> None:
+    settings.DEBUG = False
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "REDIRECT_URI": "http://shop.example/cb/"}
+    assert "PAGERO_OAUTH['REDIRECT_URI']" in " ".join(m.msg for m in checks.check_https())
+    settings.PAGERO_OAUTH["REDIRECT_URI"] = "http://127.0.0.1:8000/cb/"
+    assert checks.check_https() == []
