@@ -29,6 +29,7 @@ from .conf import (
     MAX_TIMEOUT,
     SETTINGS,
     app_settings,
+    has_blank_or_control,
 )
 
 APP = "django_pagero_oauth"
@@ -130,7 +131,10 @@ class Hints:
     TIMEOUT = (
         f"A request to Pagero must never wait forever; {DEFAULTS['TIMEOUT']:g} is the default."
     )
-    URL_INVALID = "Use the full URL, starting with https://."
+    URL_INVALID = (
+        "Use the full URL, starting with https://, without whitespace or control characters "
+        "(a value read from a file or the environment may end in a newline)."
+    )
     LIFETIME = (
         "Pagero's refresh tokens live three years from their last use "
         f"({DEFAULTS['REFRESH_TOKEN_LIFETIME_DAYS']} days, the default)."
@@ -242,7 +246,9 @@ def check_urls(**kwargs: Any) -> list[CheckMessage]:
         if not url and key in OPTIONAL_URL_SETTINGS:
             continue
         split = urlsplit(url)
-        if split.scheme not in ("http", "https") or not split.hostname:
+        # urlsplit strips and removes blanks and control characters; the app uses the raw
+        # value, so such a URL is refused, not read as the URL it would be without them.
+        if split.scheme not in ("http", "https") or not split.hostname or has_blank_or_control(url):
             errors.append(
                 Error(
                     Messages.URL_INVALID.format(key=key, url=url),

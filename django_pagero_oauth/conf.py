@@ -71,6 +71,20 @@ def optional_text(value: Any) -> str | None:
     return None if value is None or isinstance(value, str) else "a string (or None)"
 
 
+def has_blank_or_control(value: str) -> bool:
+    """Whether ``value`` holds whitespace or a control character: never in a URL as used (a
+    value read from a file or the environment often ends in a newline, and ``urlsplit``
+    strips or removes them, so a check reading it that way would pass what the app uses)."""
+    return any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in value)
+
+
+def optional_url(value: Any) -> str | None:
+    """A string (or None) without whitespace or control characters."""
+    if optional_text(value) is not None or (value and has_blank_or_control(value)):
+        return "a URL without whitespace or control characters (or empty)"
+    return None
+
+
 def text_or_texts(value: Any) -> str | None:
     """A string or a list (or tuple) of strings."""
     if isinstance(value, str) or (
@@ -210,7 +224,7 @@ SETTINGS: tuple[Setting, ...] = (
         "client. Empty: the absolute URL of ``pagero_oauth:callback`` built from the request "
         "(scheme and host as Django sees them; behind a proxy set this explicitly).",
         _CLIENT,
-        validate=optional_text,
+        validate=optional_url,
     ),
     Setting(
         "SCOPE",
@@ -231,7 +245,7 @@ SETTINGS: tuple[Setting, ...] = (
         "set is discovered from it. Setting it does not enable sign-in (``SIGN_IN_ENABLED`` "
         "does).",
         _CLIENT,
-        validate=optional_text,
+        validate=optional_url,
     ),
     Setting(
         "PKCE",

@@ -622,3 +622,14 @@ def test_e002_covers_a_plain_http_redirect_uri(settings: Any) -> None:
     assert "PAGERO_OAUTH['REDIRECT_URI']" in " ".join(m.msg for m in checks.check_https())
     settings.PAGERO_OAUTH["REDIRECT_URI"] = "http://127.0.0.1:8000/cb/"
     assert checks.check_https() == []
+
+
+@pytest.mark.parametrize("dirt", [" ", "\n", "\t", "\r", "\x00", "\x7f"])
+def test_a_url_with_a_blank_or_control_character_is_refused(
+    pagero: Callable[..., None], dirt: str
+) -> None:
+    url = "https://sso.pageroonline.com/oauth/v2/oauth-token"
+    pagero(TOKEN_URL=url + dirt)
+    assert ids(checks.check_urls()) == [Codes.URL_INVALID]
+    pagero(TOKEN_URL=url, REDIRECT_URI="https://site.example/cb/" + dirt, ISSUER=dirt + url)
+    assert ids(checks.check_setting_values()) == [Codes.VALUE, Codes.VALUE]
