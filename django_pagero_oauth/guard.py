@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Container
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import urlencode
 
 from asgiref.sync import sync_to_async
@@ -54,7 +54,7 @@ ResponseHandler = Callable[[HttpRequest, "PageroOAuthError | None"], HttpRespons
 GUARDED_ERRORS: tuple[type[PageroOAuthError], ...] = (PageroAuthorizationRequired, *SERVICE_ERRORS)
 
 
-def answers(request: HttpRequest, exc: BaseException) -> bool:
+def answers(exc: BaseException, request: HttpRequest) -> TypeGuard[PageroOAuthError]:
     """Whether the guard answers ``exc``, raised by a protected view: a
     :data:`GUARDED_ERRORS` that is not a :class:`PageroAuthorizationRequired` about another
     user's connection (that one propagates: a 403, not "log in at Pagero", for the visitor's
@@ -62,7 +62,7 @@ def answers(request: HttpRequest, exc: BaseException) -> bool:
     Pagero that cannot be used is the same for every connection."""
     if isinstance(exc, PageroAuthorizationRequired) and exc.user_pk is not None:
         user = getattr(request, "user", None)
-        return exc.user_pk == getattr(user, "pk", None)
+        return bool(exc.user_pk == getattr(user, "pk", None))
     return isinstance(exc, GUARDED_ERRORS)
 
 
@@ -180,7 +180,7 @@ def run_guarded(
     try:
         return call_in_request_transactions(request, view, non_atomic, request, *args, **kwargs)
     except GUARDED_ERRORS as exc:
-        if not answers(request, exc):
+        if not answers(exc, request):
             raise
         roll_back_the_handlers_transactions(request)
         return handler(request, exc)
@@ -217,7 +217,7 @@ async def arun_guarded(
         return await view(request, *args, **kwargs)
     except GUARDED_ERRORS as exc:
         # request.user may still be lazy: reading its pk may query the database.
-        if not await sync_to_async(answers, thread_sensitive=True)(request, exc):
+        if not await sync_to_async(answers, thread_sensitive=True)(exc, request):
             raise
         return await sync_to_async(handler, thread_sensitive=True)(request, exc)
 

@@ -126,7 +126,7 @@ class PageroTokenMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """On a protected path, the view's API call found the connection dead (or Pagero
         unusable): the answer the guard gives before the view. Anything else propagates."""
-        if answers(request, exception) and is_protected(request):
+        if answers(exception, request) and is_protected(request):
             return handle_missing_token(request, exception)
         if isinstance(exception, DATABASE_ERRORS) and _token_was_read(request):
             # The view read request.pagero_token inside its ATOMIC_REQUESTS transaction (the

@@ -100,7 +100,7 @@ def _answer_the_views_errors(view: Any, request: Request) -> None:
         return
 
     def guarded_handle_exception(exc: Exception) -> Any:
-        if answers(request, exc):
+        if answers(exc, request):
             exc = _api_exception(exc, request)
         return handle_exception(exc)
 
