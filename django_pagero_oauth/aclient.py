@@ -322,7 +322,8 @@ class AsyncPageroClient(httpx.AsyncClient):
         elif not _may_use(self.user, token):
             self._token = None
             raise PageroAuthorizationRequired(
-                "The user is inactive, or the Pagero connection must be renewed."
+                "The user is inactive, or the Pagero connection must be renewed.",
+                user_pk=self.user.pk,
             )
         return token
 

@@ -9,7 +9,6 @@ class PageroOAuthConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.conf import settings
         from django.db.models.signals import pre_delete, pre_save
 
         from . import checks
@@ -17,15 +16,16 @@ class PageroOAuthConfig(AppConfig):
         from .tokens import revoke_on_user_delete
 
         checks.register()
+        # Connected for every sender, each receiver keeping to instances of the user model:
+        # Django sends the class of the saved (deleted) instance, so a receiver connected with
+        # sender=AUTH_USER_MODEL would miss saves and deletes through a proxy of it.
         # Deleting a user revokes their refresh token at Pagero (with REVOKE_URL), after commit.
         pre_delete.connect(
             revoke_on_user_delete,
-            sender=settings.AUTH_USER_MODEL,
             dispatch_uid="django_pagero_oauth.revoke_on_user_delete",
         )
         # A password change unlinks the user's Pagero identities, as it ends their sessions.
         pre_save.connect(
             unlink_on_password_change,
-            sender=settings.AUTH_USER_MODEL,
             dispatch_uid="django_pagero_oauth.unlink_on_password_change",
         )

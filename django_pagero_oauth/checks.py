@@ -22,7 +22,15 @@ from django.core.checks import register as register_check
 from django.db import DatabaseError, router
 from django.utils.module_loading import import_string
 
-from .conf import CLIENT_AUTH_METHODS, DEFAULTS, SETTINGS, app_settings
+from .conf import (
+    CLIENT_AUTH_METHODS,
+    DEFAULTS,
+    MAX_REFRESH_TOKEN_LIFETIME_DAYS,
+    MAX_TIMEOUT,
+    SETTINGS,
+    app_settings,
+    has_blank_or_control,
+)
 
 APP = "django_pagero_oauth"
 #: Pagero's access tokens live ten minutes ("expires_in": 600).
@@ -56,10 +64,14 @@ class Messages:
         "{count} stored Pagero token(s) in database {alias!r} cannot be decrypted with the "
         "configured keys; their users must connect to Pagero again."
     )
-    TIMEOUT = "PAGERO_OAUTH['TIMEOUT'] must be a positive number of seconds, not {value!r}."
+    TIMEOUT = (
+        f"PAGERO_OAUTH['TIMEOUT'] must be a positive number of seconds, at most {MAX_TIMEOUT}, "
+        "not {value!r}."
+    )
     URL_INVALID = "PAGERO_OAUTH['{key}'] is not an absolute http(s) URL: {url!r}."
     LIFETIME = (
-        "PAGERO_OAUTH['REFRESH_TOKEN_LIFETIME_DAYS'] must be a positive number of days, "
+        "PAGERO_OAUTH['REFRESH_TOKEN_LIFETIME_DAYS'] must be a whole number of days from 1 to "
+        f"{MAX_REFRESH_TOKEN_LIFETIME_DAYS}, "
         "not {value!r}."
     )
     PROTECTED_WITHOUT_MIDDLEWARE = (
@@ -77,6 +89,9 @@ class Messages:
     )
     USER_FACTORY = "PAGERO_OAUTH['SIGN_IN_USER_FACTORY'] cannot be imported: {path!r}."
     VALUE = "PAGERO_OAUTH['{key}'] must be {rule}, not {value!r}."
+    MOCK_IN_PRODUCTION = (
+        "DEBUG is False, but PAGERO_OAUTH looks like a mock Pagero server's: {why}."
+    )
     RETRIES = (
         "PAGERO_OAUTH['API_RETRIES'] must be a whole number from 0 to {most} and "
         "PAGERO_OAUTH['API_RETRY_AFTER_MAX'] a number of seconds, at least 0; not {retries!r} "
@@ -116,7 +131,10 @@ class Hints:
     TIMEOUT = (
         f"A request to Pagero must never wait forever; {DEFAULTS['TIMEOUT']:g} is the default."
     )
-    URL_INVALID = "Use the full URL, starting with https://."
+    URL_INVALID = (
+        "Use the full URL, starting with https://, without whitespace or control characters "
+        "(a value read from a file or the environment may end in a newline)."
+    )
     LIFETIME = (
         "Pagero's refresh tokens live three years from their last use "
         f"({DEFAULTS['REFRESH_TOKEN_LIFETIME_DAYS']} days, the default)."
@@ -144,6 +162,12 @@ class Hints:
     )
     USER_FACTORY = "A dotted path to a callable(claims, request) that returns a saved user."
     VALUE = "Its default is {default!r}; the settings reference of the documentation says more."
+    MOCK_IN_PRODUCTION = (
+        "The site would trust whatever listens there as Pagero (any local process can bind a "
+        "loopback port): send it the client secret and take its id_tokens as Pagero's. Use "
+        "Pagero's https endpoints and your client's own credentials in production, or add "
+        "this id to SILENCED_SYSTEM_CHECKS for a local proxy to Pagero that you trust."
+    )
     RETRIES = (
         "Each retry holds the caller while it waits; 0 (the default) turns retries off, 2 or 3 "
         "is plenty."
@@ -175,6 +199,7 @@ class Codes:
     PROTECTED_WITHOUT_MIDDLEWARE = f"{APP}.W002"
     UNDECRYPTABLE_TOKENS = f"{APP}.W003"
     PKCE_OFF = f"{APP}.W004"
+    MOCK_IN_PRODUCTION = f"{APP}.W005"
     NO_PRELOADING_BACKEND = f"{APP}.I001"
 
 
@@ -221,7 +246,9 @@ def check_urls(**kwargs: Any) -> list[CheckMessage]:
         if not url and key in OPTIONAL_URL_SETTINGS:
             continue
         split = urlsplit(url)
-        if split.scheme not in ("http", "https") or not split.hostname:
+        # urlsplit strips and removes blanks and control characters; the app uses the raw
+        # value, so such a URL is refused, not read as the URL it would be without them.
+        if split.scheme not in ("http", "https") or not split.hostname or has_blank_or_control(url):
             errors.append(
                 Error(
                     Messages.URL_INVALID.format(key=key, url=url),
@@ -237,8 +264,9 @@ def check_https(**kwargs: Any) -> list[CheckMessage]:
     if settings.DEBUG:
         return []
     errors: list[CheckMessage] = []
-    # ISSUER too: the OpenID Connect key set is discovered from it, over https only.
-    for key in (*URL_SETTINGS, "ISSUER"):
+    # ISSUER too: the OpenID Connect key set is discovered from it, over https only; and
+    # REDIRECT_URI, to which Pagero sends the browser with the authorization code.
+    for key in (*URL_SETTINGS, "ISSUER", "REDIRECT_URI"):
         url = getattr(app_settings, key)
         split = urlsplit(url)
         if split.scheme == "http" and split.hostname and not is_loopback(split.hostname):
@@ -250,6 +278,36 @@ def check_https(**kwargs: Any) -> list[CheckMessage]:
                 )
             )
     return errors
+
+
+#: The credentials of the mock Pagero server (``testing.mock``), published in its docs.
+MOCK_CREDENTIALS = {"CLIENT_ID": "mock-client-id", "CLIENT_SECRET": "mock-client-secret"}
+
+
+def check_mock_in_production(**kwargs: Any) -> list[CheckMessage]:
+    """Without DEBUG, Pagero's endpoints on a loopback address (``mock_settings`` of a local
+    mock pasted into production settings) or the mock's published credentials (``W005``)."""
+    if settings.DEBUG:
+        return []
+    reasons = [
+        f"{key} is on a loopback address"
+        for key in (*URL_SETTINGS, "ISSUER")
+        if is_loopback(urlsplit(getattr(app_settings, key)).hostname)
+    ]
+    reasons += [
+        f"{key} is the mock's"
+        for key, value in MOCK_CREDENTIALS.items()
+        if _user_settings().get(key) == value
+    ]
+    if not reasons:
+        return []
+    return [
+        Warning(
+            Messages.MOCK_IN_PRODUCTION.format(why=", ".join(reasons)),
+            hint=Hints.MOCK_IN_PRODUCTION,
+            id=Codes.MOCK_IN_PRODUCTION,
+        )
+    ]
 
 
 def _middleware_index(middleware: Sequence[str], path: str) -> int | None:
@@ -373,10 +431,13 @@ def check_preloading_backend(**kwargs: Any) -> list[CheckMessage]:
 
 
 def _converted(name: str) -> Any:
-    """The setting as the app reads it (``conf`` converts it), or ``None`` if it cannot."""
+    """The setting as the app reads it (``conf`` converts it), or ``None`` if it cannot or
+    if it is a bool (``True`` is not a number of seconds or days, though ``int`` reads 1)."""
+    if isinstance(_user_settings().get(name), bool):
+        return None
     try:
         return getattr(app_settings, name)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # int(float("inf")) is an OverflowError
         return None
 
 
@@ -404,7 +465,7 @@ def check_values(**kwargs: Any) -> list[CheckMessage]:
         )
     # conf turns a TIMEOUT of None into the default; an explicit None is still a mistake.
     timeout = _converted("TIMEOUT") if user_settings.get("TIMEOUT", 0) is not None else None
-    if timeout is None or not timeout > 0:  # "not >" also catches NaN
+    if timeout is None or not 0 < timeout <= MAX_TIMEOUT:  # "not" also catches NaN
         messages.append(
             Error(
                 Messages.TIMEOUT.format(value=user_settings.get("TIMEOUT")),
@@ -412,8 +473,13 @@ def check_values(**kwargs: Any) -> list[CheckMessage]:
                 id=Codes.TIMEOUT,
             )
         )
+    raw_days = user_settings.get("REFRESH_TOKEN_LIFETIME_DAYS", 1)
     days = _converted("REFRESH_TOKEN_LIFETIME_DAYS")
-    if days is None or days <= 0:
+    if (
+        days is None
+        or not 0 < days <= MAX_REFRESH_TOKEN_LIFETIME_DAYS
+        or (isinstance(raw_days, float) and raw_days != days)  # 1.5 days would be read as 1
+    ):
         messages.append(
             Error(
                 Messages.LIFETIME.format(value=user_settings.get("REFRESH_TOKEN_LIFETIME_DAYS")),
@@ -620,15 +686,22 @@ CONFIGURATION_CHECKS = (
     check_unknown_keys,
     check_pkce,
     check_mock_server,
+    check_mock_in_production,
     check_encryption_keys,
     check_openid,
 )
-_SECURITY_CHECKS = (check_https, check_pkce, check_mock_server)
+_SECURITY_CHECKS = (check_https, check_pkce, check_mock_server, check_mock_in_production)
 
 
 def run_configuration_checks() -> list[CheckMessage]:
-    """Every configuration check's messages (what the management commands validate first)."""
-    return [message for check in CONFIGURATION_CHECKS for message in check()]
+    """Every configuration check's messages (what the management commands validate first),
+    except those ``SILENCED_SYSTEM_CHECKS`` names, as in ``manage.py check``."""
+    return [
+        message
+        for check in CONFIGURATION_CHECKS
+        for message in check()
+        if not message.is_silenced()
+    ]
 
 
 def register() -> None:

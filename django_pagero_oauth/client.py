@@ -452,7 +452,8 @@ class PageroSession(requests.Session):
         elif not _may_use(self.user, token):
             self._token = None
             raise PageroAuthorizationRequired(
-                "The user is inactive, or the Pagero connection must be renewed."
+                "The user is inactive, or the Pagero connection must be renewed.",
+                user_pk=self.user.pk,
             )
         return token
 

@@ -42,13 +42,16 @@ def _is_whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def whole_number(minimum: int) -> Callable[[Any], str | None]:
-    """A whole number (not a bool, not a string) of at least ``minimum``."""
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[Any], str | None]:
+    """A whole number (not a bool, not a string) of at least ``minimum`` (and at most
+    ``maximum``: a value beyond it would overflow a date or a cache timeout at run time)."""
 
     def validate(value: Any) -> str | None:
-        if _is_whole(value) and value >= minimum:
+        if _is_whole(value) and value >= minimum and (maximum is None or value <= maximum):
             return None
-        return f"a whole number, at least {minimum}"
+        if maximum is None:
+            return f"a whole number, at least {minimum}"
+        return f"a whole number, at least {minimum} and at most {maximum}"
 
     return validate
 
@@ -66,6 +69,20 @@ def text(value: Any) -> str | None:
 def optional_text(value: Any) -> str | None:
     """A string, or None (read as empty)."""
     return None if value is None or isinstance(value, str) else "a string (or None)"
+
+
+def has_blank_or_control(value: str) -> bool:
+    """Whether ``value`` holds whitespace or a control character: never in a URL as used (a
+    value read from a file or the environment often ends in a newline, and ``urlsplit``
+    strips or removes them, so a check reading it that way would pass what the app uses)."""
+    return any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in value)
+
+
+def optional_url(value: Any) -> str | None:
+    """A string (or None) without whitespace or control characters."""
+    if optional_text(value) is not None or (value and has_blank_or_control(value)):
+        return "a URL without whitespace or control characters (or empty)"
+    return None
 
 
 def text_or_texts(value: Any) -> str | None:
@@ -103,6 +120,15 @@ def dotted_path(value: Any) -> str | None:
         pass
     return "empty or the dotted path of a callable that can be imported"
 
+
+#: The most seconds (one day) a duration setting may hold: more is surely a mistake, and a
+#: huge one overflows a cache timeout or a date.
+MAX_SECONDS = 24 * 60 * 60
+#: The longest ``TIMEOUT``: a request to Pagero must never wait (nearly) forever.
+MAX_TIMEOUT = 300
+#: The longest ``REFRESH_TOKEN_LIFETIME_DAYS`` (ten years); the expiry date is computed with
+#: at most this, so that no value can make storing a rotated refresh token fail.
+MAX_REFRESH_TOKEN_LIFETIME_DAYS = 3650
 
 #: The groups of the settings reference, in the order it shows them.
 GROUPS: tuple[str, ...] = (
@@ -198,7 +224,7 @@ SETTINGS: tuple[Setting, ...] = (
         "client. Empty: the absolute URL of ``pagero_oauth:callback`` built from the request "
         "(scheme and host as Django sees them; behind a proxy set this explicitly).",
         _CLIENT,
-        validate=optional_text,
+        validate=optional_url,
     ),
     Setting(
         "SCOPE",
@@ -219,7 +245,7 @@ SETTINGS: tuple[Setting, ...] = (
         "set is discovered from it. Setting it does not enable sign-in (``SIGN_IN_ENABLED`` "
         "does).",
         _CLIENT,
-        validate=optional_text,
+        validate=optional_url,
     ),
     Setting(
         "PKCE",
@@ -238,7 +264,7 @@ SETTINGS: tuple[Setting, ...] = (
         10.0,
         "The timeout of every HTTP call to Pagero (token, revocation, and ``get_client`` "
         "requests that do not pass their own). ``None`` means the default; it must be a "
-        "positive number (``E011``).",
+        "positive number of at most 300 seconds (``E011``).",
         _CLIENT,
         checked_by="E011",
     ),
@@ -310,15 +336,15 @@ SETTINGS: tuple[Setting, ...] = (
         "back-off, a refresh that fails while the access token has not actually expired (it "
         "is only inside the leeway) returns that still-working token.",
         _TOKENS,
-        validate=whole_number(0),
+        validate=whole_number(0, MAX_SECONDS),
     ),
     Setting(
         "REFRESH_TOKEN_LIFETIME_DAYS",
         "int, days",
         3 * 365,
         "The refresh token's rolling lifetime (Pagero: three years from the last refresh). A "
-        "token past it is treated as dead without asking Pagero. A positive number "
-        "(``E013``).",
+        "token past it is treated as dead without asking Pagero. A whole number from 1 to "
+        "3650 (``E013``).",
         _TOKENS,
         checked_by="E013",
     ),
@@ -340,7 +366,10 @@ SETTINGS: tuple[Setting, ...] = (
         "Turn it off for an authorization server that revokes the whole grant (every token of "
         "the user and the client, the new one too) when one refresh token is revoked, as "
         "RFC 7009 2.1 allows: there it would end the connection just made. Off, the replaced "
-        "token stays valid at the server until it expires or is used (see "
+        "token stays valid at the server until it expires or is used, and the callback revokes "
+        "no other token either: those of a sign-in it does not store (a link to confirm, a "
+        "refused identity, a failed login) are left valid too, stored nowhere, for revoking "
+        "them would end every stored connection of the same Pagero account (see "
         ":ref:`reconnect-revocation`). Without ``REVOKE_URL`` nothing is revoked either way.",
         _LOGIN,
         validate=boolean,
@@ -351,7 +380,7 @@ SETTINGS: tuple[Setting, ...] = (
         600,
         "How long a started login may take before its callback is refused.",
         _LOGIN,
-        validate=whole_number(1),
+        validate=whole_number(1, MAX_SECONDS),
     ),
     Setting(
         "MAX_PENDING_FLOWS",
@@ -360,7 +389,7 @@ SETTINGS: tuple[Setting, ...] = (
         "How many logins one browser session may have in progress (e.g. in several tabs); "
         "the oldest is dropped first. At least 1.",
         _LOGIN,
-        validate=whole_number(1),
+        validate=whole_number(1, 100),
     ),
     Setting(
         "PROTECTED_PATHS",
@@ -378,7 +407,7 @@ SETTINGS: tuple[Setting, ...] = (
         30,
         "The ``Retry-After`` of the 503 answer when Pagero did not send one.",
         _PROTECT,
-        validate=whole_number(0),
+        validate=whole_number(0, MAX_SECONDS),
     ),
     Setting(
         "RESPONSE_HANDLER",
@@ -409,7 +438,7 @@ SETTINGS: tuple[Setting, ...] = (
         3600,
         "How long the key set (and the discovery result) stay in Django's default cache.",
         _OIDC,
-        validate=whole_number(0),
+        validate=whole_number(0, MAX_SECONDS),
     ),
     Setting(
         "JWKS_REFETCH_INTERVAL",
@@ -419,7 +448,7 @@ SETTINGS: tuple[Setting, ...] = (
         "rotation at Pagero), at most once per this interval; within it such a login is a 503 "
         '("try again").',
         _OIDC,
-        validate=whole_number(0),
+        validate=whole_number(0, MAX_SECONDS),
     ),
     Setting(
         "ID_TOKEN_LEEWAY",
@@ -427,7 +456,7 @@ SETTINGS: tuple[Setting, ...] = (
         60,
         "Clock skew allowed when checking an ``id_token``'s ``exp`` and ``iat``.",
         _OIDC,
-        validate=whole_number(0),
+        validate=whole_number(0, 3600),
     ),
     Setting(
         "SIGN_IN_ENABLED",

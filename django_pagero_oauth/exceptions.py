@@ -5,6 +5,8 @@ None of them ever carries a token, a code or the client secret in its message.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied, SuspiciousOperation
 
 
@@ -112,9 +114,25 @@ class PageroAuthorizationRequired(PageroOAuthError, PermissionDenied):
     """The user has no usable Pagero connection and must log in at Pagero (again).
 
     A subclass of Django's ``PermissionDenied``, so an unhandled one gives a 403.
+
+    ``user_pk`` is the primary key of the user whose connection it is about (set by the app
+    wherever it raises one about a user; ``None``: not known). The guards answer it with "log
+    in at Pagero" only when it is about the visitor; one about another user's connection (an
+    organisation's, a colleague's) propagates (a 403), for the visitor's own connection is fine.
     """
 
     default_error = "pagero_authorization_required"
+
+    def __init__(
+        self,
+        description: str = "",
+        *,
+        error: str | None = None,
+        status_code: int | None = None,
+        user_pk: Any = None,
+    ) -> None:
+        self.user_pk = user_pk
+        super().__init__(description, error=error, status_code=status_code)
 
 
 class TokenGone(PageroAuthorizationRequired):

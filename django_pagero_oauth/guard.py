@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Container
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import urlencode
 
 from asgiref.sync import sync_to_async
@@ -52,6 +52,18 @@ ResponseHandler = Callable[[HttpRequest, "PageroOAuthError | None"], HttpRespons
 #: call whose forced refresh got ``invalid_grant``, Pagero unreachable): no usable connection,
 #: or Pagero unusable for now. Any other exception of a view propagates untouched.
 GUARDED_ERRORS: tuple[type[PageroOAuthError], ...] = (PageroAuthorizationRequired, *SERVICE_ERRORS)
+
+
+def answers(exc: BaseException, request: HttpRequest) -> TypeGuard[PageroOAuthError]:
+    """Whether the guard answers ``exc``, raised by a protected view: a
+    :data:`GUARDED_ERRORS` that is not a :class:`PageroAuthorizationRequired` about another
+    user's connection (that one propagates: a 403, not "log in at Pagero", for the visitor's
+    own connection is fine). Service errors are answered whoever's connection they are about:
+    Pagero that cannot be used is the same for every connection."""
+    if isinstance(exc, PageroAuthorizationRequired) and exc.user_pk is not None:
+        user = getattr(request, "user", None)
+        return bool(exc.user_pk == getattr(user, "pk", None))
+    return isinstance(exc, GUARDED_ERRORS)
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -168,11 +180,13 @@ def run_guarded(
     try:
         return call_in_request_transactions(request, view, non_atomic, request, *args, **kwargs)
     except GUARDED_ERRORS as exc:
-        _roll_back_the_handlers_transactions(request)
+        if not answers(exc, request):
+            raise
+        roll_back_the_handlers_transactions(request)
         return handler(request, exc)
 
 
-def _roll_back_the_handlers_transactions(request: HttpRequest) -> None:
+def roll_back_the_handlers_transactions(request: HttpRequest) -> None:
     """The view raised, but its answer is a response: the ``ATOMIC_REQUESTS`` transactions that
     Django's handler opened around the guard (when the view's ``_non_atomic_requests`` is not
     :data:`EVERY_DATABASE`) must roll back, as they would have for the exception. Those the
@@ -202,6 +216,9 @@ async def arun_guarded(
     try:
         return await view(request, *args, **kwargs)
     except GUARDED_ERRORS as exc:
+        # request.user may still be lazy: reading its pk may query the database.
+        if not await sync_to_async(answers, thread_sensitive=True)(exc, request):
+            raise
         return await sync_to_async(handler, thread_sensitive=True)(request, exc)
 
 

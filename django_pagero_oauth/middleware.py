@@ -36,7 +36,7 @@ from .conf import app_settings
 from .exceptions import PageroAuthorizationRequired
 from .guard import (
     DATABASE_ERRORS,
-    GUARDED_ERRORS,
+    answers,
     aresolve_token,
     handle_missing_token,
     resolve_token,
@@ -126,7 +126,7 @@ class PageroTokenMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """On a protected path, the view's API call found the connection dead (or Pagero
         unusable): the answer the guard gives before the view. Anything else propagates."""
-        if isinstance(exception, GUARDED_ERRORS) and is_protected(request):
+        if answers(exception, request) and is_protected(request):
             return handle_missing_token(request, exception)
         if isinstance(exception, DATABASE_ERRORS) and _token_was_read(request):
             # The view read request.pagero_token inside its ATOMIC_REQUESTS transaction (the

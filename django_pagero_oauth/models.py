@@ -11,8 +11,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
+from .conf import DEFAULTS, MAX_REFRESH_TOKEN_LIFETIME_DAYS, app_settings
 from .conf import REFRESH_TOKEN_WARNING_DAYS as REFRESH_TOKEN_WARNING_DAYS  # re-exported
-from .conf import app_settings
 from .crypto import (
     Ciphertext,
     EncryptedTextField,
@@ -43,6 +43,17 @@ class TokenHealth(models.TextChoices):
     REFRESH_TOKEN_EXPIRING = "refresh_token_expiring", _("Refresh token expiring")
     ACCESS_TOKEN_EXPIRED = "access_token_expired", _("Access token expired, refreshable")
     VALID = "valid", _("Valid")
+
+
+def refresh_token_expiry(now: datetime) -> datetime:
+    """When a refresh token issued at ``now`` expires: ``REFRESH_TOKEN_LIFETIME_DAYS`` later,
+    held to 0..3650 days (the default for a value that is no number), so that the date
+    computation cannot raise and lose a refresh token Pagero has just rotated."""
+    try:
+        days = app_settings.REFRESH_TOKEN_LIFETIME_DAYS
+    except (TypeError, ValueError, OverflowError):
+        days = DEFAULTS["REFRESH_TOKEN_LIFETIME_DAYS"]
+    return now + timedelta(days=min(max(days, 0), MAX_REFRESH_TOKEN_LIFETIME_DAYS))
 
 
 class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
@@ -357,9 +368,7 @@ class PageroToken(models.Model):
         # the next use refreshes.
         lifetime = response.expires_in if response.has_access_token else 0
         self.access_token_expires_at = now + timedelta(seconds=lifetime)
-        self.refresh_token_expires_at = now + timedelta(
-            days=app_settings.REFRESH_TOKEN_LIFETIME_DAYS
-        )
+        self.refresh_token_expires_at = refresh_token_expiry(now)
         self.status = self.Status.ACTIVE
         self.status_reason = ""
 

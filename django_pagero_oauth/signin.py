@@ -161,8 +161,15 @@ def link_identity(request: HttpRequest, *, issuer: str, subject: str) -> PageroI
     return identity
 
 
+def is_user(instance: Any) -> bool:
+    """Whether ``instance`` is a user: of the user model, or of a proxy of it."""
+    meta = getattr(instance, "_meta", None)
+    return meta is not None and meta.concrete_model is get_user_model()
+
+
 def unlink_on_password_change(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
-    """``pre_save`` receiver of the user model: a new password unlinks the user's identities.
+    """``pre_save`` receiver (of every model; it keeps to the user model and its proxies):
+    a new password unlinks the user's identities.
 
     Django ends every session of a user whose password changes (the session holds a hash of
     it); an identity linked through one of those sessions would otherwise outlive them, a
@@ -177,12 +184,12 @@ def unlink_on_password_change(sender: Any, instance: Any, raw: bool = False, **k
     (:func:`_is_hash_upgrade`). ``QuerySet.update(password=...)`` sends no signal at all, so it
     unlinks nothing: delete the identities with it.
     """
-    if raw or instance.pk is None:
+    if raw or not is_user(instance) or instance.pk is None:
         return
     update_fields = kwargs.get("update_fields")
     if update_fields is not None and "password" not in update_fields:
         return  # the password is not written
-    user_model = type(instance)
+    user_model = instance._meta.concrete_model
     old = (
         user_model._default_manager.using(kwargs.get("using"))
         .filter(pk=instance.pk)

@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
 from django.db import connections, router, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -36,7 +36,7 @@ from .exceptions import (
     TokenGone,
     TokenLockTimeout,
 )
-from .models import PageroToken
+from .models import PageroToken, refresh_token_expiry
 from .signals import token_refresh_failed, token_refreshed, token_revoked
 
 if TYPE_CHECKING:
@@ -58,11 +58,24 @@ def get_valid_token(
     each case the stored token is exactly as it was, unless Pagero definitely rejected the refresh
     token (``invalid_grant``), which marks it as needing re-authorization.
     """
-    token = _stored_token(user)
-    if _must_refresh(token, force_refresh):
-        token = refresh(token, force=force_refresh)
-        _remember(user, token)
+    with about_user(getattr(user, "pk", None)):
+        token = _stored_token(user)
+        if _must_refresh(token, force_refresh):
+            token = refresh(token, force=force_refresh)
+            _remember(user, token)
     return token
+
+
+@contextmanager
+def about_user(user_pk: Any) -> Iterator[None]:
+    """A :class:`PageroAuthorizationRequired` raised inside is about ``user_pk``'s connection
+    (its ``user_pk``, unless it names one already): the guards answer only the visitor's."""
+    try:
+        yield
+    except PageroAuthorizationRequired as exc:
+        if exc.user_pk is None:
+            exc.user_pk = user_pk
+        raise
 
 
 def _must_refresh(token: PageroToken, force: bool) -> bool:
@@ -151,10 +164,11 @@ async def aget_valid_token(
     shared thread is inside a transaction, e.g. a test case's, whose rows another connection
     cannot see, does the refresh run there.)
     """
-    token, in_transaction = await sync_to_async(_read_for_async, thread_sensitive=True)(user)
-    if _must_refresh(token, force_refresh):
-        token = await _arefresh(token, force=force_refresh, in_transaction=in_transaction)
-        _remember(user, token)
+    with about_user(getattr(user, "pk", None)):
+        token, in_transaction = await sync_to_async(_read_for_async, thread_sensitive=True)(user)
+        if _must_refresh(token, force_refresh):
+            token = await _arefresh(token, force=force_refresh, in_transaction=in_transaction)
+            _remember(user, token)
     return token
 
 
@@ -236,14 +250,17 @@ def refresh(token: PageroToken, *, force: bool = False) -> PageroToken:
     caller's own transaction (see ``lease.durable_place``).
     """
     seen_access_token = token.access_token
-    try:
-        with lease.durable_place(token.pk) as durable:
-            outcome = _single_flight(token, force=force, seen_access_token=seen_access_token)
-    except TokenLockTimeout as exc:
-        # Nothing was sent to Pagero; the caller's copy is as good as it was.
-        return _refresh_failed(token, exc, force=force, reported=True)
-    if isinstance(outcome, _Failed):
-        return _refresh_failed(outcome.row, outcome.failure, force=force, reported=outcome.report)
+    with about_user(token.user_id):
+        try:
+            with lease.durable_place(token.pk) as durable:
+                outcome = _single_flight(token, force=force, seen_access_token=seen_access_token)
+        except TokenLockTimeout as exc:
+            # Nothing was sent to Pagero; the caller's copy is as good as it was.
+            return _refresh_failed(token, exc, force=force, reported=True)
+        if isinstance(outcome, _Failed):
+            return _refresh_failed(
+                outcome.row, outcome.failure, force=force, reported=outcome.report
+            )
     fresh, refreshed = outcome
     if refreshed:
         _after_commit(
@@ -563,7 +580,7 @@ def _store_refresh_token_only(current: PageroToken, refresh_token: str, using: s
     row = PageroToken.objects.db_manager(using).get(pk=current.pk)
     row.refresh_token = refresh_token
     row.fingerprint = fingerprint(refresh_token)
-    row.refresh_token_expires_at = now + timedelta(days=app_settings.REFRESH_TOKEN_LIFETIME_DAYS)
+    row.refresh_token_expires_at = refresh_token_expiry(now)
     row.access_token = ""
     row.access_token_issued_at = row.access_token_expires_at = now
     row.refresh_lease_until = current.refresh_lease_until
@@ -811,8 +828,12 @@ def _revoke_best_effort(refresh_token: str, label: str, why: str) -> None:
 
 @sensitive_variables("previous")
 def revoke_on_user_delete(sender: Any, instance: Any, using: str, **kwargs: Any) -> None:
-    """``pre_delete`` receiver of the user model: revoke the user's refresh token at Pagero
-    after the delete commits (the row itself goes with the user, ``on_delete=CASCADE``)."""
+    """``pre_delete`` receiver (of every model; it keeps to the user model and its proxies):
+    revoke the user's refresh token at Pagero after the delete commits (the row itself goes
+    with the user, ``on_delete=CASCADE``)."""
+    meta = getattr(instance, "_meta", None)
+    if meta is None or meta.concrete_model is not get_user_model():
+        return
     previous = revocable_refresh_token(instance.pk, using=using)
     if previous is not None:
         revoke_after_commit(previous[0], fingerprint=previous[1], using=using, why="user deleted")

@@ -14,6 +14,7 @@ from urllib.parse import quote, quote_plus, urlencode
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.handlers.exception import response_for_exception
 from django.db import router, transaction
 from django.http import (
     Http404,
@@ -57,7 +58,7 @@ from .explain import (
     explain_authorization_error,
     status_for,
 )
-from .guard import EVERY_DATABASE
+from .guard import EVERY_DATABASE, roll_back_the_handlers_transactions
 from .models import PageroIdentity, PageroToken
 from .signals import token_obtained
 from .signin import (
@@ -250,6 +251,22 @@ class CallbackView(SignInCallbackMixin, View):
         self.params = request.GET
         hide_callback_secrets(request)
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """Every answer at this URL, which holds the code and the state, sends
+        :data:`SECRET_URL_REFERRER_POLICY`: also the error page Django makes of an exception
+        (a project's ``token_obtained`` receiver, a database error), made here with Django's
+        own ``response_for_exception`` (its logging, ``got_request_exception`` and
+        ``handler403``/``handler500`` pages; the ``ATOMIC_REQUESTS`` transactions roll back as
+        for the exception). Middleware's ``process_exception`` does not see such an exception.
+        """
+        try:
+            response = super().dispatch(request, *args, **kwargs)
+        except Exception as exc:
+            roll_back_the_handlers_transactions(request)
+            response = response_for_exception(request, exc)
+        response["Referrer-Policy"] = SECRET_URL_REFERRER_POLICY
+        return response
+
     @method_decorator(never_cache)
     @method_decorator(sensitive_variables("params", "code", "flow", "obtained", "response"))
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -301,7 +318,8 @@ class CallbackView(SignInCallbackMixin, View):
         except Exception:
             # Obtained and stored nowhere (unusable ENCRYPTION_KEYS, the database, a bug): left
             # alone it would stay valid at Pagero for three years. The error goes on as it is.
-            revoke_unstored(obtained, why="not stored")
+            if app_settings.REVOKE_REPLACED_TOKEN:  # off: see discard()
+                revoke_unstored(obtained, why="not stored")
             raise
         self.finish_sign_in()  # OpenID Connect: signals, and the login of a sign-in
         token_obtained.send(PageroToken, token=token, user=request.user, request=request)
@@ -312,8 +330,14 @@ class CallbackView(SignInCallbackMixin, View):
     @method_decorator(sensitive_variables("refresh_token"))
     def discard(self, refresh_token: str, answer: HttpResponse, *, why: str) -> HttpResponse:
         """Nothing keeps the tokens of this exchange: revoke them at Pagero (with
-        ``REVOKE_URL``) once ``answer`` is sent, so they do not stay valid for three years."""
-        revoke_after_response(answer, refresh_token, why=why)  # nothing without a token
+        ``REVOKE_URL``) once ``answer`` is sent, so they do not stay valid for three years.
+
+        Not with ``REVOKE_REPLACED_TOKEN`` off, the setting of a server that revokes the whole
+        grant on a revocation: there it would also end a stored connection of the same Pagero
+        account (the user's own, when they link their identity, or another user's). Stored
+        nowhere, the tokens left valid reach nobody."""
+        if app_settings.REVOKE_REPLACED_TOKEN:
+            revoke_after_response(answer, refresh_token, why=why)  # nothing without a token
         return answer
 
     def confirm_link(self, flow: flows.Flow) -> HttpResponse:

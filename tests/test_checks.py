@@ -294,7 +294,7 @@ def test_client_auth_method(pagero: Callable[..., None]) -> None:
     assert checks.check_values() == []
 
 
-@pytest.mark.parametrize("timeout", [0, -1, None, "never", float("nan")])
+@pytest.mark.parametrize("timeout", [0, -1, None, "never", float("nan"), float("inf"), 301, True])
 def test_timeout(settings: Any, timeout: Any) -> None:
     settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "TIMEOUT": timeout}
     assert ids(checks.check_values()) == [Codes.TIMEOUT]
@@ -316,7 +316,7 @@ def test_api_retries_accepted(pagero: Callable[..., None], retries: Any, cap: An
     assert checks.check_values() == []
 
 
-@pytest.mark.parametrize("days", [0, -5, "forever"])
+@pytest.mark.parametrize("days", [0, -5, "forever", 3651, 10**7, float("inf"), True, 1.5])
 def test_refresh_token_lifetime_days(pagero: Callable[..., None], days: Any) -> None:
     pagero(REFRESH_TOKEN_LIFETIME_DAYS=days)
     assert ids(checks.check_values()) == [Codes.LIFETIME]
@@ -554,6 +554,16 @@ def test_e018_names_the_key_the_rule_and_the_value(key: str, value: Any, pagero:
     assert repr(DEFAULTS[key]) in error.hint
 
 
+@pytest.mark.parametrize(
+    "key",
+    ["REFRESH_FAILURE_BACKOFF", "STATE_MAX_AGE", "UNAVAILABLE_RETRY_AFTER", "JWKS_CACHE_SECONDS"],
+)
+def test_e018_refuses_a_duration_that_would_overflow(key: str, pagero: Any) -> None:
+    pagero(**{key: 10**12})
+    (error,) = [m for m in checks.run_configuration_checks() if m.id == Codes.VALUE]
+    assert "at most 86400" in error.msg
+
+
 def test_e018_passes_the_defaults_and_the_accepted_forms(pagero: Any) -> None:
     pagero(**{setting.name: setting.default for setting in SETTINGS if setting.default is not None})
     pagero(
@@ -572,3 +582,54 @@ def test_every_setting_is_validated_by_a_rule_or_a_check_of_its_own() -> None:
     for setting in SETTINGS:
         assert (setting.validate is None) == bool(setting.checked_by), setting.name
         assert not setting.checked_by or setting.checked_by in codes, setting.name
+
+
+def test_w005_flags_loopback_endpoints_without_debug(settings: Any) -> None:
+    settings.DEBUG = False
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "TOKEN_URL": "http://[::1]:8765/token"}
+    (message,) = checks.check_mock_in_production()
+    assert message.id == Codes.MOCK_IN_PRODUCTION and isinstance(message, Warning)
+    assert "TOKEN_URL is on a loopback address" in message.msg
+    settings.DEBUG = True
+    assert checks.check_mock_in_production() == []
+
+
+def test_w005_flags_the_mocks_credentials_without_debug(settings: Any) -> None:
+    settings.DEBUG = False
+    settings.PAGERO_OAUTH = {
+        **{key: f"https://pagero.example/{key.lower()}" for key in checks.URL_SETTINGS},
+        "ISSUER": "https://pagero.example",
+        "CLIENT_ID": "site",
+        "CLIENT_SECRET": "mock-client-secret",
+    }
+    (message,) = checks.check_mock_in_production()
+    assert "CLIENT_SECRET is the mock's" in message.msg
+    settings.PAGERO_OAUTH["CLIENT_SECRET"] = "s3cret"
+    assert checks.check_mock_in_production() == []
+
+
+def test_w005_can_be_silenced_also_for_the_management_commands(settings: Any) -> None:
+    settings.DEBUG = False
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "TOKEN_URL": "http://127.0.0.1:1/token"}
+    assert Codes.MOCK_IN_PRODUCTION in ids(checks.run_configuration_checks())
+    settings.SILENCED_SYSTEM_CHECKS = [Codes.MOCK_IN_PRODUCTION]
+    assert Codes.MOCK_IN_PRODUCTION not in ids(checks.run_configuration_checks())
+
+
+def test_e002_covers_a_plain_http_redirect_uri(settings: Any) -> None:
+    settings.DEBUG = False
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "REDIRECT_URI": "http://shop.example/cb/"}
+    assert "PAGERO_OAUTH['REDIRECT_URI']" in " ".join(m.msg for m in checks.check_https())
+    settings.PAGERO_OAUTH["REDIRECT_URI"] = "http://127.0.0.1:8000/cb/"
+    assert checks.check_https() == []
+
+
+@pytest.mark.parametrize("dirt", [" ", "\n", "\t", "\r", "\x00", "\x7f"])
+def test_a_url_with_a_blank_or_control_character_is_refused(
+    pagero: Callable[..., None], dirt: str
+) -> None:
+    url = "https://sso.pageroonline.com/oauth/v2/oauth-token"
+    pagero(TOKEN_URL=url + dirt)
+    assert ids(checks.check_urls()) == [Codes.URL_INVALID]
+    pagero(TOKEN_URL=url, REDIRECT_URI="https://site.example/cb/" + dirt, ISSUER=dirt + url)
+    assert ids(checks.check_setting_values()) == [Codes.VALUE, Codes.VALUE]

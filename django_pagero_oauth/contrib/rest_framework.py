@@ -45,7 +45,7 @@ from rest_framework.request import Request
 
 from ..conf import app_settings
 from ..exceptions import PageroAuthorizationRequired, PageroOAuthError
-from ..guard import GUARDED_ERRORS, pagero_login_url
+from ..guard import GUARDED_ERRORS, answers, pagero_login_url
 from ..tokens import get_valid_token
 
 
@@ -100,7 +100,7 @@ def _answer_the_views_errors(view: Any, request: Request) -> None:
         return
 
     def guarded_handle_exception(exc: Exception) -> Any:
-        if isinstance(exc, GUARDED_ERRORS):
+        if answers(exc, request):
             exc = _api_exception(exc, request)
         return handle_exception(exc)
 

@@ -8,7 +8,6 @@ it); the lines for a site's ``settings.py`` that point it at the server follow, 
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import threading
 from collections.abc import Sequence
@@ -37,6 +36,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _literal(value: str) -> str:
+    """A Python string literal of ``value`` (``repr``: ``json.dumps`` would write a character
+    outside the BMP as a surrogate pair, which Python reads as two lone surrogates), in
+    double quotes, as the formatter writes them, when no quote is in it."""
+    literal = repr(value)
+    if literal.startswith("'") and "'" not in value and '"' not in value:
+        literal = f'"{literal[1:-1]}"'
+    return literal
+
+
 def settings_block(
     url: str,
     *,
@@ -50,19 +59,18 @@ def settings_block(
     The same lines as ``docs/examples/quickstart/settings_mock.py``, with this server's URL
     (and its client credentials and issuer when they are not the defaults).
     """
-    # json.dumps: a Python string literal in double quotes, as the formatter writes them.
-    options = [json.dumps(url)]
+    options = [_literal(url)]
     if client_id != DEFAULT_CLIENT_ID:
-        options.append(f"client_id={json.dumps(client_id)}")
+        options.append(f"client_id={_literal(client_id)}")
     if client_secret != DEFAULT_CLIENT_SECRET:
-        options.append(f"client_secret={json.dumps(client_secret)}")
+        options.append(f"client_secret={_literal(client_secret)}")
     if issuer is not None:
-        options.append(f"issuer={json.dumps(issuer)}")
+        options.append(f"issuer={_literal(issuer)}")
     return (
         "from django_pagero_oauth.testing import mock_settings\n"
         "\n"
         f"PAGERO_OAUTH |= mock_settings({', '.join(options)})\n"
-        f'PAGERO_OAUTH["REDIRECT_URI"] = {json.dumps(redirect_uri)}\n'
+        f'PAGERO_OAUTH["REDIRECT_URI"] = {_literal(redirect_uri)}\n'
     )
 
 
