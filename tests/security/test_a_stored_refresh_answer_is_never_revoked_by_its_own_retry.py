@@ -57,7 +57,7 @@ def test_a_stored_refresh_answer_is_never_revoked_by_its_own_retry(
     with audit_after_commit_fails_once() as failures:
         try:
             result = get_valid_token(user)
-        except Exception as exc:  # noqa: BLE001 (asserted below)
+        except Exception as exc:  # asserted below
             result = exc
 
     assert failures == ["audit"], "the fault did not fire"
