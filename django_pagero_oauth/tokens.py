@@ -454,6 +454,12 @@ def _store_answer(
 
     def write() -> tuple[PageroToken | None, bool | None]:
         row = lease.locked_row(router.db_for_write(PageroToken), current.pk)
+        if row is not None and _holds_answer(row, response):
+            # An earlier run of this write committed, and its acknowledgement was lost (or an
+            # ``on_commit`` hook raised a database error): stored, so nothing to do again.
+            lease.clear(row, held)
+            _update_without_signals(row, cast(str, row._state.db), _LEASE_FIELDS)
+            return row, row.access_token == response.access_token
         if row is None or not _still_holds(row, used_refresh_token):
             return row, None
         lease.clear(row, held)
@@ -482,6 +488,17 @@ def _store_answer(
     return _Failed(cast(PageroToken, row), failure)
 
 
+@sensitive_variables("response")
+def _holds_answer(row: PageroToken, response: oauth.TokenResponse) -> bool:
+    """The row holds the refresh token of ``response``, Pagero's rotation of the spent one:
+    the answer is stored (in full, or by :func:`_store_refresh_token_only`)."""
+    return bool(response.refresh_token) and _still_holds(row, response.refresh_token)
+
+
+#: The lease's columns, written when an answer found already stored ends the lease.
+_LEASE_FIELDS = ("refresh_lease_until", "refresh_lease_owner")
+
+
 @sensitive_variables("used_refresh_token")
 def _still_holds(row: PageroToken, used_refresh_token: str) -> bool:
     """The row still holds the refresh token that was spent (not a newer login's)."""
@@ -496,8 +513,9 @@ def _answer_unwanted(
     row: PageroToken | None, response: oauth.TokenResponse
 ) -> tuple[PageroToken, bool]:
     """The row was deleted or replaced (a disconnect, a new login) while Pagero answered: the
-    new refresh token belongs to nothing, so it is revoked (best effort)."""
-    if response.refresh_token:
+    new refresh token belongs to nothing, so it is revoked (best effort); never one the row
+    holds."""
+    if response.refresh_token and not (row is not None and _holds_answer(row, response)):
         _revoke_best_effort(
             response.refresh_token, fingerprint(response.refresh_token), "replaced meanwhile"
         )
