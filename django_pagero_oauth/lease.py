@@ -275,8 +275,11 @@ def try_take(token: PageroToken) -> Lease | None:
                 )
             )
     except RETRIED:
-        if not connection.in_atomic_block:
-            connection.close()
+        if connection.in_atomic_block:
+            return None
+        connection.close()
+        # The UPDATE may have committed with its acknowledgement lost: end that lease, if so.
+        release(Lease(token.pk, owner))
         return None  # the token still works; the next caller tries again
     return Lease(token.pk, owner) if taken else None
 
@@ -301,9 +304,15 @@ def _try_take_skip_locked(connection: Any, token: PageroToken, owner: str) -> in
         return int(cursor.rowcount)
 
 
-def take(row: PageroToken) -> Lease:
-    """Take the lease on the locked ``row``; it commits with the current transaction."""
-    owner = secrets.token_hex(16)
+def new_owner() -> str:
+    """A lease owner string, unique to one caller's turn."""
+    return secrets.token_hex(16)
+
+
+def take(row: PageroToken, owner: str) -> Lease:
+    """Take the lease on the locked ``row`` as ``owner``; it commits with the current
+    transaction. ``owner`` is chosen once per turn, before the transaction: when the COMMIT's
+    acknowledgement is lost and the transaction runs again, the lease it finds is its own."""
     now = cast(datetime, row._db_now)  # type: ignore[attr-defined]
     row.refresh_lease_until = now + timedelta(seconds=lease_seconds())
     row.refresh_lease_owner = owner
@@ -456,6 +465,7 @@ __all__ = [
     "held_by_other",
     "lease_seconds",
     "locked_row",
+    "new_owner",
     "release",
     "released",
     "row_lock",

@@ -349,7 +349,10 @@ def _take_turn(
     token: PageroToken, force: bool, seen_access_token: str, held: lease.Lease | None
 ) -> _Turn:
     """One short committed transaction: lock the row, decide, take the lease if it is free (or
-    keep ``held``, the lease this caller already holds)."""
+    keep ``held``, the lease this caller already holds). The lease is taken as ``mine``, one
+    owner for every run of the transaction: a run whose COMMIT was acknowledged to nobody left
+    a lease that the next run recognises as its own."""
+    mine = held or lease.Lease(token.pk, lease.new_owner())
 
     def decide() -> _Turn:
         using = router.db_for_write(PageroToken)
@@ -358,22 +361,24 @@ def _take_turn(
             return _Turn(current)  # somebody refreshed after the rejected access token was read
         if not force and not current.access_token_needs_refresh():
             return _Turn(current)  # somebody refreshed while this caller waited
-        if lease.held_by_other(current, held):
+        if lease.held_by_other(current, mine):
             return _Turn(current, busy=True)
         backoff = None if force else lease.backoff_remaining(current)
         if backoff is not None:
             return _Turn(current, failure=backoff.failure())
-        return _Turn(current, held=held or lease.take(current))
+        return _Turn(current, held=held or lease.take(current, mine.owner))
 
     try:
         try:
-            return lease.durably(decide, budget=1.0)
+            turn = lease.durably(decide, budget=1.0)
         except lease.RETRIED as exc:
             raise TokenLockTimeout(lease.LOCK_TIMEOUT_MESSAGE) from exc
     except BaseException:
-        if held is not None:
-            lease.release(held)
+        lease.release(mine)  # held, or perhaps taken by a run whose COMMIT went unacknowledged
         raise
+    if turn.held is None and held is None and turn.row.refresh_lease_owner == mine.owner:
+        lease.release(mine)  # an unacknowledged run took it, and this run decided otherwise
+    return turn
 
 
 def _refreshable(current: PageroToken | None) -> PageroToken:
