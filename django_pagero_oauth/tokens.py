@@ -803,6 +803,9 @@ def revoke_unstored(refresh_token: str, *, why: str) -> None:
     RFC 7009 2.1 at ``REVOKE_URL`` (nothing without it). Never raises: the caller re-raises its
     own error. The log names it by its fingerprint, or not at all when the keys that make one
     are what failed.
+
+    The error may have come after the store committed (the COMMIT's acknowledgement lost, an
+    ``on_commit`` hook raising): a token the database holds, committed, is never revoked.
     """
     if not app_settings.REVOKE_URL or not refresh_token:
         return
@@ -810,7 +813,31 @@ def revoke_unstored(refresh_token: str, *, why: str) -> None:
         label = fingerprint(refresh_token)
     except Exception:  # the keys themselves may be what failed
         label = "(no fingerprint: the encryption keys are unusable)"
+    else:
+        if _stored_committed(refresh_token, label):
+            logger.info("Pagero token %s is stored after all; not revoked (%s)", label, why)
+            return
     _revoke_best_effort(refresh_token, label, why)
+
+
+@sensitive_variables("refresh_token")
+def _stored_committed(refresh_token: str, label: str) -> bool:
+    """A committed row holds ``refresh_token`` (fingerprint ``label``): read on the write
+    database, on a new connection if the old one broke. False when that cannot be known (the
+    caller's transaction is open, so a row it sees may yet roll back; the database is down)."""
+    using = router.db_for_write(PageroToken)
+    if connections[using].in_atomic_block:
+        return False
+
+    def look() -> bool:
+        rows = PageroToken.objects.db_manager(using).filter(fingerprint=label)
+        return any(_still_holds(row, refresh_token) for row in rows)
+
+    try:
+        return lease.durably(look, budget=1.0)
+    except Exception:
+        logger.warning("Pagero token %s: whether it is stored cannot be read", label)
+        return False
 
 
 @sensitive_variables("refresh_token")
