@@ -518,12 +518,27 @@ def _answer_unwanted(
     row: PageroToken | None, response: oauth.TokenResponse
 ) -> tuple[PageroToken, bool]:
     """The row was deleted or replaced (a disconnect, a new login) while Pagero answered: the
-    new refresh token belongs to nothing, so it is revoked (best effort); never one the row
-    holds."""
-    if response.refresh_token and not (row is not None and _holds_answer(row, response)):
-        _revoke_best_effort(
-            response.refresh_token, fingerprint(response.refresh_token), "replaced meanwhile"
-        )
+    new refresh token belongs to nothing, so it is revoked (best effort, with ``REVOKE_URL``);
+    never one the row holds.
+
+    A row a new login replaced is left alone with ``REVOKE_REPLACED_TOKEN`` off: that setting
+    is for a server that revokes the whole grant with one refresh token, which here would end
+    the connection the user has just made. The orphan then stays valid at Pagero (logged).
+    """
+    orphan = response.refresh_token
+    if orphan and app_settings.REVOKE_URL:
+        label = fingerprint(orphan)
+        if row is None:
+            _revoke_best_effort(orphan, label, "disconnected meanwhile")
+        elif not _holds_answer(row, response):
+            if app_settings.REVOKE_REPLACED_TOKEN:
+                _revoke_best_effort(orphan, label, "replaced meanwhile")
+            else:
+                logger.warning(
+                    "Pagero token %s, replaced by a new login while refreshed, is not revoked "
+                    "(REVOKE_REPLACED_TOKEN is off)",
+                    label,
+                )
     if row is None:
         raise TokenGone("The user has no Pagero connection any more.")
     return row, False
