@@ -673,13 +673,15 @@ def _reread_after_invalid_grant(
 
     With the lease held that cannot happen through this module, but a writer that bypasses it
     (a new login replacing the token) might have. Call it in a transaction: the row is locked.
+    A row deleted meanwhile (a disconnect) is :class:`TokenGone`: there is nothing to mark.
     """
     # The database the lock is on, never a read replica that may not have the rotation yet.
     manager = PageroToken.objects.db_manager(current._state.db)
     fresh: PageroToken | None = manager.filter(pk=current.pk).locked().first()
+    if fresh is None:
+        raise TokenGone("The user has no Pagero connection any more.")
     if (
-        fresh is not None
-        and fresh.refresh_token != used_refresh_token
+        fresh.refresh_token != used_refresh_token
         and not fresh.needs_reauthorization
     ):
         logger.info(
