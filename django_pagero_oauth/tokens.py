@@ -481,6 +481,9 @@ def _store_answer(
             type(exc).__name__,
         )
         raise PageroUnavailable("the refresh answer could not be stored") from None
+    except BaseException:  # SystemExit from a signal handler, KeyboardInterrupt: rolled back
+        _store_before_leaving(current, used_refresh_token, held, response)
+        raise
     lease.released()
     if stored is None:
         lease.release(held)
@@ -491,6 +494,35 @@ def _store_answer(
     failure = PageroUnavailable("Pagero's refresh answer could not be used in full")
     lease.start_backoff(cast(PageroToken, row), failure)
     return _Failed(cast(PageroToken, row), failure)
+
+
+@sensitive_variables("used_refresh_token", "response")
+def _store_before_leaving(
+    current: PageroToken, used_refresh_token: str, held: lease.Lease, response: oauth.TokenResponse
+) -> None:
+    """An interrupt ended the store and rolled it back: write at least the new refresh token
+    (:func:`_store_refresh_token_only`) on the row that still holds the spent one, and end the
+    lease, before the interrupt goes on. A failure here is logged; the interrupt is raised."""
+    using = router.db_for_write(PageroToken)
+
+    def write() -> None:
+        row = lease.locked_row(using, current.pk)
+        if row is not None and _still_holds(row, used_refresh_token):
+            lease.clear(row, held)
+            _store_refresh_token_only(row, response.refresh_token, using)
+
+    try:
+        if response.refresh_token:
+            lease.durably(write, budget=1.0)
+    except Exception as exc:
+        logger.error(
+            "Pagero refresh of token %s: interrupted, and the new refresh token could not be "
+            "stored (%s)",
+            current.fingerprint,
+            type(exc).__name__,
+        )
+    finally:
+        lease.release(held)
 
 
 @sensitive_variables("response")
