@@ -496,7 +496,7 @@ def _store_answer(
     return _Failed(cast(PageroToken, row), failure)
 
 
-@sensitive_variables("used_refresh_token", "response")
+@sensitive_variables("used_refresh_token", "response", "new_refresh_token")
 def _store_before_leaving(
     current: PageroToken, used_refresh_token: str, held: lease.Lease, response: oauth.TokenResponse
 ) -> None:
@@ -505,14 +505,16 @@ def _store_before_leaving(
     lease, before the interrupt goes on. A failure here is logged; the interrupt is raised."""
     using = router.db_for_write(PageroToken)
 
+    new_refresh_token = response.refresh_token
+
     def write() -> None:
         row = lease.locked_row(using, current.pk)
-        if row is not None and _still_holds(row, used_refresh_token):
+        if row is not None and new_refresh_token and _still_holds(row, used_refresh_token):
             lease.clear(row, held)
-            _store_refresh_token_only(row, response.refresh_token, using)
+            _store_refresh_token_only(row, new_refresh_token, using)
 
     try:
-        if response.refresh_token:
+        if new_refresh_token:
             lease.durably(write, budget=1.0)
     except Exception as exc:
         logger.error(
@@ -525,11 +527,12 @@ def _store_before_leaving(
         lease.release(held)
 
 
-@sensitive_variables("response")
+@sensitive_variables("response", "issued")
 def _holds_answer(row: PageroToken, response: oauth.TokenResponse) -> bool:
     """The row holds the refresh token of ``response``, Pagero's rotation of the spent one:
     the answer is stored (in full, or by :func:`_store_refresh_token_only`)."""
-    return bool(response.refresh_token) and _still_holds(row, response.refresh_token)
+    issued = response.refresh_token
+    return bool(issued) and _still_holds(row, cast(str, issued))
 
 
 #: The lease's columns, written when an answer found already stored ends the lease.
@@ -712,10 +715,7 @@ def _reread_after_invalid_grant(
     fresh: PageroToken | None = manager.filter(pk=current.pk).locked().first()
     if fresh is None:
         raise TokenGone("The user has no Pagero connection any more.")
-    if (
-        fresh.refresh_token != used_refresh_token
-        and not fresh.needs_reauthorization
-    ):
+    if fresh.refresh_token != used_refresh_token and not fresh.needs_reauthorization:
         logger.info(
             "Pagero refresh: token %s was rotated concurrently; using it", fresh.fingerprint
         )
