@@ -404,7 +404,8 @@ def _refresh_with_lease(
     """
     used_refresh_token = current.refresh_token
     try:
-        response = oauth.refresh_access_token(used_refresh_token)
+        with lease.kept(held):
+            response = oauth.refresh_access_token(used_refresh_token)
     except OAuthErrorResponse as exc:
         if exc.error == "invalid_grant":
             return _after_invalid_grant(current, used_refresh_token, held, exc)
@@ -428,11 +429,17 @@ def _refresh_with_lease(
 def _after_invalid_grant(
     current: PageroToken, used_refresh_token: str, held: lease.Lease, exc: OAuthErrorResponse
 ) -> tuple[PageroToken, bool] | _Failed:
-    """Mark the row dead, unless it holds another refresh token by now (then use that)."""
+    """Mark the row dead, unless it holds another refresh token by now (then use that).
+
+    Not so after taking over a lease that ran out without being ended: its holder may be alive
+    (paused), have spent this same refresh token, and still store Pagero's answer to it. Then
+    the row keeps its token, the failure is :class:`PageroUnavailable` with a back-off, and the
+    next refresh, on a lease taken afresh, decides.
+    """
 
     def mark() -> PageroToken | None:
         survivor = _reread_after_invalid_grant(current, used_refresh_token)
-        if survivor is None:
+        if survivor is None and not held.took_over:
             current.mark_reauthorization_required("invalid_grant")
         return survivor
 
@@ -442,6 +449,15 @@ def _after_invalid_grant(
         lease.release(held)
     if survivor is not None:
         return survivor, False
+    if held.took_over:
+        logger.warning(
+            "Pagero refresh of token %s: invalid_grant after taking over a lease that ran out; "
+            "its holder may still store the answer, so the token is kept",
+            current.fingerprint,
+        )
+        unsure = PageroUnavailable("a refresh that ran out of time may still be storing")
+        lease.start_backoff(current, unsure)
+        return _Failed(current, unsure)
     failure = PageroAuthorizationRequired(
         "Pagero rejected the refresh token; the user must log in again.",
         status_code=exc.status_code,
@@ -455,7 +471,8 @@ def _store_answer(
 ) -> tuple[PageroToken, bool] | _Failed:
     """Store Pagero's answer in a new short transaction, only on the row that still holds the
     refresh token that was spent, and end the lease with it. A broken connection is replaced
-    and the transaction tried again, for as long as a lease runs."""
+    and the transaction tried again, for half a lease's length: the lease was extended at most
+    a quarter of one ago (``lease.kept``), so the retries end before it does."""
 
     def write() -> tuple[PageroToken | None, bool | None]:
         row = lease.locked_row(router.db_for_write(PageroToken), current.pk)
@@ -471,7 +488,7 @@ def _store_answer(
         return row, _store_refresh_answer(row, response)
 
     try:
-        row, stored = lease.durably(write, budget=lease.lease_seconds())
+        row, stored = lease.durably(write, budget=lease.lease_seconds() / 2)
     except lease.RETRIED as exc:
         lease.release(held)
         logger.error(
