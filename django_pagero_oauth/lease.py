@@ -353,12 +353,15 @@ def kept(held: Lease) -> Iterator[None]:
 
 
 def _keep(held: Lease, stop: threading.Event) -> None:
+    beats = 0
     try:
         while not stop.wait(lease_seconds() / 4):
+            beats += 1
             if not _extend(held):
                 return  # ended, taken over, or the row is gone
     finally:
-        connections.close_all()  # this thread's
+        if beats:  # the connection this thread opened
+            connections[router.db_for_write(PageroToken)].close()
 
 
 def _extend(held: Lease) -> bool:
