@@ -118,6 +118,27 @@ def _own_connection(using: str) -> Iterator[None]:
         own.close()
 
 
+SQLITE_WAL_MESSAGE = (
+    "SQLite in WAL mode: a Pagero token is not refreshed inside a transaction (its commit beside "
+    "the transaction would make the transaction's writes fail); Pagero was not called and "
+    "nothing changed. Get the token before the transaction starts"
+)
+
+
+def _sqlite_wal(using: str) -> bool:
+    """SQLite in WAL mode. There a commit on another connection leaves a transaction that has
+    read anything unable to write (``SQLITE_BUSY_SNAPSHOT``, at once): a refresh inside the
+    caller's transaction is refused before Pagero is called. (In the other journal modes the
+    caller's read holds a lock, and the own connection's ``BEGIN EXCLUSIVE`` times out.)"""
+    connection = connections[using]
+    if connection.vendor != "sqlite":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        row = cursor.fetchone()
+    return row is not None and str(row[0]).lower() == "wal"
+
+
 @contextmanager
 def durable_place(pk: Any) -> Iterator[bool]:
     """Where the writes about token ``pk`` go; yields ``durable``.
@@ -127,10 +148,13 @@ def durable_place(pk: Any) -> Iterator[bool]:
     they run on a database connection of their own, because Pagero spends the old single-use
     refresh token the moment it answers. Only a row the caller's transaction created and has not
     committed is invisible there: it is written in the caller's transaction (``durable`` False),
-    with which it lives or dies.
+    with which it lives or dies. On SQLite in WAL mode, inside the caller's transaction:
+    :class:`TokenLockTimeout` (see :func:`_sqlite_wal`).
     """
     using = router.db_for_write(PageroToken)
     if _in_outer_transaction(using) and _own_connection_possible(using):
+        if _sqlite_wal(using):
+            raise TokenLockTimeout(SQLITE_WAL_MESSAGE)
         with _own_connection(using):
             try:
                 visible = PageroToken.objects.db_manager(using).filter(pk=pk).exists()

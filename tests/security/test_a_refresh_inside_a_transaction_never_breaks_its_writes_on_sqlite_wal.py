@@ -16,6 +16,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
+from django_pagero_oauth.exceptions import TokenLockTimeout
 from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.tokens import get_valid_token
 
@@ -43,8 +44,13 @@ def test_a_refresh_inside_a_transaction_never_breaks_its_writes_on_sqlite_wal(
     users = get_user_model().objects
     with transaction.atomic():
         users.get(pk=user.pk)  # the view reads (the session, the user, its data)
-        refreshed = get_valid_token(user)
+        # Refreshing here cannot be both durable and harmless to the transaction: the refresh
+        # is refused before Pagero is called, as the docs promise (a refresh, or this).
+        with pytest.raises(TokenLockTimeout):
+            get_valid_token(user)
         users.filter(pk=user.pk).update(first_name="written by the view")
 
-    assert refreshed.refresh_token == PageroToken.objects.get(pk=token.pk).refresh_token
+    assert pagero_mock.mock.counts["refresh_token"] == 0
+    assert PageroToken.objects.get(pk=token.pk).refresh_token == token.refresh_token
     assert users.get(pk=user.pk).first_name == "written by the view"
+    assert get_valid_token(user).refresh_token == pagero_mock.mock.issued_refresh_tokens[-1]
