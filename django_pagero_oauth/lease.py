@@ -118,6 +118,27 @@ def _own_connection(using: str) -> Iterator[None]:
         own.close()
 
 
+SQLITE_WAL_MESSAGE = (
+    "SQLite in WAL mode: a Pagero token is not refreshed inside a transaction (its commit beside "
+    "the transaction would make the transaction's writes fail); Pagero was not called and "
+    "nothing changed. Get the token before the transaction starts"
+)
+
+
+def _sqlite_wal(using: str) -> bool:
+    """SQLite in WAL mode. There a commit on another connection leaves a transaction that has
+    read anything unable to write (``SQLITE_BUSY_SNAPSHOT``, at once): a refresh inside the
+    caller's transaction is refused before Pagero is called. (In the other journal modes the
+    caller's read holds a lock, and the own connection's ``BEGIN EXCLUSIVE`` times out.)"""
+    connection = connections[using]
+    if connection.vendor != "sqlite":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        row = cursor.fetchone()
+    return row is not None and str(row[0]).lower() == "wal"
+
+
 @contextmanager
 def durable_place(pk: Any) -> Iterator[bool]:
     """Where the writes about token ``pk`` go; yields ``durable``.
@@ -127,10 +148,13 @@ def durable_place(pk: Any) -> Iterator[bool]:
     they run on a database connection of their own, because Pagero spends the old single-use
     refresh token the moment it answers. Only a row the caller's transaction created and has not
     committed is invisible there: it is written in the caller's transaction (``durable`` False),
-    with which it lives or dies.
+    with which it lives or dies. On SQLite in WAL mode, inside the caller's transaction:
+    :class:`TokenLockTimeout` (see :func:`_sqlite_wal`).
     """
     using = router.db_for_write(PageroToken)
     if _in_outer_transaction(using) and _own_connection_possible(using):
+        if _sqlite_wal(using):
+            raise TokenLockTimeout(SQLITE_WAL_MESSAGE)
         with _own_connection(using):
             try:
                 visible = PageroToken.objects.db_manager(using).filter(pk=pk).exists()
@@ -210,6 +234,9 @@ class Lease:
 
     pk: Any
     owner: str
+    #: Taken over from a holder whose lease ran out without being ended: that holder may
+    #: still be alive (a paused process, a database clock that stepped) and store its answer.
+    took_over: bool = False
 
 
 def held_by_other(row: PageroToken, held: Lease | None = None) -> bool:
@@ -258,30 +285,41 @@ def try_take(token: PageroToken) -> Lease | None:
     It never waits for a transaction: on PostgreSQL a row another transaction holds (a refresh
     taking its turn or storing its answer) is skipped; elsewhere the wait is one statement's.
     """
-    owner = secrets.token_hex(16)
-    using = router.db_for_write(PageroToken)
-    connection = connections[using]
+    owner = new_owner()
+    connection = connections[router.db_for_write(PageroToken)]
     try:
-        if connection.vendor == "postgresql":
-            taken = _try_take_skip_locked(connection, token, owner)
-        else:
-            free = Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lte=Now())
-            taken = (
-                PageroToken.objects.db_manager(using)
-                .filter(free, pk=token.pk, access_token_expires_at=token.access_token_expires_at)
-                .update(
-                    refresh_lease_until=Now() + timedelta(seconds=lease_seconds()),
-                    refresh_lease_owner=owner,
-                )
-            )
+        # A free lease first (ended, or never taken); then one that ran out without being ended.
+        for took_over in (False, True):
+            if _try_take_once(connection, token, owner, took_over=took_over):
+                return Lease(token.pk, owner, took_over=took_over)
     except RETRIED:
-        if not connection.in_atomic_block:
-            connection.close()
-        return None  # the token still works; the next caller tries again
-    return Lease(token.pk, owner) if taken else None
+        if connection.in_atomic_block:
+            return None
+        connection.close()
+        # The UPDATE may have committed with its acknowledgement lost: end that lease, if so.
+        release(Lease(token.pk, owner))
+    return None  # the token still works; the next caller tries again
 
 
-def _try_take_skip_locked(connection: Any, token: PageroToken, owner: str) -> int:
+def _try_take_once(connection: Any, token: PageroToken, owner: str, *, took_over: bool) -> int:
+    """One ``UPDATE`` of :func:`try_take`: a lease that was ended (``refresh_lease_until`` is
+    NULL) or, with ``took_over``, one that ran out."""
+    if connection.vendor == "postgresql":
+        return _try_take_skip_locked(connection, token, owner, took_over=took_over)
+    free = Q(refresh_lease_until__lte=Now()) if took_over else Q(refresh_lease_until__isnull=True)
+    return (
+        PageroToken.objects.db_manager(connection.alias)
+        .filter(free, pk=token.pk, access_token_expires_at=token.access_token_expires_at)
+        .update(
+            refresh_lease_until=Now() + timedelta(seconds=lease_seconds()),
+            refresh_lease_owner=owner,
+        )
+    )
+
+
+def _try_take_skip_locked(
+    connection: Any, token: PageroToken, owner: str, *, took_over: bool
+) -> int:
     """:func:`try_take` on PostgreSQL: one ``UPDATE`` (its own transaction in autocommit), on the
     clock ``Now()`` reads elsewhere (``STATEMENT_TIMESTAMP()``)."""
     meta = PageroToken._meta
@@ -289,28 +327,84 @@ def _try_take_skip_locked(connection: Any, token: PageroToken, owner: str) -> in
     table, pk = name(meta.db_table), name(meta.pk.column)
     until, holder = name("refresh_lease_until"), name("refresh_lease_owner")
     expires = name("access_token_expires_at")
+    free = f"{until} <= STATEMENT_TIMESTAMP()" if took_over else f"{until} IS NULL"
     # Names from the model's meta, values as parameters.
     sql = (
         f"UPDATE {table} SET {until} = "  # noqa: S608
         f"STATEMENT_TIMESTAMP() + %s * INTERVAL '1 second', {holder} = %s "
         f"WHERE {pk} = (SELECT {pk} FROM {table} WHERE {pk} = %s AND {expires} = %s "
-        f"AND ({until} IS NULL OR {until} <= STATEMENT_TIMESTAMP()) FOR UPDATE SKIP LOCKED)"
+        f"AND {free} FOR UPDATE SKIP LOCKED)"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [lease_seconds(), owner, token.pk, token.access_token_expires_at])
         return int(cursor.rowcount)
 
 
-def take(row: PageroToken) -> Lease:
-    """Take the lease on the locked ``row``; it commits with the current transaction."""
-    owner = secrets.token_hex(16)
+def new_owner() -> str:
+    """A lease owner string, unique to one caller's turn."""
+    return secrets.token_hex(16)
+
+
+def take(row: PageroToken, owner: str) -> Lease:
+    """Take the lease on the locked ``row`` as ``owner``; it commits with the current
+    transaction. ``owner`` is chosen once per turn, before the transaction: when the COMMIT's
+    acknowledgement is lost and the transaction runs again, the lease it finds is its own."""
     now = cast(datetime, row._db_now)  # type: ignore[attr-defined]
+    took_over = row.refresh_lease_until is not None and row.refresh_lease_owner != owner
     row.refresh_lease_until = now + timedelta(seconds=lease_seconds())
     row.refresh_lease_owner = owner
     PageroToken.objects.db_manager(row._state.db).filter(pk=row.pk).update(
         refresh_lease_until=row.refresh_lease_until, refresh_lease_owner=owner
     )
-    return Lease(row.pk, owner)
+    return Lease(row.pk, owner, took_over=took_over)
+
+
+@contextmanager
+def kept(held: Lease) -> Iterator[None]:
+    """While the block runs (its holder waits for Pagero), the lease is extended to a whole
+    lease's length every quarter of one, from a thread of its own (with a connection of its
+    own): a live holder, however slowly Pagero's answer comes, never outlives its lease. A
+    paused process pauses this too; then the lease runs out and may be taken over
+    (``Lease.took_over``). ``oauth.request_deadline`` bounds how long it is kept."""
+    stop = threading.Event()
+    keeper = threading.Thread(target=_keep, args=(held, stop), daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join(timeout=_SQLITE_OWN_CONNECTION_TIMEOUT)
+
+
+def _keep(held: Lease, stop: threading.Event) -> None:
+    beats = 0
+    try:
+        while not stop.wait(lease_seconds() / 4):
+            beats += 1
+            if not _extend(held):
+                return  # ended, taken over, or the row is gone
+    finally:
+        if beats:  # the connection this thread opened
+            connections[router.db_for_write(PageroToken)].close()
+
+
+def _extend(held: Lease) -> bool:
+    """One extension of ``held``; False if it is not this holder's any more. A database error
+    is left for the next beat."""
+    using = router.db_for_write(PageroToken)
+    try:
+        with transaction.atomic(using=using):
+            if connections[using].vendor == "postgresql":
+                with connections[using].cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = 1000")
+            return bool(
+                PageroToken.objects.db_manager(using)
+                .filter(pk=held.pk, refresh_lease_owner=held.owner)
+                .update(refresh_lease_until=Now() + timedelta(seconds=lease_seconds()))
+            )
+    except RETRIED:
+        connections[using].close()
+        return True
 
 
 def clear(row: PageroToken, lease: Lease) -> None:
@@ -454,8 +548,10 @@ __all__ = [
     "end_backoff",
     "first_here",
     "held_by_other",
+    "kept",
     "lease_seconds",
     "locked_row",
+    "new_owner",
     "release",
     "released",
     "row_lock",

@@ -30,6 +30,7 @@ import requests
 from django.views.decorators.debug import sensitive_variables
 
 from .conf import CLIENT_AUTH_METHODS, app_settings
+from .cutoff import Cutoff, CutoffAdapter, armed
 from .exceptions import (
     InvalidTokenResponse,
     OAuthErrorResponse,
@@ -84,6 +85,9 @@ def _session() -> requests.Session:
     if session is None:
         session = requests.Session()
         session.headers["User-Agent"] = "django-pagero-oauth"
+        adapter = CutoffAdapter()  # the request deadline can shut its sockets down
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
         _local.session = session
     return session
 
@@ -407,13 +411,45 @@ def _read_limited(response: requests.Response) -> bytes:
     return body
 
 
+def request_deadline() -> float:
+    """Seconds a whole request to Pagero may take, answer and body included, wall clock.
+
+    ``TIMEOUT`` bounds each socket operation, so an answer trickling in a byte at a time would
+    otherwise never end. A refresh extends its lease while it waits (``lease.kept``), so it
+    never outlives the lease; this bounds how long it may keep it, and is longer than any
+    caller waits for the lease (``lease.Waiter``: a lease's length and a margin): those give up
+    first, and an answer that is merely slow is still stored.
+    """
+    return 2 * (app_settings.TIMEOUT * 3 + 10) + 10
+
+
 @sensitive_variables()
 def _post(url: str, data: dict[str, str], *, what: str) -> tuple[int, Any, requests.Response]:
     """POST a client-authenticated form; return ``(status, parsed JSON or None, response)``.
 
-    Transport failures raise :class:`PageroUnavailable`; nothing about the request is logged
+    Transport failures raise :class:`PageroUnavailable`; so does a request still running after
+    :func:`request_deadline` (its sockets are shut down). Nothing about the request is logged
     but the endpoint and the outcome.
     """
+    cutoff = Cutoff()
+    timer = threading.Timer(request_deadline(), cutoff.cut)
+    timer.daemon = True
+    timer.start()
+    try:
+        with armed(cutoff):
+            return _send(url, data, what=what)
+    except PageroUnavailable:
+        if not cutoff.cut_off:
+            raise
+        logger.warning("Pagero %s: cut off after %ss", what, request_deadline())
+        raise PageroUnavailable(f"{what}: Pagero did not answer in time") from None
+    finally:
+        timer.cancel()
+
+
+@sensitive_variables()
+def _send(url: str, data: dict[str, str], *, what: str) -> tuple[int, Any, requests.Response]:
+    """:func:`_post`, without its deadline."""
     form, headers = client_auth(data)
     headers["Accept"] = "application/json"
     try:

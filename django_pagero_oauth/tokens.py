@@ -366,7 +366,10 @@ def _take_turn(
     token: PageroToken, force: bool, seen_access_token: str, held: lease.Lease | None
 ) -> _Turn:
     """One short committed transaction: lock the row, decide, take the lease if it is free (or
-    keep ``held``, the lease this caller already holds)."""
+    keep ``held``, the lease this caller already holds). The lease is taken as ``mine``, one
+    owner for every run of the transaction: a run whose COMMIT was acknowledged to nobody left
+    a lease that the next run recognises as its own."""
+    mine = held or lease.Lease(token.pk, lease.new_owner())
 
     def decide() -> _Turn:
         using = router.db_for_write(PageroToken)
@@ -375,22 +378,24 @@ def _take_turn(
             return _Turn(current)  # somebody refreshed after the rejected access token was read
         if not force and not current.access_token_needs_refresh():
             return _Turn(current)  # somebody refreshed while this caller waited
-        if lease.held_by_other(current, held):
+        if lease.held_by_other(current, mine):
             return _Turn(current, busy=True)
         backoff = None if force else lease.backoff_remaining(current)
         if backoff is not None:
             return _Turn(current, failure=backoff.failure())
-        return _Turn(current, held=held or lease.take(current))
+        return _Turn(current, held=held or lease.take(current, mine.owner))
 
     try:
         try:
-            return lease.durably(decide, budget=1.0)
+            turn = lease.durably(decide, budget=1.0)
         except lease.RETRIED as exc:
             raise TokenLockTimeout(lease.LOCK_TIMEOUT_MESSAGE) from exc
     except BaseException:
-        if held is not None:
-            lease.release(held)
+        lease.release(mine)  # held, or perhaps taken by a run whose COMMIT went unacknowledged
         raise
+    if turn.held is None and held is None and turn.row.refresh_lease_owner == mine.owner:
+        lease.release(mine)  # an unacknowledged run took it, and this run decided otherwise
+    return turn
 
 
 def _refreshable(current: PageroToken | None) -> PageroToken:
@@ -416,7 +421,8 @@ def _refresh_with_lease(
     """
     used_refresh_token = current.refresh_token
     try:
-        response = oauth.refresh_access_token(used_refresh_token)
+        with lease.kept(held):
+            response = oauth.refresh_access_token(used_refresh_token)
     except OAuthErrorResponse as exc:
         if exc.error == "invalid_grant":
             return _after_invalid_grant(current, used_refresh_token, held, exc)
@@ -440,11 +446,17 @@ def _refresh_with_lease(
 def _after_invalid_grant(
     current: PageroToken, used_refresh_token: str, held: lease.Lease, exc: OAuthErrorResponse
 ) -> tuple[PageroToken, bool] | _Failed:
-    """Mark the row dead, unless it holds another refresh token by now (then use that)."""
+    """Mark the row dead, unless it holds another refresh token by now (then use that).
+
+    Not so after taking over a lease that ran out without being ended: its holder may be alive
+    (paused), have spent this same refresh token, and still store Pagero's answer to it. Then
+    the row keeps its token, the failure is :class:`PageroUnavailable` with a back-off, and the
+    next refresh, on a lease taken afresh, decides.
+    """
 
     def mark() -> PageroToken | None:
         survivor = _reread_after_invalid_grant(current, used_refresh_token)
-        if survivor is None:
+        if survivor is None and not held.took_over:
             current.mark_reauthorization_required("invalid_grant")
         return survivor
 
@@ -454,6 +466,15 @@ def _after_invalid_grant(
         lease.release(held)
     if survivor is not None:
         return survivor, False
+    if held.took_over:
+        logger.warning(
+            "Pagero refresh of token %s: invalid_grant after taking over a lease that ran out; "
+            "its holder may still store the answer, so the token is kept",
+            current.fingerprint,
+        )
+        unsure = PageroUnavailable("a refresh that ran out of time may still be storing")
+        lease.start_backoff(current, unsure)
+        return _Failed(current, unsure)
     failure = PageroAuthorizationRequired(
         "Pagero rejected the refresh token; the user must log in again.",
         status_code=exc.status_code,
@@ -467,17 +488,24 @@ def _store_answer(
 ) -> tuple[PageroToken, bool] | _Failed:
     """Store Pagero's answer in a new short transaction, only on the row that still holds the
     refresh token that was spent, and end the lease with it. A broken connection is replaced
-    and the transaction tried again, for as long as a lease runs."""
+    and the transaction tried again, for half a lease's length: the lease was extended at most
+    a quarter of one ago (``lease.kept``), so the retries end before it does."""
 
     def write() -> tuple[PageroToken | None, bool | None]:
         row = lease.locked_row(router.db_for_write(PageroToken), current.pk)
+        if row is not None and _holds_answer(row, response):
+            # An earlier run of this write committed, and its acknowledgement was lost (or an
+            # ``on_commit`` hook raised a database error): stored, so nothing to do again.
+            lease.clear(row, held)
+            _update_without_signals(row, cast(str, row._state.db), _LEASE_FIELDS)
+            return row, row.access_token == response.access_token
         if row is None or not _still_holds(row, used_refresh_token):
             return row, None
         lease.clear(row, held)
         return row, _store_refresh_answer(row, response)
 
     try:
-        row, stored = lease.durably(write, budget=lease.lease_seconds())
+        row, stored = lease.durably(write, budget=lease.lease_seconds() / 2)
     except lease.RETRIED as exc:
         lease.release(held)
         logger.error(
@@ -487,6 +515,9 @@ def _store_answer(
             type(exc).__name__,
         )
         raise PageroUnavailable("the refresh answer could not be stored") from None
+    except BaseException:  # SystemExit from a signal handler, KeyboardInterrupt: rolled back
+        _store_before_leaving(current, used_refresh_token, held, response)
+        raise
     lease.released()
     if stored is None:
         lease.release(held)
@@ -497,6 +528,49 @@ def _store_answer(
     failure = PageroUnavailable("Pagero's refresh answer could not be used in full")
     lease.start_backoff(cast(PageroToken, row), failure)
     return _Failed(cast(PageroToken, row), failure)
+
+
+@sensitive_variables("used_refresh_token", "response", "new_refresh_token")
+def _store_before_leaving(
+    current: PageroToken, used_refresh_token: str, held: lease.Lease, response: oauth.TokenResponse
+) -> None:
+    """An interrupt ended the store and rolled it back: write at least the new refresh token
+    (:func:`_store_refresh_token_only`) on the row that still holds the spent one, and end the
+    lease, before the interrupt goes on. A failure here is logged; the interrupt is raised."""
+    using = router.db_for_write(PageroToken)
+
+    new_refresh_token = response.refresh_token
+
+    def write() -> None:
+        row = lease.locked_row(using, current.pk)
+        if row is not None and new_refresh_token and _still_holds(row, used_refresh_token):
+            lease.clear(row, held)
+            _store_refresh_token_only(row, new_refresh_token, using)
+
+    try:
+        if new_refresh_token:
+            lease.durably(write, budget=1.0)
+    except Exception as exc:
+        logger.error(
+            "Pagero refresh of token %s: interrupted, and the new refresh token could not be "
+            "stored (%s)",
+            current.fingerprint,
+            type(exc).__name__,
+        )
+    finally:
+        lease.release(held)
+
+
+@sensitive_variables("response", "issued")
+def _holds_answer(row: PageroToken, response: oauth.TokenResponse) -> bool:
+    """The row holds the refresh token of ``response``, Pagero's rotation of the spent one:
+    the answer is stored (in full, or by :func:`_store_refresh_token_only`)."""
+    issued = response.refresh_token
+    return bool(issued) and _still_holds(row, cast(str, issued))
+
+
+#: The lease's columns, written when an answer found already stored ends the lease.
+_LEASE_FIELDS = ("refresh_lease_until", "refresh_lease_owner")
 
 
 @sensitive_variables("used_refresh_token")
@@ -513,11 +587,27 @@ def _answer_unwanted(
     row: PageroToken | None, response: oauth.TokenResponse
 ) -> tuple[PageroToken, bool]:
     """The row was deleted or replaced (a disconnect, a new login) while Pagero answered: the
-    new refresh token belongs to nothing, so it is revoked (best effort)."""
-    if response.refresh_token:
-        _revoke_best_effort(
-            response.refresh_token, fingerprint(response.refresh_token), "replaced meanwhile"
-        )
+    new refresh token belongs to nothing, so it is revoked (best effort, with ``REVOKE_URL``);
+    never one the row holds.
+
+    A row a new login replaced is left alone with ``REVOKE_REPLACED_TOKEN`` off: that setting
+    is for a server that revokes the whole grant with one refresh token, which here would end
+    the connection the user has just made. The orphan then stays valid at Pagero (logged).
+    """
+    orphan = response.refresh_token
+    if orphan and app_settings.REVOKE_URL:
+        label = fingerprint(orphan)
+        if row is None:
+            _revoke_best_effort(orphan, label, "disconnected meanwhile")
+        elif not _holds_answer(row, response):
+            if app_settings.REVOKE_REPLACED_TOKEN:
+                _revoke_best_effort(orphan, label, "replaced meanwhile")
+            else:
+                logger.warning(
+                    "Pagero token %s, replaced by a new login while refreshed, is not revoked "
+                    "(REVOKE_REPLACED_TOKEN is off)",
+                    label,
+                )
     if row is None:
         raise TokenGone("The user has no Pagero connection any more.")
     return row, False
@@ -652,15 +742,14 @@ def _reread_after_invalid_grant(
 
     With the lease held that cannot happen through this module, but a writer that bypasses it
     (a new login replacing the token) might have. Call it in a transaction: the row is locked.
+    A row deleted meanwhile (a disconnect) is :class:`TokenGone`: there is nothing to mark.
     """
     # The database the lock is on, never a read replica that may not have the rotation yet.
     manager = PageroToken.objects.db_manager(current._state.db)
     fresh: PageroToken | None = manager.filter(pk=current.pk).locked().first()
-    if (
-        fresh is not None
-        and fresh.refresh_token != used_refresh_token
-        and not fresh.needs_reauthorization
-    ):
+    if fresh is None:
+        raise TokenGone("The user has no Pagero connection any more.")
+    if fresh.refresh_token != used_refresh_token and not fresh.needs_reauthorization:
         logger.info(
             "Pagero refresh: token %s was rotated concurrently; using it", fresh.fingerprint
         )
@@ -797,6 +886,9 @@ def revoke_unstored(refresh_token: str, *, why: str) -> None:
     RFC 7009 2.1 at ``REVOKE_URL`` (nothing without it). Never raises: the caller re-raises its
     own error. The log names it by its fingerprint, or not at all when the keys that make one
     are what failed.
+
+    The error may have come after the store committed (the COMMIT's acknowledgement lost, an
+    ``on_commit`` hook raising): a token the database holds, committed, is never revoked.
     """
     if not app_settings.REVOKE_URL or not refresh_token:
         return
@@ -804,7 +896,31 @@ def revoke_unstored(refresh_token: str, *, why: str) -> None:
         label = fingerprint(refresh_token)
     except Exception:  # the keys themselves may be what failed
         label = "(no fingerprint: the encryption keys are unusable)"
+    else:
+        if _stored_committed(refresh_token, label):
+            logger.info("Pagero token %s is stored after all; not revoked (%s)", label, why)
+            return
     _revoke_best_effort(refresh_token, label, why)
+
+
+@sensitive_variables("refresh_token")
+def _stored_committed(refresh_token: str, label: str) -> bool:
+    """A committed row holds ``refresh_token`` (fingerprint ``label``): read on the write
+    database, on a new connection if the old one broke. False when that cannot be known (the
+    caller's transaction is open, so a row it sees may yet roll back; the database is down)."""
+    using = router.db_for_write(PageroToken)
+    if connections[using].in_atomic_block:
+        return False
+
+    def look() -> bool:
+        rows = PageroToken.objects.db_manager(using).filter(fingerprint=label)
+        return any(_still_holds(row, refresh_token) for row in rows)
+
+    try:
+        return lease.durably(look, budget=1.0)
+    except Exception:
+        logger.warning("Pagero token %s: whether it is stored cannot be read", label)
+        return False
 
 
 @sensitive_variables("refresh_token")
