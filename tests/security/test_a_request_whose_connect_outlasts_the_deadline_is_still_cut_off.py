@@ -133,9 +133,9 @@ def test_a_request_whose_connect_outlasts_the_deadline_is_still_cut_off(
     slow_connect.release.set()
     result = refresher.outcome()
 
-    assert slow_connect.trickling.is_set(), "the request never got through"
     assert not still_running, (
         f"the refresh (and its lease) outlived its {REQUEST_DEADLINE}s deadline by "
         f"{DEADLINE - REQUEST_DEADLINE:.0f}s and more"
     )
     assert isinstance(result, PageroUnavailable), repr(result)
+    assert "did not answer in time" in str(result)
