@@ -52,21 +52,19 @@ class SlowConnectProxy:
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(0)
         self.port = self.listener.getsockname()[1]
+        # One connection nobody accepts fills the queue (backlog 0): later connects wait.
         self.fillers = [socket.create_connection(("127.0.0.1", self.port))]
-        filler = socket.socket()
-        filler.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
-            filler.connect(("127.0.0.1", self.port))
-        self.fillers.append(filler)
+        self.filler_addresses = {filler.getsockname() for filler in self.fillers}
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
         self.release.wait(CONNECT_WAIT)  # the slow network
         try:
-            for _ in self.fillers:
-                self.listener.accept()[0].close()
             while True:
-                downstream, _ = self.listener.accept()
+                downstream, address = self.listener.accept()
+                if address in self.filler_addresses:
+                    downstream.close()
+                    continue
                 upstream = socket.create_connection(self.upstream)
                 for source, target, slow in (
                     (downstream, upstream, False),
