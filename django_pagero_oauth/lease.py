@@ -14,6 +14,7 @@ queueing up to try again one by one.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
 
 T = TypeVar("T")
+
+logger = logging.getLogger("django_pagero_oauth")
 
 #: Seconds the own SQLite connection waits for the database lock (at most).
 _SQLITE_OWN_CONNECTION_TIMEOUT = 1.0
@@ -530,8 +533,16 @@ def start_backoff(
 
 
 def end_backoff(token: PageroToken) -> None:
-    """A refresh of ``token`` succeeded: no back-off."""
-    caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(token))
+    """A refresh of ``token`` succeeded and is stored: no back-off. Best effort: a cache that
+    fails (Redis restarting) is logged; the back-off then runs out by itself."""
+    try:
+        caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(token))
+    except Exception as exc:  # the cache backend's own errors: no common base class
+        logger.warning(
+            "Pagero token %s: the refresh back-off could not be ended (%s)",
+            token.fingerprint,
+            type(exc).__name__,
+        )
 
 
 __all__ = [

@@ -435,8 +435,12 @@ def _refresh_with_lease(
         lease.release(held)
         raise
     else:
-        lease.end_backoff(current)
-        return _store_answer(current, used_refresh_token, held, response)
+        # Stored first: the answer holds the only copy of the rotated refresh token, and the
+        # back-off lives in a cache that may fail.
+        stored = _store_answer(current, used_refresh_token, held, response)
+        if not isinstance(stored, _Failed):
+            lease.end_backoff(current)
+        return stored
     lease.start_backoff(current, failure)  # type: ignore[arg-type]
     lease.release(held)
     return _Failed(current, failure)
