@@ -410,7 +410,7 @@ def _refreshable(current: PageroToken | None) -> PageroToken:
     return current
 
 
-@sensitive_variables("used_refresh_token")
+@sensitive_variables("used_refresh_token", "response")
 def _refresh_with_lease(
     current: PageroToken, held: lease.Lease
 ) -> tuple[PageroToken, bool] | _Failed:
@@ -420,6 +420,7 @@ def _refresh_with_lease(
     lease ends either way (after the back-off started, so that the waiters see it).
     """
     used_refresh_token = current.refresh_token
+    response: oauth.TokenResponse | None = None
     try:
         with lease.kept(held):
             response = oauth.refresh_access_token(used_refresh_token)
@@ -432,7 +433,10 @@ def _refresh_with_lease(
     except SERVICE_ERRORS as exc:  # the token is kept; rejected credentials back off too
         failure = exc
     except BaseException:
-        lease.release(held)
+        if response is None:
+            lease.release(held)
+        else:  # an interrupt while the keeper ended: the answer is in hand, store it
+            _store_before_leaving(current, used_refresh_token, held, response)
         raise
     else:
         # Stored first: the answer holds the only copy of the rotated refresh token, and the
