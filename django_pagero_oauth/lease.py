@@ -67,8 +67,9 @@ LOCK_TIMEOUT_MESSAGE = (
 
 
 def lease_seconds() -> float:
-    """How long a lease runs: longer than any token request (connect + answer, each at most
-    ``TIMEOUT``, the body read within ``TIMEOUT`` too), plus a margin."""
+    """How long a lease runs: longer than a token request's connect, its answer and each read
+    of its body (each at most ``TIMEOUT``), plus a margin; a slower request keeps it extended
+    (:func:`kept`)."""
     return app_settings.TIMEOUT * 3 + _LOCK_WAIT_MARGIN
 
 
