@@ -501,7 +501,7 @@ def _store_answer(
 
     def write() -> tuple[PageroToken | None, bool | None]:
         row = lease.locked_row(router.db_for_write(PageroToken), current.pk)
-        if row is not None and _holds_answer(row, response):
+        if row is not None and _holds_answer(row, response, used_refresh_token):
             # An earlier run of this write committed, and its acknowledgement was lost (or an
             # ``on_commit`` hook raised a database error): stored, so nothing to do again.
             lease.clear(row, held)
@@ -529,7 +529,7 @@ def _store_answer(
     lease.released()
     if stored is None:
         lease.release(held)
-        return _answer_unwanted(row, response)
+        return _answer_unwanted(row, response, used_refresh_token)
     if stored and response.has_access_token:
         return cast(PageroToken, row), True
     # Pagero rotated, and the new refresh token is stored; there is no usable access token.
@@ -569,12 +569,14 @@ def _store_before_leaving(
         lease.release(held)
 
 
-@sensitive_variables("response", "issued")
-def _holds_answer(row: PageroToken, response: oauth.TokenResponse) -> bool:
+@sensitive_variables("response", "issued", "used_refresh_token")
+def _holds_answer(row: PageroToken, response: oauth.TokenResponse, used_refresh_token: str) -> bool:
     """The row holds the refresh token of ``response``, Pagero's rotation of the spent one:
-    the answer is stored (in full, or by :func:`_store_refresh_token_only`)."""
+    the answer is stored (in full, or by :func:`_store_refresh_token_only`). Never so for an
+    answer that echoes the spent refresh token (RFC 6749 section 6 allows it): the row holds
+    that one before the store too, and the conditional store (on the spent token) writes it."""
     issued = response.refresh_token
-    return bool(issued) and _still_holds(row, cast(str, issued))
+    return bool(issued) and issued != used_refresh_token and _still_holds(row, cast(str, issued))
 
 
 #: The lease's columns, written when an answer found already stored ends the lease.
@@ -590,9 +592,9 @@ def _still_holds(row: PageroToken, used_refresh_token: str) -> bool:
         return False
 
 
-@sensitive_variables("response")
+@sensitive_variables("response", "used_refresh_token")
 def _answer_unwanted(
-    row: PageroToken | None, response: oauth.TokenResponse
+    row: PageroToken | None, response: oauth.TokenResponse, used_refresh_token: str
 ) -> tuple[PageroToken, bool]:
     """The row was deleted or replaced (a disconnect, a new login) while Pagero answered: the
     new refresh token belongs to nothing, so it is revoked (best effort, with ``REVOKE_URL``);
@@ -607,7 +609,7 @@ def _answer_unwanted(
         label = fingerprint(orphan)
         if row is None:
             _revoke_best_effort(orphan, label, "disconnected meanwhile")
-        elif not _holds_answer(row, response):
+        elif not _holds_answer(row, response, used_refresh_token):
             if app_settings.REVOKE_REPLACED_TOKEN:
                 _revoke_best_effort(orphan, label, "replaced meanwhile")
             else:
