@@ -529,7 +529,7 @@ def _store_answer(
     lease.released()
     if stored is None:
         lease.release(held)
-        return _answer_unwanted(row, response, used_refresh_token)
+        return _answer_unwanted(current, row, response, used_refresh_token)
     if stored and response.has_access_token:
         return cast(PageroToken, row), True
     # Pagero rotated, and the new refresh token is stored; there is no usable access token.
@@ -594,7 +594,10 @@ def _still_holds(row: PageroToken, used_refresh_token: str) -> bool:
 
 @sensitive_variables("response", "used_refresh_token")
 def _answer_unwanted(
-    row: PageroToken | None, response: oauth.TokenResponse, used_refresh_token: str
+    current: PageroToken,
+    row: PageroToken | None,
+    response: oauth.TokenResponse,
+    used_refresh_token: str,
 ) -> tuple[PageroToken, bool]:
     """The row was deleted or replaced (a disconnect, a new login) while Pagero answered: the
     new refresh token belongs to nothing, so it is revoked (best effort, with ``REVOKE_URL``);
@@ -602,14 +605,15 @@ def _answer_unwanted(
 
     A row a new login replaced is left alone with ``REVOKE_REPLACED_TOKEN`` off: that setting
     is for a server that revokes the whole grant with one refresh token, which here would end
-    the connection the user has just made. The orphan then stays valid at Pagero (logged).
+    the connection the user has just made. The orphan then stays valid at Pagero (logged). So
+    is a row deleted (a disconnect) when the user has a connection again by now (a new row).
     """
     orphan = response.refresh_token
     if orphan and app_settings.REVOKE_URL:
         label = fingerprint(orphan)
-        if row is None:
+        if row is None and not _connected_now(current):
             _revoke_best_effort(orphan, label, "disconnected meanwhile")
-        elif not _holds_answer(row, response, used_refresh_token):
+        elif row is None or not _holds_answer(row, response, used_refresh_token):
             if app_settings.REVOKE_REPLACED_TOKEN:
                 _revoke_best_effort(orphan, label, "replaced meanwhile")
             else:
@@ -621,6 +625,13 @@ def _answer_unwanted(
     if row is None:
         raise TokenGone("The user has no Pagero connection any more.")
     return row, False
+
+
+def _connected_now(current: PageroToken) -> bool:
+    """The user of ``current`` has a Pagero connection now (a row of its own, not ``current``'s
+    necessarily: a disconnect and a new login make a new one)."""
+    manager = PageroToken.objects.db_manager(router.db_for_write(PageroToken))
+    return manager.filter(user_id=current.user_id).exists()
 
 
 @sensitive_variables("response")
