@@ -525,12 +525,22 @@ def backoff_remaining(token: PageroToken) -> Backoff | None:
 def start_backoff(
     token: PageroToken, failure: PageroUnavailable | PageroConfigurationError
 ) -> None:
+    """A refresh of ``token`` failed: the next callers fail at once for a while. Best effort:
+    a cache that fails is logged, and the callers try again instead."""
     seconds = app_settings.REFRESH_FAILURE_BACKOFF
     if failure.retry_after:
         seconds = max(seconds, min(failure.retry_after, 300))
-    if seconds > 0:
-        kind = _CONFIGURATION if isinstance(failure, PageroConfigurationError) else ""
+    if seconds <= 0:
+        return
+    kind = _CONFIGURATION if isinstance(failure, PageroConfigurationError) else ""
+    try:
         caches[DEFAULT_CACHE_ALIAS].set(_backoff_key(token), [time.time() + seconds, kind], seconds)
+    except Exception as exc:  # the cache backend's own errors: no common base class
+        logger.warning(
+            "Pagero token %s: the refresh back-off could not be started (%s)",
+            token.fingerprint,
+            type(exc).__name__,
+        )
 
 
 def end_backoff(token: PageroToken) -> None:

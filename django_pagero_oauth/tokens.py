@@ -445,8 +445,10 @@ def _refresh_with_lease(
         if not isinstance(stored, _Failed):
             lease.end_backoff(current)
         return stored
-    lease.start_backoff(current, failure)  # type: ignore[arg-type]
-    lease.release(held)
+    try:
+        lease.start_backoff(current, failure)  # type: ignore[arg-type]
+    finally:
+        lease.release(held)
     return _Failed(current, failure)
 
 
