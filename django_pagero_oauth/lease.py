@@ -364,14 +364,16 @@ def take(row: PageroToken, owner: str) -> Lease:
 
 
 @contextmanager
-def kept(held: Lease) -> Iterator[None]:
+def kept(held: Lease, seconds: float) -> Iterator[None]:
     """While the block runs (its holder waits for Pagero), the lease is extended to a whole
     lease's length every quarter of one, from a thread of its own (with a connection of its
     own): a live holder, however slowly Pagero's answer comes, never outlives its lease. A
     paused process pauses this too; then the lease runs out and may be taken over
-    (``Lease.took_over``). ``oauth.request_deadline`` bounds how long it is kept."""
+    (``Lease.took_over``). It is extended for ``seconds`` at most (``oauth.request_deadline``,
+    when the request is cut off): a request the cutoff missed never keeps it for good."""
     stop = threading.Event()
-    keeper = threading.Thread(target=_keep, args=(held, stop), daemon=True)
+    until = time.monotonic() + seconds
+    keeper = threading.Thread(target=_keep, args=(held, stop, until), daemon=True)
     keeper.start()
     try:
         yield
@@ -380,10 +382,12 @@ def kept(held: Lease) -> Iterator[None]:
         keeper.join(timeout=_SQLITE_OWN_CONNECTION_TIMEOUT)
 
 
-def _keep(held: Lease, stop: threading.Event) -> None:
+def _keep(held: Lease, stop: threading.Event, until: float) -> None:
     beats = 0
     try:
         while not stop.wait(lease_seconds() / 4):
+            if time.monotonic() >= until:
+                return  # past the request's deadline: the lease runs out
             beats += 1
             if not _extend(held):
                 return  # ended, taken over, or the row is gone

@@ -447,6 +447,8 @@ def _post(url: str, data: dict[str, str], *, what: str) -> tuple[int, Any, reque
         raise PageroUnavailable(f"{what}: Pagero did not answer in time") from None
     finally:
         timer.cancel()
+        if cutoff.disarm():  # a cut socket may have gone back to the pool: never reuse it
+            _session().close()
 
 
 @sensitive_variables()

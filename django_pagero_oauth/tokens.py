@@ -422,7 +422,7 @@ def _refresh_with_lease(
     used_refresh_token = current.refresh_token
     response: oauth.TokenResponse | None = None
     try:
-        with lease.kept(held):
+        with lease.kept(held, oauth.request_deadline()):
             response = oauth.refresh_access_token(used_refresh_token)
     except OAuthErrorResponse as exc:
         if exc.error == "invalid_grant":
