@@ -29,24 +29,45 @@ class Cutoff:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._connections: list[HTTPConnection] = []
+        self._disarmed = False
         self.cut_off = False
 
     def add(self, connection: HTTPConnection) -> None:
+        """A connection of the request, before it sends and again once it is connected: a cut
+        that came while it was connecting shuts the new socket down at once."""
         with self._lock:
-            self._connections.append(connection)
+            if self._disarmed:
+                return
+            if not any(known is connection for known in self._connections):
+                self._connections.append(connection)
             if self.cut_off:
                 _shut_down(connection)
 
     def cut(self) -> None:
         """Shut down every socket of the request, now and any it opens later."""
         with self._lock:
+            if self._disarmed:
+                return
             self.cut_off = True
             for connection in self._connections:
                 _shut_down(connection)
 
+    def disarm(self) -> bool:
+        """The request is over: a later :meth:`cut` (its timer firing as it ended) does nothing,
+        so it never shuts a pooled connection another request uses. Returns :attr:`cut_off`:
+        if True, the caller drops its pooled connections (one may be shut down)."""
+        with self._lock:
+            self._disarmed = True
+            self._connections.clear()
+            return self.cut_off
+
 
 def _shut_down(connection: HTTPConnection) -> None:
     sock = getattr(connection, "sock", None)
+    # Behind an HTTPS proxy it is urllib3's SSLTransport (TLS in TLS), whose ``socket`` is the
+    # one underneath.
+    while sock is not None and not isinstance(sock, socket.socket):
+        sock = getattr(sock, "socket", None)
     if sock is not None:
         with contextlib.suppress(OSError):
             # The plain socket's shutdown, also for TLS: the reading thread keeps its state.
@@ -72,12 +93,20 @@ def _register(connection: HTTPConnection) -> None:
 
 
 class _HTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _register(self)
+
     def request(self, *args: Any, **kwargs: Any) -> None:
         _register(self)
         super().request(*args, **kwargs)
 
 
 class _HTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _register(self)
+
     def request(self, *args: Any, **kwargs: Any) -> None:
         _register(self)
         super().request(*args, **kwargs)

@@ -14,6 +14,7 @@ queueing up to try again one by one.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+logger = logging.getLogger("django_pagero_oauth")
+
 #: Seconds the own SQLite connection waits for the database lock (at most).
 _SQLITE_OWN_CONNECTION_TIMEOUT = 1.0
 
@@ -64,8 +67,9 @@ LOCK_TIMEOUT_MESSAGE = (
 
 
 def lease_seconds() -> float:
-    """How long a lease runs: longer than any token request (connect + answer, each at most
-    ``TIMEOUT``, the body read within ``TIMEOUT`` too), plus a margin."""
+    """How long a lease runs: longer than a token request's connect, its answer and each read
+    of its body (each at most ``TIMEOUT``), plus a margin; a slower request keeps it extended
+    (:func:`kept`)."""
     return app_settings.TIMEOUT * 3 + _LOCK_WAIT_MARGIN
 
 
@@ -360,14 +364,16 @@ def take(row: PageroToken, owner: str) -> Lease:
 
 
 @contextmanager
-def kept(held: Lease) -> Iterator[None]:
+def kept(held: Lease, seconds: float) -> Iterator[None]:
     """While the block runs (its holder waits for Pagero), the lease is extended to a whole
     lease's length every quarter of one, from a thread of its own (with a connection of its
     own): a live holder, however slowly Pagero's answer comes, never outlives its lease. A
     paused process pauses this too; then the lease runs out and may be taken over
-    (``Lease.took_over``). ``oauth.request_deadline`` bounds how long it is kept."""
+    (``Lease.took_over``). It is extended for ``seconds`` at most (``oauth.request_deadline``,
+    when the request is cut off): a request the cutoff missed never keeps it for good."""
     stop = threading.Event()
-    keeper = threading.Thread(target=_keep, args=(held, stop), daemon=True)
+    until = time.monotonic() + seconds
+    keeper = threading.Thread(target=_keep, args=(held, stop, until), daemon=True)
     keeper.start()
     try:
         yield
@@ -376,10 +382,12 @@ def kept(held: Lease) -> Iterator[None]:
         keeper.join(timeout=_SQLITE_OWN_CONNECTION_TIMEOUT)
 
 
-def _keep(held: Lease, stop: threading.Event) -> None:
+def _keep(held: Lease, stop: threading.Event, until: float) -> None:
     beats = 0
     try:
         while not stop.wait(lease_seconds() / 4):
+            if time.monotonic() >= until:
+                return  # past the request's deadline: the lease runs out
             beats += 1
             if not _extend(held):
                 return  # ended, taken over, or the row is gone
@@ -521,17 +529,35 @@ def backoff_remaining(token: PageroToken) -> Backoff | None:
 def start_backoff(
     token: PageroToken, failure: PageroUnavailable | PageroConfigurationError
 ) -> None:
+    """A refresh of ``token`` failed: the next callers fail at once for a while. Best effort:
+    a cache that fails is logged, and the callers try again instead."""
     seconds = app_settings.REFRESH_FAILURE_BACKOFF
     if failure.retry_after:
         seconds = max(seconds, min(failure.retry_after, 300))
-    if seconds > 0:
-        kind = _CONFIGURATION if isinstance(failure, PageroConfigurationError) else ""
+    if seconds <= 0:
+        return
+    kind = _CONFIGURATION if isinstance(failure, PageroConfigurationError) else ""
+    try:
         caches[DEFAULT_CACHE_ALIAS].set(_backoff_key(token), [time.time() + seconds, kind], seconds)
+    except Exception as exc:  # the cache backend's own errors: no common base class
+        logger.warning(
+            "Pagero token %s: the refresh back-off could not be started (%s)",
+            token.fingerprint,
+            type(exc).__name__,
+        )
 
 
 def end_backoff(token: PageroToken) -> None:
-    """A refresh of ``token`` succeeded: no back-off."""
-    caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(token))
+    """A refresh of ``token`` succeeded and is stored: no back-off. Best effort: a cache that
+    fails (Redis restarting) is logged; the back-off then runs out by itself."""
+    try:
+        caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(token))
+    except Exception as exc:  # the cache backend's own errors: no common base class
+        logger.warning(
+            "Pagero token %s: the refresh back-off could not be ended (%s)",
+            token.fingerprint,
+            type(exc).__name__,
+        )
 
 
 __all__ = [

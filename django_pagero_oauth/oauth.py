@@ -393,13 +393,15 @@ def _retry_after(response: requests.Response) -> int | None:
 
 
 @sensitive_variables()
-def _read_limited(response: requests.Response) -> bytes:
-    """The body, at most 1 MiB, read within ``TIMEOUT`` (a server that trickles it is cut off:
-    a refresh's lease must outlast the whole request)."""
+def _read_limited(response: requests.Response, *, within_timeout: bool = True) -> bytes:
+    """The body, at most 1 MiB; with ``within_timeout``, read within ``TIMEOUT`` (a server that
+    trickles it is cut off). A token request reads without it: its cutoff
+    (:func:`request_deadline`) bounds the whole request, and an answer read in full, which may
+    hold a rotated single-use refresh token, is never thrown away for being slow."""
     body = b""
     deadline = time.monotonic() + app_settings.TIMEOUT
     for chunk in response.iter_content(chunk_size=65536):
-        if time.monotonic() > deadline:
+        if within_timeout and time.monotonic() > deadline:
             response.close()
             raise requests.Timeout("the body came too slowly")
         body += chunk
@@ -445,6 +447,8 @@ def _post(url: str, data: dict[str, str], *, what: str) -> tuple[int, Any, reque
         raise PageroUnavailable(f"{what}: Pagero did not answer in time") from None
     finally:
         timer.cancel()
+        if cutoff.disarm():  # a cut socket may have gone back to the pool: never reuse it
+            _session().close()
 
 
 @sensitive_variables()
@@ -470,7 +474,7 @@ def _send(url: str, data: dict[str, str], *, what: str) -> tuple[int, Any, reque
         logger.warning("Pagero %s: connection failed (%s)", what, type(exc).__name__)
         raise PageroUnavailable(f"{what}: Pagero could not be reached") from None
     try:
-        body = _read_limited(response)
+        body = _read_limited(response, within_timeout=False)
     except requests.RequestException:
         raise PageroUnavailable(f"{what}: the connection broke while reading") from None
     finally:

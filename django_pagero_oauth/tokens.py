@@ -410,7 +410,7 @@ def _refreshable(current: PageroToken | None) -> PageroToken:
     return current
 
 
-@sensitive_variables("used_refresh_token")
+@sensitive_variables("used_refresh_token", "response")
 def _refresh_with_lease(
     current: PageroToken, held: lease.Lease
 ) -> tuple[PageroToken, bool] | _Failed:
@@ -420,8 +420,9 @@ def _refresh_with_lease(
     lease ends either way (after the back-off started, so that the waiters see it).
     """
     used_refresh_token = current.refresh_token
+    response: oauth.TokenResponse | None = None
     try:
-        with lease.kept(held):
+        with lease.kept(held, oauth.request_deadline()):
             response = oauth.refresh_access_token(used_refresh_token)
     except OAuthErrorResponse as exc:
         if exc.error == "invalid_grant":
@@ -432,13 +433,22 @@ def _refresh_with_lease(
     except SERVICE_ERRORS as exc:  # the token is kept; rejected credentials back off too
         failure = exc
     except BaseException:
-        lease.release(held)
+        if response is None:
+            lease.release(held)
+        else:  # an interrupt while the keeper ended: the answer is in hand, store it
+            _store_before_leaving(current, used_refresh_token, held, response)
         raise
     else:
-        lease.end_backoff(current)
-        return _store_answer(current, used_refresh_token, held, response)
-    lease.start_backoff(current, failure)  # type: ignore[arg-type]
-    lease.release(held)
+        # Stored first: the answer holds the only copy of the rotated refresh token, and the
+        # back-off lives in a cache that may fail.
+        stored = _store_answer(current, used_refresh_token, held, response)
+        if not isinstance(stored, _Failed):
+            lease.end_backoff(current)
+        return stored
+    try:
+        lease.start_backoff(current, failure)  # type: ignore[arg-type]
+    finally:
+        lease.release(held)
     return _Failed(current, failure)
 
 
@@ -493,7 +503,7 @@ def _store_answer(
 
     def write() -> tuple[PageroToken | None, bool | None]:
         row = lease.locked_row(router.db_for_write(PageroToken), current.pk)
-        if row is not None and _holds_answer(row, response):
+        if row is not None and _holds_answer(row, response, used_refresh_token):
             # An earlier run of this write committed, and its acknowledgement was lost (or an
             # ``on_commit`` hook raised a database error): stored, so nothing to do again.
             lease.clear(row, held)
@@ -521,7 +531,7 @@ def _store_answer(
     lease.released()
     if stored is None:
         lease.release(held)
-        return _answer_unwanted(row, response)
+        return _answer_unwanted(current, row, response, used_refresh_token)
     if stored and response.has_access_token:
         return cast(PageroToken, row), True
     # Pagero rotated, and the new refresh token is stored; there is no usable access token.
@@ -561,12 +571,14 @@ def _store_before_leaving(
         lease.release(held)
 
 
-@sensitive_variables("response", "issued")
-def _holds_answer(row: PageroToken, response: oauth.TokenResponse) -> bool:
+@sensitive_variables("response", "issued", "used_refresh_token")
+def _holds_answer(row: PageroToken, response: oauth.TokenResponse, used_refresh_token: str) -> bool:
     """The row holds the refresh token of ``response``, Pagero's rotation of the spent one:
-    the answer is stored (in full, or by :func:`_store_refresh_token_only`)."""
+    the answer is stored (in full, or by :func:`_store_refresh_token_only`). Never so for an
+    answer that echoes the spent refresh token (RFC 6749 section 6 allows it): the row holds
+    that one before the store too, and the conditional store (on the spent token) writes it."""
     issued = response.refresh_token
-    return bool(issued) and _still_holds(row, cast(str, issued))
+    return bool(issued) and issued != used_refresh_token and _still_holds(row, cast(str, issued))
 
 
 #: The lease's columns, written when an answer found already stored ends the lease.
@@ -582,9 +594,12 @@ def _still_holds(row: PageroToken, used_refresh_token: str) -> bool:
         return False
 
 
-@sensitive_variables("response")
+@sensitive_variables("response", "used_refresh_token")
 def _answer_unwanted(
-    row: PageroToken | None, response: oauth.TokenResponse
+    current: PageroToken,
+    row: PageroToken | None,
+    response: oauth.TokenResponse,
+    used_refresh_token: str,
 ) -> tuple[PageroToken, bool]:
     """The row was deleted or replaced (a disconnect, a new login) while Pagero answered: the
     new refresh token belongs to nothing, so it is revoked (best effort, with ``REVOKE_URL``);
@@ -592,14 +607,15 @@ def _answer_unwanted(
 
     A row a new login replaced is left alone with ``REVOKE_REPLACED_TOKEN`` off: that setting
     is for a server that revokes the whole grant with one refresh token, which here would end
-    the connection the user has just made. The orphan then stays valid at Pagero (logged).
+    the connection the user has just made. The orphan then stays valid at Pagero (logged). So
+    is a row deleted (a disconnect) when the user has a connection again by now (a new row).
     """
     orphan = response.refresh_token
     if orphan and app_settings.REVOKE_URL:
         label = fingerprint(orphan)
-        if row is None:
+        if row is None and not _connected_now(current):
             _revoke_best_effort(orphan, label, "disconnected meanwhile")
-        elif not _holds_answer(row, response):
+        elif row is None or not _holds_answer(row, response, used_refresh_token):
             if app_settings.REVOKE_REPLACED_TOKEN:
                 _revoke_best_effort(orphan, label, "replaced meanwhile")
             else:
@@ -611,6 +627,13 @@ def _answer_unwanted(
     if row is None:
         raise TokenGone("The user has no Pagero connection any more.")
     return row, False
+
+
+def _connected_now(current: PageroToken) -> bool:
+    """The user of ``current`` has a Pagero connection now (a row of its own, not ``current``'s
+    necessarily: a disconnect and a new login make a new one)."""
+    manager = PageroToken.objects.db_manager(router.db_for_write(PageroToken))
+    return manager.filter(user_id=current.user_id).exists()
 
 
 @sensitive_variables("response")
