@@ -93,6 +93,10 @@ def _register(connection: HTTPConnection) -> None:
 
 
 class _HTTPConnection(HTTPConnection):
+    """Registers itself with the armed cutoff when it connects and when it sends a request.
+    Also the base of :class:`_HTTPSConnection`, whose method resolution puts it before
+    ``HTTPSConnection``."""
+
     def connect(self) -> None:
         super().connect()
         _register(self)
@@ -102,14 +106,8 @@ class _HTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _HTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _register(self)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _register(self)
-        super().request(*args, **kwargs)
+class _HTTPSConnection(_HTTPConnection, HTTPSConnection):
+    pass
 
 
 class _HTTPConnectionPool(HTTPConnectionPool):
