@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import logging
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,15 @@ from django.test import Client
 
 from django_pagero_oauth.flows import SESSION_KEY
 from django_pagero_oauth.models import PageroToken
-from django_pagero_oauth.testing.mock import MockPageroServer
+from django_pagero_oauth.testing.mock import MockPageroServer, MockRequest
+
+from .refresh_helpers import (
+    DEADLINE,
+    TricklingProxy,
+    on_refresh_grant,
+    send_token_requests_to,
+    token_upstream,
+)
 
 LOGIN_PATH = "/pagero/login/"
 CALLBACK_PATH = "/pagero/callback/"
@@ -318,3 +327,37 @@ def silent_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/oauth/v2/oauth-token"
     finally:
         sock.close()
+
+
+# --- a refresh held at Pagero, an answer that trickles ---------------------------------------
+
+
+@pytest.fixture
+def refresh_answer_held(
+    pagero_mock: MockPageroServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """The mock processes each refresh grant (the token rotated) and holds its answer until
+    ``release`` is set; ``arrived`` is set when one is held."""
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold(request: MockRequest) -> None:
+        arrived.set()
+        release.wait(timeout=DEADLINE)
+
+    on_refresh_grant(pagero_mock, monkeypatch, hold)
+    try:
+        yield arrived, release
+    finally:
+        release.set()
+
+
+@pytest.fixture
+def proxy(pagero_mock: MockPageroServer, settings: Any) -> Iterator[TricklingProxy]:
+    """Token requests go through a proxy that trickles the first answer, a byte every 0.3 s
+    (``TIMEOUT`` 1 s), until its ``release`` is set."""
+    trickler = TricklingProxy(token_upstream(settings), interval=0.3)
+    send_token_requests_to(settings, trickler.port, timeout=1)
+    try:
+        yield trickler
+    finally:
+        trickler.close()

@@ -16,21 +16,19 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.core.cache import caches
-from django.db import connections
 
 from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.testing.mock import Fault
-from django_pagero_oauth.tokens import get_valid_token
+
+from . import refresh_helpers
+from .refresh_helpers import DEADLINE
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-DEADLINE = 30.0
 
 
 class PrivateRedis:
@@ -98,25 +96,10 @@ def redis_cache(settings: Any, pagero_mock: Any) -> Iterator[PrivateRedis]:
         settings.CACHES = original
 
 
-class Caller(threading.Thread):
-    def __init__(self, user: Any) -> None:
-        super().__init__(daemon=True)
-        self.user = user
-        self.result: Any = None
-
-    def run(self) -> None:
-        try:
-            self.result = get_valid_token(self.user)
-        except BaseException as exc:  # the test judges what survives
-            self.result = exc
-        finally:
-            connections.close_all()
-            caches["default"].close()
-
-    def outcome(self) -> Any:
-        self.join(timeout=DEADLINE)
-        assert not self.is_alive(), "the caller never returned"
-        return self.result
+class Caller(refresh_helpers.Caller):
+    def close(self) -> None:
+        super().close()
+        caches["default"].close()
 
 
 def test_a_cache_outage_during_a_refresh_never_loses_the_rotated_token(

@@ -14,35 +14,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connections
 
 from django_pagero_oauth.exceptions import TokenGone
 from django_pagero_oauth.models import PageroToken
-from django_pagero_oauth.testing.mock import TOKEN_PATH, MockRequest, MockResponse
-from django_pagero_oauth.tokens import get_valid_token, revoke
+from django_pagero_oauth.testing.mock import MockRequest
+from django_pagero_oauth.tokens import revoke
+
+from .refresh_helpers import DEADLINE, Caller, on_refresh_grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
-DEADLINE = 30.0
-
-
-class Caller(threading.Thread):
-    def __init__(self, user: Any) -> None:
-        super().__init__(daemon=True)
-        self.user = user
-        self.result: Any = None
-
-    def run(self) -> None:
-        try:
-            self.result = get_valid_token(self.user)
-        except BaseException as exc:  # the test asserts on it
-            self.result = exc
-        finally:
-            connections.close_all()
-
-    def outcome(self) -> Any:
-        self.join(timeout=DEADLINE)
-        assert not self.is_alive(), "the caller never returned"
-        return self.result
 
 
 @pytest.fixture
@@ -51,17 +31,13 @@ def refresh_request_delayed(
 ) -> Iterator[tuple[threading.Event, threading.Event]]:
     """The refresh request reaches Pagero, which processes it only when ``release`` is set."""
     settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "TIMEOUT": 1}
-    mock = pagero_mock.mock
-    answer = mock.handle
     arrived, release = threading.Event(), threading.Event()
 
-    def handle(request: MockRequest) -> MockResponse:
-        if request.path == TOKEN_PATH and request.form.get("grant_type") == ["refresh_token"]:
-            arrived.set()
-            release.wait(timeout=DEADLINE)
-        return answer(request)
+    def delay(request: MockRequest) -> None:
+        arrived.set()
+        release.wait(timeout=DEADLINE)
 
-    monkeypatch.setattr(mock, "handle", handle)
+    on_refresh_grant(pagero_mock, monkeypatch, delay, answered=False)
     try:
         yield arrived, release
     finally:

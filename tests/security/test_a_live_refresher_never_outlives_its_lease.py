@@ -12,127 +12,28 @@ headers (one byte every 0.3 s, ``TIMEOUT`` 1 s) until the test lets it go.
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-from django.db import connections
 
 from django_pagero_oauth.models import PageroToken
-from django_pagero_oauth.testing.mock import TOKEN_PATH, MockRequest, MockResponse
-from django_pagero_oauth.tokens import get_valid_token
+from django_pagero_oauth.testing.mock import MockRequest
+
+from .refresh_helpers import Caller, TricklingProxy, on_refresh_grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DEADLINE = 40.0
 
 
-class Caller(threading.Thread):
-    def __init__(self, user: Any) -> None:
-        super().__init__(daemon=True)
-        self.user = user
-        self.result: Any = None
-
-    def run(self) -> None:
-        try:
-            self.result = get_valid_token(self.user)
-        except BaseException as exc:  # the test asserts on it
-            self.result = exc
-        finally:
-            connections.close_all()
-
-    def outcome(self) -> Any:
-        self.join(timeout=DEADLINE)
-        assert not self.is_alive(), "the caller never returned"
-        return self.result
-
-
-class TricklingProxy:
-    """Forwards TCP to ``upstream``; the FIRST connection's answer comes a byte at a time until
-    ``release`` is set."""
-
-    def __init__(self, upstream: tuple[str, int], interval: float) -> None:
-        self.upstream, self.interval = upstream, interval
-        self.release = threading.Event()
-        self.trickling = threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                downstream, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            slow = self.connections == 1
-            upstream = socket.create_connection(self.upstream)
-            threading.Thread(
-                target=self._pipe, args=(downstream, upstream, False), daemon=True
-            ).start()
-            threading.Thread(
-                target=self._pipe, args=(upstream, downstream, slow), daemon=True
-            ).start()
-
-    def _pipe(self, source: socket.socket, target: socket.socket, slow: bool) -> None:
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                if slow:
-                    self.trickling.set()
-                    while data and not self.release.is_set():
-                        target.sendall(data[:1])
-                        data = data[1:]
-                        self.release.wait(self.interval)
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, target):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self.release.set()
-        self.listener.close()
-
-
-@pytest.fixture
-def proxy(pagero_mock: Any, settings: Any) -> Iterator[TricklingProxy]:
-    token_url = settings.PAGERO_OAUTH["TOKEN_URL"]
-    parts = urlsplit(token_url)
-    trickler = TricklingProxy((parts.hostname, parts.port), interval=0.3)
-    settings.PAGERO_OAUTH = {
-        **settings.PAGERO_OAUTH,
-        "TOKEN_URL": token_url.replace(parts.netloc, f"127.0.0.1:{trickler.port}"),
-        "TIMEOUT": 1,
-    }
-    try:
-        yield trickler
-    finally:
-        trickler.close()
-
-
 @pytest.fixture
 def spent(pagero_mock: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    mock = pagero_mock.mock
-    answer = mock.handle
     seen: list[str] = []
 
-    def handle(request: MockRequest) -> MockResponse:
-        if request.path == TOKEN_PATH and request.form.get("grant_type") == ["refresh_token"]:
-            seen.append(request.form["refresh_token"][0])
-        return answer(request)
+    def record(request: MockRequest) -> None:
+        seen.append(request.form["refresh_token"][0])
 
-    monkeypatch.setattr(mock, "handle", handle)
+    on_refresh_grant(pagero_mock, monkeypatch, record, answered=False)
     return seen
 
 
@@ -140,11 +41,11 @@ def test_a_live_refresher_never_outlives_its_lease(
     user: Any, pagero_mock: Any, pagero_token_factory: Any, proxy: TricklingProxy, spent: list[str]
 ) -> None:
     token = pagero_token_factory(user, expired=True)
-    first = Caller(user)
+    first = Caller(user, DEADLINE)
     first.start()
     assert proxy.trickling.wait(timeout=DEADLINE), "no answer started"
 
-    second = Caller(user)  # an ordinary expired-token caller: it waits for the lease
+    second = Caller(user, DEADLINE)  # an ordinary expired-token caller: it waits for the lease
     second.start()
     started = time.monotonic()
     while second.is_alive() and time.monotonic() - started < DEADLINE:

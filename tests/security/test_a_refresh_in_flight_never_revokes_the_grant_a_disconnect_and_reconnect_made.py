@@ -23,15 +23,9 @@ from django_pagero_oauth.testing.mock import Fault
 from django_pagero_oauth.tokens import revoke
 
 from .conftest import Browser
-from .test_a_refresh_in_flight_never_revokes_the_grant_a_reconnect_just_made import (
-    DEADLINE,
-    Caller,
-    refresh_answer_held,
-)
+from .refresh_helpers import DEADLINE, Caller
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-__all__ = ["refresh_answer_held"]
 
 
 def test_a_refresh_in_flight_never_revokes_the_grant_a_disconnect_and_reconnect_made(

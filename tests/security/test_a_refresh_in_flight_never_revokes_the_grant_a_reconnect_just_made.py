@@ -8,63 +8,17 @@ that ends the grant, and with it the connection the user has just made.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connections
 
 from django_pagero_oauth.models import PageroToken
-from django_pagero_oauth.testing.mock import TOKEN_PATH, Fault, MockRequest, MockResponse
-from django_pagero_oauth.tokens import get_valid_token
+from django_pagero_oauth.testing.mock import Fault
 
 from .conftest import Browser
+from .refresh_helpers import DEADLINE, Caller
 
 pytestmark = pytest.mark.django_db(transaction=True)
-DEADLINE = 30.0
-
-
-class Caller(threading.Thread):
-    def __init__(self, user: Any) -> None:
-        super().__init__(daemon=True)
-        self.user = user
-        self.result: Any = None
-
-    def run(self) -> None:
-        try:
-            self.result = get_valid_token(self.user)
-        except BaseException as exc:  # the test asserts on it
-            self.result = exc
-        finally:
-            connections.close_all()
-
-    def outcome(self) -> Any:
-        self.join(timeout=DEADLINE)
-        assert not self.is_alive(), "the caller never returned"
-        return self.result
-
-
-@pytest.fixture
-def refresh_answer_held(
-    pagero_mock: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[threading.Event, threading.Event]]:
-    mock = pagero_mock.mock
-    answer = mock.handle
-    arrived, release = threading.Event(), threading.Event()
-
-    def handle(request: MockRequest) -> MockResponse:
-        response = answer(request)
-        if request.path == TOKEN_PATH and request.form.get("grant_type") == ["refresh_token"]:
-            arrived.set()
-            release.wait(timeout=DEADLINE)
-        return response
-
-    monkeypatch.setattr(mock, "handle", handle)
-    try:
-        yield arrived, release
-    finally:
-        release.set()
 
 
 def test_a_refresh_in_flight_never_revokes_the_grant_a_reconnect_just_made(

@@ -17,19 +17,17 @@ deadline, then forwarding to the strict mock and trickling the answer a byte eve
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from django_pagero_oauth import oauth
 from django_pagero_oauth.exceptions import PageroUnavailable
 
-from .test_a_live_refresher_never_outlives_its_lease import Caller
+from .refresh_helpers import Caller, send_token_requests_to, shut_down, token_upstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,15 +86,12 @@ class SlowConnectProxy:
         except OSError:
             pass
         finally:
-            for sock in (source, target):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            shut_down(source, target)
 
     def close(self) -> None:
         self.release.set()
         for sock in [self.listener, *self.fillers]:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+            shut_down(sock)
             sock.close()
 
 
@@ -105,14 +100,8 @@ def slow_connect(
     pagero_mock: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[SlowConnectProxy]:
     monkeypatch.setattr(oauth, "request_deadline", lambda: REQUEST_DEADLINE)
-    token_url = settings.PAGERO_OAUTH["TOKEN_URL"]
-    parts = urlsplit(token_url)
-    proxy = SlowConnectProxy((parts.hostname, parts.port))
-    settings.PAGERO_OAUTH = {
-        **settings.PAGERO_OAUTH,
-        "TOKEN_URL": token_url.replace(parts.netloc, f"127.0.0.1:{proxy.port}"),
-        "TIMEOUT": TIMEOUT,
-    }
+    proxy = SlowConnectProxy(token_upstream(settings))
+    send_token_requests_to(settings, proxy.port, timeout=TIMEOUT)
     try:
         yield proxy
     finally:
@@ -123,7 +112,7 @@ def test_a_request_whose_connect_outlasts_the_deadline_is_still_cut_off(
     user: Any, pagero_mock: Any, pagero_token_factory: Any, slow_connect: SlowConnectProxy
 ) -> None:
     pagero_token_factory(user, expired=True)
-    refresher = Caller(user)
+    refresher = Caller(user, deadline=40.0)
     refresher.start()
 
     refresher.join(timeout=DEADLINE)

@@ -14,98 +14,63 @@ headers at once and its body in four pieces 0.6 s apart (``TIMEOUT`` 1 s).
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.tokens import get_valid_token
 
+from .refresh_helpers import FirstAnswerProxy, send_token_requests_to, token_upstream
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PIECES, GAP, TIMEOUT = 4, 0.6, 1
 
 
-class SlowBodyProxy:
-    """Forwards TCP to ``upstream``; the first answer's body comes in ``PIECES`` pieces."""
+class SlowBodyProxy(FirstAnswerProxy):
+    """The first answer's body comes in ``PIECES`` pieces."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
         self.closing = threading.Event()
         self.slowed = threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(upstream)
 
-    def _accept(self) -> None:
-        first = True
-        while True:
-            try:
-                downstream, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.upstream)
-            threading.Thread(
-                target=self._pipe, args=(downstream, upstream, False), daemon=True
-            ).start()
-            threading.Thread(
-                target=self._pipe, args=(upstream, downstream, first), daemon=True
-            ).start()
-            first = False
-
-    def _pipe(self, source: socket.socket, target: socket.socket, slow: bool) -> None:
+    def forward(self, source: socket.socket, target: socket.socket, slow: bool) -> None:
         buffered = b""
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                if slow:
-                    buffered += data
-                    if b"\r\n\r\n" not in buffered:
-                        continue
-                    head, body = buffered.split(b"\r\n\r\n", 1)
-                    while len(body) < 2 * PIECES:  # the body follows the headers
-                        more = source.recv(65536)
-                        if not more:
-                            break
-                        body += more
-                    target.sendall(head + b"\r\n\r\n")
-                    size = -(-len(body) // PIECES)
-                    for start in range(0, len(body), size):
-                        self.closing.wait(GAP)  # a slow network, each piece within TIMEOUT
-                        target.sendall(body[start : start + size])
-                    self.slowed.set()
-                    slow = False
+        while data := source.recv(65536):
+            if slow:
+                buffered += data
+                if b"\r\n\r\n" not in buffered:
                     continue
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, target):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+                head, body = buffered.split(b"\r\n\r\n", 1)
+                while len(body) < 2 * PIECES:  # the body follows the headers
+                    more = source.recv(65536)
+                    if not more:
+                        break
+                    body += more
+                target.sendall(head + b"\r\n\r\n")
+                size = -(-len(body) // PIECES)
+                for start in range(0, len(body), size):
+                    self.closing.wait(GAP)  # a slow network, each piece within TIMEOUT
+                    target.sendall(body[start : start + size])
+                self.slowed.set()
+                slow = False
+                continue
+            target.sendall(data)
 
     def close(self) -> None:
         self.closing.set()
-        self.listener.close()
+        super().close()
 
 
 @pytest.fixture
 def slow_body(pagero_mock: Any, settings: Any) -> Iterator[SlowBodyProxy]:
-    token_url = settings.PAGERO_OAUTH["TOKEN_URL"]
-    parts = urlsplit(token_url)
-    proxy = SlowBodyProxy((parts.hostname, parts.port))
-    settings.PAGERO_OAUTH = {
-        **settings.PAGERO_OAUTH,
-        "TOKEN_URL": token_url.replace(parts.netloc, f"127.0.0.1:{proxy.port}"),
-        "TIMEOUT": TIMEOUT,
-    }
+    proxy = SlowBodyProxy(token_upstream(settings))
+    send_token_requests_to(settings, proxy.port, timeout=TIMEOUT)
     try:
         yield proxy
     finally:

@@ -1,7 +1,7 @@
 """A token request whose answer trickles in (each byte within ``TIMEOUT``) is cut off at
 ``oauth.request_deadline()``, wall clock: its sockets are shut down and the refresh fails as
 unavailable, the stored token kept, instead of holding the lease for as long as the answer
-takes. Real sockets: the trickling proxy of the live-refresher proof."""
+takes. Real sockets: the trickling proxy (``proxy``)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,9 @@ from django_pagero_oauth.exceptions import PageroUnavailable
 from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.tokens import get_valid_token
 
-from .test_a_live_refresher_never_outlives_its_lease import TricklingProxy, proxy
+from .refresh_helpers import TricklingProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-__all__ = ["proxy"]
 
 
 @pytest.fixture

@@ -19,36 +19,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from django_pagero_oauth.exceptions import PageroAuthorizationRequired, PageroUnavailable
 from django_pagero_oauth.models import PageroToken
-from django_pagero_oauth.testing.mock import TOKEN_PATH, MockRequest, MockResponse
-from django_pagero_oauth.tokens import get_valid_token
+from django_pagero_oauth.testing.mock import MockRequest
+
+from .refresh_helpers import DEADLINE, Caller, on_refresh_grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
-DEADLINE = 30.0
-
-
-class Caller(threading.Thread):
-    def __init__(self, user: Any) -> None:
-        super().__init__(daemon=True)
-        self.user = user
-        self.result: Any = None
-
-    def run(self) -> None:
-        try:
-            self.result = get_valid_token(self.user)
-        except BaseException as exc:  # the test asserts on it
-            self.result = exc
-        finally:
-            connections.close_all()
-
-    def outcome(self) -> Any:
-        self.join(timeout=DEADLINE)
-        assert not self.is_alive(), "the caller never returned"
-        return self.result
 
 
 @pytest.fixture
@@ -56,21 +35,16 @@ def first_answer_held(
     pagero_mock: Any, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[threading.Event, threading.Event, list[str]]]:
     """The first refresh grant is processed (the token rotated), its answer held."""
-    mock = pagero_mock.mock
-    answer = mock.handle
     arrived, release = threading.Event(), threading.Event()
     spent: list[str] = []
 
-    def handle(request: MockRequest) -> MockResponse:
-        response = answer(request)
-        if request.path == TOKEN_PATH and request.form.get("grant_type") == ["refresh_token"]:
-            spent.append(request.form["refresh_token"][0])
-            if len(spent) == 1:
-                arrived.set()
-                release.wait(timeout=DEADLINE)
-        return response
+    def hold_first(request: MockRequest) -> None:
+        spent.append(request.form["refresh_token"][0])
+        if len(spent) == 1:
+            arrived.set()
+            release.wait(timeout=DEADLINE)
 
-    monkeypatch.setattr(mock, "handle", handle)
+    on_refresh_grant(pagero_mock, monkeypatch, hold_first)
     try:
         yield arrived, release, spent
     finally:

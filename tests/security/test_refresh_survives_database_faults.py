@@ -27,15 +27,15 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from django_pagero_oauth.models import PageroToken
-from django_pagero_oauth.testing.mock import TOKEN_PATH, MockRequest, MockResponse
+from django_pagero_oauth.testing.mock import MockRequest
 from django_pagero_oauth.tokens import get_valid_token
+
+from .refresh_helpers import DEADLINE, Caller, on_refresh_grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ON_POSTGRESQL = connection.vendor == "postgresql"
 postgresql_only = pytest.mark.skipif(not ON_POSTGRESQL, reason="a PostgreSQL server's fault")
-#: Upper bound for anything a test waits for; never reached when the code is right.
-DEADLINE = 30.0
 
 
 @dataclass
@@ -50,47 +50,18 @@ class HeldAnswer:
 
 @pytest.fixture
 def held(pagero_mock: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldAnswer]:
-    mock = pagero_mock.mock
-    answer = mock.handle
     state = HeldAnswer()
 
-    def handle(request: MockRequest) -> MockResponse:
-        response = answer(request)
-        if request.path == TOKEN_PATH and request.form.get("grant_type") == ["refresh_token"]:
-            state.arrived.set()
-            state.release.wait(timeout=DEADLINE)
-            time.sleep(state.hold)  # the mock answering slowly, as a server may
-        return response
+    def hold(request: MockRequest) -> None:
+        state.arrived.set()
+        state.release.wait(timeout=DEADLINE)
+        time.sleep(state.hold)  # the mock answering slowly, as a server may
 
-    monkeypatch.setattr(mock, "handle", handle)
+    on_refresh_grant(pagero_mock, monkeypatch, hold)
     try:
         yield state
     finally:
         state.release.set()
-
-
-class Caller(threading.Thread):
-    """``get_valid_token(user)`` in a thread with database connections of its own."""
-
-    def __init__(self, user: Any) -> None:
-        super().__init__(daemon=True)
-        self.user = user
-        self.result: Any = None
-        self.connection: Any = None
-
-    def run(self) -> None:
-        try:
-            self.connection = connections["default"]
-            self.result = get_valid_token(self.user)
-        except BaseException as exc:  # the test asserts on it
-            self.result = exc
-        finally:
-            connections.close_all()
-
-    def outcome(self) -> Any:
-        self.join(timeout=DEADLINE)
-        assert not self.is_alive(), "the caller never returned"
-        return self.result
 
 
 def _refresh_with(held: HeldAnswer, user: Any, fault: Callable[[Caller], None]) -> Any:
