@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import pytest
@@ -373,7 +373,15 @@ def stop(process: subprocess.Popen[Any]) -> None:
         process.wait(timeout=10)
 
 
-def wait_until_serving(process: subprocess.Popen[bytes], site: DemoSite) -> None:
+class ServedSite(Protocol):
+    url: str
+    log: Path
+    http: requests.Session
+
+
+def wait_until_serving(
+    process: subprocess.Popen[bytes], site: ServedSite, name: str = "the demo server"
+) -> None:
     """Bounded readiness poll: the login page answers 200, or the server died, or time is up."""
     deadline = time.monotonic() + STARTUP_DEADLINE
     while True:
@@ -383,12 +391,12 @@ def wait_until_serving(process: subprocess.Popen[bytes], site: DemoSite) -> None
         except requests.ConnectionError:
             pass
         if time.monotonic() > deadline:
-            pytest.fail(f"the demo server did not answer in time:\n{site.log.read_text()}")
+            pytest.fail(f"{name} did not answer in time:\n{site.log.read_text()}")
         try:
             process.wait(timeout=0.1)  # the poll's interval, and notices an early exit
         except subprocess.TimeoutExpired:
             continue
-        pytest.fail(f"the demo server exited with {process.returncode}:\n{site.log.read_text()}")
+        pytest.fail(f"{name} exited with {process.returncode}:\n{site.log.read_text()}")
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ verify would happily get tokens from it; ours must refuse before sending a byte 
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import ssl
 import threading
 from collections.abc import Iterator
@@ -18,10 +16,6 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from django.core import checks
 from django.test import Client
 
@@ -31,6 +25,7 @@ from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.testing.mock import MockPagero
 from django_pagero_oauth.tokens import get_valid_token, revoke
 
+from ..tls import self_signed_certificate
 from .conftest import DISCONNECT_PATH, Browser, SentRequest, backoff_passed, token_snapshot
 
 E002 = "django_pagero_oauth.E002"
@@ -183,38 +178,6 @@ class _TLSServer(WSGIServer):
         pass  # refused handshakes are the point
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 class SelfSignedPagero:
     def __init__(self, mock: MockPagero, url: str, cert_path: Path) -> None:
         self.mock, self.url, self.cert_path = mock, url, cert_path
@@ -225,7 +188,7 @@ class SelfSignedPagero:
 
 @pytest.fixture(scope="module")
 def self_signed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SelfSignedPagero]:
-    cert_path, key_path = _self_signed(tmp_path_factory.mktemp("tls"))
+    cert_path, key_path = self_signed_certificate(tmp_path_factory.mktemp("tls"))
     mock = MockPagero()
     server = make_server(
         "127.0.0.1", 0, mock.wsgi_app, server_class=_TLSServer, handler_class=_QuietHandler

@@ -9,66 +9,24 @@ its counters and queue faults directly.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from django_pagero_oauth.testing.mock import MockPageroServer
 
-from ..conftest import ALLOWED_HOST, REPO_ROOT, STARTUP_DEADLINE, Operator, free_port, stop
+from ...tls import self_signed_certificate
+from ..conftest import ALLOWED_HOST, REPO_ROOT, Operator, free_port, stop, wait_until_serving
 
 SETTINGS_MODULE = "tests.browser.plain_site.settings"
 PACKAGE_TEMPLATES = REPO_ROOT / "django_pagero_oauth" / "templates"
 ADMIN_USER = ("admin", "admin-password")
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for ``127.0.0.1`` (and its key), valid for a day."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ALLOWED_HOST)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ALLOWED_HOST))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path = directory / "cert.pem"
-    key_path = directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def site_env(database: Path, pagero: dict[str, Any], *, https: bool) -> dict[str, str]:
@@ -121,24 +79,6 @@ class PlainSite:
         self.http.close()
 
 
-def wait_until_serving(site: PlainSite) -> None:
-    """Bounded readiness poll: the login page answers 200, or gunicorn died, or time is up."""
-    deadline = time.monotonic() + STARTUP_DEADLINE
-    while True:
-        try:
-            if site.http.get(f"{site.url}/accounts/login/", timeout=5).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"gunicorn did not answer in time:\n{site.log.read_text()}")
-        try:
-            site.process.wait(timeout=0.1)  # the poll's interval, and notices an early exit
-        except subprocess.TimeoutExpired:
-            continue
-        pytest.fail(f"gunicorn exited with {site.process.returncode}:\n{site.log.read_text()}")
-
-
 def start_plain_site(directory: Path, *, https: bool) -> PlainSite:
     """Migrate, start gunicorn (HTTPS: with a new self-signed certificate), create ``admin``."""
     mock = MockPageroServer(host=ALLOWED_HOST).start()
@@ -180,7 +120,7 @@ def start_plain_site(directory: Path, *, https: bool) -> PlainSite:
     session = requests.Session()
     session.trust_env = False  # no proxy: 127.0.0.1 only
     if https:
-        cert, key = make_certificate(directory)
+        cert, key = self_signed_certificate(directory)
         command += ["--certfile", str(cert), "--keyfile", str(key)]
         session.verify = str(cert)  # this certificate and no other
     with log.open("ab") as output:
@@ -203,7 +143,7 @@ def start_plain_site(directory: Path, *, https: bool) -> PlainSite:
         http=session,
     )
     try:
-        wait_until_serving(site)
+        wait_until_serving(site.process, site, "gunicorn")
         assert site.run(SETUP_SCRIPT, USERNAME=ADMIN_USER[0], PASSWORD=ADMIN_USER[1])
     except BaseException:
         site.stop()
