@@ -8,9 +8,12 @@ says why it failed in its ``reason`` (as DRF's ``default_code``): the words show
 from __future__ import annotations
 
 from collections.abc import Container
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied, SuspiciousOperation
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: Why something failed, in the terms a person acts on.
 FailureReason = Literal[
@@ -28,6 +31,13 @@ FailureReason = Literal[
 ]
 
 
+class _Details(TypedDict, total=False):
+    """The keyword arguments of every :class:`PageroOAuthError`."""
+
+    error: str | None
+    status_code: int | None
+
+
 class PageroOAuthError(Exception):
     """Base class. ``error`` and ``description`` follow RFC 6749 section 5.2 where they apply."""
 
@@ -35,11 +45,7 @@ class PageroOAuthError(Exception):
     reason: FailureReason = "error"
 
     def __init__(
-        self,
-        description: str = "",
-        *,
-        error: str | None = None,
-        status_code: int | None = None,
+        self, description: str = "", *, error: str | None = None, status_code: int | None = None
     ) -> None:
         self.error = error or self.default_error
         self.description = description
@@ -73,15 +79,10 @@ class PageroUnavailable(PageroOAuthError):
     reason: FailureReason = "unavailable"
 
     def __init__(
-        self,
-        description: str = "",
-        *,
-        error: str | None = None,
-        status_code: int | None = None,
-        retry_after: int | None = None,
+        self, description: str = "", *, retry_after: int | None = None, **details: Unpack[_Details]
     ) -> None:
         self.retry_after = retry_after
-        super().__init__(description, error=error, status_code=status_code)
+        super().__init__(description, **details)
 
 
 class TransactionEnded(PageroUnavailable):
@@ -148,15 +149,10 @@ class PageroAuthorizationRequired(PageroOAuthError, PermissionDenied):
     reason: FailureReason = "reauthorization_required"
 
     def __init__(
-        self,
-        description: str = "",
-        *,
-        error: str | None = None,
-        status_code: int | None = None,
-        user_pk: Any = None,
+        self, description: str = "", *, user_pk: Any = None, **details: Unpack[_Details]
     ) -> None:
         self.user_pk = user_pk
-        super().__init__(description, error=error, status_code=status_code)
+        super().__init__(description, **details)
 
 
 class TokenGone(PageroAuthorizationRequired):

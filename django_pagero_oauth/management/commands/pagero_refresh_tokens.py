@@ -256,16 +256,9 @@ class Command(PageroCommand):
         return threading.Lock()
 
     def refresh_one(self, pk: Any, token: PageroToken | None = None) -> Outcome:
-        """One forced, single-flight refresh; never raises."""
+        """One forced, single-flight refresh; never raises. A failure gets a line on stderr."""
         outcome, token, exc = refresh_token_by_pk(pk, token, serialized=self.serialized)
-        if exc is not None:
-            return self._failed(token, outcome, exc, pk=pk)
-        return outcome
-
-    def _failed(
-        self, token: PageroToken | None, outcome: Outcome, exc: BaseException, pk: Any = None
-    ) -> Outcome:
-        if self.verbosity >= 1:
+        if exc is not None and self.verbosity >= 1:
             if token is not None:
                 who = _("token of user #%(user)s (fingerprint %(fingerprint)s)") % {
                     "user": token.user_id,
