@@ -1,26 +1,51 @@
 """Exceptions of django-pagero-oauth.
 
-None of them ever carries a token, a code or the client secret in its message.
+None of them ever carries a token, a code or the client secret in its message. Each class
+says why it failed in its ``reason`` (as DRF's ``default_code``): the words shown to people
+(:mod:`.explain`), the keep-alive runs' counts and ``token_refresh_failed`` go by it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Container
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied, SuspiciousOperation
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+#: Why something failed, in the terms a person acts on.
+FailureReason = Literal[
+    "error",  # anything else: a bug, a database error
+    "refused",  # Pagero answered an OAuth error
+    "unavailable",  # try again later
+    "invalid_response",  # Pagero answered 200 with something unusable
+    "configuration",  # this site's settings are wrong (invalid_client, ...)
+    "reauthorization_required",  # the user must log in at Pagero again
+    "gone",  # the token was deleted meanwhile (disconnected, revoked, user deleted)
+    "callback",  # the redirect back cannot be accepted
+    "undecryptable",  # a key is missing: the operator's to fix
+    "id_token",  # the id_token failed verification
+    "identity_refused",  # "Sign in with Pagero" may not use this identity
+]
+
+
+class _Details(TypedDict, total=False):
+    """The keyword arguments of every :class:`PageroOAuthError`."""
+
+    error: str | None
+    status_code: int | None
 
 
 class PageroOAuthError(Exception):
     """Base class. ``error`` and ``description`` follow RFC 6749 section 5.2 where they apply."""
 
     default_error = "pagero_error"
+    reason: FailureReason = "error"
 
     def __init__(
-        self,
-        description: str = "",
-        *,
-        error: str | None = None,
-        status_code: int | None = None,
+        self, description: str = "", *, error: str | None = None, status_code: int | None = None
     ) -> None:
         self.error = error or self.default_error
         self.description = description
@@ -40,6 +65,7 @@ class OAuthErrorResponse(PageroOAuthError):
     """The token or revocation endpoint answered with an OAuth error (RFC 6749 5.2)."""
 
     default_error = "invalid_request"
+    reason: FailureReason = "refused"
 
 
 class PageroUnavailable(PageroOAuthError):
@@ -50,17 +76,13 @@ class PageroUnavailable(PageroOAuthError):
     """
 
     default_error = "temporarily_unavailable"
+    reason: FailureReason = "unavailable"
 
     def __init__(
-        self,
-        description: str = "",
-        *,
-        error: str | None = None,
-        status_code: int | None = None,
-        retry_after: int | None = None,
+        self, description: str = "", *, retry_after: int | None = None, **details: Unpack[_Details]
     ) -> None:
         self.retry_after = retry_after
-        super().__init__(description, error=error, status_code=status_code)
+        super().__init__(description, **details)
 
 
 class TransactionEnded(PageroUnavailable):
@@ -75,6 +97,7 @@ class InvalidTokenResponse(PageroUnavailable):
     """The token endpoint answered 200 with something that is not a usable bearer token."""
 
     default_error = "invalid_token_response"
+    reason: FailureReason = "invalid_response"
 
 
 class TokenLockTimeout(PageroUnavailable):
@@ -101,6 +124,7 @@ class PageroConfigurationError(PageroOAuthError, ImproperlyConfigured):
     """
 
     default_error = "invalid_client"
+    reason: FailureReason = "configuration"
     retry_after: int | None = None
 
 
@@ -122,17 +146,13 @@ class PageroAuthorizationRequired(PageroOAuthError, PermissionDenied):
     """
 
     default_error = "pagero_authorization_required"
+    reason: FailureReason = "reauthorization_required"
 
     def __init__(
-        self,
-        description: str = "",
-        *,
-        error: str | None = None,
-        status_code: int | None = None,
-        user_pk: Any = None,
+        self, description: str = "", *, user_pk: Any = None, **details: Unpack[_Details]
     ) -> None:
         self.user_pk = user_pk
-        super().__init__(description, error=error, status_code=status_code)
+        super().__init__(description, **details)
 
 
 class TokenGone(PageroAuthorizationRequired):
@@ -145,6 +165,7 @@ class TokenGone(PageroAuthorizationRequired):
     """
 
     default_error = "pagero_token_gone"
+    reason: FailureReason = "gone"
 
 
 class CallbackError(PageroOAuthError, SuspiciousOperation):
@@ -154,10 +175,13 @@ class CallbackError(PageroOAuthError, SuspiciousOperation):
     """
 
     default_error = "invalid_callback"
+    reason: FailureReason = "callback"
 
 
 class TokenDecryptionError(ImproperlyConfigured):
     """A stored token cannot be decrypted with the configured keys."""
+
+    reason: FailureReason = "undecryptable"
 
 
 class UndecryptableToken(PageroAuthorizationRequired, TokenDecryptionError):
@@ -170,6 +194,7 @@ class UndecryptableToken(PageroAuthorizationRequired, TokenDecryptionError):
     """
 
     default_error = "token_undecryptable"
+    reason: FailureReason = "undecryptable"
 
 
 class IdTokenError(PageroOAuthError, SuspiciousOperation):
@@ -180,6 +205,7 @@ class IdTokenError(PageroOAuthError, SuspiciousOperation):
     """
 
     default_error = "invalid_id_token"
+    reason: FailureReason = "id_token"
 
 
 class IdentityRefused(PageroOAuthError, PermissionDenied):
@@ -193,3 +219,15 @@ class IdentityRefused(PageroOAuthError, PermissionDenied):
     """
 
     default_error = "identity_refused"
+    reason: FailureReason = "identity_refused"
+
+
+def nearest_reason(exc: BaseException, known: Container[str]) -> FailureReason:
+    """The reason of ``exc`` that ``known`` has: its class's, else the nearest one of the
+    classes it derives from (an :class:`InvalidTokenResponse` is ``"invalid_response"``, or
+    ``"unavailable"`` where that one is not known); ``"error"`` when none is known, and for
+    any exception not of this module."""
+    for cls in type(exc).__mro__:
+        if issubclass(cls, (PageroOAuthError, TokenDecryptionError)) and cls.reason in known:
+            return cls.reason
+    return "error"

@@ -2,13 +2,14 @@
 
 The callback and disconnect views, the "Sign in with Pagero" refusals, the admin actions and
 the management commands all ask :func:`explain` what to say about a failure; none of them
-decides on its own which exception class means what. :func:`reason_for` holds the one order
-in which the classes are tested (the order matters: an ``UndecryptableToken`` is both a
-:class:`~.exceptions.TokenDecryptionError` and a
-:class:`~.exceptions.PageroAuthorizationRequired`), :data:`WORDS` what each place says for
-each reason. The texts are marked for translation here and translated when shown; none of
-them contains a token, a code or the client secret (the only values filled in are the
-user, the fingerprint, an HTTP status, an OAuth error code and an exception class name).
+decides on its own which exception class means what. Each exception class carries its
+``reason`` (:mod:`.exceptions`); :data:`WORDS` holds what each place says for each reason. A
+place without words for a reason says those of the nearest reason it has words for, along the
+classes the exception derives from (an ``InvalidTokenResponse`` is said as ``unavailable``
+except on the callback's page), else its ``error`` words. The texts are marked for
+translation here and translated when shown; none of them contains a token, a code or the
+client secret (the only values filled in are the user, the fingerprint, an HTTP status, an
+OAuth error code and an exception class name).
 """
 
 from __future__ import annotations
@@ -20,57 +21,7 @@ from typing import Any
 from django.utils.functional import Promise
 from django.utils.translation import gettext, gettext_noop, ngettext_lazy
 
-from .exceptions import (
-    CallbackError,
-    IdentityRefused,
-    IdTokenError,
-    InvalidTokenResponse,
-    OAuthErrorResponse,
-    PageroAuthorizationRequired,
-    PageroConfigurationError,
-    PageroUnavailable,
-    TokenDecryptionError,
-    TokenGone,
-)
-
-
-class Reason(Enum):
-    """Why something failed, in the terms a person acts on."""
-
-    UNDECRYPTABLE = "undecryptable"  # a key is missing: the operator's to fix
-    GONE = "gone"  # the token was deleted meanwhile (disconnected, revoked, user deleted)
-    REAUTHORIZATION = "reauthorization"  # the user must log in at Pagero again
-    IDENTITY_REFUSED = "identity_refused"  # "Sign in with Pagero" may not use this identity
-    ID_TOKEN = "id_token"  # the id_token failed verification
-    CALLBACK = "callback"  # the redirect back cannot be accepted
-    CONFIGURATION = "configuration"  # this site's settings are wrong (invalid_client, ...)
-    INVALID_RESPONSE = "invalid_response"  # Pagero answered 200 with something unusable
-    UNAVAILABLE = "unavailable"  # try again later
-    REFUSED = "refused"  # Pagero answered an OAuth error
-    ERROR = "error"  # anything else: a bug, a database error
-
-
-#: The order in which exception classes are tested: the first match wins.
-_ORDER: tuple[tuple[type[BaseException], Reason], ...] = (
-    (TokenDecryptionError, Reason.UNDECRYPTABLE),  # before PageroAuthorizationRequired
-    (TokenGone, Reason.GONE),  # before PageroAuthorizationRequired
-    (PageroAuthorizationRequired, Reason.REAUTHORIZATION),
-    (IdentityRefused, Reason.IDENTITY_REFUSED),
-    (IdTokenError, Reason.ID_TOKEN),
-    (CallbackError, Reason.CALLBACK),
-    (PageroConfigurationError, Reason.CONFIGURATION),
-    (InvalidTokenResponse, Reason.INVALID_RESPONSE),  # before PageroUnavailable
-    (PageroUnavailable, Reason.UNAVAILABLE),
-    (OAuthErrorResponse, Reason.REFUSED),
-)
-
-
-def reason_for(exc: BaseException) -> Reason:
-    """The :class:`Reason` of ``exc``."""
-    for cls, reason in _ORDER:
-        if isinstance(exc, cls):
-            return reason
-    return Reason.ERROR
+from .exceptions import FailureReason, IdentityRefused, nearest_reason
 
 
 class Place(Enum):
@@ -96,60 +47,60 @@ class Words:
     warning: bool = False  # transient (try again later), rather than an error
 
 
-WORDS: dict[Place, dict[Reason, Words]] = {
+WORDS: dict[Place, dict[FailureReason, Words]] = {
     Place.LOGIN: {
-        Reason.IDENTITY_REFUSED: Words("", status=403),  # the text: IDENTITY_REFUSALS
-        Reason.ID_TOKEN: Words(
+        "identity_refused": Words("", status=403),  # the text: IDENTITY_REFUSALS
+        "id_token": Words(
             gettext_noop(
                 "Pagero's proof of who you are could not be verified. Nothing was stored."
             ),
             status=400,
         ),
-        Reason.CONFIGURATION: Words(
+        "configuration": Words(
             gettext_noop("This site's connection to Pagero is misconfigured."), status=503
         ),
-        Reason.INVALID_RESPONSE: Words(
+        "invalid_response": Words(
             gettext_noop("Pagero sent an answer that cannot be used."), status=502
         ),
-        Reason.UNAVAILABLE: Words(
+        "unavailable": Words(
             gettext_noop("Pagero is not reachable right now. Please try again."), status=503
         ),
-        Reason.REFUSED: Words(
+        "refused": Words(
             gettext_noop("Pagero did not accept this login. Please start again."), status=400
         ),
     },
     Place.DISCONNECT: {
-        Reason.UNDECRYPTABLE: Words(
+        "undecryptable": Words(
             gettext_noop(
                 "The stored connection cannot be read (an encryption key is missing), so "
                 "Pagero could not be told. The connection was kept."
             )
         ),
-        Reason.ERROR: Words(
+        "error": Words(
             gettext_noop("Pagero could not confirm the disconnection, so the connection was kept.")
         ),
     },
     Place.ADMIN_REFRESH: {
-        Reason.UNDECRYPTABLE: Words(
+        "undecryptable": Words(
             gettext_noop(
                 "%(user)s (%(fingerprint)s): not refreshed, the token cannot be "
                 "decrypted with the configured keys."
             )
         ),
-        Reason.REAUTHORIZATION: Words(
+        "reauthorization_required": Words(
             gettext_noop(
                 "%(user)s (%(fingerprint)s): not refreshed, the connection needs "
                 "re-authorization (the user must log in at Pagero again)."
             )
         ),
-        Reason.GONE: Words(
+        "gone": Words(
             gettext_noop(
                 "%(user)s (%(fingerprint)s): not refreshed, the token was deleted meanwhile "
                 "(the user disconnected, or it was revoked)."
             ),
             warning=True,
         ),
-        Reason.CONFIGURATION: Words(
+        "configuration": Words(
             ngettext_lazy(
                 "%(user)s (%(fingerprint)s): not refreshed, Pagero rejected this site's "
                 "client credentials (check CLIENT_ID and CLIENT_SECRET). %(skipped)d "
@@ -160,7 +111,7 @@ WORDS: dict[Place, dict[Reason, Words]] = {
                 "skipped",
             )
         ),
-        Reason.UNAVAILABLE: Words(
+        "unavailable": Words(
             gettext_noop(
                 "%(user)s (%(fingerprint)s): not refreshed, Pagero is unavailable"
                 "%(http)s; the token was kept. Try again later."
@@ -169,25 +120,25 @@ WORDS: dict[Place, dict[Reason, Words]] = {
         ),
     },
     Place.ADMIN_REVOKE: {
-        Reason.CONFIGURATION: Words(
+        "configuration": Words(
             gettext_noop(
                 "%(user)s (%(fingerprint)s): kept, Pagero rejected this site's client "
                 "credentials (check CLIENT_ID and CLIENT_SECRET)."
             )
         ),
-        Reason.UNAVAILABLE: Words(
+        "unavailable": Words(
             gettext_noop(
                 "%(user)s (%(fingerprint)s): kept, Pagero could not confirm the "
                 "revocation%(http)s. Try again later."
             ),
             warning=True,
         ),
-        Reason.REFUSED: Words(
+        "refused": Words(
             gettext_noop(
                 "%(user)s (%(fingerprint)s): kept, Pagero refused the revocation (%(error)s)."
             )
         ),
-        Reason.UNDECRYPTABLE: Words(
+        "undecryptable": Words(
             gettext_noop(
                 "%(user)s (%(fingerprint)s): kept, the token cannot be decrypted with "
                 "the configured keys, so Pagero cannot be told."
@@ -195,18 +146,18 @@ WORDS: dict[Place, dict[Reason, Words]] = {
         ),
     },
     Place.COMMAND_REFRESH: {
-        Reason.REAUTHORIZATION: Words(
+        "reauthorization_required": Words(
             gettext_noop("the connection needs re-authorization (invalid_grant)")
         ),
-        Reason.GONE: Words(gettext_noop("the token was deleted during the run")),
-        Reason.UNAVAILABLE: Words(
+        "gone": Words(gettext_noop("the token was deleted during the run")),
+        "unavailable": Words(
             gettext_noop("Pagero is unavailable%(http)s; the token was kept"), warning=True
         ),
-        Reason.UNDECRYPTABLE: Words(
+        "undecryptable": Words(
             gettext_noop("the token cannot be decrypted with the configured keys")
         ),
-        Reason.ERROR: Words(gettext_noop("unexpected error: %(type)s")),
-        Reason.CONFIGURATION: Words(
+        "error": Words(gettext_noop("unexpected error: %(type)s")),
+        "configuration": Words(
             gettext_noop("Pagero rejected the client credentials (invalid_client)")
         ),
     },
@@ -283,38 +234,19 @@ def _error_code(exc: BaseException) -> str:
     return gettext(UNKNOWN_ERROR_CODE)
 
 
-#: Reasons a place has no words of its own for are said as this one of the place.
-_FALLBACKS = {
-    Place.ADMIN_REVOKE: {Reason.INVALID_RESPONSE: Reason.UNAVAILABLE},
-    Place.ADMIN_REFRESH: {
-        Reason.INVALID_RESPONSE: Reason.UNAVAILABLE,
-        Reason.REFUSED: Reason.UNAVAILABLE,
-    },
-    Place.COMMAND_REFRESH: {
-        Reason.INVALID_RESPONSE: Reason.UNAVAILABLE,
-        Reason.REFUSED: Reason.UNAVAILABLE,
-    },
-}
-
-
 def words_for(place: Place, exc: BaseException) -> Words:
-    """The :class:`Words` for ``exc`` at ``place`` (falling back on the place's ``ERROR``)."""
+    """The :class:`Words` for ``exc`` at ``place``: those of the nearest of its reasons the place
+    has words for (``KeyError`` when it has none, not even for ``error``)."""
     table = WORDS[place]
-    reason = reason_for(exc)
-    reason = _FALLBACKS.get(place, {}).get(reason, reason)
-    if reason in table:
-        return table[reason]
-    if Reason.ERROR in table:
-        return table[Reason.ERROR]
-    raise LookupError(f"no words for {reason.value} at {place.value}")
+    return table[nearest_reason(exc, table)]
 
 
 def explain(place: Place, exc: BaseException, **params: Any) -> str:
     """What to tell a person at ``place`` about ``exc``, translated now.
 
     ``params`` fill the text's placeholders (``user``, ``fingerprint``, ``skipped``); ``http``
-    (`` (HTTP 503)`` or empty), ``error`` (the OAuth error code, if a known one) and ``type`` (the exception's
-    class name) come from ``exc``.
+    (`` (HTTP 503)`` or empty), ``error`` (the OAuth error code, if a known one) and ``type``
+    (the exception's class name) come from ``exc``.
     """
     if isinstance(exc, IdentityRefused):
         error = exc.error if exc.error in IDENTITY_REFUSALS else "identity_taken"
@@ -350,12 +282,10 @@ __all__ = [
     "UNKNOWN_ERROR_CODE",
     "WORDS",
     "Place",
-    "Reason",
     "Words",
     "explain",
     "explain_authorization_error",
     "is_warning",
-    "reason_for",
     "status_for",
     "words_for",
 ]

@@ -29,12 +29,12 @@ from .exceptions import (
     SERVICE_ERRORS,
     OAuthErrorResponse,
     PageroAuthorizationRequired,
-    PageroConfigurationError,
     PageroOAuthError,
     PageroUnavailable,
     TokenDecryptionError,
     TokenGone,
     TokenLockTimeout,
+    nearest_reason,
 )
 from .models import PageroToken, refresh_token_expiry
 from .signals import token_refresh_failed, token_refreshed, token_revoked
@@ -781,16 +781,9 @@ def _reread_after_invalid_grant(
 
 
 def _report_failure(token: PageroToken, failure: PageroOAuthError) -> None:
-    if isinstance(failure, PageroAuthorizationRequired):
-        reason = "reauthorization_required"
-        logger.warning("Pagero refresh: token %s needs re-authorization", token.fingerprint)
-    elif isinstance(failure, PageroConfigurationError):
-        reason = "configuration"
-    else:
-        reason = "unavailable"
-        logger.warning(
-            "Pagero refresh of token %s failed, token kept: %s", token.fingerprint, failure
-        )
+    """Log ``failure``; send ``token_refresh_failed`` with the nearest reason the signal has."""
+    reason = nearest_reason(failure, ("reauthorization_required", "unavailable", "configuration"))
+    logger.warning("Pagero refresh of token %s failed (%s): %s", token.fingerprint, reason, failure)
     token_refresh_failed.send(
         PageroToken, token=token, user=token.user, reason=reason, error=failure
     )

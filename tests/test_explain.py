@@ -1,4 +1,5 @@
-"""The one mapping from exceptions to words (django_pagero_oauth.explain)."""
+"""The one mapping from exceptions to words (django_pagero_oauth.explain), by the reason each
+exception class carries (django_pagero_oauth.exceptions)."""
 
 from __future__ import annotations
 
@@ -18,38 +19,78 @@ from django_pagero_oauth.exceptions import (
     TokenGone,
     TokenLockTimeout,
     UndecryptableToken,
+    nearest_reason,
 )
 from django_pagero_oauth.explain import (
     Place,
-    Reason,
     explain,
     explain_authorization_error,
     is_warning,
-    reason_for,
     status_for,
 )
+
+EVERY_REASON = {
+    "error",
+    "refused",
+    "unavailable",
+    "invalid_response",
+    "configuration",
+    "reauthorization_required",
+    "gone",
+    "callback",
+    "undecryptable",
+    "id_token",
+    "identity_refused",
+}
 
 
 @pytest.mark.parametrize(
     ("exc", "reason"),
     [
-        (UndecryptableToken(), Reason.UNDECRYPTABLE),  # also a PageroAuthorizationRequired
-        (TokenDecryptionError(), Reason.UNDECRYPTABLE),
-        (TokenGone(), Reason.GONE),  # also a PageroAuthorizationRequired
-        (PageroAuthorizationRequired(), Reason.REAUTHORIZATION),
-        (IdentityRefused(error="identity_taken"), Reason.IDENTITY_REFUSED),
-        (IdTokenError(), Reason.ID_TOKEN),
-        (CallbackError(), Reason.CALLBACK),
-        (PageroConfigurationError(), Reason.CONFIGURATION),
-        (InvalidTokenResponse(), Reason.INVALID_RESPONSE),  # also a PageroUnavailable
-        (TokenLockTimeout(), Reason.UNAVAILABLE),
-        (PageroUnavailable(), Reason.UNAVAILABLE),
-        (OAuthErrorResponse(error="invalid_request"), Reason.REFUSED),
-        (RuntimeError(), Reason.ERROR),
+        (UndecryptableToken(), "undecryptable"),  # also a PageroAuthorizationRequired
+        (TokenDecryptionError(), "undecryptable"),
+        (TokenGone(), "gone"),  # also a PageroAuthorizationRequired
+        (PageroAuthorizationRequired(), "reauthorization_required"),
+        (IdentityRefused(error="identity_taken"), "identity_refused"),
+        (IdTokenError(), "id_token"),
+        (CallbackError(), "callback"),
+        (PageroConfigurationError(), "configuration"),
+        (InvalidTokenResponse(), "invalid_response"),  # also a PageroUnavailable
+        (TokenLockTimeout(), "unavailable"),
+        (PageroUnavailable(), "unavailable"),
+        (OAuthErrorResponse(error="invalid_request"), "refused"),
+        (RuntimeError(), "error"),
     ],
 )
-def test_reason_for_tests_the_classes_in_one_order(exc: BaseException, reason: Reason) -> None:
-    assert reason_for(exc) is reason
+def test_each_exception_class_carries_its_reason(exc: BaseException, reason: str) -> None:
+    assert getattr(exc, "reason", "error") == reason
+    assert nearest_reason(exc, EVERY_REASON) == reason
+
+
+@pytest.mark.parametrize(
+    ("exc", "known", "nearest"),
+    [
+        (InvalidTokenResponse(), {"unavailable", "error"}, "unavailable"),
+        (TokenGone(), {"reauthorization_required"}, "reauthorization_required"),
+        (UndecryptableToken(), {"reauthorization_required"}, "reauthorization_required"),
+        (UndecryptableToken(), {"undecryptable", "reauthorization_required"}, "undecryptable"),
+        (OAuthErrorResponse(), {"unavailable"}, "error"),
+        (KeyError("x"), {"unavailable"}, "error"),
+    ],
+)
+def test_a_reason_not_known_falls_back_along_the_classes_it_derives_from(
+    exc: BaseException, known: set[str], nearest: str
+) -> None:
+    assert nearest_reason(exc, known) == nearest
+
+
+def test_only_the_apps_exceptions_have_a_reason() -> None:
+    """A foreign exception's own ``reason`` (ssl.SSLError, URLError) sorts nothing."""
+
+    class Foreign(Exception):
+        reason = "unavailable"
+
+    assert nearest_reason(Foreign(), EVERY_REASON) == "error"
 
 
 def test_the_callback_page_words_and_statuses() -> None:

@@ -121,11 +121,7 @@ def refresh_pagero_token_chunk(
     tokens Pagero could not refresh right now are retried (only those) after its
     ``Retry-After``; rejected client credentials stop the chunk (nothing else would work).
     """
-    from ..management.commands.pagero_refresh_tokens import (
-        Outcome,
-        refresh_token_by_pk,
-        tokens_to_refresh,
-    )
+    from ..management.commands.pagero_refresh_tokens import refresh_token_by_pk, tokens_to_refresh
 
     selected = tokens_to_refresh(within_days).select_related("user")
     since = _parse_time(fanned_out)
@@ -142,10 +138,10 @@ def refresh_pagero_token_chunk(
             outcomes["skipped"] += 1  # refreshed by another run, deleted, or deactivated
             continue
         outcome, _, exc = refresh_token_by_pk(pk, token)
-        outcomes[outcome.value] += 1
-        if outcome is Outcome.CONFIGURATION:
+        outcomes[outcome] += 1
+        if outcome == "configuration":
             break
-        if outcome is Outcome.UNAVAILABLE:
+        if outcome == "unavailable":
             unavailable.append(pk)
             failure = exc if isinstance(exc, PageroUnavailable) else failure
     logger.info("Pagero keep-alive chunk of %d tokens: %s", len(pks), dict(outcomes))

@@ -21,8 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
-from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
@@ -33,7 +32,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from ... import tokens
-from ...explain import Place, Reason, explain, reason_for
+from ...exceptions import FailureReason, nearest_reason
+from ...explain import Place, explain
 from ...models import REFRESH_TOKEN_WARNING_DAYS, PageroToken, PageroTokenQuerySet
 from ._common import PageroCommand, Progress, SomeFailed, UsageError, preflight
 
@@ -44,42 +44,18 @@ MAX_BATCH = 10
 logger = logging.getLogger("django_pagero_oauth")
 
 
-class Outcome(Enum):
-    REFRESHED = "refreshed"
-    GONE = "gone"  # deleted (or its user deactivated) since the run started: nothing to do
-    REAUTHORIZATION = "reauthorization"
-    UNAVAILABLE = "unavailable"
-    UNDECRYPTABLE = "undecryptable"
-    ERROR = "error"
-    CONFIGURATION = "configuration"
+#: What a refresh came to: "refreshed", "gone" (deleted, or its user deactivated, since the run
+#: started: nothing to do) or the reason it failed for, one of FAILURE_LABELS.
+Outcome = FailureReason | Literal["refreshed"]
 
-
-FAILURES = (
-    Outcome.REAUTHORIZATION,
-    Outcome.UNAVAILABLE,
-    Outcome.UNDECRYPTABLE,
-    Outcome.ERROR,
-    Outcome.CONFIGURATION,
-)
-
-#: How each kind of failure is counted in the summary ("Failed: Pagero unavailable (2)").
-FAILURE_LABELS: dict[Outcome, Promise] = {
-    Outcome.REAUTHORIZATION: gettext_lazy("needs re-authorization"),
-    Outcome.UNAVAILABLE: gettext_lazy("Pagero unavailable"),
-    Outcome.UNDECRYPTABLE: gettext_lazy("cannot be decrypted"),
-    Outcome.ERROR: gettext_lazy("unexpected error"),
-    Outcome.CONFIGURATION: gettext_lazy("client credentials rejected"),
-}
-
-
-#: The outcome of each reason a refresh fails for; any other reason is an ERROR.
-_OUTCOMES = {
-    Reason.UNDECRYPTABLE: Outcome.UNDECRYPTABLE,
-    Reason.GONE: Outcome.GONE,
-    Reason.REAUTHORIZATION: Outcome.REAUTHORIZATION,
-    Reason.CONFIGURATION: Outcome.CONFIGURATION,
-    Reason.UNAVAILABLE: Outcome.UNAVAILABLE,
-    Reason.INVALID_RESPONSE: Outcome.UNAVAILABLE,
+#: How each kind of failure is counted in the summary ("Failed: Pagero unavailable (2)"); a
+#: failure for another reason is counted as the nearest of these, else as "error".
+FAILURE_LABELS: dict[FailureReason, Promise] = {
+    "reauthorization_required": gettext_lazy("needs re-authorization"),
+    "unavailable": gettext_lazy("Pagero unavailable"),
+    "undecryptable": gettext_lazy("cannot be decrypted"),
+    "error": gettext_lazy("unexpected error"),
+    "configuration": gettext_lazy("client credentials rejected"),
 }
 
 
@@ -124,19 +100,19 @@ def refresh_token_by_pk(
         if token is None:
             token = PageroToken.objects.select_related("user").filter(pk=pk).first()
             if token is None:
-                return Outcome.GONE, None, None
+                return "gone", None, None
         with serialized or nullcontext():
             tokens.refresh_now(token)
-    except Exception as exc:  # classified by .explain; a database error, a bug: count it
-        outcome = _OUTCOMES.get(reason_for(exc), Outcome.ERROR)
-        if outcome is Outcome.GONE or (
-            outcome is Outcome.REAUTHORIZATION and token is not None and not token.user.is_active
+    except Exception as exc:  # a database error, a bug: counted as "error"
+        outcome = nearest_reason(exc, {*FAILURE_LABELS, "gone"})
+        if outcome == "gone" or (
+            outcome == "reauthorization_required" and token is not None and not token.user.is_active
         ):
-            return Outcome.GONE, token, None
-        if outcome is Outcome.ERROR:
+            return "gone", token, None
+        if outcome == "error":
             logger.exception("pagero_refresh_tokens: token #%s failed", pk)
         return outcome, token, exc
-    return Outcome.REFRESHED, token, None
+    return "refreshed", token, None
 
 
 class Command(PageroCommand):
@@ -240,12 +216,15 @@ class Command(PageroCommand):
                     loaded = PageroToken.objects.select_related("user").in_bulk(batch)
                     for pk in batch:
                         token = loaded.get(pk)
-                        outcome = Outcome.GONE if token is None else self.refresh_one(pk, token)
-                        if outcome is Outcome.CONFIGURATION:
+                        outcome = "gone" if token is None else self.refresh_one(pk, token)
+                        if outcome == "configuration":
                             stop.set()  # every other token would fail the same way
                         with lock:
                             outcomes[outcome] += 1
-                            done, failed = outcomes.total(), sum(outcomes[f] for f in FAILURES)
+                            done, failed = (
+                                outcomes.total(),
+                                sum(outcomes[f] for f in FAILURE_LABELS),
+                            )
                         progress.update(done, failed=failed)
                         if stop.is_set():
                             break
@@ -277,16 +256,9 @@ class Command(PageroCommand):
         return threading.Lock()
 
     def refresh_one(self, pk: Any, token: PageroToken | None = None) -> Outcome:
-        """One forced, single-flight refresh; never raises."""
+        """One forced, single-flight refresh; never raises. A failure gets a line on stderr."""
         outcome, token, exc = refresh_token_by_pk(pk, token, serialized=self.serialized)
-        if exc is not None:
-            return self._failed(token, outcome, exc, pk=pk)
-        return outcome
-
-    def _failed(
-        self, token: PageroToken | None, outcome: Outcome, exc: BaseException, pk: Any = None
-    ) -> Outcome:
-        if self.verbosity >= 1:
+        if exc is not None and self.verbosity >= 1:
             if token is not None:
                 who = _("token of user #%(user)s (fingerprint %(fingerprint)s)") % {
                     "user": token.user_id,
@@ -311,9 +283,9 @@ class Command(PageroCommand):
         ) % {"count": dead}
 
     def report(self, outcomes: Counter[Outcome], total: int, elapsed: float, dead: int) -> None:
-        refreshed = outcomes[Outcome.REFRESHED]
+        refreshed = outcomes["refreshed"]
         rate = outcomes.total() / elapsed if elapsed > 0 else 0.0
-        failures = {outcome: outcomes[outcome] for outcome in FAILURES if outcomes[outcome]}
+        failures = {outcome: outcomes[outcome] for outcome in FAILURE_LABELS if outcomes[outcome]}
         summary = ngettext(
             "Refreshed %(refreshed)d of %(total)d Pagero token in %(seconds).1f s "
             "(%(rate).0f tokens/s).",
@@ -328,7 +300,7 @@ class Command(PageroCommand):
                     for o, count in failures.items()
                 )
             }
-        if gone := outcomes[Outcome.GONE]:
+        if gone := outcomes["gone"]:
             summary += " " + ngettext(
                 "%(count)d token skipped (deleted, or its user deactivated, during the run).",
                 "%(count)d tokens skipped (deleted, or their users deactivated, during the run).",
@@ -336,7 +308,7 @@ class Command(PageroCommand):
             ) % {"count": gone}
         summary += self._dead_note(dead)
         self.stdout.write(summary, self.style.ERROR if failures else self.style.SUCCESS)
-        if Outcome.CONFIGURATION in failures:
+        if "configuration" in failures:
             skipped = total - outcomes.total()
             raise UsageError(
                 ngettext(
