@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
-from ..conf import SETTINGS, Url, app_settings
+from ..conf import SETTINGS, app_settings
+from ..kinds import Url
 
 #: The settings holding Pagero's endpoints.
 URL_SETTINGS = tuple(setting.name for setting in SETTINGS if isinstance(setting, Url))

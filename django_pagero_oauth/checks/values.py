@@ -49,7 +49,10 @@ def check_setting_values(**kwargs: Any) -> list[CheckMessage]:
         value = user_settings[setting.name]
         rule = setting.rule(value)
         if rule is not None:
-            hint = f"Its default is {setting.default!r}; the settings reference says more."
+            hint = (
+                f"Its default is {setting.default!r}; the settings reference of the "
+                "documentation says more."
+            )
             messages.append(
                 Error(
                     f"PAGERO_OAUTH['{setting.name}'] must be {rule}, not {value!r}.",

@@ -20,19 +20,21 @@ OUR_MIDDLEWARE = "django_pagero_oauth.middleware.PageroTokenMiddleware"
 PRELOADING_BACKEND = "django_pagero_oauth.backends.PageroModelBackend"
 
 
-def _middleware_index(path: str) -> int | None:
-    """Index of ``path`` or of a subclass of it in ``MIDDLEWARE`` (like the admin's checks)."""
-    wanted = import_string(path)
-    for index, candidate in enumerate(getattr(settings, "MIDDLEWARE", None) or []):
-        if candidate == path:
-            return index
+def _index_of(wanted: type, paths: Sequence[str]) -> int | None:
+    """Index of the first of ``paths`` that is ``wanted`` or a subclass of it (like the admin's
+    checks)."""
+    for index, path in enumerate(paths):
         try:
-            cls = import_string(candidate)
+            cls = import_string(path)
         except ImportError:
-            continue  # Django reports an unimportable middleware itself
+            continue  # Django reports an unimportable middleware or backend itself
         if isinstance(cls, type) and issubclass(cls, wanted):
             return index
     return None
+
+
+def _middleware_index(path: str) -> int | None:
+    return _index_of(import_string(path), getattr(settings, "MIDDLEWARE", None) or [])
 
 
 def check_middleware(**kwargs: Any) -> list[CheckMessage]:
@@ -71,14 +73,8 @@ def check_middleware(**kwargs: Any) -> list[CheckMessage]:
 def _has_preloading_backend() -> bool:
     from ..backends import PageroModelBackend
 
-    for path in getattr(settings, "AUTHENTICATION_BACKENDS", None) or []:
-        try:
-            backend = import_string(path)
-        except ImportError:
-            continue  # Django reports it when it authenticates
-        if isinstance(backend, type) and issubclass(backend, PageroModelBackend):
-            return True
-    return False
+    backends = getattr(settings, "AUTHENTICATION_BACKENDS", None) or []
+    return _index_of(PageroModelBackend, backends) is not None
 
 
 def _callbacks(patterns: Sequence[Any]) -> Iterator[Any]:
