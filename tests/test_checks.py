@@ -151,6 +151,18 @@ def test_every_check_is_registered_with_the_app_tag() -> None:
     assert keys.check_stored_tokens_decrypt in registered
 
 
+def test_every_id_is_documented_once() -> None:
+    """Each id a site can be shown has one meaning: one row of the table in the docs."""
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "docs" / "operations.rst").read_text()
+    rows = re.findall(r"^``([EWI]\d{3})``  \S", page, re.MULTILINE)
+    assert len(rows) == len(set(rows))
+    sources = "".join(path.read_text() for path in (root / "django_pagero_oauth").rglob("*.py"))
+    used = set(re.findall(r"django_pagero_oauth\.([EWI]\d{3})", sources))
+    used |= {setting.check for setting in SETTINGS}
+    assert used and used <= set(rows)
+
+
 def test_settings_not_a_dict(settings: Any) -> None:
     settings.PAGERO_OAUTH = [("CLIENT_ID", "x")]
     assert "django_pagero_oauth.E008" in ids(values.check_settings_type())
