@@ -1,125 +1,37 @@
 """Settings of django-pagero-oauth.
 
-Everything lives in ONE dict, ``settings.PAGERO_OAUTH``. :data:`app_settings` reads it on
-every attribute access (never caches, never writes defaults back onto ``django.conf.settings``),
-so ``override_settings`` and pytest-django's ``settings`` fixture just work.
-"""
+Everything lives in ONE dict, ``settings.PAGERO_OAUTH``. Each key is declared once, here: a
+:class:`~django_pagero_oauth.kinds.Setting` attribute of the class of its section of the
+settings reference, holding its type, default and description (the reference is generated
+from them), how the app reads it and the rule its value must follow (the system checks apply
+it). :data:`app_settings` inherits every section: it reads the dict on every attribute access
+(never caches, never writes defaults back onto ``django.conf.settings``), so
+``override_settings``, pytest-django's ``settings`` fixture and a dict changed in place just
+work."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import math
 from typing import Any
 
 from django.conf import settings
 
-
-@dataclass(frozen=True)
-class Setting:
-    """One key of ``PAGERO_OAUTH``: the single source of its name, type, default and meaning.
-
-    The documentation's settings reference is generated from :data:`SETTINGS`, so the docs
-    and the code cannot disagree. ``description`` is one reStructuredText paragraph.
-    """
-
-    name: str
-    type: str
-    default: Any
-    description: str
-    group: str
-    #: What a value must be: ``validate(value)`` is None for a good value, else the rule it
-    #: breaks ("a whole number, at least 1"). The system checks apply it to every key set
-    #: (``E018``), except where ``checked_by`` names the check of its own that validates it.
-    validate: Callable[[Any], str | None] | None = None
-    checked_by: str = ""
-
-
-# --- the rules of the values (Setting.validate) -----------------------------------------------
-
-
-def _is_whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def whole_number(minimum: int, maximum: int | None = None) -> Callable[[Any], str | None]:
-    """A whole number (not a bool, not a string) of at least ``minimum`` (and at most
-    ``maximum``: a value beyond it would overflow a date or a cache timeout at run time)."""
-
-    def validate(value: Any) -> str | None:
-        if _is_whole(value) and value >= minimum and (maximum is None or value <= maximum):
-            return None
-        if maximum is None:
-            return f"a whole number, at least {minimum}"
-        return f"a whole number, at least {minimum} and at most {maximum}"
-
-    return validate
-
-
-def boolean(value: Any) -> str | None:
-    """``True`` or ``False`` (``"false"`` would read as true)."""
-    return None if isinstance(value, bool) else "True or False"
-
-
-def text(value: Any) -> str | None:
-    """A string."""
-    return None if isinstance(value, str) else "a string"
-
-
-def optional_text(value: Any) -> str | None:
-    """A string, or None (read as empty)."""
-    return None if value is None or isinstance(value, str) else "a string (or None)"
-
-
-def has_blank_or_control(value: str) -> bool:
-    """Whether ``value`` holds whitespace or a control character: never in a URL as used (a
-    value read from a file or the environment often ends in a newline, and ``urlsplit``
-    strips or removes them, so a check reading it that way would pass what the app uses)."""
-    return any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in value)
-
-
-def optional_url(value: Any) -> str | None:
-    """A string (or None) without whitespace or control characters."""
-    if optional_text(value) is not None or (value and has_blank_or_control(value)):
-        return "a URL without whitespace or control characters (or empty)"
-    return None
-
-
-def text_or_texts(value: Any) -> str | None:
-    """A string or a list (or tuple) of strings."""
-    if isinstance(value, str) or (
-        isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
-    ):
-        return None
-    return "a string or a list of strings"
-
-
-def regular_expressions(value: Any) -> str | None:
-    """A regular expression, or a list of them, that all compile."""
-    if text_or_texts(value) is not None:
-        return "a regular expression or a list of them"
-    for pattern in [value] if isinstance(value, str) else value:
-        try:
-            re.compile(pattern)
-        except re.error:
-            return f"a list of valid regular expressions ({pattern!r} is not one)"
-    return None
-
-
-def dotted_path(value: Any) -> str | None:
-    """Empty, or the dotted path of something that can be imported."""
-    if value is None or value == "":
-        return None
-    from django.utils.module_loading import import_string
-
-    try:
-        if isinstance(value, str):
-            import_string(value)
-            return None
-    except ImportError:
-        pass
-    return "empty or the dotted path of a callable that can be imported"
-
+from .kinds import (
+    Flag,
+    Setting,
+    Text,
+    Url,
+    Whole,
+    dotted_path,
+    number,
+    one_of,
+    optional_text,
+    optional_url,
+    readable,
+    regular_expressions,
+    text_or_texts,
+    texts,
+)
 
 #: The most seconds (one day) a duration setting may hold: more is surely a mistake, and a
 #: huge one overflows a cache timeout or a date.
@@ -129,68 +41,44 @@ MAX_TIMEOUT = 300
 #: The longest ``REFRESH_TOKEN_LIFETIME_DAYS`` (ten years); the expiry date is computed with
 #: at most this, so that no value can make storing a rotated refresh token fail.
 MAX_REFRESH_TOKEN_LIFETIME_DAYS = 3650
+#: Pagero's access tokens live ten minutes ("expires_in": 600).
+ACCESS_TOKEN_LIFETIME = 600
+#: More API retries than this hold a caller for minutes: surely a mistake.
+MOST_API_RETRIES = 10
+#: A refresh token that dies within this many days is flagged (admin, ``pagero_refresh_tokens``,
+#: the Celery keep-alive); also importable from :mod:`django_pagero_oauth.models`.
+REFRESH_TOKEN_WARNING_DAYS = 30
 
-#: The groups of the settings reference, in the order it shows them.
-GROUPS: tuple[str, ...] = (
-    "URLs and the client",
-    "Tokens",
-    "The login flow",
-    "Protecting views",
-    "Sign in with Pagero (OpenID Connect)",
-    "Development",
-)
+CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+DEFAULT_USER_FACTORY = "django_pagero_oauth.signin.create_user_from_claims"
 
-_CLIENT, _TOKENS, _LOGIN, _PROTECT, _OIDC, _DEV = GROUPS
+_RETRIES_HINT = "Each retry holds the caller while it waits; 0 turns retries off, 2 or 3 is plenty."
 
-#: Every setting, in the order of the settings reference.
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "CLIENT_ID",
-        "str",
-        "",
-        "The client id Pagero registered for your site. Required (``E001``).",
-        _CLIENT,
-        validate=text,
-    ),
-    Setting(
-        "CLIENT_SECRET",
-        "str",
-        "",
-        "Its secret. Required (``E001``). Never logged.",
-        _CLIENT,
-        validate=text,
-    ),
-    Setting(
-        "CLIENT_AUTH_METHOD",
-        "str",
+
+class ClientSettings:
+    """URLs and the client"""
+
+    CLIENT_ID = Text("", "The client id Pagero registered for your site. Required (``E001``).")
+    CLIENT_SECRET = Text("", "Its secret. Required (``E001``). Never logged.")
+    CLIENT_AUTH_METHOD = Text(
         "client_secret_basic",
         "How the client authenticates at the token and revocation endpoints (RFC 6749 2.3.1): "
         '``"client_secret_basic"`` (HTTP Basic, Pagero\'s documented example) or '
         '``"client_secret_post"`` (``client_id`` and ``client_secret`` in the form). '
         "Anything else is ``E006``.",
-        _CLIENT,
-        checked_by="E006",
-    ),
-    Setting(
-        "AUTHORIZE_URL",
-        "str",
+        rule=one_of(CLIENT_AUTH_METHODS),
+        check="E006",
+    )
+    AUTHORIZE_URL = Url(
         "https://sso.pageroonline.com/oauth/v2/oauth-authorize",
         "Pagero's login page (the authorization endpoint). Query parameters already in the "
         "URL are kept.",
-        _CLIENT,
-        checked_by="E012",
-    ),
-    Setting(
-        "TOKEN_URL",
-        "str",
+    )
+    TOKEN_URL = Url(
         "https://sso.pageroonline.com/oauth/v2/oauth-token",
         "The token endpoint: code exchange and refresh.",
-        _CLIENT,
-        checked_by="E012",
-    ),
-    Setting(
-        "REVOKE_URL",
-        "str",
+    )
+    REVOKE_URL = Url(
         # Pagero documents no RFC 7009 endpoint: empty means "revoke" only deletes locally.
         "",
         "An RFC 7009 revocation endpoint. Pagero documents none, so by default disconnecting "
@@ -204,104 +92,103 @@ SETTINGS: tuple[Setting, ...] = (
         "(fingerprint and error code, never the token) and never fails or undoes the login or "
         "the delete; a token that cannot be decrypted any more is not revoked. Disconnecting "
         "revokes once, by itself.",
-        _CLIENT,
-        checked_by="E012",
-    ),
-    Setting(
-        "API_BASE_URL",
-        "str",
+        optional=True,
+    )
+    API_BASE_URL = Url(
         "https://api.pageroonline.com",
         "What ``get_client`` resolves relative URLs against, and the only place its bearer "
         "token goes (see :ref:`the URL rule <url-rule>`).",
-        _CLIENT,
-        checked_by="E012",
-    ),
-    Setting(
-        "REDIRECT_URI",
-        "str",
+    )
+    REDIRECT_URI = Text(
         "",
         "The ``redirect_uri`` sent to Pagero; it must be exactly the one registered for the "
         "client. Empty: the absolute URL of ``pagero_oauth:callback`` built from the request "
         "(scheme and host as Django sees them; behind a proxy set this explicitly).",
-        _CLIENT,
-        validate=optional_url,
-    ),
-    Setting(
-        "SCOPE",
+        rule=optional_url,
+    )
+    SCOPE = Setting(
         "str or list of str",
         "all",
         'The ``scope`` requested; a list is joined with spaces. ``"openid"`` in it makes '
         "Pagero add an ``id_token``. Empty: no ``scope`` parameter is sent.",
-        _CLIENT,
-        validate=text_or_texts,
-    ),
-    Setting(
-        "ISSUER",
-        "str",
+        read=lambda value: " ".join(texts(value)),
+        rule=text_or_texts,
+    )
+    ISSUER = Text(
         "",
         "When set, the callback requires Pagero's ``iss`` parameter to be exactly this string "
         "(RFC 9207; a missing ``iss`` is refused too). Empty: ``iss`` is not checked. Required "
         "for OpenID Connect (``E014``): an ``id_token``'s ``iss`` must equal it, and the key "
         "set is discovered from it. Setting it does not enable sign-in (``SIGN_IN_ENABLED`` "
         "does).",
-        _CLIENT,
-        validate=optional_url,
-    ),
-    Setting(
-        "PKCE",
-        "bool",
-        # RFC 9700 2.1.1 requires PKCE of every client; Pagero recommends it.
+        rule=optional_url,
+    )
+    # RFC 9700 2.1.1 requires PKCE of every client; Pagero recommends it.
+    PKCE = Flag(
         True,
         "Use PKCE with ``S256`` (RFC 7636): RFC 9700 requires it of every client and Pagero "
         "recommends it. ``False`` gives Pagero's documented flow without PKCE, for a client "
         "that cannot use it; system check ``W004`` warns about it.",
-        _CLIENT,
-        validate=boolean,
-    ),
-    Setting(
-        "TIMEOUT",
+    )
+    TIMEOUT = Setting(
         "float, seconds",
         10.0,
         "The timeout of every HTTP call to Pagero (token, revocation, and ``get_client`` "
         "requests that do not pass their own). ``None`` means the default; it must be a "
         "positive number of at most 300 seconds (``E011``).",
-        _CLIENT,
-        checked_by="E011",
-    ),
-    Setting(
-        "API_RETRIES",
-        "int",
+        read=float,
+        rule=readable(
+            float,
+            lambda s: 0 < s <= MAX_TIMEOUT,
+            f"a positive number of seconds, at most {MAX_TIMEOUT}",
+        ),
+        check="E011",
+        hint="A request to Pagero must never wait forever.",
+    )
+    API_RETRIES = Whole(
         0,
         "How many times ``get_client`` and ``aget_client`` retry an idempotent API request "
         "(``GET``, ``HEAD``, ``OPTIONS``, ``PUT``, ``DELETE``) that Pagero answered with 429, "
         "502, 503 or 504, waiting for its ``Retry-After``. ``0``: never (``E017`` checks it is "
         "a whole number from 0 to 10). Token and revocation requests are never retried.",
-        _CLIENT,
-        checked_by="E017",
-    ),
-    Setting(
-        "API_RETRY_AFTER_MAX",
+        minimum=0,
+        maximum=MOST_API_RETRIES,
+        unit="",
+        rule=readable(
+            number,
+            lambda n: n == int(n) and 0 <= n <= MOST_API_RETRIES,
+            f"a whole number from 0 to {MOST_API_RETRIES}",
+        ),
+        check="E017",
+        hint=_RETRIES_HINT,
+    )
+    API_RETRY_AFTER_MAX = Setting(
         "float, seconds",
         10.0,
         "The longest ``Retry-After`` a retry waits for; a longer one ends the retries and that "
         "answer goes to the caller.",
-        _CLIENT,
-        checked_by="E017",
-    ),
-    Setting(
-        "ENCRYPTION_KEYS",
+        read=lambda value: max(0.0, float(value)),
+        rule=readable(number, lambda s: 0 <= s < math.inf, "a number of seconds, at least 0"),
+        check="E017",
+        hint=_RETRIES_HINT,
+    )
+
+
+class TokenSettings:
+    """Tokens"""
+
+    ENCRYPTION_KEYS = Setting(
         "list of str",
         [],
         "Fernet keys that encrypt the stored tokens, newest first: the first encrypts, all "
         "decrypt. A single string is accepted too. Empty: keys are derived (HKDF-SHA256) from "
         "``SECRET_KEY`` and then each of ``SECRET_KEY_FALLBACKS``. Keys that are not Fernet "
         "keys are ``E009``. See :ref:`key-rotation`.",
-        _TOKENS,
-        checked_by="E009",
-    ),
-    Setting(
-        "ACCEPT_UNBOUND_CIPHERTEXTS",
-        "bool",
+        read=texts,
+        rule=None,
+        check="E009",
+    )
+    ACCEPT_UNBOUND_CIPHERTEXTS = Flag(
         True,
         "Read stored values in the old format (a bare Fernet token, bound to no row), as "
         "written before migration ``0002``, which re-encrypts every one it can. Such a value, "
@@ -309,22 +196,24 @@ SETTINGS: tuple[Setting, ...] = (
         "``PageroToken.objects.in_legacy_format()`` is empty, set it to ``False``: an "
         "old-format value is then undecryptable (``W003`` counts it; its user must connect "
         "again).",
-        _TOKENS,
-        validate=boolean,
-    ),
-    Setting(
-        "REFRESH_LEEWAY",
-        "int, seconds",
+    )
+    REFRESH_LEEWAY = Whole(
         60,
         "Refresh when the access token is valid for less than this (capped at half the "
         "token's lifetime, so very short-lived tokens are not refreshed on every use). Must be "
         "at least 0 and below 600, Pagero's access-token lifetime (``E005``).",
-        _TOKENS,
-        checked_by="E005",
-    ),
-    Setting(
-        "REFRESH_FAILURE_BACKOFF",
-        "int, seconds",
+        minimum=0,
+        maximum=ACCESS_TOKEN_LIFETIME - 1,
+        rule=readable(
+            int,
+            lambda s: 0 <= s < ACCESS_TOKEN_LIFETIME,
+            "a number of seconds from 0 to below the access token lifetime "
+            f"({ACCESS_TOKEN_LIFETIME})",
+        ),
+        check="E005",
+        hint=f"Pagero access tokens live {ACCESS_TOKEN_LIFETIME} seconds.",
+    )
+    REFRESH_FAILURE_BACKOFF = Whole(
         5,
         "After a transient refresh failure (timeout, 5xx, 429, malformed answer), how long "
         "other callers fail at once with ``PageroUnavailable`` instead of queueing on the row "
@@ -335,31 +224,33 @@ SETTINGS: tuple[Setting, ...] = (
         '(``force_refresh=True``, the admin\'s "Refresh now") ignores it. Whatever the '
         "back-off, a refresh that fails while the access token has not actually expired (it "
         "is only inside the leeway) returns that still-working token.",
-        _TOKENS,
-        validate=whole_number(0, MAX_SECONDS),
-    ),
-    Setting(
-        "REFRESH_TOKEN_LIFETIME_DAYS",
-        "int, days",
+        minimum=0,
+        maximum=MAX_SECONDS,
+    )
+    REFRESH_TOKEN_LIFETIME_DAYS = Whole(
         3 * 365,
         "The refresh token's rolling lifetime (Pagero: three years from the last refresh). A "
         "token past it is treated as dead without asking Pagero. A whole number from 1 to "
         "3650 (``E013``).",
-        _TOKENS,
-        checked_by="E013",
-    ),
-    Setting(
-        "LOGIN_REDIRECT_URL",
-        "str",
+        minimum=1,
+        maximum=MAX_REFRESH_TOKEN_LIFETIME_DAYS,
+        unit="days",
+        check="E013",
+        hint="Pagero's refresh tokens live three years from their last use.",
+    )
+
+
+class LoginSettings:
+    """The login flow"""
+
+    LOGIN_REDIRECT_URL = Text(
         "",
         "Where the callback lands when there is no (acceptable) ``next``. Empty: Django's "
         "``settings.LOGIN_REDIRECT_URL``. A URL name works too.",
-        _LOGIN,
-        validate=optional_text,
-    ),
-    Setting(
-        "REVOKE_REPLACED_TOKEN",
-        "bool",
+        rule=optional_text,
+        read=lambda value: str(value or settings.LOGIN_REDIRECT_URL),
+    )
+    REVOKE_REPLACED_TOKEN = Flag(
         True,
         "Whether a reconnect revokes, at ``REVOKE_URL`` once the new token is committed, the "
         "live refresh token it replaces, so that no second valid refresh token is left behind. "
@@ -371,96 +262,84 @@ SETTINGS: tuple[Setting, ...] = (
         "refused identity, a failed login) are left valid too, stored nowhere, for revoking "
         "them would end every stored connection of the same Pagero account (see "
         ":ref:`reconnect-revocation`). Without ``REVOKE_URL`` nothing is revoked either way.",
-        _LOGIN,
-        validate=boolean,
-    ),
-    Setting(
-        "STATE_MAX_AGE",
-        "int, seconds",
+    )
+    STATE_MAX_AGE = Whole(
         600,
         "How long a started login may take before its callback is refused.",
-        _LOGIN,
-        validate=whole_number(1, MAX_SECONDS),
-    ),
-    Setting(
-        "MAX_PENDING_FLOWS",
-        "int",
+        minimum=1,
+        maximum=MAX_SECONDS,
+    )
+    MAX_PENDING_FLOWS = Whole(
         5,
         "How many logins one browser session may have in progress (e.g. in several tabs); "
         "the oldest is dropped first. At least 1.",
-        _LOGIN,
-        validate=whole_number(1, 100),
-    ),
-    Setting(
-        "PROTECTED_PATHS",
+        minimum=1,
+        maximum=100,
+        unit="",
+    )
+
+
+class ProtectionSettings:
+    """Protecting views"""
+
+    PROTECTED_PATHS = Setting(
         "list of str",
         [],
         "Regular expressions; with the middleware installed, requests whose ``path_info`` "
         "matches one (``re.match``) need a valid token. A single string is accepted too "
         "(``W002`` when the middleware is missing).",
-        _PROTECT,
-        validate=regular_expressions,
-    ),
-    Setting(
-        "UNAVAILABLE_RETRY_AFTER",
-        "int, seconds",
+        read=texts,
+        rule=regular_expressions,
+    )
+    UNAVAILABLE_RETRY_AFTER = Whole(
         30,
         "The ``Retry-After`` of the 503 answer when Pagero did not send one.",
-        _PROTECT,
-        validate=whole_number(0, MAX_SECONDS),
-    ),
-    Setting(
-        "RESPONSE_HANDLER",
-        "str",
+        minimum=0,
+        maximum=MAX_SECONDS,
+    )
+    RESPONSE_HANDLER = Text(
         "",
         "Dotted path to a callable ``(request, exc) -> HttpResponse`` that replaces the "
         "built-in answer of the decorator, mixin and middleware. ``exc`` is ``None`` for an "
         "anonymous user, else a ``PageroAuthorizationRequired`` (log in at Pagero), a "
         "``PageroUnavailable`` or a ``PageroConfigurationError`` (both in "
         "``exceptions.SERVICE_ERRORS``: answer 503, not a login).",
-        _PROTECT,
-        validate=dotted_path,
-    ),
-    Setting(
-        "JWKS_URL",
-        "str",
+        rule=dotted_path,
+    )
+
+
+class SignInSettings:
+    """Sign in with Pagero (OpenID Connect)"""
+
+    JWKS_URL = Url(
         # Empty: discovered from ISSUER.
         "",
         "The issuer's key set (RFC 7517). Empty: the ``jwks_uri`` of ``ISSUER + "
         '"/.well-known/openid-configuration"``, whose ``issuer`` must equal ``ISSUER``. Must '
         "be https with ``DEBUG`` off (``E002``; a loopback host is allowed).",
-        _OIDC,
-        checked_by="E012",
-    ),
-    Setting(
-        "JWKS_CACHE_SECONDS",
-        "int, seconds",
+        optional=True,
+    )
+    JWKS_CACHE_SECONDS = Whole(
         3600,
         "How long the key set (and the discovery result) stay in Django's default cache.",
-        _OIDC,
-        validate=whole_number(0, MAX_SECONDS),
-    ),
-    Setting(
-        "JWKS_REFETCH_INTERVAL",
-        "int, seconds",
+        minimum=0,
+        maximum=MAX_SECONDS,
+    )
+    JWKS_REFETCH_INTERVAL = Whole(
         60,
         "An ``id_token`` signed with an unknown ``kid`` fetches the key set again (a key "
         "rotation at Pagero), at most once per this interval; within it such a login is a 503 "
         '("try again").',
-        _OIDC,
-        validate=whole_number(0, MAX_SECONDS),
-    ),
-    Setting(
-        "ID_TOKEN_LEEWAY",
-        "int, seconds",
+        minimum=0,
+        maximum=MAX_SECONDS,
+    )
+    ID_TOKEN_LEEWAY = Whole(
         60,
         "Clock skew allowed when checking an ``id_token``'s ``exp`` and ``iat``.",
-        _OIDC,
-        validate=whole_number(0, 3600),
-    ),
-    Setting(
-        "SIGN_IN_ENABLED",
-        "bool",
+        minimum=0,
+        maximum=3600,
+    )
+    SIGN_IN_ENABLED = Flag(
         False,
         '"Sign in with Pagero" is a second way to log in, so it is off unless the site asks for '
         "it. Off: ``pagero_oauth:sign_in`` answers 404, a sign-in flow started before it was "
@@ -468,227 +347,67 @@ SETTINGS: tuple[Setting, ...] = (
         "``id_token`` but links no identity. On: needs ``ISSUER`` (``E014``) and a backend that "
         "can load signed-in users (``E015``); a new identity is linked to a logged-in user only "
         "after they confirm it on ``pagero_oauth:link_identity`` (a CSRF-protected POST).",
-        _OIDC,
-        validate=boolean,
-    ),
-    Setting(
-        "SIGN_IN_CREATE_USERS",
-        "bool",
+    )
+    SIGN_IN_CREATE_USERS = Flag(
         False,
         "Whether signing in with a Pagero identity that no user is linked to creates a user. "
         "Off: the visitor is told to log in and then sign in with Pagero, which links the "
         "identity.",
-        _OIDC,
-        validate=boolean,
-    ),
-    Setting(
-        "SIGN_IN_USER_FACTORY",
-        "str",
-        "django_pagero_oauth.signin.create_user_from_claims",
+    )
+    SIGN_IN_USER_FACTORY = Text(
+        DEFAULT_USER_FACTORY,
         "Dotted path to ``factory(claims, request) -> user`` (a saved user), called inside the "
         "sign-in's transaction. ``claims`` is an ``IdTokenClaims`` (``issuer``, ``subject``, "
         "``claims``). The default creates ``pagero-<hash of issuer and sub>`` (a random suffix "
         "when that name is taken) with an unusable password, and uses no other claim. "
         "``E016`` when it cannot be imported.",
-        _OIDC,
-        validate=optional_text,
-    ),
-    Setting(
-        "ALLOW_MOCK_SERVER",
-        "bool",
+        rule=optional_text,
+        read=lambda value: str(value) or DEFAULT_USER_FACTORY,
+    )
+
+
+class DevelopmentSettings:
+    """Development"""
+
+    ALLOW_MOCK_SERVER = Flag(
         False,
         "Lets the mock server mounted with ``django_pagero_oauth.testing.urls`` answer while "
         "``DEBUG`` is off (it answers 404 otherwise). ``E007`` when set with ``DEBUG`` off: "
         "never in production.",
-        _DEV,
-        validate=boolean,
-    ),
-)
-
-#: Every setting, with its default (made from :data:`SETTINGS`).
-DEFAULTS: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}
-
-#: A refresh token that dies within this many days is flagged (admin, ``pagero_refresh_tokens``,
-#: the Celery keep-alive); also importable from :mod:`django_pagero_oauth.models`.
-REFRESH_TOKEN_WARNING_DAYS = 30
-
-CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+    )
 
 
-class PageroOAuthSettings:
-    """Typed, lazy view of ``settings.PAGERO_OAUTH``."""
+class PageroOAuthSettings(
+    ClientSettings,
+    TokenSettings,
+    LoginSettings,
+    ProtectionSettings,
+    SignInSettings,
+    DevelopmentSettings,
+):
+    """Typed, lazy view of ``settings.PAGERO_OAUTH``: ``app_settings.NAME`` is the setting
+    ``NAME`` as the app uses it."""
 
     @property
     def user_settings(self) -> dict[str, Any]:
         value = getattr(settings, "PAGERO_OAUTH", None)
         return value if isinstance(value, dict) else {}
 
-    def _get(self, name: str) -> Any:
-        return self.user_settings.get(name, DEFAULTS[name])
-
-    @property
-    def CLIENT_ID(self) -> str:
-        return str(self._get("CLIENT_ID"))
-
-    @property
-    def CLIENT_SECRET(self) -> str:
-        return str(self._get("CLIENT_SECRET"))
-
-    @property
-    def AUTHORIZE_URL(self) -> str:
-        return str(self._get("AUTHORIZE_URL"))
-
-    @property
-    def TOKEN_URL(self) -> str:
-        return str(self._get("TOKEN_URL"))
-
-    @property
-    def REVOKE_URL(self) -> str:
-        return str(self._get("REVOKE_URL") or "")
-
-    @property
-    def API_BASE_URL(self) -> str:
-        return str(self._get("API_BASE_URL"))
-
-    @property
-    def SCOPE(self) -> str:
-        value = self._get("SCOPE")
-        if isinstance(value, (list, tuple)):
-            return " ".join(str(part) for part in value)
-        return str(value)
-
-    @property
-    def REDIRECT_URI(self) -> str:
-        return str(self._get("REDIRECT_URI") or "")
-
-    @property
-    def CLIENT_AUTH_METHOD(self) -> str:
-        return str(self._get("CLIENT_AUTH_METHOD"))
-
-    @property
-    def PKCE(self) -> bool:
-        return bool(self._get("PKCE"))
-
-    @property
-    def ISSUER(self) -> str:
-        return str(self._get("ISSUER") or "")
-
-    @property
-    def TIMEOUT(self) -> float:
-        """Seconds for every HTTP call. ``None`` (wait forever) is never allowed."""
-        value = self._get("TIMEOUT")
-        return float(value) if value is not None else float(DEFAULTS["TIMEOUT"])
-
-    @property
-    def API_RETRIES(self) -> int:
-        """Retries of an idempotent API request answered 429, 502, 503 or 504 (0: none)."""
-        return max(0, int(self._get("API_RETRIES") or 0))
-
-    @property
-    def API_RETRY_AFTER_MAX(self) -> float:
-        """The longest ``Retry-After`` (seconds) an API retry waits for; longer: no retry."""
-        return max(0.0, float(self._get("API_RETRY_AFTER_MAX")))
-
-    @property
-    def LOGIN_REDIRECT_URL(self) -> str:
-        """Where the callback lands without a ``next``; falls back to Django's setting."""
-        value = self._get("LOGIN_REDIRECT_URL")
-        return str(value or settings.LOGIN_REDIRECT_URL)
-
-    @property
-    def ENCRYPTION_KEYS(self) -> list[str]:
-        value = self._get("ENCRYPTION_KEYS")
-        if isinstance(value, (str, bytes)):
-            value = [value]
-        return [key.decode() if isinstance(key, bytes) else str(key) for key in value or []]
-
-    @property
-    def ACCEPT_UNBOUND_CIPHERTEXTS(self) -> bool:
-        """Decrypt stored values in the old format, which are bound to no row."""
-        return bool(self._get("ACCEPT_UNBOUND_CIPHERTEXTS"))
-
-    @property
-    def REFRESH_LEEWAY(self) -> int:
-        return int(self._get("REFRESH_LEEWAY"))
-
-    @property
-    def REFRESH_FAILURE_BACKOFF(self) -> int:
-        """Seconds after a transient refresh failure during which nobody tries again."""
-        return max(0, int(self._get("REFRESH_FAILURE_BACKOFF")))
-
-    @property
-    def REFRESH_TOKEN_LIFETIME_DAYS(self) -> int:
-        return int(self._get("REFRESH_TOKEN_LIFETIME_DAYS"))
-
-    @property
-    def REVOKE_REPLACED_TOKEN(self) -> bool:
-        """Revoke the refresh token a reconnect replaces (with ``REVOKE_URL``)."""
-        return bool(self._get("REVOKE_REPLACED_TOKEN"))
-
-    @property
-    def STATE_MAX_AGE(self) -> int:
-        return int(self._get("STATE_MAX_AGE"))
-
-    @property
-    def MAX_PENDING_FLOWS(self) -> int:
-        return max(1, int(self._get("MAX_PENDING_FLOWS")))
-
-    @property
-    def PROTECTED_PATHS(self) -> Sequence[str]:
-        value = self._get("PROTECTED_PATHS")
-        return [value] if isinstance(value, str) else list(value or [])
-
-    @property
-    def UNAVAILABLE_RETRY_AFTER(self) -> int:
-        return int(self._get("UNAVAILABLE_RETRY_AFTER"))
-
-    @property
-    def RESPONSE_HANDLER(self) -> str:
-        return str(self._get("RESPONSE_HANDLER") or "")
-
-    @property
-    def ALLOW_MOCK_SERVER(self) -> bool:
-        return bool(self._get("ALLOW_MOCK_SERVER"))
-
-    # --- OpenID Connect and "Sign in with Pagero" -----------------------------------------
-
-    @property
-    def JWKS_URL(self) -> str:
-        """The issuer's key set; empty: ``jwks_uri`` of ``ISSUER``'s discovery document."""
-        return str(self._get("JWKS_URL") or "")
-
-    @property
-    def JWKS_CACHE_SECONDS(self) -> int:
-        return max(0, int(self._get("JWKS_CACHE_SECONDS")))
-
-    @property
-    def JWKS_REFETCH_INTERVAL(self) -> int:
-        """At most one key-set fetch for an unknown ``kid`` per this many seconds."""
-        return max(0, int(self._get("JWKS_REFETCH_INTERVAL")))
-
-    @property
-    def ID_TOKEN_LEEWAY(self) -> int:
-        """Seconds of clock skew allowed for ``exp`` and ``iat``."""
-        return max(0, int(self._get("ID_TOKEN_LEEWAY")))
-
-    @property
-    def SIGN_IN_ENABLED(self) -> bool:
-        """Whether ``pagero_oauth:sign_in`` works and identities are linked (else a 404)."""
-        return bool(self._get("SIGN_IN_ENABLED"))
-
-    @property
-    def SIGN_IN_CREATE_USERS(self) -> bool:
-        return bool(self._get("SIGN_IN_CREATE_USERS"))
-
-    @property
-    def SIGN_IN_USER_FACTORY(self) -> str:
-        return str(self._get("SIGN_IN_USER_FACTORY") or DEFAULTS["SIGN_IN_USER_FACTORY"])
-
     @property
     def openid_requested(self) -> bool:
         """``openid`` is one of the ``SCOPE`` values: every connect flow is an OIDC flow."""
         return "openid" in self.SCOPE.split()
 
+
+#: The sections of the settings reference, in the order it shows them, and their titles.
+SECTIONS: tuple[type, ...] = PageroOAuthSettings.__bases__
+GROUPS = tuple(str(section.__doc__) for section in SECTIONS)
+#: Every setting, in the order of the settings reference.
+SETTINGS: tuple[Setting[Any], ...] = tuple(
+    value for section in SECTIONS for value in vars(section).values() if isinstance(value, Setting)
+)
+#: Every setting, with its default.
+DEFAULTS: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}
 
 #: The settings, read from ``settings.PAGERO_OAUTH`` on every access: ``app_settings.TIMEOUT``.
 app_settings = PageroOAuthSettings()

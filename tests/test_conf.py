@@ -45,11 +45,12 @@ def test_defaults_apply_when_nothing_is_set(pagero: Any) -> None:
     assert app_settings.PROTECTED_PATHS == []
 
 
-def test_every_default_has_a_typed_property() -> None:
+def test_every_setting_is_an_attribute_read_from_its_one_declaration() -> None:
     names = {name for name in dir(PageroOAuthSettings) if name.isupper()}
     assert names == set(DEFAULTS)
-    for name in DEFAULTS:
-        getattr(app_settings, name)  # none raises with the defaults
+    for setting in SETTINGS:
+        assert getattr(PageroOAuthSettings, setting.name) is setting
+        getattr(app_settings, setting.name)  # none raises with the defaults
 
 
 def test_every_setting_has_one_definition_with_a_description() -> None:
@@ -59,7 +60,7 @@ def test_every_setting_has_one_definition_with_a_description() -> None:
     assert list(DEFAULTS) == names
     for setting in SETTINGS:
         assert DEFAULTS[setting.name] == setting.default
-        assert setting.type, setting.name
+        assert setting.kind, setting.name
         assert setting.group in GROUPS, setting.name
         description = setting.description.strip()
         assert description.endswith("."), setting.name
@@ -69,7 +70,7 @@ def test_every_setting_has_one_definition_with_a_description() -> None:
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda setting: setting.name)
 def test_the_declared_type_matches_the_default(setting: Any) -> None:
     expected = {str: "str", bool: "bool", int: "int", float: "float", list: "list"}
-    declared = setting.type.split(",")[0].split(" ")[0]
+    declared = setting.kind.split(",")[0].split(" ")[0]
     assert declared == expected[type(setting.default)], setting.name
 
 
@@ -158,6 +159,14 @@ def test_protected_paths_accepts_one_string(pagero: Any) -> None:
 def test_optional_strings_read_none_as_empty(pagero: Any, name: str) -> None:
     pagero(**{name: None})
     assert getattr(app_settings, name) == ""
+
+
+def test_none_reads_as_the_default(pagero: Any) -> None:
+    pagero(PKCE=None, STATE_MAX_AGE=None, SCOPE=None, SIGN_IN_USER_FACTORY="")
+    assert app_settings.PKCE is True
+    assert app_settings.STATE_MAX_AGE == 600
+    assert app_settings.SCOPE == "all"
+    assert DEFAULTS["SIGN_IN_USER_FACTORY"] == app_settings.SIGN_IN_USER_FACTORY
 
 
 def test_booleans(pagero: Any) -> None:

@@ -2,7 +2,7 @@
 
 ``.. pagero-settings::`` writes one section per group of :data:`~django_pagero_oauth.conf.GROUPS`
 and in it one ``.. setting::`` entry per :class:`~django_pagero_oauth.conf.Setting`: its name,
-type, default and description, straight from the code, so the reference cannot disagree with
+kind, default and description, straight from the code, so the reference cannot disagree with
 it. ``:setting:`TIMEOUT``` links to an entry (and, with ``-n``, fails the build when there is
 no such setting).
 """
@@ -39,7 +39,7 @@ def settings_rst() -> list[str]:
             lines += [
                 f".. setting:: {setting.name}",
                 "",
-                f"   | Type: {setting.type}",
+                f"   | Type: {setting.kind}",
                 f"   | Default: ``{format_default(setting.default)}``",
                 "",
                 f"   {setting.description}",
