@@ -9,7 +9,6 @@ docs/operations.rst ("System checks") lists every id.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -31,6 +30,7 @@ from .conf import (
     app_settings,
     has_blank_or_control,
 )
+from .transport import is_loopback
 
 APP = "django_pagero_oauth"
 #: Pagero's access tokens live ten minutes ("expires_in": 600).
@@ -224,18 +224,6 @@ def check_credentials(**kwargs: Any) -> list[CheckMessage]:
         for key in ("CLIENT_ID", "CLIENT_SECRET")
         if not _user_settings().get(key)
     ]
-
-
-def is_loopback(host: str | None) -> bool:
-    """``localhost`` or a loopback IP: traffic that never leaves the machine."""
-    if not host:
-        return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_urls(**kwargs: Any) -> list[CheckMessage]:
