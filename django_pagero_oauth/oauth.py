@@ -264,14 +264,6 @@ def _expires_in(value: Any, what: str) -> int:
     return int(number)
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return " ".join(str(item) for item in value)
-    return str(value)
-
-
 #: The characters of a JWT in compact serialisation (RFC 7515 7.1): base64url and dots.
 _JWT_CHARS_RE = re.compile(r"[A-Za-z0-9\-_.=]*")
 
@@ -279,8 +271,10 @@ _JWT_CHARS_RE = re.compile(r"[A-Za-z0-9\-_.=]*")
 def _informational(data: dict[str, Any], name: str, what: str) -> str:
     """``scope``, ``claims`` or ``id_token`` as text; empty (with a warning) when it could not
     be stored (or, for ``id_token``, is no JWT), since refusing the answer could lose it."""
+    value = data.get(name)
+    parts = value if isinstance(value, list) else [] if value is None else [value]
     try:
-        text = _text(data.get(name))
+        text = " ".join(map(str, parts))
     except (ValueError, RecursionError):  # str() of a 5,000-digit int, or of a deep list
         text = "\x00"
     unusable = (
@@ -319,15 +313,10 @@ def client_auth(data: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def request_deadline() -> float:
-    """Seconds a whole request to the token or revocation endpoint may take, answer and body
-    included, wall clock.
-
-    ``TIMEOUT`` bounds each socket operation, so an answer trickling in a byte at a time would
-    otherwise never end. A refresh extends its lease while it waits (``lease.kept``), so it
-    never outlives the lease; this bounds how long it may keep it, and is longer than any
-    caller waits for the lease (``lease.Waiter``: a lease's length and a margin): those give up
-    first, and an answer that is merely slow is still stored.
-    """
+    """Seconds a whole token or revocation request may take, wall clock (``TIMEOUT`` bounds each
+    socket operation only, and an answer may trickle in a byte at a time). A refresh extends its
+    lease meanwhile (``lease.kept``); this is longer than any caller waits for the lease
+    (``lease.Waiter``), so those give up first and an answer that is merely slow is stored."""
     return 2 * (app_settings.TIMEOUT * 3 + 10) + 10
 
 

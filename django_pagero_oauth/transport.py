@@ -1,13 +1,8 @@
-"""The one HTTP path to Pagero's own endpoints: token, revocation, discovery, JWKS, the probes
-of ``pagero_check``.
-
-One ``requests`` session per thread, with the :class:`~.cutoff.CutoffAdapter` mounted; every
-request has ``TIMEOUT``, verifies TLS, follows no redirect and never adds ``~/.netrc``
-credentials. An answer is read up to :data:`MAX_RESPONSE_BYTES`. A form post
-(:func:`post_form`) is bounded by a wall-clock deadline as a whole; a JSON fetch
-(:func:`get_json`) by ``TIMEOUT`` for its body. The ``Retry-After`` parser
-(:func:`retry_after_seconds`) and the loopback rule (:func:`is_loopback`) live here too.
-Nothing about a request is logged but the endpoint and the outcome.
+"""The one HTTP path to Pagero's own endpoints (token, revocation, discovery, JWKS, the probes
+of ``pagero_check``): one session per thread with the :class:`~.cutoff.CutoffAdapter`;
+``TIMEOUT``, verified TLS, no redirects, no ``~/.netrc``, answers read up to 1 MiB, a form post
+bounded by a wall-clock deadline as a whole. Also the one ``Retry-After`` parser and the
+loopback rule. Nothing about a request is logged but the endpoint and the outcome.
 """
 
 from __future__ import annotations

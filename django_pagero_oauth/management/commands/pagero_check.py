@@ -57,15 +57,10 @@ class Result:
     configuration: bool = False  # a problem only a configuration change fixes
 
 
-@dataclass
-class Answer:
-    reply: Reply
+@dataclass(frozen=True)
+class Answer(Reply):
     #: What the package makes of a non-200 answer (:func:`oauth.error_for`).
     error: PageroOAuthError | None = None
-
-    @property
-    def status(self) -> int:
-        return self.reply.status
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -134,18 +129,15 @@ def describe_unavailable(exc: PageroUnavailable, url: str) -> str:
 
 
 class Command(PageroCommand):
+    requires_system_checks: list[str] = []  # it runs them itself (check_configuration)
     help = gettext_lazy(
         "Check the Pagero configuration and reach Pagero's endpoints. Exit codes: 0 all good, "
         "1 an endpoint problem, 2 a configuration problem."
     )
-    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--offline",
-            action="store_true",
-            help=_("Check the configuration only; do not contact Pagero."),
-        )
+        offline = _("Check the configuration only; do not contact Pagero.")
+        parser.add_argument("--offline", action="store_true", help=offline)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not self.check_configuration():
@@ -225,13 +217,14 @@ class Command(PageroCommand):
             reply = oauth.post(url, data, what=what)
         except PageroUnavailable as exc:
             return Result(False, describe_unavailable(exc, url))
-        return Answer(reply, oauth.error_for(reply, what, data) if reply.status != 200 else None)
+        error = oauth.error_for(reply, what, data) if reply.status != 200 else None
+        return Answer(reply.status, reply.data, reply.headers, error)
 
     def _common_failure(self, answer: Answer, setting: str) -> Result | None:
         """Redirects, rejected credentials, 5xx/429 and non-JSON answers, the same for every
         OAuth endpoint."""
         if 300 <= answer.status < 400:
-            target = urlsplit(answer.reply.headers.get("Location", ""))
+            target = urlsplit(answer.headers.get("Location", ""))
             return Result(
                 False,
                 _(
@@ -261,7 +254,7 @@ class Command(PageroCommand):
                 _("Pagero answered HTTP %(status)d: temporarily unavailable, try again later.")
                 % {"status": answer.status},
             )
-        if not isinstance(answer.reply.data, dict):
+        if not isinstance(answer.data, dict):
             return Result(
                 False,
                 _(
@@ -270,7 +263,7 @@ class Command(PageroCommand):
                 )
                 % {
                     "status": answer.status,
-                    "type": answer.reply.headers.get("Content-Type", "").split(";")[0].strip()
+                    "type": answer.headers.get("Content-Type", "").split(";")[0].strip()
                     or _("no content type"),
                     "setting": setting,
                 },
