@@ -55,8 +55,8 @@ from .client import (
 )
 from .conf import app_settings
 from .exceptions import PageroAuthorizationRequired
-from .oauth import retry_after_seconds
 from .tokens import aget_valid_token, arefresh
+from .transport import retry_after_seconds
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser

@@ -45,8 +45,8 @@ from urllib3.util.retry import Retry
 
 from .conf import app_settings
 from .exceptions import PageroAuthorizationRequired
-from .oauth import retry_after_seconds
 from .tokens import get_valid_token, refresh
+from .transport import retry_after_seconds
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser

@@ -5,7 +5,7 @@ a byte at a time, each within ``TIMEOUT``, keeps a request alive for as long as 
 proxy) likes. A :class:`Cutoff` armed around a request (:func:`armed`) shuts down the sockets of
 the connections that request uses when :meth:`Cutoff.cut` is called (from another thread, e.g.
 a :class:`threading.Timer`); the blocked read then fails at once. The connections come from
-:class:`CutoffAdapter`, which ``oauth`` mounts on its sessions.
+:class:`CutoffAdapter`, which ``transport`` mounts on its sessions.
 """
 
 from __future__ import annotations

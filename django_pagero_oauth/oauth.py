@@ -5,7 +5,8 @@
 - :func:`refresh_access_token`: RFC 6749 section 6 (Pagero: the refresh token is single-use).
 - :func:`revoke_token`: RFC 7009.
 
-Every HTTP call has a timeout, verifies TLS, and never logs a token, a code or the secret.
+The requests go through :mod:`.transport` (timeout, TLS, no redirects, the size cap, a
+wall-clock deadline); nothing logs a token, a code or the secret.
 """
 
 from __future__ import annotations
@@ -19,29 +20,23 @@ import logging
 import math
 import re
 import secrets
-import threading
-import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
 
-import requests
 from django.views.decorators.debug import sensitive_variables
 
+from . import transport
 from .conf import CLIENT_AUTH_METHODS, app_settings
-from .cutoff import Cutoff, CutoffAdapter, armed
 from .exceptions import (
     InvalidTokenResponse,
     OAuthErrorResponse,
     PageroConfigurationError,
+    PageroOAuthError,
     PageroUnavailable,
 )
 
 logger = logging.getLogger("django_pagero_oauth")
-
-#: The largest token-endpoint answer read; a bigger one is refused (a token is a few KiB).
-MAX_RESPONSE_BYTES = 1024 * 1024
 
 #: Access-token lifetime assumed when a response has no ``expires_in`` (Pagero's documented 600 s).
 DEFAULT_EXPIRES_IN = 600
@@ -74,22 +69,6 @@ def is_bearer_token(value: str) -> bool:
 def is_storable_text(value: str) -> bool:
     """Can ``value`` be written to a text column of any supported database (and encrypted)?"""
     return _UNSTORABLE_RE.search(value) is None
-
-
-_local = threading.local()
-
-
-def _session() -> requests.Session:
-    """One connection-pooling session per thread (``requests.Session`` is not thread-safe)."""
-    session: requests.Session | None = getattr(_local, "session", None)
-    if session is None:
-        session = requests.Session()
-        session.headers["User-Agent"] = "django-pagero-oauth"
-        adapter = CutoffAdapter()  # the request deadline can shut its sockets down
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        _local.session = session
-    return session
 
 
 # --- step 1 -------------------------------------------------------------------------------
@@ -169,72 +148,39 @@ class TokenResponse:
     @classmethod
     @sensitive_variables()
     def from_json(cls, data: Any, *, what: str = "token request") -> TokenResponse:
-        """Validate a parsed 200 body (RFC 6749 5.1); refuse it with :class:`InvalidTokenResponse`
-        only when it cannot be stored.
+        """Validate a parsed 200 body (RFC 6749 5.1). Two things refuse it
+        (:class:`InvalidTokenResponse`):
 
-        Once an answer carries a new refresh token, Pagero has rotated: the old refresh token is
-        dead, and refusing the answer would lose the user's connection. So an answer WITH a
-        refresh token is refused only when it cannot be stored and used:
+        - it holds no token that can be stored and used: it is not a JSON object;
+          ``access_token`` is missing, empty or not a string; ``refresh_token`` is present but
+          empty, not a string, or not UTF-8 (a lone surrogate); or the access token cannot be
+          sent as ``Authorization: Bearer`` (outside RFC 6750's ``b64token``: a control
+          character, a blank, non-ASCII) and no new refresh token comes with it;
+        - ``token_type`` is a string naming another type (``mac``, ``DPoP``, ...): RFC 6749
+          7.1 forbids using a token of a type the client does not understand, and this client
+          sends bearer tokens only.
 
-        - it is not a JSON object;
-        - ``access_token`` is missing, empty or not a string;
-        - ``refresh_token`` is present but empty, not a string, or not UTF-8 (a lone
-          surrogate): such a token could be neither stored nor sent;
-        - ``token_type`` names another type (``mac``, ``DPoP``, ...): RFC 6749 7.1 forbids
-          using a token of a type the client does not understand, and this client sends bearer
-          tokens only.
-
-        Without a usable access token a body is not a token response at all (RFC 6749 5.1
-        requires one; more likely a proxy's or a broken server's JSON), so a ``refresh_token``
-        in it is not trusted either.
-
-        Everything else is repaired, with a warning that names the field (never its value).
-        An ``access_token`` outside RFC 6750's ``b64token`` (a control character, a blank,
-        non-ASCII) cannot be sent as a bearer header: it is dropped (``access_token`` is empty,
-        the stored token then needs a refresh at once), the new refresh token kept.
-        ``expires_in`` as a numeric string or a float is read as a number; missing, ``null``,
-        not a number, zero or negative, it is Pagero's 600 s (:data:`DEFAULT_EXPIRES_IN`); a
-        missing or empty ``token_type`` is taken as bearer (Pagero documents ``"bearer"``), in
-        any case and with surrounding blanks; ``scope``, ``claims`` and ``id_token`` are
-        informational and default to empty; one that no database column can hold (NUL, a lone
-        surrogate) is emptied, and so is an ``id_token`` that is not a JWT's characters.
-
-        An answer WITHOUT a refresh token (the server kept the old one, RFC 6749 6) loses
-        nothing when refused, so it is held to the letter: ``access_token`` must be a
-        ``b64token``, ``token_type`` bearer (any case) and ``expires_in``, when present, a
-        positive integer.
-
-        Either way, an ``expires_in`` above :data:`MAX_EXPIRES_IN` is cut to it: a far-future
-        expiry could not even be stored as a date.
+        Everything else is repaired, with a warning that names the field (never its value):
+        once an answer carries a new refresh token Pagero has spent the old single-use one, and
+        refusing the answer would lose the user's connection. An access token that cannot be
+        sent is dropped (``access_token`` is empty, the stored token then needs a refresh at
+        once) and the new refresh token kept. ``expires_in`` as a numeric string or a float is
+        read as a number; missing, ``null``, not a number, zero or negative, it is Pagero's
+        600 s (:data:`DEFAULT_EXPIRES_IN`); above :data:`MAX_EXPIRES_IN` it is cut to it (a
+        far-future expiry could not even be stored as a date). A ``token_type`` that is missing,
+        empty or not a string is taken as bearer (Pagero documents ``"bearer"``), in any case
+        and with surrounding blanks. ``scope``, ``claims`` and ``id_token`` are informational
+        and default to empty; one that no database column can hold (NUL, a lone surrogate) is
+        emptied, and so is an ``id_token`` that is not a JWT's characters.
         """
         if not isinstance(data, dict):
             raise InvalidTokenResponse("the token response is not a JSON object")
-        access_token = data.get("access_token")
-        if not isinstance(access_token, str) or not access_token:
-            raise InvalidTokenResponse("the token response has no access_token")
-        refresh_token = data.get("refresh_token")
-        if refresh_token is not None and (
-            not isinstance(refresh_token, str)
-            or not refresh_token
-            or _LONE_SURROGATE_RE.search(refresh_token)
-        ):
-            # (A NUL is stored encrypted and sent percent-encoded; a lone surrogate is neither.)
-            raise InvalidTokenResponse("the token response has an invalid refresh_token")
-        rotated = refresh_token is not None
-        if not is_bearer_token(access_token):
-            if not rotated:
-                raise InvalidTokenResponse("the access_token is not a bearer token")
-            logger.warning(
-                "Pagero %s: the access_token is not a bearer token (RFC 6750 2.1); dropped, "
-                "the new refresh token is kept",
-                what,
-            )
-            access_token = ""
-        _check_bearer(data.get("token_type"), rotated=rotated, what=what)
+        access_token, refresh_token = _usable_tokens(data, what)
+        _check_bearer(data.get("token_type"), what)
         return cls(
             access_token=access_token,
             token_type="bearer",
-            expires_in=_checked_expires_in(data, rotated=rotated, what=what),
+            expires_in=_expires_in(data.get("expires_in"), what),
             refresh_token=refresh_token,
             scope=_informational(data, "scope", what),
             claims=_informational(data, "claims", what),
@@ -247,44 +193,54 @@ class TokenResponse:
         return bool(self.access_token)
 
 
-def _check_bearer(token_type: Any, *, rotated: bool, what: str) -> None:
+@sensitive_variables()
+def _usable_tokens(data: dict[str, Any], what: str) -> tuple[str, str | None]:
+    """The access token (empty when it cannot be sent) and the refresh token of an answer;
+    :class:`InvalidTokenResponse` when it holds no token that can be stored and used."""
+    access_token = data.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        # Not a token response at all (RFC 6749 5.1 requires one; more likely a proxy's or a
+        # broken server's JSON), so a refresh_token in it is not trusted either.
+        raise InvalidTokenResponse("the token response has no access_token")
+    refresh_token = data.get("refresh_token")
+    if refresh_token is not None and (
+        not isinstance(refresh_token, str)
+        or not refresh_token
+        or _LONE_SURROGATE_RE.search(refresh_token)
+    ):
+        # (A NUL is stored encrypted and sent percent-encoded; a lone surrogate is neither.)
+        raise InvalidTokenResponse("the token response has an invalid refresh_token")
+    if is_bearer_token(access_token):
+        return access_token, refresh_token
+    if refresh_token is None:
+        raise InvalidTokenResponse("the access_token is not a bearer token")
+    logger.warning(
+        "Pagero %s: the access_token is not a bearer token (RFC 6750 2.1); dropped, "
+        "the new refresh token is kept",
+        what,
+    )
+    return "", refresh_token
+
+
+def _check_bearer(token_type: Any, what: str) -> None:
     """Refuse a token of another type than bearer (RFC 6749 5.1: REQUIRED, any case, 7.1).
 
-    An answer that rotated the refresh token may leave it out, blank or not a string at all
-    (``["Bearer"]``, ``1``: it names no other type), taken as bearer: Pagero has already spent
-    the old single-use refresh token, so only a string naming another type refuses it.
+    A value that names no type (missing, blank, ``["Bearer"]``, ``1``) is taken as bearer,
+    with a warning: only a string naming another type refuses the answer.
     """
-    if rotated and (token_type is None or token_type == ""):
+    if token_type is None or token_type == "":
         logger.warning("Pagero %s: the token response has no token_type; taken as bearer", what)
-        token_type = "bearer"
-    if rotated and not isinstance(token_type, str):
+    elif not isinstance(token_type, str):
         logger.warning(
             "Pagero %s: the token response's token_type is not a string; taken as bearer", what
         )
-        token_type = "bearer"
-    if rotated and isinstance(token_type, str):
-        token_type = token_type.strip()
-    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+    elif token_type.strip().lower() != "bearer":
         raise InvalidTokenResponse("the token response is not a bearer token")
 
 
-def _checked_expires_in(data: dict[str, Any], *, rotated: bool, what: str) -> int:
-    """``expires_in``, repaired when the answer rotated, strict otherwise; at most
-    :data:`MAX_EXPIRES_IN`."""
-    if rotated:
-        expires_in = _lenient_expires_in(data.get("expires_in"), what)
-    else:
-        expires_in = data.get("expires_in", DEFAULT_EXPIRES_IN)
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
-            raise InvalidTokenResponse("the token response has an invalid expires_in")
-    if expires_in > MAX_EXPIRES_IN:
-        logger.warning("Pagero %s: expires_in is over %s s; cut to it", what, MAX_EXPIRES_IN)
-        expires_in = MAX_EXPIRES_IN
-    return int(expires_in)
-
-
-def _lenient_expires_in(value: Any, what: str) -> int:
-    """``expires_in`` of an answer that must not be lost: a number, or Pagero's 600 s."""
+def _expires_in(value: Any, what: str) -> int:
+    """``expires_in`` as a number of seconds from 1 to :data:`MAX_EXPIRES_IN`, or Pagero's
+    600 s."""
     number: float | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         # Clamped first: math.isfinite(10**400) raises OverflowError.
@@ -294,23 +250,18 @@ def _lenient_expires_in(value: Any, what: str) -> int:
     elif isinstance(value, str):
         with contextlib.suppress(ValueError):
             number = float(value.strip())
-    if number is not None and math.isfinite(number) and number >= 1:
-        if not isinstance(number, int) or isinstance(value, str):
-            logger.warning("Pagero %s: expires_in is not an integer; read as a number", what)
-        return int(min(number, MAX_EXPIRES_IN + 1))
-    state = "missing" if value is None else "unusable"
-    logger.warning(
-        "Pagero %s: expires_in is %s; assuming Pagero's %s s", what, state, DEFAULT_EXPIRES_IN
-    )
-    return DEFAULT_EXPIRES_IN
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return " ".join(str(item) for item in value)
-    return str(value)
+    if number is None or not math.isfinite(number) or number < 1:
+        state = "missing" if value is None else "unusable"
+        logger.warning(
+            "Pagero %s: expires_in is %s; assuming Pagero's %s s", what, state, DEFAULT_EXPIRES_IN
+        )
+        return DEFAULT_EXPIRES_IN
+    if not isinstance(number, int) or isinstance(value, str):
+        logger.warning("Pagero %s: expires_in is not an integer; read as a number", what)
+    if number > MAX_EXPIRES_IN:
+        logger.warning("Pagero %s: expires_in is over %s s; cut to it", what, MAX_EXPIRES_IN)
+        return MAX_EXPIRES_IN
+    return int(number)
 
 
 #: The characters of a JWT in compact serialisation (RFC 7515 7.1): base64url and dots.
@@ -320,8 +271,10 @@ _JWT_CHARS_RE = re.compile(r"[A-Za-z0-9\-_.=]*")
 def _informational(data: dict[str, Any], name: str, what: str) -> str:
     """``scope``, ``claims`` or ``id_token`` as text; empty (with a warning) when it could not
     be stored (or, for ``id_token``, is no JWT), since refusing the answer could lose it."""
+    value = data.get(name)
+    parts = value if isinstance(value, list) else [] if value is None else [value]
     try:
-        text = _text(data.get(name))
+        text = " ".join(map(str, parts))
     except (ValueError, RecursionError):  # str() of a 5,000-digit int, or of a deep list
         text = "\x00"
     unusable = (
@@ -359,131 +312,21 @@ def client_auth(data: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
 # --- talking to the endpoints -------------------------------------------------------------
 
 
-def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """An explicit, no-op ``auth``: without one, requests adds ``~/.netrc`` credentials for the
-    host, replacing the Basic header or adding a second method to ``client_secret_post``
-    (RFC 6749 2.3: a client uses one authentication method per request)."""
-    return request
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` (RFC 9110 10.2.3: delay-seconds or an HTTP-date) in seconds, or None.
-
-    The one parser of the header, for the token endpoint's busy answers and the API clients'
-    retries alike: anything else (``"soon"``, ``"-1"``, ``"1.5"``, ``"²"``) counts as no header.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():  # not "²" or other digits float() refuses
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _retry_after(response: requests.Response) -> int | None:
-    """Whole seconds (rounded up) of a token or revocation answer's ``Retry-After``."""
-    seconds = retry_after_seconds(response.headers.get("Retry-After"))
-    return None if seconds is None else math.ceil(seconds)
-
-
-@sensitive_variables()
-def _read_limited(response: requests.Response, *, within_timeout: bool = True) -> bytes:
-    """The body, at most 1 MiB; with ``within_timeout``, read within ``TIMEOUT`` (a server that
-    trickles it is cut off). A token request reads without it: its cutoff
-    (:func:`request_deadline`) bounds the whole request, and an answer read in full, which may
-    hold a rotated single-use refresh token, is never thrown away for being slow."""
-    body = b""
-    deadline = time.monotonic() + app_settings.TIMEOUT
-    for chunk in response.iter_content(chunk_size=65536):
-        if within_timeout and time.monotonic() > deadline:
-            response.close()
-            raise requests.Timeout("the body came too slowly")
-        body += chunk
-        if len(body) > MAX_RESPONSE_BYTES:
-            response.close()
-            raise InvalidTokenResponse(
-                "the response is larger than 1 MiB", status_code=response.status_code
-            )
-    return body
-
-
 def request_deadline() -> float:
-    """Seconds a whole request to Pagero may take, answer and body included, wall clock.
-
-    ``TIMEOUT`` bounds each socket operation, so an answer trickling in a byte at a time would
-    otherwise never end. A refresh extends its lease while it waits (``lease.kept``), so it
-    never outlives the lease; this bounds how long it may keep it, and is longer than any
-    caller waits for the lease (``lease.Waiter``: a lease's length and a margin): those give up
-    first, and an answer that is merely slow is still stored.
-    """
+    """Seconds a whole token or revocation request may take, wall clock (``TIMEOUT`` bounds each
+    socket operation only, and an answer may trickle in a byte at a time). A refresh extends its
+    lease meanwhile (``lease.kept``); this is longer than any caller waits for the lease
+    (``lease.Waiter``), so those give up first and an answer that is merely slow is stored."""
     return 2 * (app_settings.TIMEOUT * 3 + 10) + 10
 
 
 @sensitive_variables()
-def _post(url: str, data: dict[str, str], *, what: str) -> tuple[int, Any, requests.Response]:
-    """POST a client-authenticated form; return ``(status, parsed JSON or None, response)``.
-
-    Transport failures raise :class:`PageroUnavailable`; so does a request still running after
-    :func:`request_deadline` (its sockets are shut down). Nothing about the request is logged
-    but the endpoint and the outcome.
-    """
-    cutoff = Cutoff()
-    timer = threading.Timer(request_deadline(), cutoff.cut)
-    timer.daemon = True
-    timer.start()
-    try:
-        with armed(cutoff):
-            return _send(url, data, what=what)
-    except PageroUnavailable:
-        if not cutoff.cut_off:
-            raise
-        logger.warning("Pagero %s: cut off after %ss", what, request_deadline())
-        raise PageroUnavailable(f"{what}: Pagero did not answer in time") from None
-    finally:
-        timer.cancel()
-        if cutoff.disarm():  # a cut socket may have gone back to the pool: never reuse it
-            _session().close()
-
-
-@sensitive_variables()
-def _send(url: str, data: dict[str, str], *, what: str) -> tuple[int, Any, requests.Response]:
-    """:func:`_post`, without its deadline."""
+def post(url: str, data: dict[str, str], *, what: str) -> transport.Reply:
+    """POST a client-authenticated form (:func:`client_auth`) through :mod:`.transport`, within
+    :func:`request_deadline`; the answer, whatever its status."""
     form, headers = client_auth(data)
     headers["Accept"] = "application/json"
-    try:
-        response = _session().post(
-            url,
-            data=form,
-            headers=headers,
-            auth=_no_netrc,
-            timeout=app_settings.TIMEOUT,
-            allow_redirects=False,
-            stream=True,
-            verify=True,
-        )
-    except requests.Timeout:
-        logger.warning("Pagero %s: timed out after %ss", what, app_settings.TIMEOUT)
-        raise PageroUnavailable(f"{what}: Pagero did not answer in time") from None
-    except requests.RequestException as exc:
-        logger.warning("Pagero %s: connection failed (%s)", what, type(exc).__name__)
-        raise PageroUnavailable(f"{what}: Pagero could not be reached") from None
-    try:
-        body = _read_limited(response, within_timeout=False)
-    except requests.RequestException:
-        raise PageroUnavailable(f"{what}: the connection broke while reading") from None
-    finally:
-        response.close()
-    try:
-        parsed: Any = json.loads(body) if body else None
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        parsed = None
-    return response.status_code, parsed, response
+    return transport.post_form(url, form, headers=headers, what=what, deadline=request_deadline())
 
 
 @sensitive_variables()
@@ -504,11 +347,11 @@ def _scrub(value: Any, sent: dict[str, str], *, limit: int) -> str:
 
 
 @sensitive_variables()
-def _raise_for_error(
-    status: int, parsed: Any, response: requests.Response, what: str, sent: dict[str, str]
-) -> None:
-    """Turn a non-200 answer into the right exception (RFC 6749 5.2)."""
-    fields = parsed if isinstance(parsed, dict) else {}
+def error_for(reply: transport.Reply, what: str, sent: dict[str, str]) -> PageroOAuthError:
+    """The exception a non-200 answer means (RFC 6749 5.2), logged; ``sent`` is the form whose
+    secrets an echo of the server must not repeat."""
+    status = reply.status
+    fields = reply.data if isinstance(reply.data, dict) else {}
     raw_error = fields.get("error")
     # Not an RFC 6749 error code (e.g. a space in it): an unexpected answer, not an OAuth error.
     is_code = isinstance(raw_error, str) and _ERROR_RE.fullmatch(raw_error)
@@ -516,38 +359,38 @@ def _raise_for_error(
     description = _scrub(fields.get("error_description"), sent, limit=200)
     if status == 429 or status >= 500:
         logger.warning("Pagero %s: HTTP %s", what, status)
-        raise PageroUnavailable(
+        return PageroUnavailable(
             f"{what}: Pagero answered HTTP {status}",
             error=error,
             status_code=status,
-            retry_after=_retry_after(response),
+            retry_after=reply.retry_after,
         )
+    if error == "invalid_client":
+        logger.error(
+            "Pagero %s: the client credentials were rejected (invalid_client). Check "
+            "PAGERO_OAUTH CLIENT_ID, CLIENT_SECRET and CLIENT_AUTH_METHOD.",
+            what,
+        )
+        return PageroConfigurationError(description, status_code=status)
     if error:
-        if error == "invalid_client":
-            logger.error(
-                "Pagero %s: the client credentials were rejected (invalid_client). Check "
-                "PAGERO_OAUTH CLIENT_ID, CLIENT_SECRET and CLIENT_AUTH_METHOD.",
-                what,
-            )
-            raise PageroConfigurationError(description, status_code=status)
         logger.info("Pagero %s: OAuth error %s (HTTP %s)", what, error, status)
-        raise OAuthErrorResponse(description, error=error, status_code=status)
+        return OAuthErrorResponse(description, error=error, status_code=status)
     if status == 401:
         logger.error("Pagero %s: HTTP 401, the client credentials were rejected", what)
-        raise PageroConfigurationError("HTTP 401 without an OAuth error", status_code=status)
+        return PageroConfigurationError("HTTP 401 without an OAuth error", status_code=status)
     logger.warning("Pagero %s: unexpected HTTP %s", what, status)
-    raise PageroUnavailable(f"{what}: unexpected answer from Pagero", status_code=status)
+    return PageroUnavailable(f"{what}: unexpected answer from Pagero", status_code=status)
 
 
 @sensitive_variables()
 def _token_request(data: dict[str, str], what: str) -> TokenResponse:
-    status, parsed, response = _post(app_settings.TOKEN_URL, data, what=what)
-    if status != 200:
-        _raise_for_error(status, parsed, response, what, data)
-    if parsed is None:
-        raise InvalidTokenResponse(f"{what}: the answer is not JSON", status_code=status)
+    reply = post(app_settings.TOKEN_URL, data, what=what)
+    if reply.status != 200:
+        raise error_for(reply, what, data)
+    if reply.data is None:
+        raise InvalidTokenResponse(f"{what}: the answer is not JSON", status_code=reply.status)
     try:
-        return TokenResponse.from_json(parsed, what=what)
+        return TokenResponse.from_json(reply.data, what=what)
     except InvalidTokenResponse as exc:
         logger.warning("Pagero %s: unusable token response (%s)", what, exc.description)
         raise
@@ -584,9 +427,9 @@ def revoke_token(token: str, *, token_type_hint: str = "refresh_token") -> None:
     :class:`OAuthErrorResponse`. The caller checks that ``REVOKE_URL`` is set.
     """
     data = {"token": token, "token_type_hint": token_type_hint}
-    status, parsed, response = _post(app_settings.REVOKE_URL, data, what="revocation")
-    if status != 200:
-        _raise_for_error(status, parsed, response, "revocation", data)
+    reply = post(app_settings.REVOKE_URL, data, what="revocation")
+    if reply.status != 200:
+        raise error_for(reply, "revocation", data)
 
 
 # --- JWT display --------------------------------------------------------------------------

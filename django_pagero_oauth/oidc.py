@@ -19,26 +19,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import jwt
-import requests
-from django.conf import settings
 from django.core.cache import cache
 from django.views.decorators.debug import sensitive_variables
 
+from . import transport
 from .conf import app_settings
-from .exceptions import (
-    IdTokenError,
-    InvalidTokenResponse,
-    PageroConfigurationError,
-    PageroUnavailable,
-)
-from .oauth import _no_netrc, _read_limited, _session
+from .exceptions import IdTokenError, PageroConfigurationError, PageroUnavailable
 
 logger = logging.getLogger("django_pagero_oauth")
 
@@ -80,60 +71,6 @@ def authorization_scope(*, openid: bool) -> str:
 # --- fetching -----------------------------------------------------------------------------
 
 
-def _allowed_url(url: str) -> bool:
-    """https, or http to a loopback address (a local mock) or under DEBUG, as check E002 says."""
-    from .checks import is_loopback
-
-    split = urlsplit(url)
-    if split.scheme == "https" and split.hostname:
-        return True
-    return (
-        split.scheme == "http"
-        and bool(split.hostname)
-        and (settings.DEBUG or is_loopback(split.hostname))
-    )
-
-
-def _get_json(url: str, what: str) -> dict[str, Any]:
-    """GET a JSON object. Nothing secret is sent; every failure is :class:`PageroUnavailable`."""
-    if not _allowed_url(url):
-        logger.error("Pagero %s: refused to fetch a URL that is not https: %s", what, url)
-        raise PageroUnavailable(f"{what}: the URL is not https")
-    try:
-        response = _session().get(
-            url,
-            headers={"Accept": "application/json"},
-            auth=_no_netrc,
-            timeout=app_settings.TIMEOUT,
-            allow_redirects=False,
-            stream=True,
-            verify=True,
-        )
-        try:
-            body = _read_limited(response)
-        except InvalidTokenResponse:  # a discovery or key set answer, not a token: retry later
-            raise PageroUnavailable(f"{what}: the answer is larger than 1 MiB") from None
-        finally:
-            response.close()
-    except requests.RequestException as exc:
-        logger.warning("Pagero %s: fetching %s failed (%s)", what, url, type(exc).__name__)
-        raise PageroUnavailable(f"{what}: Pagero could not be reached") from None
-    if response.status_code != 200:
-        logger.warning("Pagero %s: HTTP %s from %s", what, response.status_code, url)
-        raise PageroUnavailable(
-            f"{what}: Pagero answered HTTP {response.status_code}",
-            status_code=response.status_code,
-        )
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        data = None
-    if not isinstance(data, dict):
-        logger.warning("Pagero %s: the answer from %s is not a JSON object", what, url)
-        raise PageroUnavailable(f"{what}: the answer is not a JSON object")
-    return data
-
-
 def _cache_key(kind: str, url: str) -> str:
     return f"{_CACHE_PREFIX}:{kind}:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
 
@@ -148,7 +85,7 @@ def _issuer() -> str:
 def _configured_url(setting: str, url: str) -> str:
     """``url`` from ``setting`` if it may be fetched; a setting that is not https (or loopback)
     is :class:`PageroConfigurationError`: trying again later cannot help."""
-    if not _allowed_url(url):
+    if not transport.fetchable(url):
         logger.error("Pagero: PAGERO_OAUTH[%r] is not https; nothing was fetched", setting)
         raise PageroConfigurationError(f"PAGERO_OAUTH[{setting!r}] is not https")
     return url
@@ -166,13 +103,13 @@ def jwks_url() -> str:
     cached = cache.get(key)
     if isinstance(cached, str) and cached:
         return cached
-    document = _get_json(issuer.rstrip("/") + DISCOVERY_PATH, "discovery")
+    document = transport.get_json(issuer.rstrip("/") + DISCOVERY_PATH, "discovery")
     if document.get("issuer") != issuer:
         # A wrong ISSUER setting (or the wrong server at it): trying again will not help.
         logger.error("Pagero discovery: the document's issuer is not ISSUER")
         raise PageroConfigurationError("discovery: the document's issuer is not ISSUER")
     url = document.get("jwks_uri")
-    if not isinstance(url, str) or not _allowed_url(url):
+    if not isinstance(url, str) or not transport.fetchable(url):
         logger.error("Pagero discovery: no usable https jwks_uri")
         raise PageroUnavailable("discovery: no usable https jwks_uri")
     cache.set(key, url, app_settings.JWKS_CACHE_SECONDS)
@@ -196,7 +133,7 @@ def get_signing_keys(*, refetch: bool = False) -> list[dict[str, Any]]:
     ):
         logger.warning("Pagero JWKS: unknown key, but the key set was refetched just now")
         raise PageroUnavailable("jwks: unknown signing key; the key set was refetched just now")
-    document = _get_json(url, "JWKS")
+    document = transport.get_json(url, "JWKS")
     keys = document.get("keys")
     if not isinstance(keys, list):
         raise PageroUnavailable("jwks: the answer has no keys")

@@ -15,9 +15,10 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 
 from django_pagero_oauth import AsyncPageroClient, aget_client, oauth
-from django_pagero_oauth.aclient import AsyncBearerAuth, retry_after_seconds
+from django_pagero_oauth.aclient import AsyncBearerAuth
 from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.testing.mock import Fault
+from django_pagero_oauth.transport import retry_after_seconds
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

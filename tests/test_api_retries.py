@@ -2,7 +2,7 @@
 
 Both clients, over real sockets against the strict mock, which counts every request that
 reaches it (``counts["api"]``, faults included). Token and revocation requests are never
-retried: they go through ``oauth.py``'s own session.
+retried: they go through ``transport``'s own session.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def test_the_token_endpoint_is_never_retried(
 def test_the_revocation_endpoint_is_never_retried(user, pagero_mock, pagero_token_factory, retries):
     token = pagero_token_factory(user)
     retries(3)
-    get_client(user)  # a session with retries exists; oauth.py does not use it
+    get_client(user)  # a session with retries exists; transport does not use it
     pagero_mock.mock.add_fault(Fault(endpoint="revoke", status=503, times=3))
     with pytest.raises(PageroUnavailable):
         revoke(token)

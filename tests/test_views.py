@@ -21,9 +21,9 @@ from django.test import Client
 
 from django_pagero_oauth import flows
 from django_pagero_oauth.models import PageroToken
-from django_pagero_oauth.oauth import MAX_RESPONSE_BYTES
 from django_pagero_oauth.signals import token_obtained
 from django_pagero_oauth.testing.mock import OMIT, Fault, MockPageroServer
+from django_pagero_oauth.transport import MAX_RESPONSE_BYTES
 
 LOGIN = "/pagero/login/"
 CALLBACK = "/pagero/callback/"

@@ -16,13 +16,12 @@ from .deployment import (
     check_mock_in_production,
     check_mock_server,
     check_pkce,
-    is_loopback,
 )
 from .keys import check_encryption_keys, check_stored_tokens_decrypt
 from .values import check_credentials, check_setting_values, check_settings_type, check_unknown_keys
 from .wiring import check_middleware, check_openid, check_preloading_backend
 
-__all__ = ["check_stored_tokens_decrypt", "is_loopback", "register", "run_configuration_checks"]
+__all__ = ["check_stored_tokens_decrypt", "register", "run_configuration_checks"]
 
 APP = "django_pagero_oauth"
 

@@ -3,7 +3,6 @@ server or mock settings, PKCE on."""
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,23 +11,12 @@ from django.core.checks import CheckMessage, Error, Warning
 
 from ..conf import SETTINGS, app_settings
 from ..kinds import Url
+from ..transport import is_loopback
 
 #: The settings holding Pagero's endpoints.
 URL_SETTINGS = tuple(setting.name for setting in SETTINGS if isinstance(setting, Url))
 #: The credentials of the mock Pagero server (``testing.mock``), published in its docs.
 MOCK_CREDENTIALS = {"CLIENT_ID": "mock-client-id", "CLIENT_SECRET": "mock-client-secret"}
-
-
-def is_loopback(host: str | None) -> bool:
-    """``localhost`` or a loopback IP: traffic that never leaves the machine."""
-    if not host:
-        return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_https(**kwargs: Any) -> list[CheckMessage]:

@@ -202,7 +202,7 @@ def test_exit_codes_from_the_command_line(
     assert run_cli(COMMAND, "--no-such-option").code == 2
 
 
-# --- the probes use the package's own HTTP path (oauth._post) ------------------------------
+# --- the probes use the package's own HTTP path (oauth.post, transport) ---------------------
 
 
 def test_a_netrc_entry_does_not_replace_the_client_credentials(
@@ -212,7 +212,7 @@ def test_a_netrc_entry_does_not_replace_the_client_credentials(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # requests puts ~/.netrc credentials for the host in place of the Basic header unless the
-    # request has an explicit auth, as oauth._post's has.
+    # request has an explicit auth, as transport's requests have.
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login someone password something\n")
     netrc.chmod(0o600)

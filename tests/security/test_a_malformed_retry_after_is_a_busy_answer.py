@@ -13,7 +13,7 @@ after the back-off, or returned to the caller as it came. What this proves, for 
 So neither the API nor anything that shapes its busy answers (a gateway) can turn a retryable
 answer into an exception that no caller expects from ``get``.
 
-The token endpoint's busy answers are read by the same parser (``oauth.retry_after_seconds``):
+The token endpoint's busy answers are read by the same parser (``transport.retry_after_seconds``):
 a refresh answered 503 with such a header is "Pagero is unavailable" (the protected page's
 503), not a ``ValueError`` (a 500).
 """

@@ -1,6 +1,6 @@
 """What this proves broken: a refresh answer that arrives IN FULL, well within the request
 deadline (``oauth.request_deadline``) and with every byte within ``TIMEOUT`` of the last, is
-thrown away when its body took longer than ``TIMEOUT`` in all: ``oauth._read_limited`` checks
+thrown away when its body took longer than ``TIMEOUT`` in all: ``transport.read_capped`` checks
 its own deadline AFTER a read returned the whole body, and raises ``requests.Timeout`` on it.
 Pagero has rotated; the new refresh token was in hand and is dropped; the stored one is dead.
 

@@ -8,7 +8,8 @@ value of Django's error report. What this proves:
 
 - such an access token is never stored: a rotated answer keeps its new refresh token, drops the
   access token (the refresh is reported as ``PageroUnavailable``) and the report of the failed
-  API call shows no secret; an answer that did not rotate is refused and changes nothing;
+  API call shows no secret; an answer without a new refresh token then holds nothing usable:
+  it is refused and changes nothing;
 - a token stored before this rule (already in the database) still leaves no trace in the report:
   an exception that is not a ``requests`` one keeps its class but not its message;
 - the same with the async client: h11's ``LocalProtocolError`` ("Illegal header value

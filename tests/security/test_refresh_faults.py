@@ -159,7 +159,8 @@ KEPT_CASES: dict[str, Case] = {
     "200 invalid JSON": Case(_fault(status=200, body="{oops")),
     "200 HTML": Case(_fault(status=200, body="<html>login</html>", content_type=HTML)),
     "missing access_token": Case(_fault(status=200, body='{"token_type": "bearer"}')),
-    "missing token_type": Case(_fault(status=200, body='{"access_token": "a"}')),
+    "token_type mac": Case(_fault(status=200, body='{"access_token": "a", "token_type": "mac"}')),
+    "access_token not a bearer token": Case(_fault(status=200, body='{"access_token": "a b"}')),
     "missing everything": Case(_fault(status=200, body="{}")),
     "slow answer beyond TIMEOUT": Case(_slow(process=False)),
     "slow answer beyond TIMEOUT, processed at Pagero": Case(
@@ -241,6 +242,29 @@ def test_failed_refresh_keeps_the_stored_token(
         with pytest.raises(PageroAuthorizationRequired):
             get_valid_token(user)
         assert PageroToken.objects.get(pk=token.pk).needs_reauthorization
+
+
+def test_off_spec_answer_that_kept_the_refresh_token_is_stored_too(
+    user: Any, pagero_mock: Any, pagero_token_factory: Any
+) -> None:
+    """One rule for every answer: without a new refresh token, an answer with no
+    ``token_type`` and a string ``expires_in`` is repaired the same way, and the kept refresh
+    token still works."""
+    token = pagero_token_factory(user, expired=True)
+    mock = pagero_mock.mock
+    fields = {"token_type": OMIT, "expires_in": "300"}
+    mock.add_fault(
+        Fault(endpoint="token", grant_type="refresh_token", omit_refresh_token=True, fields=fields)
+    )
+
+    fresh = get_valid_token(user)
+
+    stored = PageroToken.objects.get(pk=token.pk)
+    assert stored.refresh_token == token.refresh_token
+    assert mock.is_access_token_valid(fresh.access_token)
+    expires = stored.access_token_expires_at - stored.access_token_issued_at
+    assert expires.total_seconds() == 300
+    assert get_valid_token(user, force_refresh=True).refresh_token != token.refresh_token
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 ``token_type`` is not a string (``["Bearer"]``, ``{"type": "bearer"}``, ``1``, ``true``).
 
 Pagero has already spent the old single-use refresh token, and such a value names no other
-token type, so ``oauth._check_bearer`` takes it as bearer (with a warning), as it does a
+token type, so ``TokenResponse.from_json`` takes it as bearer (with a warning), as it does a
 missing or empty one; only a string naming another type (``mac``, ``DPoP``) is refused.
 Refusing it would throw away the new refresh token and end the user's 3-year connection.
 (Found by the second security review, finding 3.)

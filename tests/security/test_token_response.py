@@ -19,9 +19,10 @@ import pytest
 
 from django_pagero_oauth.exceptions import PageroUnavailable
 from django_pagero_oauth.models import PageroToken
-from django_pagero_oauth.oauth import DEFAULT_EXPIRES_IN, MAX_RESPONSE_BYTES
+from django_pagero_oauth.oauth import DEFAULT_EXPIRES_IN
 from django_pagero_oauth.testing.mock import OMIT, Fault
 from django_pagero_oauth.tokens import get_valid_token
+from django_pagero_oauth.transport import MAX_RESPONSE_BYTES
 
 from .conftest import Browser, backoff_passed, token_snapshot
 

@@ -33,7 +33,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.debug import sensitive_variables
 
-from ... import oauth
+from ... import oauth, transport
 from ...checks import check_stored_tokens_decrypt, run_configuration_checks
 from ...conf import app_settings
 from ...exceptions import (
@@ -43,6 +43,7 @@ from ...exceptions import (
     PageroUnavailable,
 )
 from ...models import PageroToken
+from ...transport import Reply
 from ._common import PageroCommand, SomeFailed, UsageError, format_check_message
 
 #: ``redirect_uri`` sent with the made-up code when ``REDIRECT_URI`` is not set.
@@ -56,13 +57,9 @@ class Result:
     configuration: bool = False  # a problem only a configuration change fixes
 
 
-@dataclass
-class Answer:
-    status: int
-    content_type: str
-    body: Any  # parsed JSON, or None
-    location: str = ""
-    #: What the package makes of a non-200 answer (``oauth._raise_for_error``).
+@dataclass(frozen=True)
+class Answer(Reply):
+    #: What the package makes of a non-200 answer (:func:`oauth.error_for`).
     error: PageroOAuthError | None = None
 
 
@@ -120,10 +117,10 @@ def describe_connection_error(exc: requests.RequestException, url: str) -> str:
 
 
 def describe_unavailable(exc: PageroUnavailable, url: str) -> str:
-    """Why :func:`oauth._post` could not get an answer, in plain words.
+    """Why :func:`transport.post_form` could not get an answer, in plain words.
 
-    ``oauth._post`` raises ``from None`` (so that error reports do not show requests' frames)
-    but keeps the transport error as ``__context__``; its words come from there.
+    It raises ``from None`` (so that error reports do not show requests' frames) but keeps the
+    transport error as ``__context__``; its words come from there.
     """
     cause = exc.__context__
     if isinstance(cause, requests.RequestException):
@@ -132,18 +129,15 @@ def describe_unavailable(exc: PageroUnavailable, url: str) -> str:
 
 
 class Command(PageroCommand):
+    requires_system_checks: list[str] = []  # it runs them itself (check_configuration)
     help = gettext_lazy(
         "Check the Pagero configuration and reach Pagero's endpoints. Exit codes: 0 all good, "
         "1 an endpoint problem, 2 a configuration problem."
     )
-    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--offline",
-            action="store_true",
-            help=_("Check the configuration only; do not contact Pagero."),
-        )
+        offline = _("Check the configuration only; do not contact Pagero.")
+        parser.add_argument("--offline", action="store_true", help=offline)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not self.check_configuration():
@@ -216,32 +210,21 @@ class Command(PageroCommand):
 
     @sensitive_variables()  # the client credentials
     def post(self, url: str, data: dict[str, str], *, what: str) -> Answer | Result:
-        """POST ``data`` the way the app does: :func:`oauth._post` (client authentication, no
-        ``.netrc``, no redirects, timeout, verified TLS, the 1 MiB cap)."""
+        """POST ``data`` the way the app does (:func:`oauth.post`: client authentication, no
+        ``.netrc``, no redirects, timeout, verified TLS, the 1 MiB cap) and read the answer as
+        it does (:func:`oauth.error_for`: the same parsing and secret scrubbing)."""
         try:
-            status, parsed, response = oauth._post(url, data, what=what)
+            reply = oauth.post(url, data, what=what)
         except PageroUnavailable as exc:
             return Result(False, describe_unavailable(exc, url))
-        try:
-            # What _raise_for_error makes of it: the same parsing and secret scrubbing.
-            if status != 200:
-                oauth._raise_for_error(status, parsed, response, what, data)
-            error = None
-        except PageroOAuthError as exc:
-            error = exc
-        return Answer(
-            status,
-            response.headers.get("Content-Type", "").split(";")[0].strip(),
-            parsed,
-            response.headers.get("Location", ""),
-            error,
-        )
+        error = oauth.error_for(reply, what, data) if reply.status != 200 else None
+        return Answer(reply.status, reply.data, reply.headers, error)
 
     def _common_failure(self, answer: Answer, setting: str) -> Result | None:
         """Redirects, rejected credentials, 5xx/429 and non-JSON answers, the same for every
         OAuth endpoint."""
         if 300 <= answer.status < 400:
-            target = urlsplit(answer.location)
+            target = urlsplit(answer.headers.get("Location", ""))
             return Result(
                 False,
                 _(
@@ -271,7 +254,7 @@ class Command(PageroCommand):
                 _("Pagero answered HTTP %(status)d: temporarily unavailable, try again later.")
                 % {"status": answer.status},
             )
-        if not isinstance(answer.body, dict):
+        if not isinstance(answer.data, dict):
             return Result(
                 False,
                 _(
@@ -280,7 +263,8 @@ class Command(PageroCommand):
                 )
                 % {
                     "status": answer.status,
-                    "type": answer.content_type or _("no content type"),
+                    "type": answer.headers.get("Content-Type", "").split(";")[0].strip()
+                    or _("no content type"),
                     "setting": setting,
                 },
             )
@@ -355,21 +339,13 @@ class Command(PageroCommand):
         sent (``.netrc``'s neither); the body is not read."""
         url = getattr(app_settings, setting)
         try:
-            response = oauth._session().get(
-                url,
-                auth=oauth._no_netrc,
-                timeout=app_settings.TIMEOUT,
-                allow_redirects=False,
-                stream=True,
-                verify=True,
-            )
-            response.close()
+            status = transport.status_of(url)
         except requests.RequestException as exc:
             return Result(False, describe_connection_error(exc, url))
-        if response.status_code >= 500:
+        if status >= 500:
             return Result(
                 False,
                 _("answered HTTP %(status)d: temporarily unavailable, try again later.")
-                % {"status": response.status_code},
+                % {"status": status},
             )
-        return Result(True, _("reachable (HTTP %(status)d).") % {"status": response.status_code})
+        return Result(True, _("reachable (HTTP %(status)d).") % {"status": status})
