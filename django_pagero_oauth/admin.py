@@ -53,10 +53,6 @@ from .models import (
 #: ``manage.py pagero_refresh_tokens``.
 MAX_ACTION_ITEMS = 100
 
-#: At most this many tokens still in the old format are decrypted for the changelist's
-#: undecryptable-tokens banner (migration 0002 re-encrypted all it could: normally none).
-UNDECRYPTABLE_LEGACY_LIMIT = 100
-
 _HEALTH_ICONS = {
     TokenHealth.VALID: "admin/img/icon-yes.svg",
     TokenHealth.ACCESS_TOKEN_EXPIRED: "admin/img/icon-clock.svg",
@@ -134,16 +130,12 @@ class RefreshTokenExpiryFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         now = timezone.now()
-        if self.value() == self.WITHIN:
-            expires = Q(refresh_token_expires_at__gt=now) & Q(
-                refresh_token_expires_at__lte=now + timedelta(days=REFRESH_TOKEN_WARNING_DAYS)
-            )
-        elif self.value() == self.EXPIRED:
-            expires = Q(refresh_token_expires_at__lte=now)
-        else:
-            return None
-        filtered: QuerySet[Any] = queryset.filter(expires)
-        return filtered
+        soon = now + timedelta(days=REFRESH_TOKEN_WARNING_DAYS)
+        expires = {
+            self.WITHIN: Q(refresh_token_expires_at__gt=now, refresh_token_expires_at__lte=soon),
+            self.EXPIRED: Q(refresh_token_expires_at__lte=now),
+        }.get(str(self.value()))
+        return None if expires is None else queryset.filter(expires)
 
 
 _Q = TypeVar("_Q", bound="QuerySet[Any]")
@@ -157,9 +149,17 @@ def _on_primary_for_post(request: HttpRequest, queryset: _Q) -> _Q:
     return queryset
 
 
-class _WithoutBulkDelete(admin.ModelAdmin):  # type: ignore[type-arg]
-    """No "delete selected": deleting a token would not tell Pagero ("Revoke" does, or says
+class _ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Nothing is added here, and a POST selects its rows on the primary.
+
+    No "delete selected": deleting a token would not tell Pagero ("Revoke" does, or says
     that it could not), and deleting an identity is what "Unlink" says it is."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return _on_primary_for_post(request, super().get_queryset(request))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
     def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
         # Django 6.1 passes where the actions are shown (and warns about overrides that do
@@ -173,7 +173,7 @@ class _WithoutBulkDelete(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(PageroToken)
-class PageroTokenAdmin(_WithoutBulkDelete):
+class PageroTokenAdmin(_ReadOnlyAdmin):
     # Readable at 1280 pixels with the admin's sidebars open: the status says whether the access
     # token is expired, and the change view shows its expiry and the scope. No date hierarchy:
     # the expiry filter answers what it would ("which die soon?"), without a DISTINCT query.
@@ -240,12 +240,7 @@ class PageroTokenAdmin(_WithoutBulkDelete):
     def get_queryset(self, request: HttpRequest) -> PageroTokenQuerySet:
         """Plain columns only, the status computed by the database: no per-row decryption."""
         queryset = cast(PageroTokenQuerySet, super().get_queryset(request))
-        return (
-            _on_primary_for_post(request, queryset)
-            .without_secrets()
-            .with_health()
-            .select_related("user")
-        )
+        return queryset.without_secrets().with_health().select_related("user")
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         # A fingerprint from a log line finds its token (exact match).
@@ -270,31 +265,19 @@ class PageroTokenAdmin(_WithoutBulkDelete):
         id their refresh token starts with (three small indexed queries, nothing loaded or
         decrypted; ``undecryptable_in_sample()``). Only when one of them fails is the count
         taken: a ``COUNT`` on that key id (about 0.1 s for 100,000 tokens on PostgreSQL, 0.4 s
-        on SQLite), and at most ``UNDECRYPTABLE_LEGACY_LIMIT`` old-format tokens decrypted.
-        ``pagero_check`` counts them all, always.
+        on SQLite).
         """
         tokens = PageroToken.objects.all()
-        if not tokens.undecryptable_in_sample():
-            return
-        count, exact = tokens.count_undecryptable(legacy_limit=UNDECRYPTABLE_LEGACY_LIMIT)
+        count = tokens.count_undecryptable() if tokens.undecryptable_in_sample() else 0
         if not count:
             return
-        if exact:
-            message = ngettext(
-                "%(count)d Pagero token cannot be decrypted with the configured keys: its user "
-                "must connect to Pagero again.",
-                "%(count)d Pagero tokens cannot be decrypted with the configured keys: their "
-                "users must connect to Pagero again.",
-                count,
-            )
-        else:
-            message = ngettext(
-                "At least %(count)d Pagero token cannot be decrypted with the configured keys: "
-                "its user must connect to Pagero again.",
-                "At least %(count)d Pagero tokens cannot be decrypted with the configured keys: "
-                "their users must connect to Pagero again.",
-                count,
-            )
+        message = ngettext(
+            "%(count)d Pagero token cannot be decrypted with the configured keys: its user "
+            "must connect to Pagero again.",
+            "%(count)d Pagero tokens cannot be decrypted with the configured keys: their "
+            "users must connect to Pagero again.",
+            count,
+        )
         hint = gettext(
             "Put the key they were written with back into ENCRYPTION_KEYS (or "
             "SECRET_KEY_FALLBACKS), or delete them with manage.py pagero_prune_tokens "
@@ -303,9 +286,6 @@ class PageroTokenAdmin(_WithoutBulkDelete):
         self.message_user(request, f"{message % {'count': count}} {hint}", messages.WARNING)
 
     # --- permissions: tokens are read-only ----------------------------------------------
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """No token is ever edited; without ``obj`` this is the permission the actions need."""
@@ -449,12 +429,8 @@ class PageroTokenAdmin(_WithoutBulkDelete):
             return super().delete_view(request, object_id, extra_context)
         if not self.has_delete_permission(request, token):
             raise PermissionDenied
-        try:
-            result = tokens.revoke(token)
-        except (TokenDecryptionError, OAuthErrorResponse, *SERVICE_ERRORS) as exc:
-            self._tell(request, Place.ADMIN_REVOKE, exc, token)
+        if not self._revoke_one(request, token):
             return HttpResponseRedirect(self._admin_url("change", token.pk))
-        self._revoked(request, token, result)
         return HttpResponseRedirect(self._admin_url("changelist"))
 
     def _admin_url(self, view: str, *args: Any) -> str:
@@ -543,41 +519,35 @@ class PageroTokenAdmin(_WithoutBulkDelete):
     def revoke(self, request: HttpRequest, queryset: QuerySet[PageroToken]) -> None:
         """Revoke each token at Pagero (RFC 7009) and delete it (``tokens.revoke``)."""
         for token in self._action_tokens(request, queryset) or []:
-            try:
-                result = tokens.revoke(token)
-            except (TokenDecryptionError, OAuthErrorResponse, *SERVICE_ERRORS) as exc:
-                self._tell(request, Place.ADMIN_REVOKE, exc, token)
-            else:
-                self._revoked(request, token, result)
+            self._revoke_one(request, token)
 
-    def _revoked(self, request: HttpRequest, token: PageroToken, result: tokens.Revocation) -> None:
-        """Say what a successful :func:`tokens.revoke` did (and log the deletion)."""
+    def _revoke_one(self, request: HttpRequest, token: PageroToken) -> bool:
+        """Revoke one token (:func:`tokens.revoke`) and say how it went; False when it is kept."""
+        try:
+            result = tokens.revoke(token)
+        except (TokenDecryptionError, OAuthErrorResponse, *SERVICE_ERRORS) as exc:
+            self._tell(request, Place.ADMIN_REVOKE, exc, token)
+            return False
         what = self._describe(token)
         if result.skipped_because == "already_deleted":
-            message, level = (
-                gettext("%(user)s (%(fingerprint)s): was already deleted."),
-                messages.INFO,
-            )
+            message = gettext("%(user)s (%(fingerprint)s): was already deleted.")
+            self.message_user(request, message % what, messages.INFO)
+            return True
+        self.log_deletions(request, [token])  # type: ignore[arg-type]
+        if result.remote:
+            message = gettext("%(user)s (%(fingerprint)s): revoked at Pagero and deleted.")
+            self.message_user(request, message % what, messages.SUCCESS)
         else:
-            self.log_deletions(request, [token])  # type: ignore[arg-type]
-            if result.remote:
-                message, level = (
-                    gettext("%(user)s (%(fingerprint)s): revoked at Pagero and deleted."),
-                    messages.SUCCESS,
-                )
-            else:
-                message, level = (
-                    gettext(
-                        "%(user)s (%(fingerprint)s): deleted here only; Pagero was not "
-                        "told (no REVOKE_URL is configured)."
-                    ),
-                    messages.WARNING,
-                )
-        self.message_user(request, message % what, level)
+            message = gettext(
+                "%(user)s (%(fingerprint)s): deleted here only; Pagero was not "
+                "told (no REVOKE_URL is configured)."
+            )
+            self.message_user(request, message % what, messages.WARNING)
+        return True
 
 
 @admin.register(PageroIdentity)
-class PageroIdentityAdmin(_WithoutBulkDelete):
+class PageroIdentityAdmin(_ReadOnlyAdmin):
     """Read-only: identities are linked only through a verified ``id_token``. "Unlink" (with
     the delete permission) stops "Sign in with Pagero" from logging in as the user; the
     user's token, if any, stays."""
@@ -592,12 +562,6 @@ class PageroIdentityAdmin(_WithoutBulkDelete):
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         return [*user_search_fields(get_user_model()), "subject"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[PageroIdentity]:
-        return _on_primary_for_post(request, super().get_queryset(request))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

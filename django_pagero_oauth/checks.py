@@ -184,9 +184,6 @@ class Codes:
     MOCK_WITHOUT_DEBUG = f"{APP}.E007"
     NOT_A_DICT = f"{APP}.E008"
     KEYS_INVALID = f"{APP}.E009"
-    #: Retired (with bound ciphertexts): undecryptable tokens are W003 (for their users they mean "connect
-    #: again", not a broken site). Kept so that code naming it still imports.
-    CANNOT_DECRYPT = f"{APP}.E010"
     TIMEOUT = f"{APP}.E011"
     URL_INVALID = f"{APP}.E012"
     LIFETIME = f"{APP}.E013"
@@ -621,11 +618,11 @@ def check_mock_server(**kwargs: Any) -> list[CheckMessage]:
 
 
 def _keys_valid() -> bool:
-    from .crypto import get_fernet
+    from .crypto import get_keyring
     from .exceptions import TokenDecryptionError
 
     try:
-        get_fernet()
+        get_keyring()
     except (TokenDecryptionError, TypeError, ValueError, AttributeError):
         return False
     return True
@@ -644,9 +641,7 @@ def check_stored_tokens_decrypt(
 ) -> list[CheckMessage]:
     """Count the stored tokens that cannot be decrypted with the configured keys (``W003``).
 
-    Cheap: one ``COUNT`` on the key id every value starts with (nothing is decrypted), plus,
-    for the rows still in the old format (few or none after migration ``0002``), a
-    decryption each. A warning, not an error: for their users such a token only means
+    Cheap: one ``COUNT`` on the key id every value starts with (nothing is decrypted). A warning, not an error: for their users such a token only means
     "connect again". Runs with ``manage.py check --database`` (Django 5.2, 6.0), with every
     ``check`` from Django 6.1 on (which checks all databases by default), and in
     ``pagero_check``.
@@ -660,7 +655,7 @@ def check_stored_tokens_decrypt(
         if not router.allow_migrate_model(alias, PageroToken):
             continue
         try:
-            count, _exact = PageroToken.objects.using(alias).count_undecryptable()
+            count = PageroToken.objects.using(alias).count_undecryptable()
         except DatabaseError:
             continue  # not migrated yet: nothing stored to check
         if count:

@@ -300,19 +300,6 @@ SETTINGS: tuple[Setting, ...] = (
         checked_by="E009",
     ),
     Setting(
-        "ACCEPT_UNBOUND_CIPHERTEXTS",
-        "bool",
-        True,
-        "Read stored values in the old format (a bare Fernet token, bound to no row), as "
-        "written before migration ``0002``, which re-encrypts every one it can. Such a value, "
-        "copied into another user's row (e.g. from an old backup), would decrypt there. Once "
-        "``PageroToken.objects.in_legacy_format()`` is empty, set it to ``False``: an "
-        "old-format value is then undecryptable (``W003`` counts it; its user must connect "
-        "again).",
-        _TOKENS,
-        validate=boolean,
-    ),
-    Setting(
         "REFRESH_LEEWAY",
         "int, seconds",
         60,
@@ -601,11 +588,6 @@ class PageroOAuthSettings:
         if isinstance(value, (str, bytes)):
             value = [value]
         return [key.decode() if isinstance(key, bytes) else str(key) for key in value or []]
-
-    @property
-    def ACCEPT_UNBOUND_CIPHERTEXTS(self) -> bool:
-        """Decrypt stored values in the old format, which are bound to no row."""
-        return bool(self._get("ACCEPT_UNBOUND_CIPHERTEXTS"))
 
     @property
     def REFRESH_LEEWAY(self) -> int:
