@@ -9,8 +9,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 from functools import wraps
-from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import quote, quote_plus, urlencode
+from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -65,9 +65,6 @@ from .tokens import (
     revoke_after_response,
     revoke_unstored,
 )
-
-if TYPE_CHECKING:
-    from django.http.request import _ImmutableQueryDict
 
 logger = logging.getLogger("django_pagero_oauth")
 
@@ -147,62 +144,6 @@ class LoginView(LoginRequiredMixin, View):
         return HttpResponseRedirect(url)
 
 
-#: Callback parameters that must not reach an error report, a tracker or a log once read.
-SECRET_CALLBACK_PARAMETERS = ("code", "state")
-MASK = "********"
-
-
-def hide_callback_secrets(request: HttpRequest) -> None:
-    """Mask the authorization code (and state) in ``request`` for whatever looks at it later.
-
-    Django's error reports (and error trackers) show ``request.GET`` and the full URL, built
-    from ``QUERY_STRING``; no exception reporter filter hides them. Under ASGI, error trackers
-    also read the ASGI scope's ``query_string`` (bytes), masked the same way. The view reads
-    the values before this runs, so masking loses nothing.
-    """
-    masked = request.GET.copy()
-    secrets: set[str] = set()
-    for name in SECRET_CALLBACK_PARAMETERS:
-        if name in masked:
-            secrets.update(masked.getlist(name))
-            masked.setlist(name, [MASK] * len(masked.getlist(name)))
-    masked._mutable = False
-    request.GET = cast("_ImmutableQueryDict", masked)
-    raw_query = request.META.get("QUERY_STRING", "")
-    masked_query = masked.urlencode(safe="*")
-    request.META["QUERY_STRING"] = masked_query
-    # The server's own copies of the request line (gunicorn's RAW_URI, uWSGI's and mod_wsgi's
-    # REQUEST_URI, ...) are in META too, and error reports list META.
-    forms = sorted(
-        {
-            form
-            for secret in secrets
-            if len(secret) >= _MIN_MASKED_LENGTH
-            for form in (secret, quote(secret, safe=""), quote_plus(secret))
-        },
-        key=len,
-        reverse=True,
-    )
-    for key, value in list(request.META.items()):
-        if key == "QUERY_STRING" or not isinstance(value, str):
-            continue
-        hidden = value.replace(raw_query, masked_query) if raw_query else value
-        for form in forms:
-            hidden = hidden.replace(form, MASK)
-        if hidden != value:
-            request.META[key] = hidden
-    scope = getattr(request, "scope", None)
-    if isinstance(scope, dict) and isinstance(scope.get("query_string"), bytes | str):
-        # Bytes from a server (ASGI spec); Django's AsyncRequestFactory puts a str there.
-        is_bytes = isinstance(scope["query_string"], bytes)
-        scope["query_string"] = masked_query.encode("ascii") if is_bytes else masked_query
-
-
-#: Shorter secret values are masked in ``request.META`` only as part of the raw query string
-#: (masking a two-character value everywhere would garble unrelated headers).
-_MIN_MASKED_LENGTH = 8
-
-
 class SignInView(LoginView):
     """ "Sign in with Pagero": the login flow with ``openid``, open to anonymous visitors.
 
@@ -238,7 +179,7 @@ class CallbackView(SignInCallbackMixin, View):
     def setup(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
         super().setup(request, *args, **kwargs)
         self.params = request.GET
-        hide_callback_secrets(request)
+        flows.hide_callback_secrets(request)
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         """Every answer at this URL, which holds the code and the state, sends
