@@ -348,14 +348,7 @@ class SignInCallbackMixin:
         )
         identity.last_signed_in = timezone.now()
         identity.save(update_fields=["last_signed_in"])
-        return SignInOutcome(
-            user=user,
-            verified=verified,
-            identity=identity,
-            newly_linked=newly_linked,
-            created_user=created,
-            logs_in=True,
-        )
+        return SignInOutcome(user, verified, identity, newly_linked, created, logs_in=True)
 
     def create_user(self, verified: oidc.IdTokenClaims) -> Any:
         """A new user for an unknown identity, from ``SIGN_IN_USER_FACTORY``."""
