@@ -1,4 +1,5 @@
-"""A read-only admin for Pagero connections, with "Refresh now" and "Revoke" actions.
+"""A read-only admin for Pagero connections, with "Refresh now" and "Revoke" actions
+(:mod:`.admin_actions`).
 
 The changelist never loads the encrypted columns (``without_secrets()``) and computes each
 token's status in the database (``with_health()``), so it costs the same few queries for 20
@@ -15,15 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.core.exceptions import FieldDoesNotExist
 from django.db import router
 from django.db.models import Model, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.templatetags.static import static
-from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -31,15 +30,8 @@ from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from . import tokens
-from .exceptions import (
-    SERVICE_ERRORS,
-    OAuthErrorResponse,
-    PageroAuthorizationRequired,
-    PageroConfigurationError,
-    TokenDecryptionError,
-)
-from .explain import Place, explain, is_warning
+from .admin_actions import TokenActionsAdmin
+from .exceptions import TokenDecryptionError
 from .guard import EVERY_DATABASE
 from .models import (
     REFRESH_TOKEN_WARNING_DAYS,
@@ -48,14 +40,6 @@ from .models import (
     PageroTokenQuerySet,
     TokenHealth,
 )
-
-#: An action runs one HTTP request per token inside the web request: more is a job for
-#: ``manage.py pagero_refresh_tokens``.
-MAX_ACTION_ITEMS = 100
-
-#: At most this many tokens still in the old format are decrypted for the changelist's
-#: undecryptable-tokens banner (migration 0002 re-encrypted all it could: normally none).
-UNDECRYPTABLE_LEGACY_LIMIT = 100
 
 _HEALTH_ICONS = {
     TokenHealth.VALID: "admin/img/icon-yes.svg",
@@ -134,16 +118,12 @@ class RefreshTokenExpiryFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         now = timezone.now()
-        if self.value() == self.WITHIN:
-            expires = Q(refresh_token_expires_at__gt=now) & Q(
-                refresh_token_expires_at__lte=now + timedelta(days=REFRESH_TOKEN_WARNING_DAYS)
-            )
-        elif self.value() == self.EXPIRED:
-            expires = Q(refresh_token_expires_at__lte=now)
-        else:
-            return None
-        filtered: QuerySet[Any] = queryset.filter(expires)
-        return filtered
+        soon = now + timedelta(days=REFRESH_TOKEN_WARNING_DAYS)
+        expires = {
+            self.WITHIN: Q(refresh_token_expires_at__gt=now, refresh_token_expires_at__lte=soon),
+            self.EXPIRED: Q(refresh_token_expires_at__lte=now),
+        }.get(str(self.value()))
+        return None if expires is None else queryset.filter(expires)
 
 
 _Q = TypeVar("_Q", bound="QuerySet[Any]")
@@ -157,9 +137,17 @@ def _on_primary_for_post(request: HttpRequest, queryset: _Q) -> _Q:
     return queryset
 
 
-class _WithoutBulkDelete(admin.ModelAdmin):  # type: ignore[type-arg]
-    """No "delete selected": deleting a token would not tell Pagero ("Revoke" does, or says
+class _ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Nothing is added here, and a POST selects its rows on the primary.
+
+    No "delete selected": deleting a token would not tell Pagero ("Revoke" does, or says
     that it could not), and deleting an identity is what "Unlink" says it is."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return _on_primary_for_post(request, super().get_queryset(request))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
     def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
         # Django 6.1 passes where the actions are shown (and warns about overrides that do
@@ -173,7 +161,7 @@ class _WithoutBulkDelete(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(PageroToken)
-class PageroTokenAdmin(_WithoutBulkDelete):
+class PageroTokenAdmin(TokenActionsAdmin, _ReadOnlyAdmin):
     # Readable at 1280 pixels with the admin's sidebars open: the status says whether the access
     # token is expired, and the change view shows its expiry and the scope. No date hierarchy:
     # the expiry filter answers what it would ("which die soon?"), without a DISTINCT query.
@@ -240,12 +228,7 @@ class PageroTokenAdmin(_WithoutBulkDelete):
     def get_queryset(self, request: HttpRequest) -> PageroTokenQuerySet:
         """Plain columns only, the status computed by the database: no per-row decryption."""
         queryset = cast(PageroTokenQuerySet, super().get_queryset(request))
-        return (
-            _on_primary_for_post(request, queryset)
-            .without_secrets()
-            .with_health()
-            .select_related("user")
-        )
+        return queryset.without_secrets().with_health().select_related("user")
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         # A fingerprint from a log line finds its token (exact match).
@@ -270,31 +253,19 @@ class PageroTokenAdmin(_WithoutBulkDelete):
         id their refresh token starts with (three small indexed queries, nothing loaded or
         decrypted; ``undecryptable_in_sample()``). Only when one of them fails is the count
         taken: a ``COUNT`` on that key id (about 0.1 s for 100,000 tokens on PostgreSQL, 0.4 s
-        on SQLite), and at most ``UNDECRYPTABLE_LEGACY_LIMIT`` old-format tokens decrypted.
-        ``pagero_check`` counts them all, always.
+        on SQLite).
         """
         tokens = PageroToken.objects.all()
-        if not tokens.undecryptable_in_sample():
-            return
-        count, exact = tokens.count_undecryptable(legacy_limit=UNDECRYPTABLE_LEGACY_LIMIT)
+        count = tokens.count_undecryptable() if tokens.undecryptable_in_sample() else 0
         if not count:
             return
-        if exact:
-            message = ngettext(
-                "%(count)d Pagero token cannot be decrypted with the configured keys: its user "
-                "must connect to Pagero again.",
-                "%(count)d Pagero tokens cannot be decrypted with the configured keys: their "
-                "users must connect to Pagero again.",
-                count,
-            )
-        else:
-            message = ngettext(
-                "At least %(count)d Pagero token cannot be decrypted with the configured keys: "
-                "its user must connect to Pagero again.",
-                "At least %(count)d Pagero tokens cannot be decrypted with the configured keys: "
-                "their users must connect to Pagero again.",
-                count,
-            )
+        message = ngettext(
+            "%(count)d Pagero token cannot be decrypted with the configured keys: its user "
+            "must connect to Pagero again.",
+            "%(count)d Pagero tokens cannot be decrypted with the configured keys: their "
+            "users must connect to Pagero again.",
+            count,
+        )
         hint = gettext(
             "Put the key they were written with back into ENCRYPTION_KEYS (or "
             "SECRET_KEY_FALLBACKS), or delete them with manage.py pagero_prune_tokens "
@@ -303,9 +274,6 @@ class PageroTokenAdmin(_WithoutBulkDelete):
         self.message_user(request, f"{message % {'count': count}} {hint}", messages.WARNING)
 
     # --- permissions: tokens are read-only ----------------------------------------------
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """No token is ever edited; without ``obj`` this is the permission the actions need."""
@@ -431,153 +399,9 @@ class PageroTokenAdmin(_WithoutBulkDelete):
         }
         return super().change_view(request, object_id, form_url, context)
 
-    # --- deleting: only through a revocation --------------------------------------------
-
-    def delete_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        """The delete page's POST revokes the token (``tokens.revoke``) instead of deleting it.
-
-        Deleting here alone would leave the refresh token valid at Pagero for years. So the
-        confirmed delete does what "Revoke" does: Pagero is told first (with ``REVOKE_URL``),
-        and if it cannot confirm (a network failure, a 503) the token is KEPT and the change
-        page says so. A token Pagero reports as already invalid is deleted (RFC 7009 2.2:
-        such a token is answered 200). The confirmation page (GET) is Django's own.
-        """
-        token = self.get_object(request, unquote(object_id))
-        if request.method != "POST" or token is None:  # Django's page, or its "not found"
-            return super().delete_view(request, object_id, extra_context)
-        if not self.has_delete_permission(request, token):
-            raise PermissionDenied
-        try:
-            result = tokens.revoke(token)
-        except (TokenDecryptionError, OAuthErrorResponse, *SERVICE_ERRORS) as exc:
-            self._tell(request, Place.ADMIN_REVOKE, exc, token)
-            return HttpResponseRedirect(self._admin_url("change", token.pk))
-        self._revoked(request, token, result)
-        return HttpResponseRedirect(self._admin_url("changelist"))
-
-    def _admin_url(self, view: str, *args: Any) -> str:
-        opts = self.opts
-        name = f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_{view}"
-        return reverse(name, args=args, current_app=self.admin_site.name)
-
-    # The revocation commits on its own (as the actions do): not inside ATOMIC_REQUESTS, which
-    # on SQLite would hold the lock the revocation needs.
-    delete_view._non_atomic_requests = EVERY_DATABASE  # type: ignore[attr-defined]
-
-    def delete_model(self, request: HttpRequest, obj: PageroToken) -> None:
-        """Never a local delete alone: revoke (raises, keeping the token, when Pagero cannot
-        confirm)."""
-        tokens.revoke(obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PageroToken]) -> None:
-        """As :meth:`delete_model`, token by token."""
-        for token in queryset:
-            tokens.revoke(token)
-
-    # --- actions ------------------------------------------------------------------------
-
-    def _action_tokens(
-        self, request: HttpRequest, queryset: QuerySet[PageroToken]
-    ) -> list[PageroToken] | None:
-        if queryset.count() > MAX_ACTION_ITEMS:
-            self.message_user(
-                request,
-                ngettext(
-                    "Select at most %(max)d token at a time; use the management commands "
-                    "pagero_refresh_tokens and pagero_prune_tokens for more.",
-                    "Select at most %(max)d tokens at a time; use the management commands "
-                    "pagero_refresh_tokens and pagero_prune_tokens for more.",
-                    MAX_ACTION_ITEMS,
-                )
-                % {"max": MAX_ACTION_ITEMS},
-                messages.ERROR,
-            )
-            return None
-        return list(queryset.order_by("pk"))
-
-    @staticmethod
-    def _describe(token: PageroToken) -> dict[str, Any]:
-        return {"user": token.user, "fingerprint": token.fingerprint or "-"}
-
-    def _refresh_one(self, request: HttpRequest, token: PageroToken, remaining: int) -> bool:
-        """Refresh one token and say how it went; False when the rest need not be tried."""
-        try:
-            fresh = tokens.refresh_now(token)
-        except (TokenDecryptionError, PageroAuthorizationRequired, *SERVICE_ERRORS) as exc:
-            # Rejected client credentials: every other token would fail the same way.
-            stop = isinstance(exc, PageroConfigurationError)
-            self._tell(request, Place.ADMIN_REFRESH, exc, token, skipped=remaining if stop else 0)
-            return not stop
-        self.log_change(request, fresh, gettext("Refreshed the Pagero token."))
-        self.message_user(
-            request,
-            gettext("%(user)s: refreshed, new fingerprint %(fingerprint)s.")
-            % self._describe(fresh),
-            messages.SUCCESS,
-        )
-        return True
-
-    def _tell(
-        self,
-        request: HttpRequest,
-        place: Place,
-        exc: BaseException,
-        token: PageroToken,
-        **params: Any,
-    ) -> None:
-        """One message about ``token`` failing, in the words of :mod:`.explain`."""
-        level = messages.WARNING if is_warning(place, exc) else messages.ERROR
-        self.message_user(request, explain(place, exc, **self._describe(token), **params), level)
-
-    @admin.action(description=_("Refresh now"), permissions=["change"])
-    def refresh_now(self, request: HttpRequest, queryset: QuerySet[PageroToken]) -> None:
-        """Force a refresh of each token, single-flight (``tokens.refresh_now``)."""
-        selected = self._action_tokens(request, queryset) or []
-        for index, token in enumerate(selected):
-            if not self._refresh_one(request, token, remaining=len(selected) - index - 1):
-                break
-
-    @admin.action(description=_("Revoke"), permissions=["delete"])
-    def revoke(self, request: HttpRequest, queryset: QuerySet[PageroToken]) -> None:
-        """Revoke each token at Pagero (RFC 7009) and delete it (``tokens.revoke``)."""
-        for token in self._action_tokens(request, queryset) or []:
-            try:
-                result = tokens.revoke(token)
-            except (TokenDecryptionError, OAuthErrorResponse, *SERVICE_ERRORS) as exc:
-                self._tell(request, Place.ADMIN_REVOKE, exc, token)
-            else:
-                self._revoked(request, token, result)
-
-    def _revoked(self, request: HttpRequest, token: PageroToken, result: tokens.Revocation) -> None:
-        """Say what a successful :func:`tokens.revoke` did (and log the deletion)."""
-        what = self._describe(token)
-        if result.skipped_because == "already_deleted":
-            message, level = (
-                gettext("%(user)s (%(fingerprint)s): was already deleted."),
-                messages.INFO,
-            )
-        else:
-            self.log_deletions(request, [token])  # type: ignore[arg-type]
-            if result.remote:
-                message, level = (
-                    gettext("%(user)s (%(fingerprint)s): revoked at Pagero and deleted."),
-                    messages.SUCCESS,
-                )
-            else:
-                message, level = (
-                    gettext(
-                        "%(user)s (%(fingerprint)s): deleted here only; Pagero was not "
-                        "told (no REVOKE_URL is configured)."
-                    ),
-                    messages.WARNING,
-                )
-        self.message_user(request, message % what, level)
-
 
 @admin.register(PageroIdentity)
-class PageroIdentityAdmin(_WithoutBulkDelete):
+class PageroIdentityAdmin(_ReadOnlyAdmin):
     """Read-only: identities are linked only through a verified ``id_token``. "Unlink" (with
     the delete permission) stops "Sign in with Pagero" from logging in as the user; the
     user's token, if any, stays."""
@@ -592,12 +416,6 @@ class PageroIdentityAdmin(_WithoutBulkDelete):
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         return [*user_search_fields(get_user_model()), "subject"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[PageroIdentity]:
-        return _on_primary_for_post(request, super().get_queryset(request))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -188,15 +188,6 @@ class TokenSettings:
         rule=None,
         check="E009",
     )
-    ACCEPT_UNBOUND_CIPHERTEXTS = Flag(
-        True,
-        "Read stored values in the old format (a bare Fernet token, bound to no row), as "
-        "written before migration ``0002``, which re-encrypts every one it can. Such a value, "
-        "copied into another user's row (e.g. from an old backup), would decrypt there. Once "
-        "``PageroToken.objects.in_legacy_format()`` is empty, set it to ``False``: an "
-        "old-format value is then undecryptable (``W003`` counts it; its user must connect "
-        "again).",
-    )
     REFRESH_LEEWAY = Whole(
         60,
         "Refresh when the access token is valid for less than this (capped at half the "

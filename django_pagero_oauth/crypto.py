@@ -13,13 +13,10 @@ another column, does not decrypt. The key id (8 hex digits of an HMAC under the 
 key wrote the value: decryption goes straight to that key, and a value whose key is no longer
 configured is found with SQL alone (:func:`unknown_key_condition`), without decrypting anything.
 
-New values use keys derived from each configured key with HKDF (RFC 5869), one per purpose
+Each configured key serves through keys derived from it with HKDF (RFC 5869), one per purpose
 (its own ``info``): the bound encryption key and the fingerprint key; the key id is an HMAC
-under the key. The configured key itself only decrypts values in the *old format* (a bare
-Fernet token, bound to nothing, as written before migration ``0002``, which re-encrypts every
-one it can): those are still read, so that a row written by an old process, or one whose key
-comes back, keeps working. A bound value stripped of its prefix is not an old-format value of
-the same key (the derived key differs), so it does not decrypt either.
+under the key. The configured key itself encrypts nothing, so a bare Fernet token (a value
+stripped of its prefix, or one bound to nothing) does not decrypt.
 """
 
 from __future__ import annotations
@@ -33,7 +30,7 @@ from functools import lru_cache, reduce
 from operator import or_
 from typing import TYPE_CHECKING, Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
@@ -92,8 +89,6 @@ def configured_keys() -> tuple[str, ...]:
 class Keyring:
     """The keys in force, with what is derived from each (computed once per key list)."""
 
-    #: The configured keys themselves: they decrypt values in the old format.
-    legacy: MultiFernet
     #: Bound-value encryption key per key id.
     by_id: dict[str, Fernet]
     #: The id of the newest key: new values are written with it.
@@ -107,7 +102,8 @@ class Keyring:
 def _keyring_for(keys: tuple[str, ...]) -> Keyring:
     try:
         raw = [base64.urlsafe_b64decode(key.encode()) for key in keys]
-        legacy = MultiFernet([Fernet(key.encode()) for key in keys])
+        if any(len(material) != 32 for material in raw):
+            raise ValueError("not a Fernet key")
     except (ValueError, TypeError):
         # Not "from exc": the frames of the decoder's error hold the key.
         raise TokenDecryptionError(
@@ -119,7 +115,6 @@ def _keyring_for(keys: tuple[str, ...]) -> Keyring:
         key_id = hmac.new(material, _KEY_ID_INFO, hashlib.sha256).hexdigest()[:KEY_ID_LENGTH]
         by_id.setdefault(key_id, Fernet(base64.urlsafe_b64encode(_hkdf(material, _BOUND_INFO))))
     return Keyring(
-        legacy=legacy,
         by_id=by_id,
         newest_id=next(iter(by_id)),
         fingerprint_key=_hkdf(raw[0], _FINGERPRINT_INFO),
@@ -137,12 +132,6 @@ def get_keyring() -> Keyring:
     return _keyring_for(keys)
 
 
-@sensitive_variables()
-def get_fernet() -> MultiFernet:
-    """The MultiFernet of the configured keys (they decrypt values in the old format)."""
-    return get_keyring().legacy
-
-
 def configured_key_ids() -> tuple[str, ...]:
     return tuple(get_keyring().by_id)
 
@@ -157,49 +146,25 @@ def encrypt(value: str, context: str = "") -> str:
     return f"{PREFIX}{ring.newest_id}${token.decode('ascii')}"
 
 
-def is_legacy(value: str) -> bool:
-    """True for a non-empty value in the old format (bound to nothing)."""
-    return bool(value) and not value.startswith(PREFIX)
-
-
 @sensitive_variables()
 def decrypt(value: str, context: str = "") -> str:
     """The plaintext of ``value``, which must have been encrypted for ``context``.
 
     Raises :class:`UndecryptableToken` (a :class:`TokenDecryptionError`) when no configured
-    key wrote it, when it was altered, or when it belongs to another context (another row or
-    column). A value in the old format is decrypted with the configured keys, unbound, unless
-    ``ACCEPT_UNBOUND_CIPHERTEXTS`` is False.
+    key wrote it, when it was altered or is not in the bound format, or when it belongs to
+    another context (another row or column).
     """
-    if not value.startswith(PREFIX):
-        if not app_settings.ACCEPT_UNBOUND_CIPHERTEXTS:
-            raise UndecryptableToken(
-                "A stored Pagero token is in the old format, bound to no row, and "
-                "PAGERO_OAUTH['ACCEPT_UNBOUND_CIPHERTEXTS'] is False."
-            )
-        return decrypt_old_format(value)
-    ring = get_keyring()
+    key_id, separator, token = value.removeprefix(PREFIX).partition("$")
+    fernet = get_keyring().by_id.get(key_id)
+    if not value.startswith(PREFIX) or not separator or fernet is None:
+        raise UndecryptableToken(_UNDECRYPTABLE)
     try:
-        key_id, separator, token = value[len(PREFIX) :].partition("$")
-        fernet = ring.by_id.get(key_id)
-        if not separator or fernet is None:
-            raise UndecryptableToken(_UNDECRYPTABLE)
         bound, nul, plain = fernet.decrypt(token.encode("ascii")).partition(b"\0")
         if not nul or not hmac.compare_digest(bound, context.encode()):
             raise UndecryptableToken(
                 "A stored Pagero token was encrypted for another row or column; it is not used."
             )
         return plain.decode()
-    except (InvalidToken, UnicodeError) as exc:
-        raise UndecryptableToken(_UNDECRYPTABLE) from exc
-
-
-@sensitive_variables()
-def decrypt_old_format(value: str) -> str:
-    """The plaintext of a value in the old format (a bare Fernet token of a configured key),
-    whatever ``ACCEPT_UNBOUND_CIPHERTEXTS`` says (migration ``0002`` uses it)."""
-    try:
-        return get_keyring().legacy.decrypt(value.encode("ascii")).decode()
     except (InvalidToken, UnicodeError) as exc:
         raise UndecryptableToken(_UNDECRYPTABLE) from exc
 
@@ -230,20 +195,13 @@ def bound_context(model: type[models.Model], field_name: str, owner: Any) -> str
 
 
 def unknown_key_condition(field_name: str) -> Q:
-    """Rows whose ``field_name`` was written (in the bound format) with a key that is not configured.
-
-    Plain SQL on the key id prefix: nothing is decrypted.
-    """
+    """Rows whose ``field_name`` holds a value that no configured key wrote (or that is not in
+    the bound format at all). Plain SQL on the key id prefix: nothing is decrypted."""
     known = [
         models.Q(**{f"{field_name}__startswith": f"{PREFIX}{key_id}$"})
         for key_id in configured_key_ids()
     ]
-    return models.Q(**{f"{field_name}__startswith": PREFIX}) & ~reduce(or_, known)
-
-
-def legacy_condition(field_name: str) -> Q:
-    """Rows whose ``field_name`` holds a value in the old format."""
-    return ~models.Q(**{field_name: ""}) & ~models.Q(**{f"{field_name}__startswith": PREFIX})
+    return ~models.Q(**{field_name: ""}) & ~reduce(or_, known)
 
 
 class Ciphertext(str):

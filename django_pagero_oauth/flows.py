@@ -1,4 +1,5 @@
-"""Pending authorization flows, kept in the Django session, keyed by their ``state``.
+"""Pending authorization flows, kept in the Django session, keyed by their ``state``, and the
+masking of the callback's code and state in the request once they are read.
 
 Each login creates one entry (RFC 6749 10.12: ``state`` binds the redirect back to the browser
 session that started it). The callback *pops* the entry on every path, so a replayed callback
@@ -20,6 +21,8 @@ import hmac
 import logging
 import time
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, cast
+from urllib.parse import quote, quote_plus
 
 from django.contrib.sessions.backends.base import UpdateError
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
@@ -29,6 +32,9 @@ from django.utils.translation import gettext_lazy as _
 from .conf import app_settings
 from .exceptions import CallbackError
 from .oauth import generate_code_verifier, generate_state
+
+if TYPE_CHECKING:
+    from django.http.request import _ImmutableQueryDict
 
 SESSION_KEY = "_pagero_oauth_flows"
 
@@ -171,3 +177,59 @@ def pop_flow(request: HttpRequest, state: str | None) -> Flow:
             str(_("This login took too long. Please start again.")), error="invalid_state"
         )
     return flow
+
+
+#: Callback parameters that must not reach an error report, a tracker or a log once read.
+SECRET_CALLBACK_PARAMETERS = ("code", "state")
+MASK = "********"
+
+
+def hide_callback_secrets(request: HttpRequest) -> None:
+    """Mask the authorization code (and state) in ``request`` for whatever looks at it later.
+
+    Django's error reports (and error trackers) show ``request.GET`` and the full URL, built
+    from ``QUERY_STRING``; no exception reporter filter hides them. Under ASGI, error trackers
+    also read the ASGI scope's ``query_string`` (bytes), masked the same way. The view reads
+    the values before this runs, so masking loses nothing.
+    """
+    masked = request.GET.copy()
+    secrets: set[str] = set()
+    for name in SECRET_CALLBACK_PARAMETERS:
+        if name in masked:
+            secrets.update(masked.getlist(name))
+            masked.setlist(name, [MASK] * len(masked.getlist(name)))
+    masked._mutable = False
+    request.GET = cast("_ImmutableQueryDict", masked)
+    raw_query = request.META.get("QUERY_STRING", "")
+    masked_query = masked.urlencode(safe="*")
+    request.META["QUERY_STRING"] = masked_query
+    # The server's own copies of the request line (gunicorn's RAW_URI, uWSGI's and mod_wsgi's
+    # REQUEST_URI, ...) are in META too, and error reports list META.
+    forms = sorted(
+        {
+            form
+            for secret in secrets
+            if len(secret) >= _MIN_MASKED_LENGTH
+            for form in (secret, quote(secret, safe=""), quote_plus(secret))
+        },
+        key=len,
+        reverse=True,
+    )
+    for key, value in list(request.META.items()):
+        if key == "QUERY_STRING" or not isinstance(value, str):
+            continue
+        hidden = value.replace(raw_query, masked_query) if raw_query else value
+        for form in forms:
+            hidden = hidden.replace(form, MASK)
+        if hidden != value:
+            request.META[key] = hidden
+    scope = getattr(request, "scope", None)
+    if isinstance(scope, dict) and isinstance(scope.get("query_string"), bytes | str):
+        # Bytes from a server (ASGI spec); Django's AsyncRequestFactory puts a str there.
+        is_bytes = isinstance(scope["query_string"], bytes)
+        scope["query_string"] = masked_query.encode("ascii") if is_bytes else masked_query
+
+
+#: Shorter secret values are masked in ``request.META`` only as part of the raw query string
+#: (masking a two-character value everywhere would garble unrelated headers).
+_MIN_MASKED_LENGTH = 8

@@ -13,14 +13,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from .conf import DEFAULTS, MAX_REFRESH_TOKEN_LIFETIME_DAYS, app_settings
 from .conf import REFRESH_TOKEN_WARNING_DAYS as REFRESH_TOKEN_WARNING_DAYS  # re-exported
-from .crypto import (
-    Ciphertext,
-    EncryptedTextField,
-    decrypt,
-    fingerprint,
-    legacy_condition,
-    unknown_key_condition,
-)
+from .crypto import Ciphertext, EncryptedTextField, decrypt, fingerprint, unknown_key_condition
 from .exceptions import InvalidTokenResponse, TokenDecryptionError
 from .oauth import TokenResponse, decode_jwt_unverified, is_storable_text
 
@@ -100,14 +93,9 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
         refresh token is looked at: it is the connection (without it the user must log in
         again anyway), it is short (a scan of 100,000 rows reads a few MB, not the access
         tokens' hundreds), and every write of the tokens (login, refresh, a save after a key
-        rotation) writes it with the same key as the access token. Values in the old format
-        carry no key id: see :meth:`count_undecryptable`.
+        rotation) writes it with the same key as the access token.
         """
         return self.filter(unknown_key_condition("refresh_token"))
-
-    def in_legacy_format(self) -> PageroTokenQuerySet:
-        """Tokens whose refresh token is in the old format (not bound to its row, no key id)."""
-        return self.filter(legacy_condition("refresh_token"))
 
     def undecryptable_in_sample(self) -> bool:
         """A cheap hint: can the least or the most recently written token not be decrypted?
@@ -122,31 +110,11 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
             for ordering in ("access_token_expires_at", "-access_token_expires_at")
         ]
         sample = self.filter(pk__in=[pk for pk in pks if pk is not None])
-        condition = unknown_key_condition("refresh_token") | legacy_condition("refresh_token")
-        return bool(sample.filter(condition).exists())
+        return bool(sample.undecryptable().exists())
 
-    def undecryptable_in_legacy_format(self, limit: int | None = None) -> list[PageroToken]:
-        """Those of the first ``limit`` tokens in the old format that do not decrypt.
-
-        Each one is decrypted (migration ``0002`` re-encrypted every row it could, so there
-        are few or none). The tokens come with their ciphertexts, not decrypted.
-        """
-        candidates = self.in_legacy_format().only(
-            "pk", "user", "fingerprint", "status", "access_token", "refresh_token"
-        )
-        return [token for token in candidates.order_by("pk")[:limit] if not token.is_decryptable()]
-
-    def count_undecryptable(self, legacy_limit: int | None = None) -> tuple[int, bool]:
-        """How many tokens cannot be decrypted with the configured keys, and whether that is
-        exact (``False`` when ``legacy_limit`` old-format tokens were checked and more remain).
-        """
-        legacy = []
-        if self.in_legacy_format().exists():  # rarely: no token column is loaded otherwise
-            legacy = self.undecryptable_in_legacy_format(
-                None if legacy_limit is None else legacy_limit + 1
-            )
-        exact = legacy_limit is None or len(legacy) <= legacy_limit
-        return self.undecryptable().count() + len(legacy[:legacy_limit]), exact
+    def count_undecryptable(self) -> int:
+        """How many tokens cannot be decrypted with the configured keys (one ``COUNT``)."""
+        return self.undecryptable().count()
 
     @staticmethod
     def _health_conditions(

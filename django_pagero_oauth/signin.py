@@ -26,8 +26,8 @@ import hashlib
 import logging
 import secrets
 import time
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -35,7 +35,7 @@ from django.contrib import auth
 from django.contrib.auth import get_user_model, load_backend
 from django.contrib.auth.backends import ModelBackend
 from django.db import IntegrityError, router, transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -236,122 +236,158 @@ def _is_hash_upgrade(old: str, new: str) -> bool:
     return outdated and current
 
 
+@dataclass(frozen=True)
+class SignInOutcome:
+    """What the callback's OpenID Connect half decided inside the token's transaction; the
+    callback acts on it once the token is committed (:meth:`SignInCallbackMixin.finish_sign_in`).
+    """
+
+    #: Whose token this is: the logged-in user, or the verified identity's.
+    user: Any
+    #: The verified ``id_token``, when the flow asked for one.
+    verified: oidc.IdTokenClaims | None = None
+    #: The user's identity of this issuer, when it is (or becomes) linked.
+    identity: PageroIdentity | None = None
+    #: ``identity`` was linked by this callback (``identity_linked`` is sent).
+    newly_linked: bool = False
+    #: ``user`` was created by this callback (``SIGN_IN_CREATE_USERS``).
+    created_user: bool = False
+    #: Log the visitor in as ``user`` (a sign-in flow of an anonymous visitor).
+    logs_in: bool = False
+    #: A new identity of the logged-in user: linked only once they confirm it.
+    link_pending: bool = False
+
+
+def _identities() -> Any:
+    """Identities, read where they are written: a lagging read replica may still hold an
+    identity the primary unlinked (which would sign in, and be linked again for good)."""
+    return PageroIdentity.objects.db_manager(router.db_for_write(PageroIdentity))
+
+
 class SignInCallbackMixin:
     """The OpenID Connect steps of the callback, as hook methods a project can override."""
 
     request: HttpRequest
     identity_refused_template_name = "django_pagero_oauth/identity_refused.html"
-    #: The verified ``id_token`` of this callback, when the flow asked for one.
-    verified: oidc.IdTokenClaims | None = None
-    identity: PageroIdentity | None = None
-    identity_newly_linked = False
-    created_user = False
-    #: The user to log in once the token is committed (sign-in flows only).
-    sign_in_user: Any = None
-    #: A new identity for the logged-in user: linked only once they confirm it.
-    link_pending = False
 
     @sensitive_variables()
-    def verify_id_token(self, flow: flows.Flow, response: TokenResponse) -> TokenResponse:
-        """OpenID Connect Core 3.1.3.7, before anything is stored; returns what to store.
+    def verify_id_token(
+        self, flow: flows.Flow, response: TokenResponse
+    ) -> tuple[TokenResponse, oidc.IdTokenClaims | None]:
+        """OpenID Connect Core 3.1.3.7, before anything is stored: what to store, and the
+        verified claims.
 
         A flow that sent no ``nonce`` did not ask for an ``id_token``: one that comes anyway
         is dropped, unverified and unused.
         """
         if flow.nonce is None:
-            return replace(response, id_token="") if response.id_token else response
-        self.verified = oidc.verify_id_token(
+            return (replace(response, id_token="") if response.id_token else response), None
+        verified = oidc.verify_id_token(
             response.id_token, nonce=flow.nonce, access_token=response.access_token
         )
-        return response
+        return response, verified
 
-    def get_token_user(self, flow: flows.Flow) -> Any:
-        """Whose token this is: the logged-in user, or the verified identity's. In the
-        token's transaction, so that a refusal stores nothing."""
-        verified = self.verified
+    def get_token_user(
+        self, flow: flows.Flow, verified: oidc.IdTokenClaims | None
+    ) -> SignInOutcome:
+        """Whose token this is, and what follows the commit. In the token's transaction, so
+        that a refusal stores nothing."""
         if verified is None:
-            return self.request.user
+            return SignInOutcome(user=self.request.user)
         if not app_settings.SIGN_IN_ENABLED:
             if flow.sign_in:  # started before sign-in was switched off
                 raise IdentityRefused(error="sign_in_disabled")
-            return self.request.user  # a connect with openid: verified, nothing linked
+            # A connect with openid: verified, nothing linked.
+            return SignInOutcome(user=self.request.user, verified=verified)
         # First statement of the transaction: on SQLite, the write lock before any read.
         PageroIdentity.take_write_lock(issuer=verified.issuer, subject=verified.subject)
-        # Read where the link is written: a lagging read replica may still hold an identity
-        # the primary unlinked (which would sign in, and be linked again for good).
-        identities = PageroIdentity.objects.db_manager(router.db_for_write(PageroIdentity))
+        if flow.user_id:
+            return self.connect_identity(flow, verified)
+        return self.sign_in_identity(verified)
+
+    def connect_identity(self, flow: flows.Flow, verified: oidc.IdTokenClaims) -> SignInOutcome:
+        """A logged-in user's flow: the identity is theirs already, or a new link they confirm
+        first. Refused when it is another user's, or the user has another of this issuer."""
+        user: Any = self.request.user
+        identity = _identities().filter(issuer=verified.issuer, subject=verified.subject).first()
+        if identity is not None and identity.user_id != user.pk:
+            raise IdentityRefused(error="identity_taken")
+        if identity is not None:
+            return SignInOutcome(user=user, verified=verified, identity=identity)
+        if _identities().filter(user_id=user.pk, issuer=verified.issuer).exists():
+            raise IdentityRefused(error="other_identity_linked")
+        if flow.sign_in:
+            raise LinkNeedsConfirmation  # nothing is stored before the user confirms
+        # A connect stores its token; the link waits for the user.
+        return SignInOutcome(user=user, verified=verified, link_pending=True)
+
+    def sign_in_identity(self, verified: oidc.IdTokenClaims) -> SignInOutcome:
+        """An anonymous visitor's flow: the identity's user, or a new one with
+        ``SIGN_IN_CREATE_USERS``, logged in after the commit unless inactive."""
+        backend = login_backend()
+        if backend is None:
+            raise PageroConfigurationError("no AUTHENTICATION_BACKENDS entry can sign users in")
+        identity = (
+            _identities()
+            .select_related("user")
+            .filter(issuer=verified.issuer, subject=verified.subject)
+            .first()
+        )
         user: Any
-        if flow.user_id:  # a logged-in user: theirs already, or a new link to confirm
-            user = self.request.user
-            identity = identities.filter(issuer=verified.issuer, subject=verified.subject).first()
-            if identity is not None and identity.user_id != user.pk:
-                raise IdentityRefused(error="identity_taken")
-            if identity is None:
-                if identities.filter(user_id=user.pk, issuer=verified.issuer).exists():
-                    raise IdentityRefused(error="other_identity_linked")
-                self.link_pending = True
-                if flow.sign_in:
-                    raise LinkNeedsConfirmation  # nothing is stored before the user confirms
-                return user  # a connect stores its token; the link waits for the user
-            self.identity = identity
-            return user
+        if identity is not None:
+            user, created = identity.user, False
+        elif app_settings.SIGN_IN_CREATE_USERS:
+            user, created = self.create_user(verified), True
         else:
-            backend = login_backend()
-            if backend is None:
-                raise PageroConfigurationError("no AUTHENTICATION_BACKENDS entry can sign users in")
-            identity = (
-                identities.select_related("user")
-                .filter(issuer=verified.issuer, subject=verified.subject)
-                .first()
-            )
-            if identity is not None:
-                user = identity.user
-            elif app_settings.SIGN_IN_CREATE_USERS:
-                user = self.create_user(verified)
-                self.created_user = True
-            else:
-                raise IdentityRefused(error="unknown_identity")
-            if not load_backend(backend).user_can_authenticate(user):  # type: ignore[attr-defined]
-                raise IdentityRefused(error="inactive_user")
-            user.backend = backend
-            self.sign_in_user = user
-        self.identity, self.identity_newly_linked = PageroIdentity.link(
+            raise IdentityRefused(error="unknown_identity")
+        if not load_backend(backend).user_can_authenticate(user):  # type: ignore[attr-defined]
+            raise IdentityRefused(error="inactive_user")
+        user.backend = backend
+        identity, newly_linked = PageroIdentity.link(
             user, issuer=verified.issuer, subject=verified.subject
         )
-        if self.sign_in_user is not None:
-            self.identity.last_signed_in = timezone.now()
-            self.identity.save(update_fields=["last_signed_in"])
-        return user
+        identity.last_signed_in = timezone.now()
+        identity.save(update_fields=["last_signed_in"])
+        return SignInOutcome(user, verified, identity, newly_linked, created, logs_in=True)
 
     def create_user(self, verified: oidc.IdTokenClaims) -> Any:
         """A new user for an unknown identity, from ``SIGN_IN_USER_FACTORY``."""
         factory = import_string(app_settings.SIGN_IN_USER_FACTORY)
         return factory(verified, self.request)
 
-    def finish_sign_in(self) -> None:
-        """After the commit: log the visitor in (a new session key) and send the signals."""
-        identity = self.identity
-        if identity is None:
-            return
-        user: Any = self.sign_in_user or self.request.user
-        if self.identity_newly_linked:
+    def finish_sign_in(self, outcome: SignInOutcome) -> None:
+        """After the commit: send ``identity_linked`` for a new link, and log a signing-in
+        visitor in (a new session key)."""
+        user = outcome.user
+        if outcome.newly_linked:
             logger.info("Pagero identity linked to user #%s", user.pk)
             identity_linked.send(
                 PageroIdentity,
-                identity=identity,
+                identity=outcome.identity,
                 user=user,
                 request=self.request,
-                created_user=self.created_user,
+                created_user=outcome.created_user,
             )
-        if self.sign_in_user is not None:
+        if outcome.logs_in:
             auth.login(self.request, user, backend=user.backend)  # rotates the session key
             logger.info("User #%s signed in with Pagero", user.pk)
-            user_signed_in.send(PageroIdentity, identity=identity, user=user, request=self.request)
+            user_signed_in.send(
+                PageroIdentity, identity=outcome.identity, user=user, request=self.request
+            )
 
-    def identity_refused(self, exc: IdentityRefused) -> HttpResponse:
+    def confirm_link(self, flow: flows.Flow, verified: oidc.IdTokenClaims | None) -> HttpResponse:
+        """Ask the logged-in user to confirm the new identity (``pagero_oauth:link_identity``).
+        Only a verified identity waits for a link: ``verified`` is set."""
+        claims = cast(oidc.IdTokenClaims, verified)
+        remember_pending_link(self.request, claims, next_url=flow.next_url)
+        return HttpResponseRedirect(reverse("pagero_oauth:link_identity"))
+
+    def identity_refused(
+        self, exc: IdentityRefused, verified: oidc.IdTokenClaims | None
+    ) -> HttpResponse:
         """The identity may not be used: say why and how to go on; nothing was stored."""
         return identity_refused_response(
-            self.request, exc, self.verified, template_name=self.identity_refused_template_name
+            self.request, exc, verified, template_name=self.identity_refused_template_name
         )
 
 

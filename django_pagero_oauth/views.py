@@ -9,8 +9,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 from functools import wraps
-from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import quote, quote_plus, urlencode
+from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -46,28 +46,17 @@ from .exceptions import (
     PageroOAuthError,
     TokenDecryptionError,
 )
-from .explain import (  # the messages stay importable from here
-    AUTHORIZATION_ERROR_MESSAGES as AUTHORIZATION_ERROR_MESSAGES,
-)
-from .explain import (
-    UNKNOWN_AUTHORIZATION_ERROR as UNKNOWN_AUTHORIZATION_ERROR,
-)
-from .explain import (
-    Place,
-    explain,
-    explain_authorization_error,
-    status_for,
-)
+from .explain import Place, explain, explain_authorization_error, status_for
 from .guard import EVERY_DATABASE, roll_back_the_handlers_transactions
 from .models import PageroIdentity, PageroToken
 from .signals import token_obtained
 from .signin import (
     LinkNeedsConfirmation,
     SignInCallbackMixin,
+    SignInOutcome,
     identity_refused_response,
     link_identity,
     pending_link,
-    remember_pending_link,
 )
 from .tokens import (
     revocable_refresh_token,
@@ -76,9 +65,6 @@ from .tokens import (
     revoke_after_response,
     revoke_unstored,
 )
-
-if TYPE_CHECKING:
-    from django.http.request import _ImmutableQueryDict
 
 logger = logging.getLogger("django_pagero_oauth")
 
@@ -158,62 +144,6 @@ class LoginView(LoginRequiredMixin, View):
         return HttpResponseRedirect(url)
 
 
-#: Callback parameters that must not reach an error report, a tracker or a log once read.
-SECRET_CALLBACK_PARAMETERS = ("code", "state")
-MASK = "********"
-
-
-def hide_callback_secrets(request: HttpRequest) -> None:
-    """Mask the authorization code (and state) in ``request`` for whatever looks at it later.
-
-    Django's error reports (and error trackers) show ``request.GET`` and the full URL, built
-    from ``QUERY_STRING``; no exception reporter filter hides them. Under ASGI, error trackers
-    also read the ASGI scope's ``query_string`` (bytes), masked the same way. The view reads
-    the values before this runs, so masking loses nothing.
-    """
-    masked = request.GET.copy()
-    secrets: set[str] = set()
-    for name in SECRET_CALLBACK_PARAMETERS:
-        if name in masked:
-            secrets.update(masked.getlist(name))
-            masked.setlist(name, [MASK] * len(masked.getlist(name)))
-    masked._mutable = False
-    request.GET = cast("_ImmutableQueryDict", masked)
-    raw_query = request.META.get("QUERY_STRING", "")
-    masked_query = masked.urlencode(safe="*")
-    request.META["QUERY_STRING"] = masked_query
-    # The server's own copies of the request line (gunicorn's RAW_URI, uWSGI's and mod_wsgi's
-    # REQUEST_URI, ...) are in META too, and error reports list META.
-    forms = sorted(
-        {
-            form
-            for secret in secrets
-            if len(secret) >= _MIN_MASKED_LENGTH
-            for form in (secret, quote(secret, safe=""), quote_plus(secret))
-        },
-        key=len,
-        reverse=True,
-    )
-    for key, value in list(request.META.items()):
-        if key == "QUERY_STRING" or not isinstance(value, str):
-            continue
-        hidden = value.replace(raw_query, masked_query) if raw_query else value
-        for form in forms:
-            hidden = hidden.replace(form, MASK)
-        if hidden != value:
-            request.META[key] = hidden
-    scope = getattr(request, "scope", None)
-    if isinstance(scope, dict) and isinstance(scope.get("query_string"), bytes | str):
-        # Bytes from a server (ASGI spec); Django's AsyncRequestFactory puts a str there.
-        is_bytes = isinstance(scope["query_string"], bytes)
-        scope["query_string"] = masked_query.encode("ascii") if is_bytes else masked_query
-
-
-#: Shorter secret values are masked in ``request.META`` only as part of the raw query string
-#: (masking a two-character value everywhere would garble unrelated headers).
-_MIN_MASKED_LENGTH = 8
-
-
 class SignInView(LoginView):
     """ "Sign in with Pagero": the login flow with ``openid``, open to anonymous visitors.
 
@@ -249,7 +179,7 @@ class CallbackView(SignInCallbackMixin, View):
     def setup(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
         super().setup(request, *args, **kwargs)
         self.params = request.GET
-        hide_callback_secrets(request)
+        flows.hide_callback_secrets(request)
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         """Every answer at this URL, which holds the code and the state, sends
@@ -268,7 +198,7 @@ class CallbackView(SignInCallbackMixin, View):
         return response
 
     @method_decorator(never_cache)
-    @method_decorator(sensitive_variables("params", "code", "flow", "obtained", "response"))
+    @sensitive_variables("params", "code", "flow")
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         params = self.params
         repeated = [name for name in RESPONSE_PARAMETERS if len(params.getlist(name)) > 1]
@@ -297,19 +227,27 @@ class CallbackView(SignInCallbackMixin, View):
         code = params.get("code")
         if not code:
             return self.failure(_("The answer from Pagero has no authorization code."), status=400)
+        return self.exchange(flow, code)
+
+    @sensitive_variables("code", "flow", "obtained", "response", "token")
+    def exchange(self, flow: flows.Flow, code: str) -> HttpResponse:
+        """Step 3: exchange the code, verify the ``id_token`` (OpenID Connect) before anything
+        is stored, store the token; send ``token_obtained``."""
         obtained = ""  # the refresh token of the exchange, until it is stored
+        verified = None
         try:
             response = oauth.exchange_code(
                 code, redirect_uri=flow.redirect_uri, code_verifier=flow.code_verifier
             )
             obtained = response.refresh_token or ""
-            # OpenID Connect: the id_token is verified before anything is stored.
-            response = self.verify_id_token(flow, response)
-            token = self.store_token(response)
+            response, verified = self.verify_id_token(flow, response)
+            token, outcome = self.store_token(flow, response, verified)
         except LinkNeedsConfirmation:
-            return self.discard(obtained, self.confirm_link(flow), why="link to confirm")
+            answer = self.confirm_link(flow, verified)
+            return self.discard(obtained, answer, why="link to confirm")
         except IdentityRefused as exc:
-            return self.discard(obtained, self.identity_refused(exc), why="identity refused")
+            answer = self.identity_refused(exc, verified)
+            return self.discard(obtained, answer, why="identity refused")
         except (IdTokenError, OAuthErrorResponse, *SERVICE_ERRORS) as exc:
             # Whatever was obtained is stored nowhere: revoked (with REVOKE_URL) once answered.
             answer = self.failure(explain(Place.LOGIN, exc), status=status_for(Place.LOGIN, exc))
@@ -321,13 +259,13 @@ class CallbackView(SignInCallbackMixin, View):
             if app_settings.REVOKE_REPLACED_TOKEN:  # off: see discard()
                 revoke_unstored(obtained, why="not stored")
             raise
-        self.finish_sign_in()  # OpenID Connect: signals, and the login of a sign-in
-        token_obtained.send(PageroToken, token=token, user=request.user, request=request)
-        if self.link_pending:  # a connect found a new identity: the user confirms the link
-            return self.confirm_link(flow)
+        self.finish_sign_in(outcome)  # OpenID Connect: signals, and the login of a sign-in
+        token_obtained.send(PageroToken, token=token, user=self.request.user, request=self.request)
+        if outcome.link_pending:  # a connect found a new identity: the user confirms the link
+            return self.confirm_link(flow, verified)
         return self.success(flow)
 
-    @method_decorator(sensitive_variables("refresh_token"))
+    @sensitive_variables("refresh_token")
     def discard(self, refresh_token: str, answer: HttpResponse, *, why: str) -> HttpResponse:
         """Nothing keeps the tokens of this exchange: revoke them at Pagero (with
         ``REVOKE_URL``) once ``answer`` is sent, so they do not stay valid for three years.
@@ -340,14 +278,10 @@ class CallbackView(SignInCallbackMixin, View):
             revoke_after_response(answer, refresh_token, why=why)  # nothing without a token
         return answer
 
-    def confirm_link(self, flow: flows.Flow) -> HttpResponse:
-        """Ask the logged-in user to confirm the new identity (``pagero_oauth:link_identity``)."""
-        verified = cast(oidc.IdTokenClaims, self.verified)  # set: the id_token was verified
-        remember_pending_link(self.request, verified, next_url=flow.next_url)
-        return self._no_referrer(HttpResponseRedirect(reverse("pagero_oauth:link_identity")))
-
-    @method_decorator(sensitive_variables("response", "previous"))
-    def store_token(self, response: oauth.TokenResponse) -> PageroToken:
+    @sensitive_variables("response", "previous")
+    def store_token(
+        self, flow: flows.Flow, response: oauth.TokenResponse, verified: oidc.IdTokenClaims | None
+    ) -> tuple[PageroToken, SignInOutcome]:
         """Create or replace the user's token atomically (with the identity, when verified).
 
         A replaced token that is still alive is revoked at Pagero (with ``REVOKE_URL``, unless
@@ -356,20 +290,19 @@ class CallbackView(SignInCallbackMixin, View):
         """
         using = router.db_for_write(PageroToken)
         with transaction.atomic(using=using):
-            user = self.get_token_user(self.flow)  # type: ignore[arg-type]
+            outcome = self.get_token_user(flow, verified)
             previous = None
             if app_settings.REVOKE_REPLACED_TOKEN:
-                previous = revocable_refresh_token(user.pk, using=using)
-            token = PageroToken.store_for_user(user, response)
+                previous = revocable_refresh_token(outcome.user.pk, using=using)
+            token = PageroToken.store_for_user(outcome.user, response)
             if previous is not None and previous[0] != response.refresh_token:
                 revoke_after_commit(
                     previous[0], fingerprint=previous[1], using=using, why="reconnect"
                 )
-            return token
+            return token, outcome
 
     def success(self, flow: flows.Flow) -> HttpResponse:
-        response = HttpResponseRedirect(safe_next_url(self.request, flow.next_url))
-        return self._no_referrer(response)
+        return HttpResponseRedirect(safe_next_url(self.request, flow.next_url))
 
     def authorization_error(self, error: str) -> HttpResponse:
         """The user came back with an OAuth error (RFC 6749 4.1.2.1) instead of a code."""
@@ -385,19 +318,8 @@ class CallbackView(SignInCallbackMixin, View):
         return retry_url
 
     def failure(self, message: str, *, status: int) -> HttpResponse:
-        response = TemplateResponse(
-            self.request,
-            self.error_template_name,
-            {"message": message, "retry_url": self.get_retry_url()},
-            status=status,
-        )
-        return self._no_referrer(response)
-
-    @staticmethod
-    def _no_referrer(response: HttpResponse) -> HttpResponse:
-        # The callback URL carries the code: never leak it in a Referer, not even to this site.
-        response["Referrer-Policy"] = SECRET_URL_REFERRER_POLICY
-        return response
+        context = {"message": message, "retry_url": self.get_retry_url()}
+        return TemplateResponse(self.request, self.error_template_name, context, status=status)
 
 
 @method_decorator(form_page_referrer_policy, name="dispatch")
@@ -451,41 +373,35 @@ class DisconnectView(LoginRequiredMixin, View):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         context = self.get_context_data()
         token = context["token"]
+        unlink_requested = request.POST.get("unlink_identity") == "1"
         # Asked for, it happens whatever becomes of the token (none stored, revocation failed).
-        unlink = request.POST.get("unlink_identity") == "1" and self.unlink_identities()
-        if token is None:
-            if unlink:
-                messages.success(request, self.unlinked_message(), fail_silently=True)
-            else:
-                messages.info(
-                    request, _("There was no Pagero connection to remove."), fail_silently=True
+        unlinked = unlink_requested and self.unlink_identities()
+        result = None
+        if token is not None:
+            try:
+                result = revoke(token, local_only=request.POST.get("local_only") == "1")
+            except (PageroOAuthError, TokenDecryptionError) as exc:
+                message = explain(Place.DISCONNECT, exc)
+                if unlinked:
+                    message = f"{message} {self.unlinked_message()}"
+                context.update(
+                    has_identity=context["has_identity"] and not unlinked,
+                    revocation_failed=True,
+                    unlink_requested=unlink_requested,
+                    message=message,
                 )
-            return HttpResponseRedirect(context["next"])
-        try:
-            result = revoke(token, local_only=request.POST.get("local_only") == "1")
-        except (PageroOAuthError, TokenDecryptionError) as exc:
-            message = explain(Place.DISCONNECT, exc)
-            if unlink:
-                message = f"{message} {self.unlinked_message()}"
-            return TemplateResponse(
-                request,
-                self.template_name,
-                {
-                    **context,
-                    "has_identity": False if unlink else context["has_identity"],
-                    "revocation_failed": True,
-                    "unlink_requested": request.POST.get("unlink_identity") == "1",
-                    "message": message,
-                },
-                status=503,
-            )
-        if unlink:
+                return TemplateResponse(request, self.template_name, context, status=503)
+        if unlinked:
             messages.success(request, self.unlinked_message(), fail_silently=True)
-        if result.remote:
-            text = _("Disconnected from Pagero: the connection was revoked and removed.")
-        else:
-            text = _("The connection was removed from this site; Pagero was not told.")
-        messages.success(request, text, fail_silently=True)
+        if result is not None:
+            if result.remote:
+                text = _("Disconnected from Pagero: the connection was revoked and removed.")
+            else:
+                text = _("The connection was removed from this site; Pagero was not told.")
+            messages.success(request, text, fail_silently=True)
+        elif not unlinked:
+            text = _("There was no Pagero connection to remove.")
+            messages.info(request, text, fail_silently=True)
         return HttpResponseRedirect(context["next"])
 
     def unlink_identities(self) -> bool:

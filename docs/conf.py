@@ -81,8 +81,6 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(django_pagero_oauth\.decorators\.)?View|ResponseHandler"),
     (r"py:.*", r"_\w+"),
     (r"py:attr", r"lock|counts|issued_refresh_tokens|expires_in"),
-    # The mock's OpenID Connect half (now testing.mock.oidc; testing.mock_oidc re-exports it).
-    (r"py:mod", r"mock_oidc"),
     # MockPagero's endpoint mixins (internal modules of the mock, documented in architecture).
     (
         r"py:class",

@@ -21,7 +21,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_pagero_oauth import crypto
-from django_pagero_oauth.admin import MAX_ACTION_ITEMS, PageroTokenAdmin, user_search_fields
+from django_pagero_oauth.admin import PageroTokenAdmin, user_search_fields
+from django_pagero_oauth.admin_actions import MAX_ACTION_ITEMS
 from django_pagero_oauth.crypto import fingerprint
 from django_pagero_oauth.models import PageroToken, TokenHealth
 from django_pagero_oauth.signals import token_revoked

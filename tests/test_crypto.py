@@ -181,20 +181,15 @@ def test_the_context_is_inside_the_authenticated_envelope(keys: Any) -> None:
             crypto.decrypt(altered, "ctx:1")
 
 
-def test_values_written_before_bound_ciphertexts_are_still_read(keys: Any) -> None:
-    keys(OLD_KEY)
-    legacy = Fernet(OLD_KEY.encode()).encrypt(b"old-refresh-token").decode()
-    assert crypto.is_legacy(legacy) and not crypto.is_legacy(crypto.encrypt("x"))
-    assert crypto.decrypt(legacy, "any context") == "old-refresh-token"
+def test_a_value_without_the_bound_format_never_decrypts(keys: Any) -> None:
+    """A bare Fernet token of a configured key is bound to nothing: it is not read."""
     keys(NEW_KEY, OLD_KEY)
-    assert crypto.decrypt(legacy, "any context") == "old-refresh-token"
-    assert crypto.needs_rotation(legacy)
-    rotated = crypto.encrypt(crypto.decrypt(legacy, "ctx:7"), "ctx:7")  # as a save does
-    assert not crypto.is_legacy(rotated) and not crypto.needs_rotation(rotated)
-    assert crypto.decrypt(rotated, "ctx:7") == "old-refresh-token"
-    keys(NEW_KEY)
-    with pytest.raises(UndecryptableToken):
-        crypto.decrypt(legacy, "any context")
+    for key in (NEW_KEY, OLD_KEY):
+        bare = Fernet(key.encode()).encrypt(b"ctx:7\0refresh-token").decode()
+        assert crypto.needs_rotation(bare)
+        for value in (bare, f"{crypto.PREFIX}{bare}", "plain text"):
+            with pytest.raises(UndecryptableToken):
+                crypto.decrypt(value, "ctx:7")
 
 
 def test_key_ids_are_stable_and_do_not_reveal_the_key(keys: Any) -> None:

@@ -27,7 +27,7 @@ from django.urls import reverse
 from django.utils import translation
 
 import django_pagero_oauth
-from django_pagero_oauth import views
+from django_pagero_oauth import explain
 from django_pagero_oauth.admin import PageroTokenAdmin
 from django_pagero_oauth.models import PageroToken, TokenHealth
 
@@ -205,14 +205,14 @@ def test_the_callbacks_messages_are_swedish(user_client: Client) -> None:
 def test_the_views_messages_are_marked_and_translated() -> None:
     """``gettext_noop`` marks them; the view translates them when it answers."""
     with translation.override("sv"):
-        assert translation.gettext(views.AUTHORIZATION_ERROR_MESSAGES["access_denied"]) == (
+        assert translation.gettext(explain.AUTHORIZATION_ERROR_MESSAGES["access_denied"]) == (
             "Anslutningen till Pagero avbröts eller nekades."
         )
-        assert translation.gettext(views.UNKNOWN_AUTHORIZATION_ERROR) == (
+        assert translation.gettext(explain.UNKNOWN_AUTHORIZATION_ERROR) == (
             "Pagero kunde inte ansluta ditt konto. Försök igen."
         )
     with translation.override("en"):
-        assert translation.gettext(views.AUTHORIZATION_ERROR_MESSAGES["access_denied"]) == (
+        assert translation.gettext(explain.AUTHORIZATION_ERROR_MESSAGES["access_denied"]) == (
             "The connection to Pagero was cancelled or denied."
         )
 

@@ -1,91 +1,79 @@
-"""Tests of the data migration ``0002``: old-format rows re-encrypted bound, fingerprints keyed."""
+"""The one migration, ``0001_initial``: it creates what the models declare and is reversible."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from django_pagero_oauth import crypto
-from django_pagero_oauth.models import PageroToken
+from django_pagero_oauth.models import PageroIdentity, PageroToken
 
 APP = "django_pagero_oauth"
-BEFORE = (APP, "0001_initial")
-AFTER = (APP, "0002_bound_ciphertexts_keyed_fingerprints")
-COLUMNS = ("access_token", "refresh_token", "id_token")
-KEY = Fernet.generate_key().decode()
-LOST_KEY = Fernet.generate_key().decode()
+INITIAL = (APP, "0001_initial")
+MODELS = (PageroToken, PageroIdentity)
 
 
-def latest() -> tuple[str, str]:
-    """The app's last migration."""
-    executor = MigrationExecutor(connection)
-    (leaf,) = executor.loader.graph.leaf_nodes(APP)
-    return leaf
-
-
-def migrate(target: tuple[str, str]) -> None:
+def migrate(target: tuple[str, str | None]) -> None:
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate([target])
 
 
-def raw_row(pk: Any) -> dict[str, Any]:
-    return dict(PageroToken.objects.filter(pk=pk).values(*COLUMNS, "fingerprint", "updated").get())
+@pytest.mark.django_db
+def test_the_app_has_one_migration() -> None:
+    executor = MigrationExecutor(connection)
+    assert executor.loader.graph.leaf_nodes(APP) == [INITIAL]
+    assert [key for key in executor.loader.disk_migrations if key[0] == APP] == [INITIAL]
 
 
-def write_old_format(token: PageroToken, key: str) -> dict[str, Any]:
-    """Store ``token`` as version 0.1 did: bare Fernet tokens, an unkeyed SHA-256 fingerprint."""
-    plain = {name: getattr(token, name) for name in COLUMNS}
-    PageroToken.objects.filter(pk=token.pk).update(
-        fingerprint=hashlib.sha256(plain["refresh_token"].encode()).hexdigest()[:12],
-        **{
-            name: crypto.Ciphertext(Fernet(key.encode()).encrypt(value.encode()).decode())
-            for name, value in plain.items()
-        },
-    )
-    return plain
+def tables() -> set[str]:
+    with connection.cursor() as cursor:
+        return set(connection.introspection.table_names(cursor))
+
+
+def schema(model: Any) -> tuple[set[str], dict[str, Any]]:
+    """The table's columns and its constraints and indexes, as the database reports them."""
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        columns = {c.name for c in connection.introspection.get_table_description(cursor, table)}
+        return columns, connection.introspection.get_constraints(cursor, table)
+
+
+def assert_matches_the_model(model: Any) -> None:
+    columns, constraints = schema(model)
+    assert columns == {field.column for field in model._meta.concrete_fields}
+    indexed = {
+        tuple(info["columns"])
+        for info in constraints.values()
+        if info["index"] or info["unique"] or info["primary_key"]
+    }
+    for field in model._meta.concrete_fields:
+        if field.db_index or field.unique:
+            assert (field.column,) in indexed, f"{model.__name__}.{field.name} has no index"
+    for constraint in model._meta.constraints:
+        (found,) = [info for name, info in constraints.items() if name == constraint.name]
+        assert found["unique"]
+        assert found["columns"] == [model._meta.get_field(f).column for f in constraint.fields]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_old_rows_are_bound_and_get_keyed_fingerprints_and_back(
-    user: Any, other_user: Any, pagero_token_factory: Any, settings: Any
+def test_the_migration_creates_every_column_index_and_constraint_and_is_reversible(
+    user: Any, pagero_token_factory: Any
 ) -> None:
-    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ENCRYPTION_KEYS": [KEY]}
-    readable = pagero_token_factory(user, id_token="eyJ.eyJ.id-token")
-    lost = pagero_token_factory(other_user)
-    plain = write_old_format(readable, KEY)
-    write_old_format(lost, LOST_KEY)  # its key is gone: the migration cannot read it
-    before = raw_row(readable.pk)
-    lost_before = raw_row(lost.pk)
-    migrate(BEFORE)
-    # Even a site that refuses old-format values at run time gets them converted.
-    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ACCEPT_UNBOUND_CIPHERTEXTS": False}
+    names = {model._meta.db_table for model in MODELS}
+    for model in MODELS:
+        assert_matches_the_model(model)
+    assert {"refresh_lease_until", "refresh_lease_owner"} <= schema(PageroToken)[0]
     try:
-        migrate(AFTER)
-
-        after = raw_row(readable.pk)
-        for name in COLUMNS:
-            assert after[name].startswith(crypto.PREFIX), name
-            context = crypto.bound_context(PageroToken, name, user.pk)
-            assert crypto.decrypt(after[name], context) == plain[name]
-        assert after["fingerprint"] == crypto.fingerprint(plain["refresh_token"])
-        assert after["fingerprint"] != before["fingerprint"]
-        assert after["updated"] == before["updated"]
-        assert raw_row(lost.pk) == lost_before  # left exactly as it was
-        # The model of today, on the columns that migration 0002 knows.
-        reread = PageroToken.objects.only("user", *COLUMNS).get(pk=readable.pk)
-        assert {name: getattr(reread, name) for name in COLUMNS} == plain
-
-        migrate(BEFORE)  # reversible: back to bare Fernet tokens and SHA-256 fingerprints
-        reverted = raw_row(readable.pk)
-        for name in COLUMNS:
-            assert Fernet(KEY.encode()).decrypt(reverted[name].encode()).decode() == plain[name]
-        assert reverted["fingerprint"] == before["fingerprint"]
-        assert raw_row(lost.pk) == lost_before
+        migrate((APP, None))
+        assert not names & tables()
     finally:
-        migrate(latest())
+        migrate(INITIAL)
+    assert names <= tables()
+    for model in MODELS:
+        assert_matches_the_model(model)
+    token = pagero_token_factory(user)
+    assert PageroToken.objects.get(pk=token.pk).refresh_token == token.refresh_token
+    PageroIdentity.objects.create(user=user, issuer="https://issuer.example", subject="s")

@@ -331,9 +331,9 @@ def test_an_id_token_the_flow_did_not_ask_for_is_dropped_unverified(mock: MockPa
     flow = Flow(state="s", user_id="1", redirect_uri=REDIRECT_URI, next_url="/", created=0.0)
     response = TokenResponse.from_json(mock.mock.issue_tokens(scope="all openid"))
     assert response.id_token
-    hook = SignInCallbackMixin()
-    assert hook.verify_id_token(flow, response).id_token == ""
-    assert hook.verified is None and mock.mock.counts["jwks"] == 0
+    stored, verified = SignInCallbackMixin().verify_id_token(flow, response)
+    assert stored.id_token == ""
+    assert verified is None and mock.mock.counts["jwks"] == 0
 
 
 # --- broken id_tokens and key trouble -----------------------------------------------------

@@ -14,11 +14,11 @@ from ..conf import app_settings
 
 
 def _keys_valid() -> bool:
-    from ..crypto import get_fernet
+    from ..crypto import get_keyring
     from ..exceptions import TokenDecryptionError
 
     try:
-        get_fernet()
+        get_keyring()
     except (TokenDecryptionError, TypeError, ValueError, AttributeError):
         return False
     return True
@@ -43,9 +43,8 @@ def check_stored_tokens_decrypt(
 ) -> list[CheckMessage]:
     """Count the stored tokens that cannot be decrypted with the configured keys (``W003``).
 
-    Cheap: one ``COUNT`` on the key id every value starts with (nothing is decrypted), plus,
-    for the rows still in the old format (few or none after migration ``0002``), a
-    decryption each. A warning, not an error: for their users such a token only means
+    Cheap: one ``COUNT`` on the key id every value starts with (nothing is decrypted). A
+    warning, not an error: for their users such a token only means
     "connect again". Runs with ``manage.py check --database`` (Django 5.2, 6.0), with every
     ``check`` from Django 6.1 on (which checks all databases by default), and in
     ``pagero_check``.
@@ -59,7 +58,7 @@ def check_stored_tokens_decrypt(
         if not router.allow_migrate_model(alias, PageroToken):
             continue
         try:
-            count, _exact = PageroToken.objects.using(alias).count_undecryptable()
+            count = PageroToken.objects.using(alias).count_undecryptable()
         except DatabaseError:
             continue  # not migrated yet: nothing stored to check
         if count:

@@ -157,7 +157,7 @@ def lost_keys(
     settings: Any, population: dict[str, PageroToken], pagero_token_factory: Any
 ) -> dict[str, PageroToken]:
     """Besides ``population`` (written with the key in force): a token written with a key that
-    is gone, and two in the old format, one readable, one under the lost key."""
+    is gone, and one holding bare Fernet tokens of the key in force (bound to no row)."""
     from django_pagero_oauth import crypto
 
     lost_key, key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
@@ -168,28 +168,24 @@ def lost_keys(
     def make(name: str) -> PageroToken:
         return pagero_token_factory(User.objects.create_user(name, password="pw"))
 
-    def to_old_format(token: PageroToken, with_key: str) -> None:
-        PageroToken.objects.filter(pk=token.pk).update(
-            **{
-                name: crypto.Ciphertext(
-                    Fernet(with_key.encode()).encrypt(getattr(token, name).encode()).decode()
-                )
-                for name in ("access_token", "refresh_token")
-            }
-        )
-
     use(lost_key)
-    made = {"lost": make("lost"), "old_lost": make("old_lost")}
-    to_old_format(made["old_lost"], lost_key)
+    made = {"lost": make("lost")}
     use(key)
-    made["old_readable"] = make("old_readable")
-    to_old_format(made["old_readable"], key)
+    made["unbound"] = make("unbound")
+    PageroToken.objects.filter(pk=made["unbound"].pk).update(
+        **{
+            name: crypto.Ciphertext(
+                Fernet(key.encode()).encrypt(getattr(made["unbound"], name).encode()).decode()
+            )
+            for name in ("access_token", "refresh_token")
+        }
+    )
     for token in population.values():  # readable with the key in force, too
         token.save()  # their tokens are in memory: written again under ``key``
     return made
 
 
-UNDECRYPTABLE = {"lost", "old_lost"}
+UNDECRYPTABLE = {"lost", "unbound"}
 
 
 def test_undecryptable_tokens_are_deleted_only_when_asked(
@@ -231,11 +227,10 @@ def test_an_undecryptable_token_replaced_meanwhile_is_kept(
 ) -> None:
     command = Command()
     found = list(PageroToken.objects.undecryptable().defer("id_token"))
-    found += PageroToken.objects.undecryptable_in_legacy_format()
     assert {token.user.username for token in found} == UNDECRYPTABLE
     pagero_token_factory(lost_keys["lost"].user)  # the user connected again
     assert command.delete_batch(found, command.still_undecryptable) == 1
-    assert remaining() == set(population) | set(lost_keys) - {"old_lost"}
+    assert remaining() == set(population) | set(lost_keys) - {"unbound"}
 
 
 def test_an_undecryptable_token_without_an_access_token_is_deleted_too(
@@ -247,5 +242,5 @@ def test_an_undecryptable_token_without_an_access_token_is_deleted_too(
     command = Command()
     found = list(PageroToken.objects.undecryptable().defer("id_token"))
     assert lost_keys["lost"].pk in {token.pk for token in found}
-    assert command.delete_batch(found, command.still_undecryptable) == 1
-    assert "lost" not in remaining()
+    assert command.delete_batch(found, command.still_undecryptable) == len(UNDECRYPTABLE)
+    assert not UNDECRYPTABLE & remaining()

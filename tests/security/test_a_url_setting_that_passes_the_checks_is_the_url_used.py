@@ -1,11 +1,11 @@
-"""A URL setting the system checks accept (E012 "an absolute http(s) URL", E010 https) is the
+"""A URL setting the system checks accept (E012 "an absolute http(s) URL", E002 https) is the
 URL the app uses: the checks read it through ``urlsplit``, which strips surrounding whitespace
 and control characters and removes tabs and newlines, while the app uses the raw string (a
 value read from a secrets file or an environment variable often ends in one):
 
 - ``AUTHORIZE_URL`` ending in a space: the checks pass, and every login is sent to
   ``.../oauth-authorize%20?...`` (a 404 at Pagero); a newline or a tab happens to work;
-- ``ISSUER`` ending in a newline: the checks pass (E010 reads it the same way), and no
+- ``ISSUER`` ending in a newline: the checks pass (E002 reads it the same way), and no
   callback's ``iss`` is ever equal to it (RFC 9207 exact comparison): every login is refused.
 """
 

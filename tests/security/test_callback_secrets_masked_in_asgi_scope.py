@@ -2,7 +2,7 @@
 ASGI scope's ``query_string`` too, not only in ``request.GET`` and ``request.META``.
 
 Error trackers (Sentry's ASGI integration, for one) read the request's URL from the scope's
-``query_string`` bytes; ``views.hide_callback_secrets`` rewrites them with the same masked
+``query_string`` bytes; ``flows.hide_callback_secrets`` rewrites them with the same masked
 query string it puts in ``QUERY_STRING``. (Suspected by the second security review, (a).)
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.test import AsyncRequestFactory
 
-from django_pagero_oauth.views import MASK, hide_callback_secrets
+from django_pagero_oauth.flows import MASK, hide_callback_secrets
 
 CODE = "a-single-use-authorization-code"
 STATE = "the-state-of-this-login-flow"

@@ -217,28 +217,24 @@ def test_a_row_moved_to_another_user_does_not_decrypt(
         get_valid_token(third)
 
 
-def test_old_format_rows_are_still_read_and_rewritten_bound(
+def test_a_bare_fernet_token_of_a_configured_key_is_not_read(
     user: Any, pagero_token_factory: Any, settings: Any
 ) -> None:
-    """Rows written before bound ciphertexts (a bare Fernet token) keep working."""
+    """A value bound to nothing (a bare Fernet token) is undecryptable, under any key: its
+    user connects again, and it is counted and pruned like a value whose key is gone."""
     use_keys(settings, KEY_A)
     token: PageroToken = pagero_token_factory(user)
-    legacy = {
-        name: Fernet(KEY_A.encode()).encrypt(getattr(token, name).encode()).decode()
-        for name in ("access_token", "refresh_token")
-    }
-    raw_update(token.pk, **legacy)
+    raw_update(
+        token.pk,
+        **{
+            name: Fernet(KEY_A.encode()).encrypt(getattr(token, name).encode()).decode()
+            for name in ("access_token", "refresh_token")
+        },
+    )
     use_keys(settings, KEY_B, KEY_A)
-
-    assert get_valid_token(user).access_token == token.access_token
-    reread = PageroToken.objects.get(pk=token.pk)
-    assert reread.refresh_token == token.refresh_token
-    reread.save()
-    raw = raw_token_row(token.pk)
-    assert raw["access_token"].startswith(crypto.PREFIX)
-    assert raw["refresh_token"].startswith(crypto.PREFIX)
-    use_keys(settings, KEY_B)
-    assert PageroToken.objects.get(pk=token.pk).refresh_token == token.refresh_token
+    with pytest.raises(PageroAuthorizationRequired):
+        get_valid_token(user)
+    assert list(PageroToken.objects.undecryptable()) == [token]
 
 
 def test_fingerprint_in_logs_and_admin_is_keyed(
@@ -279,26 +275,26 @@ def test_a_forced_refresh_raises_authorization_required(
     assert raw_token_row(token.pk)["status"] == PageroToken.Status.ACTIVE  # nothing written
 
 
-def test_old_format_values_are_refused_once_unbound_ciphertexts_are_not_accepted(
-    two_tokens: list[PageroToken], other_user: Any, settings: Any
+def test_a_bare_fernet_token_copied_into_another_users_row_is_not_read(
+    two_tokens: list[PageroToken], other_user: Any
 ) -> None:
-    """The known limit of reading the old format (SECURITY.rst), and the setting that ends it:
-    an old-format value from Alice's row (say, from a backup) written into Mallory's row."""
+    """Alice's token as a bare Fernet token of the key in force (bound to nothing), written
+    into Mallory's row: Mallory gets "authorization required", never Alice's token."""
     alice, mallory = two_tokens
-    old_format = {
-        name: crypto.get_fernet().encrypt(getattr(alice, name).encode()).decode()
-        for name in ("access_token", "refresh_token")
-    }
-    raw_update(mallory.pk, **old_format)
-    assert get_valid_token(other_user).access_token == alice.access_token  # bound to nothing
-
-    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ACCEPT_UNBOUND_CIPHERTEXTS": False}
+    key = crypto.configured_keys()[0]
+    raw_update(
+        mallory.pk,
+        **{
+            name: Fernet(key.encode()).encrypt(getattr(alice, name).encode()).decode()
+            for name in ("access_token", "refresh_token")
+        },
+    )
     with pytest.raises(PageroAuthorizationRequired):
         get_valid_token(other_user)
     client = Client()
     client.force_login(other_user)
     assert client.get("/protected/", **JSON).status_code == 401
-    assert PageroToken.objects.count_undecryptable() == (1, True)
+    assert PageroToken.objects.count_undecryptable() == 1
 
 
 def test_reconnecting_with_revoke_url_skips_revoking_the_unreadable_token(

@@ -2,14 +2,14 @@
 
 - ``PAGERO_OAUTH |= mock_settings("http://127.0.0.1:8765")`` (the lines the mock's CLI prints,
   "development only" in prose) pasted into a production settings file: no error, no warning.
-  The loopback exemption of E010 ("a local mock") lets every endpoint be plain http on
+  The loopback exemption of E002 ("a local mock") lets every endpoint be plain http on
   127.0.0.1, and E007 only looks at ``ALLOW_MOCK_SERVER``, which ``mock_settings`` does not
   set. The site then trusts whatever process listens on 127.0.0.1:8765 as Pagero (any local
   user or container on the host can bind it): it sends it the client secret, takes its
   ``id_token``s as Pagero's (sign-in: log in as the user linked to any identity it names).
   The well-known mock credentials (``mock-client-secret``) go unnoticed as well.
 - ``REDIRECT_URI = "http://site.example/..."``: the authorization code (and the state) are
-  delivered over plain HTTP; E010 checks the endpoints and ``ISSUER`` but not this URL.
+  delivered over plain HTTP; E002 checks the endpoints and ``ISSUER`` but not this URL.
 """
 
 from __future__ import annotations

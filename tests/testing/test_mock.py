@@ -1242,14 +1242,10 @@ def test_the_package_keeps_every_public_name_and_each_module_says_what_it_owns()
     import pkgutil
 
     import django_pagero_oauth.testing.mock as package
-    from django_pagero_oauth.testing import mock_oidc
-    from django_pagero_oauth.testing.mock import oidc
 
     assert set(NAMES_OF_THE_OLD_MODULE) <= set(package.__all__)
     for name in package.__all__:
         assert getattr(package, name) is not None, name
-    for name in mock_oidc.__all__:  # the old import path of the OpenID side still works
-        assert getattr(mock_oidc, name) is getattr(oidc, name), name
     modules = [info.name for info in pkgutil.iter_modules(package.__path__)]
     assert {"app", "state", "faults", "http", "oidc", "server", "cli", "__main__"} <= set(modules)
     for name in modules:

@@ -10,8 +10,7 @@ encrypted fields not loaded.
 
 ``--undecryptable`` also deletes the tokens that cannot be decrypted with the configured keys
 (the key that wrote them is gone: their users must connect to Pagero again anyway). They are
-found by the key id their values start with, and the few still in the old format by
-decrypting them; the ``DELETE`` re-checks that the stored values are the ones found, so a user
+found by the key id their values start with; the ``DELETE`` re-checks that the stored values are the ones found, so a user
 who connects again meanwhile keeps the new connection.
 
 Exit codes: 0 done (also when there was nothing to delete), 2 usage error.
@@ -28,7 +27,7 @@ from django.core.management.base import CommandParser
 from django.db import router, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 
 from ...crypto import Ciphertext
 from ...models import PageroToken, PageroTokenQuerySet
@@ -36,6 +35,9 @@ from ...signals import token_revoked
 from ._common import PageroCommand, Progress
 
 BATCH_SIZE = 500
+
+#: Which rows of a batch may still be deleted, re-checked inside the ``DELETE``.
+Still = Callable[[PageroTokenQuerySet, list[PageroToken]], PageroTokenQuerySet]
 
 
 class Command(PageroCommand):
@@ -63,69 +65,51 @@ class Command(PageroCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         dry_run: bool = options["dry_run"]
         verbose = options["verbosity"] >= 2
-        dead = PageroToken.objects.needing_reauthorization()
-        seen, deleted = self.prune(
-            dead.count(), self.dead_batches(dead), dry_run=dry_run, verbose=verbose
-        )
-        if dry_run:
-            message = ngettext(
-                "Would delete %(count)d Pagero token that needs re-authorization or whose "
-                "refresh token expired.",
-                "Would delete %(count)d Pagero tokens that need re-authorization or whose "
-                "refresh token expired.",
-                seen,
-            ) % {"count": seen}
-        else:
-            message = ngettext(
-                "Deleted %(count)d Pagero token that needed re-authorization or whose refresh "
-                "token expired.",
-                "Deleted %(count)d Pagero tokens that needed re-authorization or whose refresh "
-                "token expired.",
-                deleted,
-            ) % {"count": deleted}
-            message += self.kept_note(seen, deleted)
-        self.stdout.write(message, self.style.SUCCESS)
-        if options["undecryptable"]:
-            self.prune_undecryptable(dry_run=dry_run, verbose=verbose)
-
-    def prune_undecryptable(self, *, dry_run: bool, verbose: bool) -> None:
-        tokens = PageroToken.objects.all()
-        by_key_id = tokens.undecryptable()
-        # Disjoint from by_key_id: a legacy value has no key id.
-        legacy = list(tokens.undecryptable_in_legacy_format())
-        total = by_key_id.count() + len(legacy)
-
-        def batches() -> Iterator[list[PageroToken]]:
-            yield from self.dead_batches(by_key_id, with_ciphertexts=True)
-            for start in range(0, len(legacy), BATCH_SIZE):
-                yield legacy[start : start + BATCH_SIZE]
-
-        seen, deleted = self.prune(
-            total,
-            batches(),
+        self.prune(
+            PageroToken.objects.needing_reauthorization(),
             dry_run=dry_run,
             verbose=verbose,
-            still=self.still_undecryptable,
-            why=_("cannot be decrypted with the configured keys"),
+            said=(
+                ngettext_lazy(
+                    "Would delete %(count)d Pagero token that needs re-authorization or whose "
+                    "refresh token expired.",
+                    "Would delete %(count)d Pagero tokens that need re-authorization or whose "
+                    "refresh token expired.",
+                    "count",
+                ),
+                ngettext_lazy(
+                    "Deleted %(count)d Pagero token that needed re-authorization or whose "
+                    "refresh token expired.",
+                    "Deleted %(count)d Pagero tokens that needed re-authorization or whose "
+                    "refresh token expired.",
+                    "count",
+                ),
+            ),
         )
-        if dry_run:
-            message = ngettext(
-                "Would delete %(count)d Pagero token that cannot be decrypted with the "
-                "configured keys.",
-                "Would delete %(count)d Pagero tokens that cannot be decrypted with the "
-                "configured keys.",
-                seen,
-            ) % {"count": seen}
-        else:
-            message = ngettext(
-                "Deleted %(count)d Pagero token that could not be decrypted with the "
-                "configured keys.",
-                "Deleted %(count)d Pagero tokens that could not be decrypted with the "
-                "configured keys.",
-                deleted,
-            ) % {"count": deleted}
-            message += self.kept_note(seen, deleted)
-        self.stdout.write(message, self.style.SUCCESS)
+        if options["undecryptable"]:
+            self.prune(
+                PageroToken.objects.undecryptable(),
+                dry_run=dry_run,
+                verbose=verbose,
+                still=self.still_undecryptable,
+                why=_("cannot be decrypted with the configured keys"),
+                said=(
+                    ngettext_lazy(
+                        "Would delete %(count)d Pagero token that cannot be decrypted with the "
+                        "configured keys.",
+                        "Would delete %(count)d Pagero tokens that cannot be decrypted with the "
+                        "configured keys.",
+                        "count",
+                    ),
+                    ngettext_lazy(
+                        "Deleted %(count)d Pagero token that could not be decrypted with the "
+                        "configured keys.",
+                        "Deleted %(count)d Pagero tokens that could not be decrypted with the "
+                        "configured keys.",
+                        "count",
+                    ),
+                ),
+            )
 
     @staticmethod
     def kept_note(seen: int, deleted: int) -> str:
@@ -158,49 +142,51 @@ class Command(PageroCommand):
 
     def prune(
         self,
-        total: int,
-        batches: Iterator[list[PageroToken]],
+        selection: PageroTokenQuerySet,
         *,
         dry_run: bool,
         verbose: bool,
-        still: Callable[[PageroTokenQuerySet, list[PageroToken]], PageroTokenQuerySet]
-        | None = None,
+        said: tuple[Any, Any],
+        still: Still | None = None,
         why: str | None = None,
-    ) -> tuple[int, int]:
-        """Delete (or, ``dry_run``, list) the tokens of ``batches``; ``(seen, deleted)``."""
-        progress = Progress(self.stdout, total, _("Pruning Pagero tokens:"))
+    ) -> None:
+        """Delete (or, ``dry_run``, list) the tokens of ``selection``; say how many with
+        ``said`` (the words of a dry run, the words of a deletion). With ``still``, which
+        compares stored values, the encrypted columns are loaded as stored, never decrypted."""
+        progress = Progress(self.stdout, selection.count(), _("Pruning Pagero tokens:"))
         deleted = seen = 0
-        for batch in batches:
+        for batch in self.dead_batches(selection, with_ciphertexts=still is not None):
             seen += len(batch)
             for token in batch if verbose else []:
-                if dry_run:
-                    line = _(
-                        "Would delete the token of user #%(user)s (fingerprint %(fingerprint)s): "
-                        "%(why)s"
-                    )
-                else:
-                    line = _(
-                        "Deleting the token of user #%(user)s (fingerprint %(fingerprint)s): "
-                        "%(why)s"
-                    )
-                reason = why or (
-                    _("needs re-authorization")
-                    if token.status == PageroToken.Status.REAUTHORIZATION_REQUIRED
-                    else _("refresh token expired")
-                )
-                self.stdout.write(
-                    line
-                    % {
-                        "user": token.user_id,
-                        "fingerprint": token.fingerprint or "-",
-                        "why": reason,
-                    }
-                )
+                self.stdout.write(self.listed(token, dry_run=dry_run, why=why))
             if not dry_run:
                 deleted += self.delete_batch(batch, still)
             progress.update(seen)
         progress.finish()
-        return seen, deleted
+        message = said[0] % {"count": seen} if dry_run else said[1] % {"count": deleted}
+        self.stdout.write(
+            message + ("" if dry_run else self.kept_note(seen, deleted)), self.style.SUCCESS
+        )
+
+    @staticmethod
+    def listed(token: PageroToken, *, dry_run: bool, why: str | None) -> str:
+        """One line of ``--verbosity 2``: whose token, and why it goes."""
+        if dry_run:
+            line = _(
+                "Would delete the token of user #%(user)s (fingerprint %(fingerprint)s): %(why)s"
+            )
+        else:
+            line = _("Deleting the token of user #%(user)s (fingerprint %(fingerprint)s): %(why)s")
+        reason = why or (
+            _("needs re-authorization")
+            if token.status == PageroToken.Status.REAUTHORIZATION_REQUIRED
+            else _("refresh token expired")
+        )
+        return line % {
+            "user": token.user_id,
+            "fingerprint": token.fingerprint or "-",
+            "why": reason,
+        }
 
     @staticmethod
     def still_dead(queryset: PageroTokenQuerySet, batch: list[PageroToken]) -> PageroTokenQuerySet:
@@ -226,12 +212,7 @@ class Command(PageroCommand):
             return queryset.none()
         return queryset.filter(reduce(or_, unchanged))
 
-    def delete_batch(
-        self,
-        batch: list[PageroToken],
-        still: Callable[[PageroTokenQuerySet, list[PageroToken]], PageroTokenQuerySet]
-        | None = None,
-    ) -> int:
+    def delete_batch(self, batch: list[PageroToken], still: Still | None = None) -> int:
         """Delete the rows of ``batch`` that still qualify (default: still dead); signal each."""
         using = router.db_for_write(PageroToken)
         pks = [token.pk for token in batch]
