@@ -15,8 +15,9 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 
 from django_pagero_oauth import AsyncPageroClient, aget_client, oauth
-from django_pagero_oauth.aclient import AsyncBearerAuth, retry_after_seconds
+from django_pagero_oauth.aclient import AsyncBearerAuth
 from django_pagero_oauth.models import PageroToken
+from django_pagero_oauth.oauth import retry_after_seconds
 from django_pagero_oauth.testing.mock import Fault
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -130,7 +131,13 @@ def test_no_token_in_any_repr(user, pagero_mock, pagero_token_factory):
     token = pagero_token_factory(user)
     _response, client = run(_get, user, token=token)
     auth = AsyncBearerAuth(token.access_token)
-    for text in (repr(client), repr(auth), str(client), repr(client.forced_refresh)):
+    for text in (
+        repr(client),
+        repr(auth),
+        str(client),
+        repr(client.rules.forced_refresh),
+        repr(client.rules),
+    ):
         assert token.access_token not in text
         assert token.refresh_token not in text
     assert isinstance(client, AsyncPageroClient)
