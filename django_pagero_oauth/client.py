@@ -62,10 +62,10 @@ class BearerAuth(requests.auth.AuthBase):
 
 
 class _RetryingAdapter(HTTPAdapter):
-    """The transport for ``API_BASE_URL`` when ``API_RETRIES`` is set: a busy answer is
-    closed and the same prepared request (headers, body) sent again after the wait
-    ``ApiRules.retry_wait`` decides. A body that is a stream
-    is sent once; transport errors are not retried (a read timeout stays a ``ReadTimeout``)."""
+    """The transport for ``API_BASE_URL`` when ``API_RETRIES`` is set: a busy answer is closed
+    and the same prepared request (headers, body) sent again after the wait
+    ``ApiRules.retry_wait`` decides. A body that is a stream is sent once; transport errors are
+    not retried (a read timeout stays a ``ReadTimeout``)."""
 
     def __init__(self, rules: ApiRules) -> None:
         super().__init__()
