@@ -5,61 +5,36 @@ views and tasks (optional extra ``async``: ``pip install django-pagero-oauth[asy
     async with aget_client(user, token=request.pagero_token) as client:
         response = await client.get("v1/documents")  # relative to API_BASE_URL
 
-The same guarantees as :func:`~django_pagero_oauth.get_client`, from the same pieces of
-:mod:`django_pagero_oauth.client`:
-
-- every URL, and again the URL actually sent (also with ``build_request()`` + ``send()``),
-  passes :func:`~django_pagero_oauth.client.resolve_api_url`; redirects are not followed unless
-  asked, and a hop off ``API_BASE_URL`` is sent without the token (checked for each request on
-  the wire, where no setting of ``event_hooks`` removes it);
-- ``Authorization: Bearer`` is set by :class:`AsyncBearerAuth` while the request is sent, and
-  taken off every request object afterwards (each followed hop's, ``next_request``); no
-  ``repr`` shows a token;
-- a token given to the client is not used for an inactive user or a connection that needs
-  re-authorization (:class:`~django_pagero_oauth.exceptions.PageroAuthorizationRequired`);
-- a valid token comes from :func:`~django_pagero_oauth.aget_valid_token`; a 401 of the API to a
-  request that carried the token (not another server's, after a redirect) causes at most one
-  forced refresh per access token (:class:`~django_pagero_oauth.client.ForcedRefreshPolicy`)
-  through :func:`~django_pagero_oauth.tokens.arefresh`: single-flight, on a worker thread and a
-  database connection of its own, not in Django's shared sync thread;
-- the configured ``TIMEOUT`` unless one is given (``None`` is not "forever");
-- transport failures raise the ``httpx`` exception of the same class, without the frames of
-  ``httpx`` and ``httpcore`` and without the ``Authorization`` header on its ``request``; an
-  exception that may quote the header (h11's ``LocalProtocolError``, any not from httpx) keeps
-  its class but not its message;
-- with ``API_RETRIES``, the same opt-in retries of idempotent requests as the sync client.
+The guarantees of :func:`~django_pagero_oauth.get_client`, decided by the same rules
+(``apirules``): the URL rule (:func:`~django_pagero_oauth.client.resolve_api_url`) on every URL
+and every request on the wire (a redirect hop off ``API_BASE_URL`` goes without the token), the
+check of a given token, the 401 rule (:class:`~django_pagero_oauth.client.ForcedRefreshPolicy`),
+``TIMEOUT`` unless one is given (``None`` is not "forever"), ``API_RETRIES``. A refresh runs
+single-flight on a worker thread (:func:`~django_pagero_oauth.tokens.arefresh`). The header is
+set by :class:`AsyncBearerAuth` while a request is sent and taken off every request object
+afterwards; transport failures raise the ``httpx`` exception of the same class, without the
+frames of ``httpx`` and ``httpcore`` and without the token.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 try:
     import httpx
 except ImportError as exc:
     raise ImportError("aget_client needs httpx: pip install 'django-pagero-oauth[async]'") from exc
-from django.utils.functional import LazyObject, empty
 from django.views.decorators.debug import sensitive_variables
 
-from .client import (
-    RETRY_BACKOFF_FACTOR,
-    RETRY_BACKOFF_MAX,
-    RETRY_METHODS,
-    RETRY_STATUSES,
-    ForcedRefreshPolicy,
-    _may_use,
-    _withheld,
-    resolve_api_url,
-)
+from .apirules import ApiRules, rebuilt, withheld, withheld_message
 from .conf import app_settings
-from .exceptions import PageroAuthorizationRequired
 from .tokens import aget_valid_token, arefresh
-from .transport import retry_after_seconds
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
+    from django.utils.functional import LazyObject
 
     from .models import PageroToken
 
@@ -78,13 +53,6 @@ class AsyncBearerAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self._access_token}"
         yield request
-
-
-def _backoff(retry: int) -> float:
-    """As urllib3's ``Retry``: no wait before the first retry, then exponential."""
-    if retry <= 1:
-        return 0.0
-    return float(min(RETRY_BACKOFF_MAX, RETRY_BACKOFF_FACTOR * 2 ** (retry - 1)))
 
 
 #: ``request.extensions`` key: did this request go on the wire with the bearer token?
@@ -111,7 +79,7 @@ def _strip_token(response: httpx.Response) -> None:
 
 
 def _detached(exc: BaseException) -> BaseException:
-    """``exc`` fit to leave this package (see :func:`django_pagero_oauth.client._detached`),
+    """``exc`` fit to leave this package (as :func:`django_pagero_oauth.client._detached`),
     with no traceback below the package and no chained exceptions.
 
     An ``httpx.RequestError`` becomes a new one of the same class and message whose
@@ -119,7 +87,7 @@ def _detached(exc: BaseException) -> BaseException:
     refusing what was about to be sent: "Illegal header value b'Bearer ...'") keeps only its
     class. An ``HTTPStatusError`` (a response hook's ``raise_for_status()``) keeps its message,
     and its request and response carry no token. Any other exception keeps its class but
-    nothing else (:func:`~django_pagero_oauth.client._withheld`): a ``UnicodeEncodeError``
+    nothing else (:func:`~django_pagero_oauth.apirules.withheld`): a ``UnicodeEncodeError``
     holds the header in ``object``. httpx's other own exceptions (``InvalidURL``,
     ``StreamError``), which have no request, stay as they are.
     """
@@ -129,14 +97,9 @@ def _detached(exc: BaseException) -> BaseException:
         except RuntimeError:  # raised without a request
             original = None
         request = _without_authorization(original) if original is not None else None
-        message = str(exc)
-        if isinstance(exc, httpx.LocalProtocolError):
-            message = f"{type(exc).__name__} while sending the request (its message is withheld)"
-        try:
-            fresh: BaseException = type(exc)(message, request=request)
-        except Exception:  # a subclass with another constructor
-            fresh = httpx.RequestError(message, request=request)
-        return fresh
+        quotable = isinstance(exc, httpx.LocalProtocolError)
+        message = withheld_message(exc) if quotable else str(exc)
+        return rebuilt(exc, message, request, httpx.RequestError)
     if isinstance(exc, httpx.HTTPStatusError):
         _strip_token(exc.response)
         return httpx.HTTPStatusError(
@@ -146,26 +109,12 @@ def _detached(exc: BaseException) -> BaseException:
         exc.__cause__ = exc.__context__ = None
         exc.__suppress_context__ = True
         return exc.with_traceback(None)
-    return _withheld(exc)
-
-
-def _given_async_token(token: PageroToken | LazyObject | None) -> PageroToken | None:
-    """The token given to the client. The middleware's lazy ``request.pagero_token`` is read
-    only if already evaluated (``None`` in it means "no token"); evaluating it here would query
-    the database from the event loop: use ``await request.apagero_token()`` instead."""
-    if isinstance(token, LazyObject):
-        lazy: Any = token  # its _wrapped is Django's, not in the stubs
-        if lazy._wrapped is empty:
-            raise TypeError(
-                "aget_client() got the lazy request.pagero_token: pass "
-                "`await request.apagero_token()` (or the token of a protected view) instead."
-            )
-        return cast("PageroToken | None", lazy._wrapped)
-    return token
+    return withheld(exc)
 
 
 class AsyncPageroClient(httpx.AsyncClient):
-    """An ``httpx.AsyncClient`` bound to one Django user; one event loop at a time."""
+    """An ``httpx.AsyncClient`` bound to one Django user; one event loop at a time. A lazy
+    ``request.pagero_token`` is taken only once evaluated (``await request.apagero_token()``)."""
 
     def __init__(
         self,
@@ -174,28 +123,16 @@ class AsyncPageroClient(httpx.AsyncClient):
         base_url: str | None = None,
         token: PageroToken | LazyObject | None = None,
     ) -> None:
-        token = _given_async_token(token)
-        if token is not None and token.user_id != user.pk:
-            raise ValueError("The token given to AsyncPageroClient belongs to another user.")
+        self.rules = ApiRules("AsyncPageroClient", user, token, base_url, evaluate=False)
         super().__init__(
             headers={"Accept": "application/json", "User-Agent": "django-pagero-oauth"},
             timeout=app_settings.TIMEOUT,
             follow_redirects=False,
         )
         self.user = user
-        self._token = token
-        self.forced_refresh = ForcedRefreshPolicy()
-        self.retries = app_settings.API_RETRIES
-        self.retry_after_cap = app_settings.API_RETRY_AFTER_MAX
-        base = base_url if base_url is not None else app_settings.API_BASE_URL
-        self.pagero_base_url = base if base.endswith("/") else f"{base}/"
 
     def __repr__(self) -> str:
-        return f"<AsyncPageroClient user_id={self.user.pk} base_url={self.pagero_base_url!r}>"
-
-    def api_url(self, url: str) -> str:
-        """``url`` resolved against the API base by :func:`resolve_api_url` (which see)."""
-        return resolve_api_url(url, self.pagero_base_url)
+        return f"<AsyncPageroClient user_id={self.user.pk} base_url={self.rules.base_url!r}>"
 
     def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
         """Every request (``get``, ``request``, ``stream``) is built here: the URL rule first,
@@ -204,7 +141,7 @@ class AsyncPageroClient(httpx.AsyncClient):
             url = str(url)
         if kwargs.get("timeout", httpx.USE_CLIENT_DEFAULT) in (httpx.USE_CLIENT_DEFAULT, None):
             kwargs["timeout"] = app_settings.TIMEOUT
-        return super().build_request(method, self.api_url(url), **kwargs)
+        return super().build_request(method, self.rules.api_url(url), **kwargs)
 
     async def _send_single_request(self, request: httpx.Request) -> httpx.Response:
         """Each request on the wire, every followed redirect hop included: off the API, no
@@ -214,9 +151,7 @@ class AsyncPageroClient(httpx.AsyncClient):
         Here, and not in a request event hook, because ``event_hooks`` is a public property
         that replaces all hooks; an ``httpx.Auth`` flow sees only the first request.
         """
-        try:
-            resolve_api_url(str(request.url), self.pagero_base_url)
-        except ValueError:
+        if not self.rules.on_the_api(str(request.url)):
             request.headers.pop("Authorization", None)
         request.extensions = {**request.extensions, BEARER_SENT: "Authorization" in request.headers}
         return await super()._send_single_request(request)
@@ -232,63 +167,41 @@ class AsyncPageroClient(httpx.AsyncClient):
     ) -> httpx.Response:
         if auth is not httpx.USE_CLIENT_DEFAULT and auth is not None:
             raise TypeError("AsyncPageroClient sets the Authorization header itself; pass no auth")
-        self.api_url(str(request.url))  # the URL as httpx will send it (ValueError if not)
+        self.rules.api_url(str(request.url))  # the URL as httpx will send it (ValueError if not)
         options = {"stream": stream, "follow_redirects": follow_redirects}
-        token = await self._current_token()
+        token = self.rules.held_token() or self.rules.hold(await aget_valid_token(self.user))
         response = await self._send_with(token, request, options)
-        if (
-            response.status_code == 401
-            and self._rejected_by_the_api(response)
-            and await self.forced_refresh.amay_refresh(token)
-        ):
+        if self._rejected(response) and await self.rules.forced_refresh.amay_refresh(token):
             # RFC 6750 3.1: the access token was rejected; one forced single-flight refresh.
             await response.aclose()
-            token = self._token = await arefresh(token, force=True)
-            await self.forced_refresh.arefreshed(token)
+            token = self.rules.hold(await arefresh(token, force=True))
+            await self.rules.forced_refresh.arefreshed(token)
             response = await self._send_with(token, request, options)
         return response
+
+    def _rejected(self, response: httpx.Response) -> bool:
+        sent = response.request.extensions.get(BEARER_SENT) is True
+        return self.rules.rejected_by_the_api(response.status_code, sent, str(response.url))
 
     @sensitive_variables()
     async def _send_with(
         self, token: PageroToken, request: httpx.Request, options: dict[str, Any]
     ) -> httpx.Response:
-        """Send ``request`` with ``token``, retried as ``API_RETRIES`` allows."""
-        retry = 0
+        """Send ``request`` with ``token``; a busy answer is closed and ``request`` sent again
+        after the wait :meth:`~django_pagero_oauth.apirules.ApiRules.retry_wait` decides, if
+        its body can be sent again."""
+        replayable = isinstance(request.stream, httpx.ByteStream)
+        retry = 1
         while True:
             response = await self._send_once(token, request, options)
-            wait = self._retry_wait(request, response, retry + 1)
-            if wait is None:
+            wait = self.rules.retry_wait(
+                retry, request.method, response.status_code, response.headers, str(response.url)
+            )
+            if wait is None or not replayable:
                 return response
-            retry += 1
             await response.aclose()
             await asyncio.sleep(wait)
-
-    def _rejected_by_the_api(self, response: httpx.Response) -> bool:
-        """Was the 401 the API's answer to the token? After a redirect off the API (which
-        dropped the header) it is another server's, and must not cost a refresh token."""
-        if response.request.extensions.get(BEARER_SENT) is not True:
-            return False
-        try:
-            resolve_api_url(str(response.url), self.pagero_base_url)
-        except ValueError:
-            return False
-        return True
-
-    def _retry_wait(
-        self, request: httpx.Request, response: httpx.Response, retry: int
-    ) -> float | None:
-        """Seconds to wait before retry number ``retry``, or None: no retry."""
-        if (
-            retry > self.retries
-            or request.method not in RETRY_METHODS
-            or response.status_code not in RETRY_STATUSES
-            or not isinstance(request.stream, httpx.ByteStream)  # a body that can be sent again
-        ):
-            return None
-        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-        if retry_after is None:
-            return _backoff(retry)
-        return retry_after if retry_after <= self.retry_after_cap else None
+            retry += 1
 
     @sensitive_variables()
     async def _send_once(
@@ -307,25 +220,6 @@ class AsyncPageroClient(httpx.AsyncClient):
         finally:
             request.headers.pop("Authorization", None)
         raise failure  # outside the except block: no implicit __context__
-
-    async def _current_token(self) -> PageroToken:
-        """The token this client holds while it is not expiring; else a valid one, fetched.
-
-        As :meth:`PageroSession._current_token <django_pagero_oauth.client.PageroSession>`: a
-        token the client holds is not used for an inactive user or a connection that needs
-        re-authorization, as far as the objects in hand say; a fetched one is checked against
-        the database (:func:`~django_pagero_oauth.aget_valid_token`).
-        """
-        token = self._token
-        if token is None or token.access_token_needs_refresh():
-            token = self._token = await aget_valid_token(self.user)
-        elif not _may_use(self.user, token):
-            self._token = None
-            raise PageroAuthorizationRequired(
-                "The user is inactive, or the Pagero connection must be renewed.",
-                user_pk=self.user.pk,
-            )
-        return token
 
 
 def aget_client(

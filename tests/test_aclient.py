@@ -131,7 +131,13 @@ def test_no_token_in_any_repr(user, pagero_mock, pagero_token_factory):
     token = pagero_token_factory(user)
     _response, client = run(_get, user, token=token)
     auth = AsyncBearerAuth(token.access_token)
-    for text in (repr(client), repr(auth), str(client), repr(client.forced_refresh)):
+    for text in (
+        repr(client),
+        repr(auth),
+        str(client),
+        repr(client.rules.forced_refresh),
+        repr(client.rules),
+    ):
         assert token.access_token not in text
         assert token.refresh_token not in text
     assert isinstance(client, AsyncPageroClient)

@@ -7,6 +7,8 @@ retried: they go through ``transport``'s own session.
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -170,16 +172,50 @@ def test_the_revocation_endpoint_is_never_retried(user, pagero_mock, pagero_toke
     assert pagero_mock.mock.counts["revoke"] == 1
 
 
-def test_the_sync_retries_are_mounted_for_the_api_base_only(
-    user, pagero_mock, pagero_token_factory, retries
-):
-    from django_pagero_oauth.client import ApiRetry
+def follow_sync(user: Any, url: str) -> int:
+    return get_client(user).get(url, allow_redirects=True).status_code
 
-    retries(2)
-    session = get_client(user)
-    assert isinstance(session.get_adapter(session.base_url + "v1/me").max_retries, ApiRetry)
-    for elsewhere in ("http://elsewhere.example/", "https://elsewhere.example/"):
-        assert not isinstance(session.get_adapter(elsewhere).max_retries, ApiRetry)
+
+def follow_async(user: Any, url: str) -> int:
+    async def call() -> int:
+        async with aget_client(user) as client:
+            return (await client.get(url, follow_redirects=True)).status_code
+
+    return int(async_to_sync(call)())
+
+
+@pytest.mark.parametrize("follow", [follow_sync, follow_async], ids=["sync", "async"])
+def test_a_busy_answer_off_the_api_is_not_retried(
+    follow, user, pagero_mock, pagero_token_factory, retries
+):
+    """Retries are for the API: a followed redirect to another server that answers 503 comes
+    back to the caller after one request there, and the API is not asked again."""
+    hits: list[str] = []
+
+    class Busy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(503)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    elsewhere = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=elsewhere.serve_forever, daemon=True).start()
+    pagero_token_factory(user)
+    retries(3)
+    location = f"http://127.0.0.1:{elsewhere.server_address[1]}/busy"
+    pagero_mock.mock.add_fault(Fault(endpoint="api", status=302, headers=[("Location", location)]))
+    try:
+        assert follow(user, "v1/me") == 503
+    finally:
+        elsewhere.shutdown()
+        elsewhere.server_close()
+    assert hits == ["/busy"]
+    assert pagero_mock.mock.counts["api"] == 1
 
 
 def test_an_async_stream_is_retried_too(user, pagero_mock, pagero_token_factory, retries):
@@ -196,12 +232,25 @@ def test_an_async_stream_is_retried_too(user, pagero_mock, pagero_token_factory,
     assert pagero_mock.mock.counts["api"] == 2
 
 
-def test_the_sync_back_off_is_capped_as_documented(settings):
-    """urllib3 2 takes the back-off cap from its base class (120 s) unless it is set on the
-    instance: the waits between retries stop at 8 s, as for the async client."""
-    from django_pagero_oauth.client import RETRY_BACKOFF_MAX, ApiRetry
+@CLIENTS
+def test_the_back_off_is_capped_as_documented(
+    call, user, pagero_mock, pagero_token_factory, retries, monkeypatch
+):
+    """Without ``Retry-After``: no wait before the first retry, then 1, 2, 4 s, at most 8 s
+    (recorded, not slept through)."""
+    import asyncio
+    import time
 
-    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "API_RETRIES": 10}
-    retry = ApiRetry.from_settings()
-    assert retry.backoff_max == RETRY_BACKOFF_MAX == 8
-    assert retry.new(total=3).backoff_max == 8
+    waits: list[float] = []
+
+    async def async_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(time, "sleep", waits.append)
+    monkeypatch.setattr(asyncio, "sleep", async_sleep)
+    pagero_token_factory(user)
+    retries(7)
+    busy(pagero_mock, times=7, retry_after="")
+    assert call(user, "GET", "v1/me") == 200
+    assert waits == [0, 1, 2, 4, 8, 8, 8]
+    assert pagero_mock.mock.counts["api"] == 8

@@ -206,7 +206,7 @@ def test_the_forced_refresh_policy_holds_no_token(user, pagero_mock, pagero_toke
     session = get_client(user)
     assert session.get("v1/me").status_code == 200
     fresh = PageroToken.objects.get(pk=stored.pk)
-    policy = session.forced_refresh
+    policy = session.rules.forced_refresh
     assert not policy.may_refresh(fresh)
     for secret in (stored.access_token, fresh.access_token):
         assert secret not in repr(policy)

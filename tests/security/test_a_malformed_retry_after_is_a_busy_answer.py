@@ -7,8 +7,9 @@ after the back-off, or returned to the caller as it came. What this proves, for 
 - ``Retry-After: ²`` (one latin-1 byte, 0xB2; ``str.isdigit()`` is true for it and for other
   Unicode digits that ``float()`` refuses) raises nothing;
 - the sync client never reaches urllib3's own parser, which raises
-  ``requests.exceptions.InvalidHeader`` for ``soon``, ``-1`` or ``1.5``: ``ApiRetry`` reads the
-  header through ``client.retry_after_seconds`` only.
+  ``requests.exceptions.InvalidHeader`` for ``soon``, ``-1`` or ``1.5``: both clients' retry
+  decision (``apirules.ApiRules.retry_wait``) reads the header through
+  ``oauth.retry_after_seconds`` only.
 
 So neither the API nor anything that shapes its busy answers (a gateway) can turn a retryable
 answer into an exception that no caller expects from ``get``.
