@@ -31,7 +31,7 @@ from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from . import tokens
+from . import revocation, tokens
 from .exceptions import (
     SERVICE_ERRORS,
     OAuthErrorResponse,
@@ -436,7 +436,7 @@ class PageroTokenAdmin(_WithoutBulkDelete):
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        """The delete page's POST revokes the token (``tokens.revoke``) instead of deleting it.
+        """The delete page's POST revokes the token (``revocation.revoke``) instead of deleting it.
 
         Deleting here alone would leave the refresh token valid at Pagero for years. So the
         confirmed delete does what "Revoke" does: Pagero is told first (with ``REVOKE_URL``),
@@ -450,7 +450,7 @@ class PageroTokenAdmin(_WithoutBulkDelete):
         if not self.has_delete_permission(request, token):
             raise PermissionDenied
         try:
-            result = tokens.revoke(token)
+            result = revocation.revoke(token)
         except (TokenDecryptionError, OAuthErrorResponse, *SERVICE_ERRORS) as exc:
             self._tell(request, Place.ADMIN_REVOKE, exc, token)
             return HttpResponseRedirect(self._admin_url("change", token.pk))
@@ -469,12 +469,12 @@ class PageroTokenAdmin(_WithoutBulkDelete):
     def delete_model(self, request: HttpRequest, obj: PageroToken) -> None:
         """Never a local delete alone: revoke (raises, keeping the token, when Pagero cannot
         confirm)."""
-        tokens.revoke(obj)
+        revocation.revoke(obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PageroToken]) -> None:
         """As :meth:`delete_model`, token by token."""
         for token in queryset:
-            tokens.revoke(token)
+            revocation.revoke(token)
 
     # --- actions ------------------------------------------------------------------------
 
@@ -541,17 +541,19 @@ class PageroTokenAdmin(_WithoutBulkDelete):
 
     @admin.action(description=_("Revoke"), permissions=["delete"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[PageroToken]) -> None:
-        """Revoke each token at Pagero (RFC 7009) and delete it (``tokens.revoke``)."""
+        """Revoke each token at Pagero (RFC 7009) and delete it (``revocation.revoke``)."""
         for token in self._action_tokens(request, queryset) or []:
             try:
-                result = tokens.revoke(token)
+                result = revocation.revoke(token)
             except (TokenDecryptionError, OAuthErrorResponse, *SERVICE_ERRORS) as exc:
                 self._tell(request, Place.ADMIN_REVOKE, exc, token)
             else:
                 self._revoked(request, token, result)
 
-    def _revoked(self, request: HttpRequest, token: PageroToken, result: tokens.Revocation) -> None:
-        """Say what a successful :func:`tokens.revoke` did (and log the deletion)."""
+    def _revoked(
+        self, request: HttpRequest, token: PageroToken, result: revocation.Revocation
+    ) -> None:
+        """Say what a successful :func:`revocation.revoke` did (and log the deletion)."""
         what = self._describe(token)
         if result.skipped_because == "already_deleted":
             message, level = (

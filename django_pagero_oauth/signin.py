@@ -47,6 +47,7 @@ from . import flows, oidc
 from .conf import app_settings
 from .exceptions import IdentityRefused, PageroConfigurationError
 from .explain import Place, explain
+from .locking import write_locked
 from .models import PageroIdentity
 from .oauth import TokenResponse
 from .signals import identity_linked, user_signed_in
@@ -275,11 +276,11 @@ class SignInCallbackMixin:
             if flow.sign_in:  # started before sign-in was switched off
                 raise IdentityRefused(error="sign_in_disabled")
             return self.request.user  # a connect with openid: verified, nothing linked
-        # First statement of the transaction: on SQLite, the write lock before any read.
-        PageroIdentity.take_write_lock(issuer=verified.issuer, subject=verified.subject)
         # Read where the link is written: a lagging read replica may still hold an identity
         # the primary unlinked (which would sign in, and be linked again for good).
         identities = PageroIdentity.objects.db_manager(router.db_for_write(PageroIdentity))
+        # First statement of the transaction: on SQLite, the write lock before any read.
+        write_locked(identities.filter(issuer=verified.issuer, subject=verified.subject))
         user: Any
         if flow.user_id:  # a logged-in user: theirs already, or a new link to confirm
             user = self.request.user

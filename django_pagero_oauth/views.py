@@ -60,6 +60,13 @@ from .explain import (
 )
 from .guard import EVERY_DATABASE, roll_back_the_handlers_transactions
 from .models import PageroIdentity, PageroToken
+from .revocation import (
+    revocable_refresh_token,
+    revoke,
+    revoke_after_commit,
+    revoke_after_response,
+    revoke_unstored,
+)
 from .signals import token_obtained
 from .signin import (
     LinkNeedsConfirmation,
@@ -68,13 +75,6 @@ from .signin import (
     link_identity,
     pending_link,
     remember_pending_link,
-)
-from .tokens import (
-    revocable_refresh_token,
-    revoke,
-    revoke_after_commit,
-    revoke_after_response,
-    revoke_unstored,
 )
 
 if TYPE_CHECKING:
