@@ -553,7 +553,7 @@ class PageroTokenAdmin(_WithoutBulkDelete):
     def _revoked(
         self, request: HttpRequest, token: PageroToken, result: revocation.Revocation
     ) -> None:
-        """Say what a successful :func:`revocation.revoke` did (and log the deletion)."""
+        """Say what a successful ``revocation.revoke`` did (and log the deletion)."""
         what = self._describe(token)
         if result.skipped_because == "already_deleted":
             message, level = (

@@ -1,10 +1,7 @@
-"""Where the writes about a token go, and how they commit: the token row's write lock.
+"""Where the writes about a token go and how they commit, and the token row's write lock.
 
 Pagero spends the old single-use refresh token the moment it answers, so what a refresh or a
-revocation writes must be committed whatever the caller's transaction does afterwards. Inside a
-caller's transaction the writes run on a database connection of their own (:func:`durable_place`);
-each short transaction is run again on a new connection after a database error (:func:`durably`);
-the row is read with the write lock held (:func:`locked_row`, :func:`locked_token`).
+revocation writes is committed whatever the caller's transaction does afterwards.
 """
 
 from __future__ import annotations
@@ -220,8 +217,8 @@ def locked_token(pk: Any, *, with_secrets: bool = True) -> Iterator[PageroToken 
     delete a token whose encryption key was lost.
 
     What the block writes is committed when it ends, even inside the caller's own transaction
-    (which is left untouched): see :func:`durable_place`. A refresh in flight holds no row lock
-    but a lease (:mod:`.lease`); it stores its answer only while the row still holds the refresh
+    (which is left untouched): see ``durable_place``. A refresh in flight holds no row lock
+    but a lease (``lease``); it stores its answer only while the row still holds the refresh
     token it spent, so what the block writes is never overwritten by a stale one.
     """
     with row_lock(pk, with_secrets=with_secrets) as (current, _durable):

@@ -3,7 +3,7 @@
 A refresh takes a *lease* on the user's token row (``refresh_lease_until`` and a random
 ``refresh_lease_owner``) in a short, committed transaction that holds the row lock for a few
 milliseconds. Then it calls Pagero with no transaction open, and stores the answer in a new short
-transaction (:mod:`.durable`). Nobody else spends the refresh token while the lease runs; a
+transaction (``durable``). Nobody else spends the refresh token while the lease runs; a
 holder that dies leaves a lease that runs out. After a failed refresh, the back-off (in Django's
 default cache) makes the next callers fail at once instead of queueing up to try again one by
 one.
@@ -365,24 +365,3 @@ def end_backoff(token: PageroToken) -> None:
             token.fingerprint,
             type(exc).__name__,
         )
-
-
-__all__ = [
-    "Backoff",
-    "Lease",
-    "Waiter",
-    "backoff_remaining",
-    "clear",
-    "done_here",
-    "end_backoff",
-    "first_here",
-    "held_by_other",
-    "kept",
-    "lease_seconds",
-    "new_owner",
-    "release",
-    "released",
-    "start_backoff",
-    "take",
-    "try_take",
-]

@@ -1,10 +1,5 @@
-"""Revocation: a token this site deletes, drops or never stored is revoked at Pagero.
-
-:func:`revoke` deletes a stored token under its row lock (telling Pagero first when
-``REVOKE_URL`` is set); the others revoke, best effort, a refresh token the site drops when a
-login replaces it or its user is deleted (:func:`revoke_after_commit`), obtains but will not
-keep (:func:`revoke_after_response`) or could not store (:func:`revoke_unstored`).
-"""
+"""Revocation (RFC 7009): of a stored token (:func:`revoke`), and, best effort, of a refresh
+token this site drops, obtains but will not keep, or could not store."""
 
 from __future__ import annotations
 
@@ -213,15 +208,3 @@ def revoke_on_user_delete(sender: Any, instance: Any, using: str, **kwargs: Any)
     previous = revocable_refresh_token(instance.pk, using=using)
     if previous is not None:
         revoke_after_commit(previous[0], fingerprint=previous[1], using=using, why="user deleted")
-
-
-__all__ = [
-    "Revocation",
-    "revocable_refresh_token",
-    "revoke",
-    "revoke_after_commit",
-    "revoke_after_response",
-    "revoke_best_effort",
-    "revoke_on_user_delete",
-    "revoke_unstored",
-]

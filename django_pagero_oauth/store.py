@@ -1,9 +1,7 @@
-"""Storing Pagero's refresh answer: once, on the row that still holds the spent refresh token.
+"""Storing Pagero's refresh answer once, on the row that still holds the spent refresh token.
 
-Pagero spends the old single-use refresh token the moment it answers, so the answer holds the
-only copy of the new one: it is stored in a new short transaction whatever else fails (a
-``save()`` receiver, a broken connection, an interrupt), at the least the new refresh token. An
-answer the row no longer wants (the row was deleted or replaced meanwhile) is revoked.
+The answer holds the only copy of the rotated refresh token: it is stored whatever else fails (a
+``save()`` receiver, a broken connection, an interrupt), at the least the new refresh token.
 """
 
 from __future__ import annotations

@@ -3,10 +3,9 @@
 Pagero's refresh tokens are single-use, so refreshing is *single-flight* across threads,
 processes and hosts: one caller takes the row's refresh lease (:mod:`.lease`), calls Pagero with
 no transaction open and stores the answer only on the row that still holds the refresh token it
-spent (:mod:`.store`); callers whose access token still works go on with it, the others wait
+spent (``store``); callers whose access token still works go on with it, the others wait
 for the lease. Middleware, decorator, mixin, API client, admin action and management commands
-all call :func:`get_valid_token` (or :func:`refresh` for a forced refresh). Revoking is
-:mod:`.revocation`'s; ``revoke``, ``Revocation`` and ``locked_token`` are importable from here.
+all call :func:`get_valid_token` (or :func:`refresh` for a forced refresh).
 """
 
 from __future__ import annotations
@@ -315,10 +314,10 @@ def _needs_nothing(row: PageroToken, force: bool, seen_access_token: str) -> boo
 
 @sensitive_variables("seen_access_token")
 def _usable(row: PageroToken, force: bool, seen_access_token: str) -> bool:
-    """The caller can go on with ``row`` while another refreshes it: its access token has not
-    expired (it is only inside the leeway), or replaced the rejected one (``force``)."""
+    """The caller can go on with ``row`` while another refreshes it: its access token replaced
+    the rejected one (``force``), or has not expired (it is only inside the leeway)."""
     if force:
-        return bool(row.access_token != seen_access_token)
+        return _needs_nothing(row, force, seen_access_token)
     return not row.is_access_token_expired()
 
 
@@ -468,9 +467,7 @@ def refresh_now(token: PageroToken) -> PageroToken:
 
 
 __all__ = [
-    "PRELOADED",
     "Revocation",
-    "about_user",
     "aget_valid_token",
     "arefresh",
     "get_valid_token",
