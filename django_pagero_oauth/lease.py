@@ -53,7 +53,8 @@ class Lease:
 
 
 def held_by_other(row: PageroToken, held: Lease | None = None) -> bool:
-    """The locked ``row`` (read by ``durable.locked_row``) has a running lease that is not ``held``."""
+    """The locked ``row`` (read by ``durable.locked_row``) has a running lease that is not
+    ``held``."""
     until = row.refresh_lease_until
     if until is None or until <= cast(datetime, row._db_now):  # type: ignore[attr-defined]
         return False

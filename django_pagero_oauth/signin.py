@@ -279,7 +279,8 @@ class SignInCallbackMixin:
         # Read where the link is written: a lagging read replica may still hold an identity
         # the primary unlinked (which would sign in, and be linked again for good).
         identities = PageroIdentity.objects.db_manager(router.db_for_write(PageroIdentity))
-        # First statement of the transaction: on SQLite, the write lock before any read.
+        # First statement of the transaction: SQLite's write lock before any read (elsewhere the
+        # unique constraints decide between concurrent links; the queryset is not read here).
         write_locked(identities.filter(issuer=verified.issuer, subject=verified.subject))
         user: Any
         if flow.user_id:  # a logged-in user: theirs already, or a new link to confirm
