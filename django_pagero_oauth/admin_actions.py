@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from . import tokens
+from . import revocation, tokens
 from .exceptions import (
     SERVICE_ERRORS,
     OAuthErrorResponse,
@@ -41,7 +41,7 @@ class TokenActionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        """The delete page's POST revokes the token (``tokens.revoke``) instead of deleting it.
+        """The delete page's POST revokes the token (``revocation.revoke``) instead of deleting it.
 
         Deleting here alone would leave the refresh token valid at Pagero for years. So the
         confirmed delete does what "Revoke" does: Pagero is told first (with ``REVOKE_URL``),
@@ -70,12 +70,12 @@ class TokenActionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def delete_model(self, request: HttpRequest, obj: PageroToken) -> None:
         """Never a local delete alone: revoke (raises, keeping the token, when Pagero cannot
         confirm)."""
-        tokens.revoke(obj)
+        revocation.revoke(obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PageroToken]) -> None:
         """As :meth:`delete_model`, token by token."""
         for token in queryset:
-            tokens.revoke(token)
+            revocation.revoke(token)
 
     # --- actions ------------------------------------------------------------------------
 
@@ -142,14 +142,14 @@ class TokenActionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description=_("Revoke"), permissions=["delete"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[PageroToken]) -> None:
-        """Revoke each token at Pagero (RFC 7009) and delete it (``tokens.revoke``)."""
+        """Revoke each token at Pagero (RFC 7009) and delete it (``revocation.revoke``)."""
         for token in self._action_tokens(request, queryset) or []:
             self._revoke_one(request, token)
 
     def _revoke_one(self, request: HttpRequest, token: PageroToken) -> bool:
-        """Revoke one token (:func:`tokens.revoke`) and say how it went; False when it is kept."""
+        """Revoke one token (:func:`revocation.revoke`) and say how it went; False when it is kept."""
         try:
-            result = tokens.revoke(token)
+            result = revocation.revoke(token)
         except (TokenDecryptionError, OAuthErrorResponse, *SERVICE_ERRORS) as exc:
             self._tell(request, Place.ADMIN_REVOKE, exc, token)
             return False

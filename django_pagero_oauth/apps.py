@@ -12,8 +12,8 @@ class PageroOAuthConfig(AppConfig):
         from django.db.models.signals import pre_delete, pre_save
 
         from . import checks
+        from .revocation import revoke_on_user_delete
         from .signin import unlink_on_password_change
-        from .tokens import revoke_on_user_delete
 
         checks.register()
         # Connected for every sender, each receiver keeping to instances of the user model:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
-from django.db import IntegrityError, connections, models, router, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
@@ -15,6 +15,7 @@ from .conf import DEFAULTS, MAX_REFRESH_TOKEN_LIFETIME_DAYS, app_settings
 from .conf import REFRESH_TOKEN_WARNING_DAYS as REFRESH_TOKEN_WARNING_DAYS  # re-exported
 from .crypto import Ciphertext, EncryptedTextField, decrypt, fingerprint, unknown_key_condition
 from .exceptions import InvalidTokenResponse, TokenDecryptionError
+from .locking import write_locked
 from .oauth import TokenResponse, decode_jwt_unverified, is_storable_text
 
 if TYPE_CHECKING:
@@ -66,21 +67,6 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
     def refresh_token_expiring_within(self, delta: timedelta) -> PageroTokenQuerySet:
         """Active tokens whose refresh token dies within ``delta``."""
         return self.active().filter(refresh_token_expires_at__lte=timezone.now() + delta)
-
-    def locked(self) -> PageroTokenQuerySet:
-        """These rows, write-locked until the current transaction ends. Call inside one.
-
-        ``SELECT ... FOR UPDATE`` (of the token rows only, where the database can say so). SQLite
-        has no row locks: there a no-op ``UPDATE`` runs first, at once, and takes the database
-        write lock before anything is read, so a concurrent writer waits instead of reading a
-        row that is about to change (or failing with "database is locked").
-        """
-        features = connections[self.db].features
-        if features.has_select_for_update:
-            of = ("self",) if features.has_select_for_update_of else ()
-            return self.select_for_update(of=of)
-        self.update(updated=models.F("updated"))
-        return self
 
     def without_secrets(self) -> PageroTokenQuerySet:
         """Do not load (or decrypt) the encrypted columns: for listings of many tokens."""
@@ -286,6 +272,15 @@ class PageroToken(models.Model):
         )
 
     @sensitive_variables()
+    def holds_refresh_token(self, refresh_token: str) -> bool:
+        """The row holds ``refresh_token``; not so for one written with a key this process
+        lacks (whatever it holds, it is not a token this process knows)."""
+        try:
+            return bool(self.refresh_token == refresh_token)
+        except TokenDecryptionError:
+            return False
+
+    @sensitive_variables()
     def is_decryptable(self) -> bool:
         """True when the access and refresh token decrypt with the configured keys.
 
@@ -364,7 +359,7 @@ class PageroToken(models.Model):
         using = router.db_for_write(cls)
         manager = cls.objects.db_manager(using)
         current = manager.filter(user=user).without_secrets()
-        token: PageroToken | None = current.locked().first()
+        token: PageroToken | None = write_locked(current).first()
         if token is None:
             # The stubs take AUTH_USER_MODEL as the test settings' User; any user model is fine.
             token = cls(user=user)  # type: ignore[misc]
@@ -374,7 +369,7 @@ class PageroToken(models.Model):
                     token.save(using=using, force_insert=True)
             except IntegrityError:
                 # Another login of this user inserted the row after our read: replace it.
-                token = current.locked().get()
+                token = write_locked(current).get()
             else:
                 return token
         token.id_token = ""
@@ -428,20 +423,6 @@ class PageroIdentity(models.Model):
         )
 
     @classmethod
-    def take_write_lock(cls, *, issuer: str, subject: str) -> None:
-        """On a database without row locks (SQLite), take its write lock now, before reading.
-
-        As :meth:`PageroTokenQuerySet.locked` does: a transaction that reads first and writes
-        later fails at once ("database is locked") when another one wrote meanwhile. Elsewhere
-        the unique constraints decide between concurrent links. Call inside the transaction.
-        """
-        using = router.db_for_write(cls)
-        if not connections[using].features.has_select_for_update:
-            cls.objects.db_manager(using).filter(issuer=issuer, subject=subject).update(
-                last_signed_in=models.F("last_signed_in")
-            )
-
-    @classmethod
     def link(
         cls, user: AbstractBaseUser, *, issuer: str, subject: str
     ) -> tuple[PageroIdentity, bool]:
@@ -455,8 +436,7 @@ class PageroIdentity(models.Model):
 
         using = router.db_for_write(cls)
         manager = cls.objects.db_manager(using)
-        cls.take_write_lock(issuer=issuer, subject=subject)
-        existing = manager.filter(issuer=issuer, subject=subject).first()
+        existing = write_locked(manager.filter(issuer=issuer, subject=subject)).first()
         if existing is None:
             try:
                 with transaction.atomic(using=using):  # a savepoint, for the IntegrityError

@@ -47,6 +47,7 @@ from . import flows, oidc
 from .conf import app_settings
 from .exceptions import IdentityRefused, PageroConfigurationError
 from .explain import Place, explain
+from .locking import write_locked
 from .models import PageroIdentity
 from .oauth import TokenResponse
 from .signals import identity_linked, user_signed_in
@@ -299,8 +300,9 @@ class SignInCallbackMixin:
                 raise IdentityRefused(error="sign_in_disabled")
             # A connect with openid: verified, nothing linked.
             return SignInOutcome(user=self.request.user, verified=verified)
-        # First statement of the transaction: on SQLite, the write lock before any read.
-        PageroIdentity.take_write_lock(issuer=verified.issuer, subject=verified.subject)
+        # First statement of the transaction: SQLite's write lock before any read (elsewhere the
+        # unique constraints decide between concurrent links; the queryset is not read here).
+        write_locked(_identities().filter(issuer=verified.issuer, subject=verified.subject))
         if flow.user_id:
             return self.connect_identity(flow, verified)
         return self.sign_in_identity(verified)

@@ -49,6 +49,13 @@ from .exceptions import (
 from .explain import Place, explain, explain_authorization_error, status_for
 from .guard import EVERY_DATABASE, roll_back_the_handlers_transactions
 from .models import PageroIdentity, PageroToken
+from .revocation import (
+    revocable_refresh_token,
+    revoke,
+    revoke_after_commit,
+    revoke_after_response,
+    revoke_unstored,
+)
 from .signals import token_obtained
 from .signin import (
     LinkNeedsConfirmation,
@@ -57,13 +64,6 @@ from .signin import (
     identity_refused_response,
     link_identity,
     pending_link,
-)
-from .tokens import (
-    revocable_refresh_token,
-    revoke,
-    revoke_after_commit,
-    revoke_after_response,
-    revoke_unstored,
 )
 
 logger = logging.getLogger("django_pagero_oauth")

@@ -30,7 +30,6 @@ from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.signals import token_refresh_failed, token_revoked
 from django_pagero_oauth.testing.mock import Fault
 from django_pagero_oauth.tokens import (
-    _reread_after_invalid_grant,
     aget_valid_token,
     get_valid_token,
     refresh,
@@ -400,17 +399,29 @@ def test_invalid_grant_marks_the_token_dead_and_changes_nothing_else(
     assert refresh_calls(pagero_mock) == 2
 
 
-def test_invalid_grant_rereads_the_row_before_marking_it(user, pagero_mock, pagero_token_factory):
-    """A writer that bypassed the lock rotated the token: its result is used, not marked dead."""
+def test_invalid_grant_rereads_the_row_before_marking_it(
+    user, pagero_mock, pagero_token_factory, monkeypatch
+):
+    """A writer that bypassed the lease rotated the token: its result is used, not marked dead."""
     stored = pagero_token_factory(user, expired=True)
-    replacement = pagero_token_factory(user)  # e.g. a new login replaced the row
+    # Somebody else spent the single-use refresh token: Pagero answers invalid_grant.
+    oauth.refresh_access_token(stored.refresh_token)
+    replacements: list[PageroToken] = []
+    send = oauth.refresh_access_token
+
+    def replaced_while_sent(refresh_token: str) -> Any:
+        replacements.append(pagero_token_factory(user))  # e.g. a new login replaced the row
+        return send(refresh_token)
+
+    monkeypatch.setattr(oauth, "refresh_access_token", replaced_while_sent)
+
+    survivor = get_valid_token(user)
+
+    (replacement,) = replacements
     assert replacement.pk == stored.pk
-
-    survivor = _reread_after_invalid_grant(stored, stored.refresh_token)
-
-    assert survivor is not None
     assert survivor.refresh_token == replacement.refresh_token
-    assert _reread_after_invalid_grant(stored, replacement.refresh_token) is None
+    assert PageroToken.objects.get(pk=stored.pk).status == PageroToken.Status.ACTIVE
+    assert pagero_mock.mock.counts["refresh_token_failed"] == 1
 
 
 # --- single-flight ----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """What this proves broken: a failure of Django's default cache (where the refresh back-off
 lives) while Pagero answers a refresh loses the rotated refresh token. ``tokens._refresh_with_lease``
 ends the back-off (``lease.end_backoff``: a cache ``delete``) in the ``else`` clause of its
-``try``, BEFORE ``_store_answer``; an exception there is caught by nothing: the answer, the only
+``try``, BEFORE ``store.store_answer``; an exception there is caught by nothing: the answer, the only
 copy of the new refresh token, is dropped, the lease is left to run out, and the stored refresh
 token is dead at Pagero. A Redis restart, failover or network blip during a refresh (a second
 or more) is enough; the refresh itself needs nothing from the cache once Pagero has answered.

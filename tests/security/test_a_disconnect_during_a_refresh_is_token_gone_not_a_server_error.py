@@ -1,8 +1,8 @@
-"""What this proves broken: the user disconnects (``tokens.revoke``: Pagero revokes the refresh
+"""What this proves broken: the user disconnects (``revocation.revoke``: Pagero revokes the refresh
 token, the row is deleted) while a refresh of that token is on its way to Pagero. Pagero answers
-the refresh ``invalid_grant``; ``_after_invalid_grant`` finds no row and marks the deleted row
+the refresh ``invalid_grant``; ``store.store_invalid_grant`` finds no row and marks the deleted row
 dead anyway: ``save(update_fields=...)`` on a missing row raises ``DatabaseError``, which
-``lease.durably`` takes for a broken connection and retries, on new connections, for ``TIMEOUT``
+``durable.durably`` takes for a broken connection and retries, on new connections, for ``TIMEOUT``
 seconds, and then the raw ``DatabaseError`` escapes ``get_valid_token``: a server error (500 in
 a view, a crashed job) instead of :class:`TokenGone` (the caller's "connect to Pagero" answer).
 """

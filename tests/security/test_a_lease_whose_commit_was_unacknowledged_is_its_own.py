@@ -1,6 +1,6 @@
 """The transaction that takes the refresh lease commits, and then a database error arrives (the
 COMMIT's acknowledgement lost on a broken connection; here, deterministically, an ``on_commit``
-hook raising ``OperationalError``): ``lease.durably`` runs it again on a new connection. That run
+hook raising ``OperationalError``): ``durable.durably`` runs it again on a new connection. That run
 finds the lease it took itself and must recognise it as its own, not wait for it to run out
 (a lease's length in which nobody refreshes) and then fail."""
 

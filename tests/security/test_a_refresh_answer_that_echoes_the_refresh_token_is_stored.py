@@ -2,7 +2,7 @@
 Pagero just issued: an earlier run committed and its acknowledgement was lost") is also true
 on the FIRST run when the answer carries the refresh token that was spent. RFC 6749 section 6
 lets a server answer a refresh with the same refresh token (it stays valid); so may a gateway
-in front of Pagero. ``tokens._store_answer`` then takes the answer as already stored: the new
+in front of Pagero. ``store.store_answer`` then takes the answer as already stored: the new
 access token is thrown away, the refresh fails as ``PageroUnavailable`` with a back-off, and
 every later refresh does the same: the user gets 503s forever and is never asked to log in.
 

@@ -2,7 +2,7 @@
 revokes the whole grant, every token of the user and client, later logins too, when one refresh
 token is revoked), a refresh in flight still revokes its orphaned refresh token when the user
 DISCONNECTED and then CONNECTED AGAIN while Pagero answered. The disconnect deleted the row, the
-reconnect made a new one (a new primary key); ``tokens._answer_unwanted`` finds no row under the
+reconnect made a new one (a new primary key); ``store._answer_unwanted`` finds no row under the
 old key, takes it for "disconnected meanwhile" and revokes the orphan unconditionally: on such a
 server that ends the grant, and with it the connection the user has just made. (The fix for a
 plain reconnect, ``test_a_refresh_in_flight_never_revokes_the_grant_a_reconnect_just_made``,

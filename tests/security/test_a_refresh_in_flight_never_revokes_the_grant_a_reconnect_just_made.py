@@ -2,7 +2,7 @@
 server that revokes the whole grant, every token of the user and client, when one refresh token
 is revoked, as RFC 7009 2.1 allows) is ignored by a refresh in flight. The user reconnects while
 a refresh waits for Pagero's answer; the answer finds the row holding the new login's token and
-``tokens._answer_unwanted`` revokes the orphaned refresh token unconditionally. On such a server
+``store._answer_unwanted`` revokes the orphaned refresh token unconditionally. On such a server
 that ends the grant, and with it the connection the user has just made.
 """
 

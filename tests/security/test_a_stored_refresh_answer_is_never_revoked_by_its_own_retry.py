@@ -1,7 +1,7 @@
 """What this proves broken: once the refresh answer is committed, a database error that comes
 *after* the commit (the commit's acknowledgement lost on a broken connection, or a project's
 ``on_commit`` hook of its ``post_save`` receiver raising a ``DatabaseError``) makes
-``lease.durably`` run the store again on a new connection. That second run finds the row no
+``durable.durably`` run the store again on a new connection. That second run finds the row no
 longer holding the spent refresh token (it holds the NEW one, committed by the first run), takes
 it for "replaced meanwhile" and revokes the new refresh token at Pagero: the one now stored.
 The user's connection is dead although nothing was lost.

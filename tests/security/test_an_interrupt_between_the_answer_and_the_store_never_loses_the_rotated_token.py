@@ -1,6 +1,6 @@
 """What this proves broken: the interrupt-safe store (an interrupt "during the store" writes the
 new refresh token before it goes on) starts too late. Between Pagero's answer and
-``_store_answer`` the refresh joins the lease keeper (``lease.kept``: up to a second while the
+``store.store_answer`` the refresh joins the lease keeper (``lease.kept``: up to a second while the
 keeper waits for a lock) and ends the back-off (``lease.end_backoff``: a round trip to the cache,
 Redis or Memcached in production); a ``SystemExit`` from a ``SIGTERM`` handler (a graceful
 restart) or a ``KeyboardInterrupt`` arriving there reaches ``_refresh_with_lease``'s

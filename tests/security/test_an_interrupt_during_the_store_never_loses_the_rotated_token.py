@@ -2,7 +2,7 @@
 refresh answer is being stored (``KeyboardInterrupt`` or a ``SystemExit`` raised by a signal
 handler, e.g. a worker's graceful-shutdown or time-limit handler; ``gevent.Timeout``, a
 ``BaseException``, around a job) rolls the store back: ``_store_refresh_answer`` falls back only
-for ``Exception``, ``durably`` retries only database errors and ``_store_answer`` does not end the
+for ``Exception``, ``durably`` retries only database errors and ``store.store_answer`` does not end the
 lease. Pagero has spent the old refresh token, the row keeps it: the connection is dead, and the
 lease stays behind (every expired-token caller waits for it to run out, then spends the dead
 token).

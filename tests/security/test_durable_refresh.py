@@ -27,7 +27,7 @@ from django.test import Client
 from django.urls import include, path, reverse
 from django.views import View
 
-from django_pagero_oauth import get_client, get_valid_token, lease
+from django_pagero_oauth import durable, get_client, get_valid_token
 from django_pagero_oauth.decorators import pagero_token_required
 from django_pagero_oauth.exceptions import PageroUnavailable, TokenLockTimeout
 from django_pagero_oauth.mixins import PageroTokenRequiredMixin
@@ -254,7 +254,7 @@ def test_a_row_locked_by_the_callers_own_transaction_fails_clearly(
     """The caller holds the token row's lock itself: no hang, no call to Pagero."""
     stored = pagero_token_factory(user, expired=True)
     settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "TIMEOUT": 0.1}
-    monkeypatch.setattr(lease, "_LOCK_WAIT_MARGIN", 0.3)
+    monkeypatch.setattr(durable, "LOCK_WAIT_MARGIN", 0.3)
     with transaction.atomic():
         PageroToken.objects.select_for_update().get(pk=stored.pk)
         with pytest.raises(PageroUnavailable) as raised:

@@ -2,7 +2,7 @@
 refresh (an audit service down, a bug) can never lose the rotated refresh token.
 
 The receiver still runs (``save()`` sends ``post_save`` as always), but when the save fails
-``tokens._store_refresh_answer`` writes the answer again with ``QuerySet.update()``, which sends
+``store._store_refresh_answer`` writes the answer again with ``QuerySet.update()``, which sends
 no model signals, the values encrypted for the row as ``save()`` would; if even that fails,
 only the new refresh token is written. The lock's transaction commits, the connection lives,
 and the refreshed access token works. (Found by the second security review, finding 1.)

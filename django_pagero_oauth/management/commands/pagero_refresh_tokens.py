@@ -34,6 +34,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from ... import tokens
 from ...exceptions import FailureReason, nearest_reason
 from ...explain import Place, explain
+from ...locking import has_row_locks
 from ...models import REFRESH_TOKEN_WARNING_DAYS, PageroToken, PageroTokenQuerySet
 from ._common import PageroCommand, Progress, SomeFailed, UsageError, preflight
 
@@ -250,8 +251,7 @@ class Command(PageroCommand):
         threads cannot overlap; without this lock they would wait in SQLite's busy handler,
         which polls with growing sleeps and leaves the released lock idle in between.
         """
-        using = router.db_for_write(PageroToken)
-        if connections[using].features.has_select_for_update:
+        if has_row_locks(router.db_for_write(PageroToken)):
             return nullcontext()
         return threading.Lock()
 
