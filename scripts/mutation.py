@@ -220,11 +220,10 @@ def _replacements(node: ast.AST, parent: ast.AST | None) -> Iterator[tuple[str, 
         value = node.value
         if isinstance(value, bool):
             yield "const", ast.Constant(not value)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            yield "const", ast.Constant(value + 1)
-            yield "const", ast.Constant(value - 1 if value else 1)
-            if value not in (0, 1):
-                yield "const", ast.Constant(type(value)(0))
+        elif isinstance(value, (int, float)):
+            for changed in dict.fromkeys((value + 1, value - 1, type(value)(0))):
+                if changed != value:
+                    yield "const", ast.Constant(changed)
         elif isinstance(value, str):
             yield "const", ast.Constant("" if value else "mutant")
         elif isinstance(value, bytes):

@@ -368,7 +368,7 @@ def clock(monkeypatch: Any) -> Any:
     """``clock.now``: the time every ``time.time()`` sees (flows and LocMemCache expiry alike)."""
 
     class Clock:
-        now = time.time()
+        now = float(int(time.time()))  # whole seconds: additions below stay exact
 
     monkeypatch.setattr(time, "time", lambda: Clock.now)
     return Clock
@@ -415,6 +415,28 @@ def test_a_spent_state_stays_spent_as_long_as_its_flow_could_complete(
     assert info.value.error == "invalid_state"
 
 
+@pytest.mark.parametrize(("max_age", "lasts"), [(600, 600 + 60), (0, 60), (-5, 60)])
+def test_the_spent_mark_lasts_state_max_age_plus_its_margin(
+    db: None, clock: Any, settings: Any, max_age: int, lasts: int
+) -> None:
+    """``STATE_MAX_AGE`` (never less than 0) plus ``SPENT_STATE_MARGIN``, then forgotten."""
+    assert flows.SPENT_STATE_MARGIN == 60
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "STATE_MAX_AGE": max_age}
+    state = flows.generate_state()
+    assert flows.spend_state(state) is True
+    clock.now += lasts - 0.5
+    assert flows.spend_state(state) is False
+    clock.now += 0.5
+    assert flows.spend_state(state) is True  # the cache forgot it: the flow is long expired
+
+
+def test_any_str_can_be_spent_once(db: None) -> None:
+    """Even one that is not UTF-8 encodable (a lone surrogate)."""
+    for state in ("\udcff", "\u00e9t\u00e9", "a" * 10_000):
+        assert flows.spend_state(state) is True
+        assert flows.spend_state(state) is False
+
+
 def test_every_refusal_carries_the_invalid_state_code(user: Any, other_user: Any) -> None:
     """A site sorts callback failures by ``.error``; each of the five cases says invalid_state."""
     codes = {}
@@ -428,9 +450,10 @@ def test_every_refusal_carries_the_invalid_state_code(user: Any, other_user: Any
         flows.pop_flow(request, "no-such-state")
     codes["unknown"] = info.value.error
 
-    request.session[flows.SESSION_KEY] = {"abc": {"user_id": str(user.pk)}}
+    unreadable = flows.generate_state()
+    request.session[flows.SESSION_KEY] = {unreadable: {"user_id": str(user.pk)}}
     with pytest.raises(CallbackError, match="cannot be read") as info:
-        flows.pop_flow(request, "abc")
+        flows.pop_flow(request, unreadable)
     codes["unreadable"] = info.value.error
 
     flow = start(request)
