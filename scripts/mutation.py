@@ -31,6 +31,8 @@ import copy
 import dataclasses
 import hashlib
 import importlib
+import importlib.util
+import json
 import os
 import signal
 import sys
@@ -433,7 +435,6 @@ def _pytest_args(tests: tuple[str, ...], extra: list[str]) -> list[str]:
         "--reuse-db",
         "-m",
         "not browser and not faults",
-        "--hypothesis-seed=0",  # the same examples for every mutant
         *extra,
     ]
 
@@ -442,6 +443,8 @@ def _child(run: Callable[[], int], db_slot: int, log: Path | None) -> None:
     """In the forked child: own process group, own test database, quiet output; never returns."""
     code = 70
     try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.setpgid(0, 0)
         fd = os.open(str(log) if log else os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(fd, 1)
@@ -478,10 +481,27 @@ def _own_database(slot: int) -> None:
             connections[alias].settings_dict["TEST"] = dict(test)
 
 
-def _run_pytest(args: list[str]) -> int:
+class FastestFirst:
+    """A pytest plugin: the baseline records each test's duration, a mutant's run sorts its
+    tests fastest first (with ``-x``, the first failure ends the run: most kills are quick)."""
+
+    def __init__(self, durations: dict[str, float] | None = None) -> None:
+        self.durations: dict[str, float] = dict(durations or {})
+        self.recording = durations is None
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        if self.recording:
+            self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
+
+    def pytest_collection_modifyitems(self, items: list[Any]) -> None:
+        if not self.recording:
+            items.sort(key=lambda item: self.durations.get(item.nodeid, float("inf")))
+
+
+def _run_pytest(args: list[str], plugins: list[Any] | None = None) -> int:
     import pytest
 
-    return int(pytest.main(args))
+    return int(pytest.main(args, plugins=plugins or []))
 
 
 def _kill_group(pid: int) -> None:
@@ -499,11 +519,20 @@ def run_mutants(
     timeout: float,
     on_done: Callable[[Outcome], None],
     pytest_extra: list[str] | None = None,
+    durations: dict[str, float] | None = None,
 ) -> list[Outcome]:
     """Fork one child per mutant, at most ``jobs`` at a time."""
     args = _pytest_args(tests, pytest_extra or [])
     pending = list(mutants)
     running: dict[int, tuple[Mutant, float, int]] = {}
+
+    def stop(signum: int, frame: Any) -> None:
+        for child in running:
+            _kill_group(child)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     free_slots = list(range(jobs))
     outcomes: list[Outcome] = []
     while pending or running:
@@ -512,7 +541,8 @@ def run_mutants(
             slot = free_slots.pop(0)
             pid = os.fork()
             if pid == 0:
-                _child(lambda m=mutant: (apply(m), _run_pytest(args))[1], slot, None)
+                order = FastestFirst(durations or {})
+                _child(lambda m=mutant: (apply(m), _run_pytest(args, [order]))[1], slot, None)
             running[pid] = (mutant, time.monotonic(), slot)
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid == 0:
@@ -540,16 +570,29 @@ def run_mutants(
     return outcomes
 
 
-def baseline(tests: tuple[str, ...], jobs: int, pytest_extra: list[str]) -> float:
-    """Run the unmutated tests once per slot (creating each slot's database); must pass."""
+def baseline(
+    tests: tuple[str, ...], jobs: int, pytest_extra: list[str]
+) -> tuple[float, dict[str, float]]:
+    """Run the unmutated tests once per slot (creating each slot's database); they must pass.
+
+    Returns the slowest run's seconds and each test's duration."""
     started = time.monotonic()
     args = _pytest_args(tests, [*pytest_extra, "--create-db"])
     log = Path(tempfile.gettempdir()) / f"pagero-mutation-baseline-{os.getpid()}.log"
+    timings = Path(tempfile.gettempdir()) / f"pagero-mutation-durations-{os.getpid()}.json"
     pids = {}
     for slot in range(jobs):
         pid = os.fork()
         if pid == 0:
-            _child(lambda: _run_pytest(args), slot, log)
+
+            def run(slot: int = slot) -> int:
+                recorder = FastestFirst()
+                code = _run_pytest(args, [recorder])
+                if slot == 0:
+                    timings.write_text(json.dumps(recorder.durations))
+                return code
+
+            _child(run, slot, log if slot == 0 else None)
         pids[pid] = slot
     failed = False
     for pid in pids:
@@ -559,7 +602,26 @@ def baseline(tests: tuple[str, ...], jobs: int, pytest_extra: list[str]) -> floa
         sys.stderr.write(log.read_text()[-4000:])
         raise SystemExit(f"mutation: the unmutated tests fail: {' '.join(tests)} (log: {log})")
     log.unlink(missing_ok=True)
-    return time.monotonic() - started
+    durations = json.loads(timings.read_text())
+    timings.unlink()
+    return time.monotonic() - started, durations
+
+
+def quick_hypothesis() -> None:
+    """The same examples for every mutant, no example database, and no shrinking: a failing
+    example kills the mutant, its smallest form does not matter here (shrinking takes minutes).
+
+    Loaded before the test modules are imported: ``@settings`` copies the profile then."""
+    with contextlib.suppress(ImportError):
+        from hypothesis import Phase, settings
+
+        settings.register_profile(
+            "mutation",
+            derandomize=True,
+            database=None,
+            phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        )
+        settings.load_profile("mutation")
 
 
 def collect(tests: tuple[str, ...], pytest_extra: list[str]) -> None:
@@ -616,6 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown area {', '.join(unknown)}; known: {', '.join(areas)}")
 
+    quick_hypothesis()
     stale = stale_entries(areas, equivalents)
     reports: list[Report] = []
     started = time.monotonic()
@@ -639,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
         if to_run:
             extra: list[str] = []
             collect(area.tests, extra)
-            base = baseline(area.tests, min(options.jobs, len(to_run)), extra)
+            base, durations = baseline(area.tests, min(options.jobs, len(to_run)), extra)
             timeout = options.timeout or max(30.0, 3 * base + 10)
 
             def done(outcome: Outcome, report: Report = report) -> None:
@@ -649,9 +712,16 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     report.killed += 1
                     if options.verbose:
-                        print(f"   {outcome.status} ({outcome.seconds:.1f}s) {outcome.mutant.id}")
+                        print(f"   {outcome.status} ({outcome.seconds:.1f}s) {outcome.mutant.id}", flush=True)
 
-            run_mutants(to_run, area.tests, jobs=options.jobs, timeout=timeout, on_done=done)
+            run_mutants(
+                to_run,
+                area.tests,
+                jobs=options.jobs,
+                timeout=timeout,
+                on_done=done,
+                durations=durations,
+            )
         reports.append(report)
 
     if options.list:

@@ -269,3 +269,21 @@ def test_an_unexpected_failure_while_checking_is_a_refusal(
     with pytest.raises(IdTokenError, match="RuntimeError") as raised:
         verify(token)
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_a_key_declared_for_another_alg_of_its_type_is_never_used(mock: MockPageroServer) -> None:
+    """RFC 7517 4.4: a key whose own ``alg`` is PS256 does not verify an RS256 token, even with
+    the token's ``kid`` and the right key type; the same key declared for RS256 does."""
+    rsa_key = mock.mock.signing_keys.key_for("RS256")
+    token = sign_raw(mock, {"alg": "RS256", "kid": rsa_key.kid}, claims(mock))
+    for declared in ("PS256", "RS256"):
+        body = json.dumps({"keys": [{**rsa_key.public_jwk(), "alg": declared}]})
+        mock.mock.add_fault(Fault(endpoint="jwks", status=200, body=body, times=2))
+        oidc.forget_keys()
+        if declared == "PS256":
+            with pytest.raises(IdTokenError, match="no key of the issuer matches") as info:
+                verify(token)
+            assert mock.mock.counts["jwks"] == 2  # fetched again once, in case of a rotation
+        else:
+            assert verify(token).subject == "acme-ab"
+    assert isinstance(info.value, IdTokenError)
