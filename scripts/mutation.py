@@ -85,6 +85,8 @@ class Area:
     tests: tuple[str, ...]
     ci_sample: int
     description: str = ""
+    #: Given to pytest after the tests; the default keeps each worker's test database.
+    pytest_args: tuple[str, ...] = ("--reuse-db",)
 
 
 def load_areas(path: Path = AREAS_FILE) -> dict[str, Area]:
@@ -97,6 +99,7 @@ def load_areas(path: Path = AREAS_FILE) -> dict[str, Area]:
             tests=tuple(spec["tests"]),
             ci_sample=int(spec.get("ci_sample", 20)),
             description=spec.get("description", ""),
+            pytest_args=tuple(spec.get("pytest_args", ["--reuse-db"])),
         )
     return areas
 
@@ -432,7 +435,6 @@ def _pytest_args(tests: tuple[str, ...], extra: list[str]) -> list[str]:
         "-q",
         "-p",
         "no:cacheprovider",
-        "--reuse-db",
         "-m",
         "not browser and not faults",
         *extra,
@@ -577,7 +579,8 @@ def baseline(
 
     Returns the slowest run's seconds and each test's duration."""
     started = time.monotonic()
-    args = _pytest_args(tests, [*pytest_extra, "--create-db"])
+    fresh = ["--create-db"] if "--reuse-db" in pytest_extra else []
+    args = _pytest_args(tests, [*pytest_extra, *fresh])
     log = Path(tempfile.gettempdir()) / f"pagero-mutation-baseline-{os.getpid()}.log"
     timings = Path(tempfile.gettempdir()) / f"pagero-mutation-durations-{os.getpid()}.json"
     pids = {}
@@ -700,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"== {name}: {len(to_run)} to run, {report.equivalent} accepted equivalents", flush=True)
         if to_run:
-            extra: list[str] = []
+            extra = list(area.pytest_args)
             collect(area.tests, extra)
             base, durations = baseline(area.tests, min(options.jobs, len(to_run)), extra)
             timeout = options.timeout or max(30.0, 3 * base + 10)
@@ -721,11 +724,18 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=timeout,
                 on_done=done,
                 durations=durations,
+                pytest_extra=extra,
             )
         reports.append(report)
 
+    failed = False
+    if stale:
+        failed = True
+        print(f"\nStale entries in {options.equivalents_file.name} (no such mutant any more):")
+        for entry in stale:
+            print(f"  {entry}")
     if options.list:
-        return 0
+        return 1 if failed else 0
     print()
     print(f"{'area':<14} {'killed':>7} {'equiv':>6} {'survived':>9} {'total':>6} {'score':>7}")
     for report in reports:
@@ -734,18 +744,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(report.survivors):>9} {report.total:>6} {report.score:>6.1f}%"
         )
     print(f"({time.monotonic() - started:.0f}s)")
-    failed = False
     survivors = [m for report in reports for m in report.survivors]
     if survivors:
         failed = True
         print("\nSurvivors not listed as equivalent (write a test, or list them with a reason):")
         for mutant in survivors:
             print(f"  {mutant.id}")
-    if stale:
-        failed = True
-        print(f"\nStale entries in {options.equivalents_file.name} (no such mutant any more):")
-        for entry in stale:
-            print(f"  {entry}")
     return 1 if failed else 0
 
 

@@ -227,3 +227,10 @@ class TestEncryptedTextField:
     def test_empty_values_pass_through(self, value: str | None) -> None:
         assert self.field.get_prep_value(value) == value
         assert self.field.from_db_value(value, None, None) == value
+
+
+@pytest.mark.parametrize("context", ["\x00", "PageroToken.access_token\x00user:1", "a\x00"])
+def test_a_context_with_nul_is_refused(context: str) -> None:
+    """NUL separates the context from the value inside the envelope: it cannot be in either."""
+    with pytest.raises(ValueError, match="The context of an encrypted value cannot contain NUL"):
+        crypto.encrypt("a-token", context)

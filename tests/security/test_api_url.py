@@ -593,6 +593,14 @@ RULES = {
         "https://evil.example/api/v1/me",
         "//api.example/api/v1/me",
     ],
+    "the URL contains whitespace, a control character or a backslash": [
+        "v1\\me",
+        "v1/me?next=\\evil.example",
+        "v1/me#\\",
+        " v1/me",
+        "v1/\x00me",
+        "v1/\u200eme",
+    ],
     "the path has a dot-segment": ["v1/%2e%2e/x", "v1/.%2E/x", "v1/..;/x"],
     "the path is not under the path of API_BASE_URL": ["https://api.example/apix/v1"],
     "the path starts with '//'": ["https://api.example//evil.example/x"],
@@ -636,3 +644,11 @@ def test_a_base_url_without_a_trailing_slash_is_its_directory() -> None:
     assert resolve_api_url("v1/me", "https://api.example/api") == "https://api.example/api/v1/me"
     with pytest.raises(ValueError, match="not under the path"):
         resolve_api_url("https://api.example/apix", "https://api.example/api")
+
+
+@pytest.mark.parametrize("api_host", ["api.example", "localhost", "mutant"])
+@pytest.mark.parametrize("url", ["https:///api/v1/me", "https:/api/v1/me", "https://:443/api/x"])
+def test_a_url_with_a_scheme_and_no_host_is_another_origin(api_host: str, url: str) -> None:
+    """Whatever the API's host is called: a missing host is no host name."""
+    with pytest.raises(ValueError, match="the URL is on another origin"):
+        resolve_api_url(url, f"https://{api_host}/api/")
