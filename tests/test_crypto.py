@@ -159,7 +159,7 @@ def test_a_value_decrypts_only_for_its_own_context() -> None:
         "django_pagero_oauth.pagerotoken.refresh_token:11",
         "",
     ):
-        with pytest.raises(UndecryptableToken):
+        with pytest.raises(UndecryptableToken, match="encrypted for another row or column"):
             crypto.decrypt(stored, other)
 
 
@@ -234,3 +234,13 @@ def test_a_context_with_nul_is_refused(context: str) -> None:
     """NUL separates the context from the value inside the envelope: it cannot be in either."""
     with pytest.raises(ValueError, match="The context of an encrypted value cannot contain NUL"):
         crypto.encrypt("a-token", context)
+
+
+def test_an_unbound_value_is_refused_with_its_reason_when_not_accepted(
+    keys: Any, settings: Any
+) -> None:
+    keys(OLD_KEY)
+    legacy = Fernet(OLD_KEY.encode()).encrypt(b"old-refresh-token").decode()
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ACCEPT_UNBOUND_CIPHERTEXTS": False}
+    with pytest.raises(UndecryptableToken, match="in the old format, bound to no row"):
+        crypto.decrypt(legacy, "ctx:1")
