@@ -244,3 +244,20 @@ def test_an_unbound_value_is_refused_with_its_reason_when_not_accepted(
     settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ACCEPT_UNBOUND_CIPHERTEXTS": False}
     with pytest.raises(UndecryptableToken, match="in the old format, bound to no row"):
         crypto.decrypt(legacy, "ctx:1")
+
+
+def test_the_field_deconstructs_bind_to_only_when_not_the_default() -> None:
+    """What migrations record: a field bound to ``user_id`` (the default) says nothing more."""
+    _, path, _, kwargs = crypto.EncryptedTextField(blank=True).deconstruct()
+    assert path == "django_pagero_oauth.crypto.EncryptedTextField"
+    assert "bind_to" not in kwargs
+    _, _, _, kwargs = crypto.EncryptedTextField(bind_to="owner_id").deconstruct()
+    assert kwargs["bind_to"] == "owner_id"
+
+
+def test_the_class_attribute_is_the_descriptor_of_its_field() -> None:
+    from django_pagero_oauth.models import PageroToken
+
+    attribute = PageroToken.access_token
+    assert isinstance(attribute, crypto.EncryptedAttribute)
+    assert attribute.field is PageroToken._meta.get_field("access_token")

@@ -411,6 +411,39 @@ def test_invalid_grant_rereads_the_row_before_marking_it(user, pagero_mock, page
     assert _reread_after_invalid_grant(stored, replacement.refresh_token) is None
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_answered_invalid_grant_uses_the_token_a_new_login_stored_meanwhile(
+    user, pagero_mock, pagero_token_factory, monkeypatch, receive
+):
+    """While Pagero answers ``invalid_grant``, a new login (which takes no lease) replaced the
+    row: ``refresh()`` returns that login's token; nothing is marked dead, no failure sent."""
+    from django.db import connection
+
+    from .security.refresh_helpers import on_refresh_grant
+
+    stored = pagero_token_factory(user, expired=True)
+
+    def new_login_meanwhile(request):
+        row = PageroToken.objects.get(pk=stored.pk)
+        row.refresh_token, row.access_token = "rt-of-a-new-login", "at-of-a-new-login"
+        row.access_token_expires_at = timezone.now() + timedelta(hours=1)
+        row.save()
+        connection.close()  # the mock's thread
+
+    on_refresh_grant(pagero_mock, monkeypatch, new_login_meanwhile, answered=False)
+    pagero_mock.mock.add_fault(Fault(**REFRESH, status=400, body='{"error": "invalid_grant"}'))
+
+    with receive(token_refresh_failed) as failed:
+        fresh = refresh(stored, force=True)
+
+    assert (fresh.refresh_token, fresh.access_token) == ("rt-of-a-new-login", "at-of-a-new-login")
+    assert fresh.pk == stored.pk and not fresh.needs_reauthorization
+    row = PageroToken.objects.get(pk=stored.pk)
+    assert (row.refresh_token, row.status) == ("rt-of-a-new-login", PageroToken.Status.ACTIVE)
+    assert failed == []
+    assert get_valid_token(user).access_token == "at-of-a-new-login"
+
+
 # --- single-flight ----------------------------------------------------------------------------
 
 
