@@ -352,3 +352,29 @@ def test_a_value_under_a_lost_key_is_kept_on_save_and_reads_once_the_key_is_back
     again = PageroToken.objects.get(pk=lost_key_token.pk)
     assert again.access_token == lost_key_token.access_token
     assert again.refresh_token == lost_key_token.refresh_token
+
+
+def test_an_empty_value_is_stored_and_read_as_empty(
+    settings: Any, user: Any, pagero_mock: MockPageroServer, pagero_token_factory: Any
+) -> None:
+    """Nothing to hide in "no ID token": stored as "" (not a ciphertext of ""), read as ""."""
+    use_keys(settings, KEY_A)
+    token = pagero_token_factory(user)
+    token.id_token = ""
+    token.save()
+    assert raw_token_row(token.pk)["id_token"] == ""
+    assert PageroToken.objects.get(pk=token.pk).id_token == ""
+
+
+def test_a_deferred_value_is_fetched_and_decrypted_on_first_access(
+    settings: Any, user: Any, pagero_mock: MockPageroServer, pagero_token_factory: Any
+) -> None:
+    use_keys(settings, KEY_A)
+    token = pagero_token_factory(user)
+    before = raw_token_row(token.pk)
+    deferred = PageroToken.objects.defer(*SECRETS).get(pk=token.pk)
+    assert deferred.refresh_token == token.refresh_token
+    deferred = PageroToken.objects.defer(*SECRETS).get(pk=token.pk)
+    deferred.save()  # a full save of a row loaded without its secrets keeps them
+    after = raw_token_row(token.pk)
+    assert {name: after[name] for name in SECRETS} == {name: before[name] for name in SECRETS}
