@@ -38,11 +38,12 @@ import signal
 import sys
 import tempfile
 import time
-import tomllib
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 AREAS_FILE = ROOT / "scripts" / "mutation_areas.toml"
@@ -185,9 +186,7 @@ def _skipped_nodes(function: ast.AST) -> set[int]:
                 skip_tree(node.args)  # defaults live on the function object, not in its code
             for decorator in node.decorator_list:
                 skip_tree(decorator)
-        elif isinstance(node, ast.arg):
-            skip_tree(node.annotation)
-        elif isinstance(node, ast.AnnAssign):
+        elif isinstance(node, (ast.arg, ast.AnnAssign)):
             skip_tree(node.annotation)
         elif isinstance(node, ast.JoinedStr):
             for value in node.values:
@@ -195,9 +194,7 @@ def _skipped_nodes(function: ast.AST) -> set[int]:
                     skipped.add(id(value))
                 elif isinstance(value, ast.FormattedValue):
                     skip_tree(value.format_spec)
-        elif _is_log_call(node):
-            skip_tree(node)
-        elif isinstance(node, ast.Expr) and _is_log_call(node.value):
+        elif _is_log_call(node) or (isinstance(node, ast.Expr) and _is_log_call(node.value)):
             skip_tree(node)
     return skipped
 
@@ -453,7 +450,7 @@ def _child(run: Callable[[], int], db_slot: int, log: Path | None) -> None:
         os.dup2(fd, 2)
         _own_database(db_slot)
         code = run()
-    except BaseException:  # noqa: BLE001 - anything the mutant breaks is a kill
+    except BaseException:
         with contextlib.suppress(Exception):
             import traceback
 
@@ -544,7 +541,7 @@ def run_mutants(
             pid = os.fork()
             if pid == 0:
                 order = FastestFirst(durations or {})
-                _child(lambda m=mutant: (apply(m), _run_pytest(args, [order]))[1], slot, None)
+                _child(lambda m=mutant, o=order: (apply(m), _run_pytest(args, [o]))[1], slot, None)
             running[pid] = (mutant, time.monotonic(), slot)
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid == 0:
@@ -662,7 +659,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ci", action="store_true", help="the fixed CI sample of each area")
     parser.add_argument("--list", action="store_true", help="print the mutants, run nothing")
     parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--timeout", type=float, help="seconds per mutant (default: from the baseline)")
+    parser.add_argument(
+        "--timeout", type=float, help="seconds per mutant (default: from the baseline)"
+    )
     parser.add_argument("--match", help="only mutants whose id contains this text")
     parser.add_argument("--areas-file", type=Path, default=AREAS_FILE)
     parser.add_argument("--equivalents-file", type=Path, default=EQUIVALENTS_FILE)
@@ -701,7 +700,9 @@ def main(argv: list[str] | None = None) -> int:
                 mark = "  (equivalent)" if mutant.id in equivalents else ""
                 print(f"{name}: {mutant.id}{mark}")
             continue
-        print(f"== {name}: {len(to_run)} to run, {report.equivalent} accepted equivalents", flush=True)
+        print(
+            f"== {name}: {len(to_run)} to run, {report.equivalent} accepted equivalents", flush=True
+        )
         if to_run:
             extra = list(area.pytest_args)
             collect(area.tests, extra)
@@ -715,7 +716,10 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     report.killed += 1
                     if options.verbose:
-                        print(f"   {outcome.status} ({outcome.seconds:.1f}s) {outcome.mutant.id}", flush=True)
+                        print(
+                            f"   {outcome.status} ({outcome.seconds:.1f}s) {outcome.mutant.id}",
+                            flush=True,
+                        )
 
             run_mutants(
                 to_run,

@@ -84,7 +84,7 @@ def project(tmp_path: Path, test: str, equivalents: dict[str, str] | None = None
 
 def run(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(where)}
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 (this interpreter and the tool)
         [
             sys.executable,
             str(SCRIPT),
@@ -120,7 +120,9 @@ def test_mutant_ids_name_the_change_not_the_line(
     assert not any("int" in mutant for mutant in first)  # nor annotations
 
 
-def test_a_mutant_replaces_the_live_functions_code(tool: Any, tmp_path: Path, monkeypatch: Any) -> None:
+def test_a_mutant_replaces_the_live_functions_code(
+    tool: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "rule.py").write_text(RULE)
     monkeypatch.delitem(sys.modules, "rule", raising=False)
