@@ -663,6 +663,7 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, help="seconds per mutant (default: from the baseline)"
     )
     parser.add_argument("--match", help="only mutants whose id contains this text")
+    parser.add_argument("--ids", type=Path, help="only the mutants listed in this file, one a line")
     parser.add_argument("--areas-file", type=Path, default=AREAS_FILE)
     parser.add_argument("--equivalents-file", type=Path, default=EQUIVALENTS_FILE)
     parser.add_argument("-v", "--verbose", action="store_true", help="print every outcome")
@@ -689,6 +690,9 @@ def main(argv: list[str] | None = None) -> int:
         mutants = area_mutants(area)
         report = Report(name, total=len(mutants))
         selected = [m for m in mutants if not options.match or options.match in m.id]
+        if options.ids:
+            wanted = set(options.ids.read_text().splitlines())
+            selected = [m for m in selected if m.id in wanted]
         if options.ci:
             selected = ci_sample(selected, area.ci_sample)
             report.total = len(selected)

@@ -601,6 +601,7 @@ RULES = {
         "v1/\x00me",
         "v1/\u200eme",
     ],
+    "a network-path reference ('//host') is not a path": ["///evil.example/x", "//", "///"],
     "the path has a dot-segment": ["v1/%2e%2e/x", "v1/.%2E/x", "v1/..;/x"],
     "the path is not under the path of API_BASE_URL": ["https://api.example/apix/v1"],
     "the path starts with '//'": ["https://api.example//evil.example/x"],
@@ -652,3 +653,9 @@ def test_a_url_with_a_scheme_and_no_host_is_another_origin(api_host: str, url: s
     """Whatever the API's host is called: a missing host is no host name."""
     with pytest.raises(ValueError, match="the URL is on another origin"):
         resolve_api_url(url, f"https://{api_host}/api/")
+
+
+def test_an_absolute_url_without_a_path_is_the_root() -> None:
+    base = "https://api.example"
+    assert resolve_api_url("https://api.example", base) == "https://api.example/"
+    assert resolve_api_url("https://api.example?x=1", base) == "https://api.example/?x=1"
