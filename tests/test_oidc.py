@@ -287,3 +287,45 @@ def test_a_key_declared_for_another_alg_of_its_type_is_never_used(mock: MockPage
         else:
             assert verify(token).subject == "acme-ab"
     assert isinstance(info.value, IdTokenError)
+
+
+@pytest.mark.parametrize(
+    ("token", "rule"),
+    [
+        ("", "the token response has no id_token"),
+        ("not-a-jwt", "the id_token is not a JWS"),
+        ("a.b.c", "the id_token is not a JWS"),
+    ],
+)
+def test_a_missing_or_malformed_id_token_names_its_rule(
+    mock: MockPageroServer, token: str, rule: str
+) -> None:
+    with pytest.raises(IdTokenError, match=rule):
+        verify(token)
+    assert mock.mock.counts["jwks"] == 0
+
+
+@pytest.mark.parametrize("kid", [5, ["k"], {"k": 1}, True])
+def test_a_kid_that_is_not_a_string_is_refused(mock: MockPageroServer, kid: Any) -> None:
+    """PyJWT refuses such a header already; the package's own check stays for another parser."""
+    token = sign_raw(mock, {"alg": "RS256", "kid": kid}, claims(mock))
+    with pytest.raises(IdTokenError, match="is not a JWS|kid is not a string"):
+        verify(token)
+    assert mock.mock.counts["jwks"] == 0
+
+
+def test_a_refused_alg_is_shown_cut_to_16_characters(mock: MockPageroServer) -> None:
+    header = {"alg": "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "typ": "JWT"}
+    token = f"{_encode(header, claims(mock)).decode()}.{_b64url(b'x' * 32)}"
+    with pytest.raises(IdTokenError, match="alg 'ABCDEFGHIJKLMNOP' is not allowed"):
+        verify(token)
+
+
+def test_a_key_on_another_curve_is_never_used(mock: MockPageroServer) -> None:
+    """An ES256 token and the issuer's key with its ``kid`` but on P-384: not its key."""
+    ec_key = mock.mock.signing_keys.key_for("ES256")
+    token = sign_raw(mock, {"alg": "ES256", "kid": ec_key.kid}, claims(mock))
+    body = json.dumps({"keys": [{**ec_key.public_jwk(), "crv": "P-384"}]})
+    mock.mock.add_fault(Fault(endpoint="jwks", status=200, body=body, times=2))
+    with pytest.raises(IdTokenError, match="no key of the issuer matches"):
+        verify(token)
