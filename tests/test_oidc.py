@@ -329,3 +329,9 @@ def test_a_key_on_another_curve_is_never_used(mock: MockPageroServer) -> None:
     mock.mock.add_fault(Fault(endpoint="jwks", status=200, body=body, times=2))
     with pytest.raises(IdTokenError, match="no key of the issuer matches"):
         verify(token)
+
+
+def test_a_claim_pyjwt_cannot_read_is_refused_with_its_error_class(mock: MockPageroServer) -> None:
+    kid = mock.mock.signing_keys.key_for("RS256").kid
+    with pytest.raises(IdTokenError, match=r"the id_token is not valid \(DecodeError\)"):
+        verify(sign_raw(mock, {"alg": "RS256", "kid": kid}, {**claims(mock), "exp": "soon"}))
