@@ -335,3 +335,17 @@ def test_a_claim_pyjwt_cannot_read_is_refused_with_its_error_class(mock: MockPag
     kid = mock.mock.signing_keys.key_for("RS256").kid
     with pytest.raises(IdTokenError, match=r"the id_token is not valid \(DecodeError\)"):
         verify(sign_raw(mock, {"alg": "RS256", "kid": kid}, {**claims(mock), "exp": "soon"}))
+
+
+def test_a_sub_of_exactly_255_characters_is_accepted_256_is_not(mock: MockPageroServer) -> None:
+    assert verify(signed(mock, sub="s" * 255)).subject == "s" * 255
+    with pytest.raises(IdTokenError, match="sub is not a string of 1 to 255 characters"):
+        verify(signed(mock, sub="s" * 256))
+
+
+@pytest.mark.parametrize("sent", ["\udcff", NONCE + "\udcff", "\u00e9"])
+def test_a_nonce_no_login_could_have_sent_is_a_mismatch_not_a_crash(
+    mock: MockPageroServer, sent: str
+) -> None:
+    with pytest.raises(IdTokenError, match="nonce is missing or not this login's"):
+        verify(signed(mock, nonce=sent))
