@@ -309,7 +309,7 @@ def test_a_missing_or_malformed_id_token_names_its_rule(
 def test_a_kid_that_is_not_a_string_is_refused(mock: MockPageroServer, kid: Any) -> None:
     """PyJWT refuses such a header already; the package's own check stays for another parser."""
     token = sign_raw(mock, {"alg": "RS256", "kid": kid}, claims(mock))
-    with pytest.raises(IdTokenError, match="is not a JWS|kid is not a string"):
+    with pytest.raises(IdTokenError, match=r"is not a JWS|kid is not a string"):
         verify(token)
     assert mock.mock.counts["jwks"] == 0
 
