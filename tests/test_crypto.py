@@ -159,7 +159,7 @@ def test_a_value_decrypts_only_for_its_own_context() -> None:
         "django_pagero_oauth.pagerotoken.refresh_token:11",
         "",
     ):
-        with pytest.raises(UndecryptableToken):
+        with pytest.raises(UndecryptableToken, match="encrypted for another row or column"):
             crypto.decrypt(stored, other)
 
 
@@ -222,3 +222,37 @@ class TestEncryptedTextField:
     def test_empty_values_pass_through(self, value: str | None) -> None:
         assert self.field.get_prep_value(value) == value
         assert self.field.from_db_value(value, None, None) == value
+
+
+@pytest.mark.parametrize("context", ["\x00", "PageroToken.access_token\x00user:1", "a\x00"])
+def test_a_context_with_nul_is_refused(context: str) -> None:
+    """NUL separates the context from the value inside the envelope: it cannot be in either."""
+    with pytest.raises(ValueError, match="The context of an encrypted value cannot contain NUL"):
+        crypto.encrypt("a-token", context)
+
+
+def test_an_unbound_value_is_refused_with_its_reason_when_not_accepted(
+    keys: Any, settings: Any
+) -> None:
+    keys(OLD_KEY)
+    legacy = Fernet(OLD_KEY.encode()).encrypt(b"old-refresh-token").decode()
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ACCEPT_UNBOUND_CIPHERTEXTS": False}
+    with pytest.raises(UndecryptableToken, match="in the old format, bound to no row"):
+        crypto.decrypt(legacy, "ctx:1")
+
+
+def test_the_field_deconstructs_bind_to_only_when_not_the_default() -> None:
+    """What migrations record: a field bound to ``user_id`` (the default) says nothing more."""
+    _, path, _, kwargs = crypto.EncryptedTextField(blank=True).deconstruct()
+    assert path == "django_pagero_oauth.crypto.EncryptedTextField"
+    assert "bind_to" not in kwargs
+    _, _, _, kwargs = crypto.EncryptedTextField(bind_to="owner_id").deconstruct()
+    assert kwargs["bind_to"] == "owner_id"
+
+
+def test_the_class_attribute_is_the_descriptor_of_its_field() -> None:
+    from django_pagero_oauth.models import PageroToken
+
+    attribute = PageroToken.access_token
+    assert isinstance(attribute, crypto.EncryptedAttribute)
+    assert attribute.field is PageroToken._meta.get_field("access_token")

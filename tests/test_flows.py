@@ -358,3 +358,116 @@ def test_a_flows_repr_shows_no_secret() -> None:
     assert "Flow(" in text and "/x/" in text
     for secret in ("the-state-value", "the-pkce-verifier", "the-nonce-value"):
         assert secret not in text
+
+
+# --- the rules pinned by mutation testing (./scripts/mutation --area flows) ---------------------
+
+
+@pytest.fixture
+def clock(monkeypatch: Any) -> Any:
+    """``clock.now``: the time every ``time.time()`` sees (flows and LocMemCache expiry alike)."""
+
+    class Clock:
+        now = float(int(time.time()))  # whole seconds: additions below stay exact
+
+    monkeypatch.setattr(time, "time", lambda: Clock.now)
+    return Clock
+
+
+def test_a_flow_exactly_state_max_age_old_is_accepted_a_moment_later_refused(
+    user: Any, clock: Any
+) -> None:
+    """The window is closed on its end: an age of exactly ``STATE_MAX_AGE`` still completes,
+    and starting another flow at that moment keeps the pending one."""
+    max_age = flows.app_settings.STATE_MAX_AGE
+    request = make_request(user)
+    on_time, late = start(request), start(request)
+    clock.now += max_age
+    start(request)  # drops expired entries: neither of the two is expired yet
+    assert {on_time.state, late.state} <= set(request.session[flows.SESSION_KEY])
+    assert flows.pop_flow(request, on_time.state) == on_time
+    clock.now += 0.001
+    with pytest.raises(CallbackError, match="too long") as info:
+        flows.pop_flow(request, late.state)
+    assert info.value.error == "invalid_state"
+
+
+@pytest.mark.parametrize("max_age", [5, 600])
+def test_a_spent_state_stays_spent_as_long_as_its_flow_could_complete(
+    user: Any, clock: Any, settings: Any, max_age: int
+) -> None:
+    """A stale copy of the session brings the entry back at the last moment the flow is still
+    young enough: the spent mark must outlive it, whatever ``STATE_MAX_AGE`` is."""
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "STATE_MAX_AGE": max_age}
+    request = make_request(user)
+    flow = start(request)
+    request.session.save()
+    session_key = request.session.session_key
+    stale_tab = make_request(user, session_key)
+    assert flow.state in stale_tab.session[flows.SESSION_KEY]
+
+    assert flows.pop_flow(make_request(user, session_key), flow.state) == flow
+    clock.now += max_age
+    stale_tab.session.modified = True
+    stale_tab.session.save()  # the entry is back in the stored session
+    with pytest.raises(CallbackError, match="already used") as info:
+        flows.pop_flow(make_request(user, session_key), flow.state)
+    assert info.value.error == "invalid_state"
+
+
+@pytest.mark.parametrize(("max_age", "lasts"), [(600, 600 + 60), (0, 60), (-5, 60)])
+def test_the_spent_mark_lasts_state_max_age_plus_its_margin(
+    db: None, clock: Any, settings: Any, max_age: int, lasts: int
+) -> None:
+    """``STATE_MAX_AGE`` (never less than 0) plus ``SPENT_STATE_MARGIN``, then forgotten."""
+    assert flows.SPENT_STATE_MARGIN == 60
+    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "STATE_MAX_AGE": max_age}
+    state = flows.generate_state()
+    assert flows.spend_state(state) is True
+    clock.now += lasts - 0.5
+    assert flows.spend_state(state) is False
+    clock.now += 0.5
+    assert flows.spend_state(state) is True  # the cache forgot it: the flow is long expired
+
+
+def test_any_str_can_be_spent_once(db: None) -> None:
+    """Even one that is not UTF-8 encodable (a lone surrogate)."""
+    for state in ("\udcff", "\u00e9t\u00e9", "a" * 10_000):
+        assert flows.spend_state(state) is True
+        assert flows.spend_state(state) is False
+
+
+def test_every_refusal_carries_the_invalid_state_code(user: Any, other_user: Any) -> None:
+    """A site sorts callback failures by ``.error``; each of the five cases says invalid_state."""
+    codes = {}
+    request = make_request(user)
+
+    with pytest.raises(CallbackError) as info:
+        flows.pop_flow(request, "")
+    codes["no state"] = info.value.error
+
+    with pytest.raises(CallbackError, match="unknown") as info:
+        flows.pop_flow(request, "no-such-state")
+    codes["unknown"] = info.value.error
+
+    unreadable = flows.generate_state()
+    request.session[flows.SESSION_KEY] = {unreadable: {"user_id": str(user.pk)}}
+    with pytest.raises(CallbackError, match="cannot be read") as info:
+        flows.pop_flow(request, unreadable)
+    codes["unreadable"] = info.value.error
+
+    flow = start(request)
+    request.user = other_user
+    with pytest.raises(CallbackError, match="another user") as info:
+        flows.pop_flow(request, flow.state)
+    codes["another user"] = info.value.error
+
+    request.user = user
+    flow = start(request)
+    age(request, flow.state, flows.app_settings.STATE_MAX_AGE + 1)
+    with pytest.raises(CallbackError, match="too long") as info:
+        flows.pop_flow(request, flow.state)
+    codes["expired"] = info.value.error
+
+    assert codes == dict.fromkeys(codes, "invalid_state")
+    assert len(codes) == 5

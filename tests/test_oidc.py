@@ -269,3 +269,83 @@ def test_an_unexpected_failure_while_checking_is_a_refusal(
     with pytest.raises(IdTokenError, match="RuntimeError") as raised:
         verify(token)
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_a_key_declared_for_another_alg_of_its_type_is_never_used(mock: MockPageroServer) -> None:
+    """RFC 7517 4.4: a key whose own ``alg`` is PS256 does not verify an RS256 token, even with
+    the token's ``kid`` and the right key type; the same key declared for RS256 does."""
+    rsa_key = mock.mock.signing_keys.key_for("RS256")
+    token = sign_raw(mock, {"alg": "RS256", "kid": rsa_key.kid}, claims(mock))
+    for declared in ("PS256", "RS256"):
+        body = json.dumps({"keys": [{**rsa_key.public_jwk(), "alg": declared}]})
+        mock.mock.add_fault(Fault(endpoint="jwks", status=200, body=body, times=2))
+        oidc.forget_keys()
+        if declared == "PS256":
+            with pytest.raises(IdTokenError, match="no key of the issuer matches") as info:
+                verify(token)
+            assert mock.mock.counts["jwks"] == 2  # fetched again once, in case of a rotation
+        else:
+            assert verify(token).subject == "acme-ab"
+    assert isinstance(info.value, IdTokenError)
+
+
+@pytest.mark.parametrize(
+    ("token", "rule"),
+    [
+        ("", "the token response has no id_token"),
+        ("not-a-jwt", "the id_token is not a JWS"),
+        ("a.b.c", "the id_token is not a JWS"),
+    ],
+)
+def test_a_missing_or_malformed_id_token_names_its_rule(
+    mock: MockPageroServer, token: str, rule: str
+) -> None:
+    with pytest.raises(IdTokenError, match=rule):
+        verify(token)
+    assert mock.mock.counts["jwks"] == 0
+
+
+@pytest.mark.parametrize("kid", [5, ["k"], {"k": 1}, True])
+def test_a_kid_that_is_not_a_string_is_refused(mock: MockPageroServer, kid: Any) -> None:
+    """PyJWT refuses such a header already; the package's own check stays for another parser."""
+    token = sign_raw(mock, {"alg": "RS256", "kid": kid}, claims(mock))
+    with pytest.raises(IdTokenError, match=r"is not a JWS|kid is not a string"):
+        verify(token)
+    assert mock.mock.counts["jwks"] == 0
+
+
+def test_a_refused_alg_is_shown_cut_to_16_characters(mock: MockPageroServer) -> None:
+    header = {"alg": "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "typ": "JWT"}
+    token = f"{_encode(header, claims(mock)).decode()}.{_b64url(b'x' * 32)}"
+    with pytest.raises(IdTokenError, match="alg 'ABCDEFGHIJKLMNOP' is not allowed"):
+        verify(token)
+
+
+def test_a_key_on_another_curve_is_never_used(mock: MockPageroServer) -> None:
+    """An ES256 token and the issuer's key with its ``kid`` but on P-384: not its key."""
+    ec_key = mock.mock.signing_keys.key_for("ES256")
+    token = sign_raw(mock, {"alg": "ES256", "kid": ec_key.kid}, claims(mock))
+    body = json.dumps({"keys": [{**ec_key.public_jwk(), "crv": "P-384"}]})
+    mock.mock.add_fault(Fault(endpoint="jwks", status=200, body=body, times=2))
+    with pytest.raises(IdTokenError, match="no key of the issuer matches"):
+        verify(token)
+
+
+def test_a_claim_pyjwt_cannot_read_is_refused_with_its_error_class(mock: MockPageroServer) -> None:
+    kid = mock.mock.signing_keys.key_for("RS256").kid
+    with pytest.raises(IdTokenError, match=r"the id_token is not valid \(DecodeError\)"):
+        verify(sign_raw(mock, {"alg": "RS256", "kid": kid}, {**claims(mock), "exp": "soon"}))
+
+
+def test_a_sub_of_exactly_255_characters_is_accepted_256_is_not(mock: MockPageroServer) -> None:
+    assert verify(signed(mock, sub="s" * 255)).subject == "s" * 255
+    with pytest.raises(IdTokenError, match="sub is not a string of 1 to 255 characters"):
+        verify(signed(mock, sub="s" * 256))
+
+
+@pytest.mark.parametrize("sent", ["\udcff", NONCE + "\udcff", "\u00e9"])
+def test_a_nonce_no_login_could_have_sent_is_a_mismatch_not_a_crash(
+    mock: MockPageroServer, sent: str
+) -> None:
+    with pytest.raises(IdTokenError, match="nonce is missing or not this login's"):
+        verify(signed(mock, nonce=sent))

@@ -25,6 +25,7 @@ from django_pagero_oauth.exceptions import (
     PageroAuthorizationRequired,
     PageroConfigurationError,
     PageroUnavailable,
+    TokenGone,
 )
 from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.signals import token_refresh_failed, token_revoked
@@ -422,6 +423,70 @@ def test_invalid_grant_rereads_the_row_before_marking_it(
     assert survivor.refresh_token == replacement.refresh_token
     assert PageroToken.objects.get(pk=stored.pk).status == PageroToken.Status.ACTIVE
     assert pagero_mock.mock.counts["refresh_token_failed"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_answered_invalid_grant_uses_the_token_a_new_login_stored_meanwhile(
+    user, pagero_mock, pagero_token_factory, monkeypatch, receive
+):
+    """While Pagero answers ``invalid_grant``, a new login (which takes no lease) replaced the
+    row: ``refresh()`` returns that login's token; nothing is marked dead, no failure sent."""
+    from django.db import connection
+
+    from .security.refresh_helpers import on_refresh_grant
+
+    stored = pagero_token_factory(user, expired=True)
+
+    def new_login_meanwhile(request):
+        row = PageroToken.objects.get(pk=stored.pk)
+        row.refresh_token, row.access_token = "rt-of-a-new-login", "at-of-a-new-login"
+        row.access_token_expires_at = timezone.now() + timedelta(hours=1)
+        row.save()
+        connection.close()  # the mock's thread
+
+    on_refresh_grant(pagero_mock, monkeypatch, new_login_meanwhile, answered=False)
+    pagero_mock.mock.add_fault(Fault(**REFRESH, status=400, body='{"error": "invalid_grant"}'))
+
+    with receive(token_refresh_failed) as failed:
+        fresh = refresh(stored, force=True)
+
+    assert (fresh.refresh_token, fresh.access_token) == ("rt-of-a-new-login", "at-of-a-new-login")
+    assert fresh.pk == stored.pk and not fresh.needs_reauthorization
+    row = PageroToken.objects.get(pk=stored.pk)
+    assert (row.refresh_token, row.status) == ("rt-of-a-new-login", PageroToken.Status.ACTIVE)
+    assert failed == []
+    assert get_valid_token(user).access_token == "at-of-a-new-login"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_answered_invalid_grant_after_a_disconnect_is_token_gone(
+    user, pagero_mock, pagero_token_factory, monkeypatch, receive
+):
+    """The row was deleted (a disconnect) while Pagero answered ``invalid_grant``."""
+    from django.db import connection
+
+    from .security.refresh_helpers import on_refresh_grant
+
+    stored = pagero_token_factory(user, expired=True)
+
+    def disconnect_meanwhile(request):
+        PageroToken.objects.filter(pk=stored.pk).delete()
+        connection.close()  # the mock's thread
+
+    on_refresh_grant(pagero_mock, monkeypatch, disconnect_meanwhile, answered=False)
+    pagero_mock.mock.add_fault(Fault(**REFRESH, status=400, body='{"error": "invalid_grant"}'))
+
+    with pytest.raises(TokenGone, match="The user has no Pagero connection any more"):
+        refresh(stored, force=True)
+    assert not PageroToken.objects.filter(user=user).exists()
+
+
+def test_a_stored_refresh_answer_ends_the_lease_on_the_row(user, pagero_mock, pagero_token_factory):
+    stored = pagero_token_factory(user, expired=True)
+    fresh = get_valid_token(user)
+    assert fresh.access_token != stored.access_token
+    row = PageroToken.objects.get(pk=stored.pk)
+    assert (row.refresh_lease_until, row.refresh_lease_owner) == (None, "")
 
 
 # --- single-flight ----------------------------------------------------------------------------

@@ -54,3 +54,23 @@ def test_a_refresh_inside_a_transaction_never_breaks_its_writes_on_sqlite_wal(
     assert PageroToken.objects.get(pk=token.pk).refresh_token == token.refresh_token
     assert users.get(pk=user.pk).first_name == "written by the view"
     assert get_valid_token(user).refresh_token == pagero_mock.mock.issued_refresh_tokens[-1]
+
+
+def test_a_lock_timeout_is_reported_by_token_refresh_failed(
+    wal: Any, user: Any, pagero_mock: Any, pagero_token_factory: Any, receive: Any
+) -> None:
+    """The refusal before Pagero is called is a failed refresh like any other: the signal says
+    so (reason ``unavailable``, the ``TokenLockTimeout`` itself), once, for the stored token."""
+    from django_pagero_oauth.signals import token_refresh_failed
+
+    token = pagero_token_factory(user, expired=True)
+    with transaction.atomic():
+        get_user_model().objects.get(pk=user.pk)
+        with receive(token_refresh_failed) as failed, pytest.raises(TokenLockTimeout) as caught:
+            get_valid_token(user)
+    assert len(failed) == 1
+    (sent,) = failed
+    assert sent["sender"] is PageroToken
+    assert (sent["token"].pk, sent["user"].pk) == (token.pk, user.pk)
+    assert (sent["reason"], sent["error"]) == ("unavailable", caught.value)
+    assert pagero_mock.mock.counts["refresh_token"] == 0

@@ -16,6 +16,7 @@ examples for the resolver (default 300; CI: 10000), a twentieth of them over the
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -569,3 +570,92 @@ def test_any_string_over_the_socket_is_refused_or_reaches_the_api(
         "evil.example", setup.evil.authority
     )
     request_outcome(setup, url)
+
+
+# --- each refusal states its own rule (pinned by ./scripts/mutation --area api_url) -------------
+
+BASE = "https://api.example/api/"
+RULES = {
+    "the URL has userinfo": [
+        "https://user@api.example/api/v1/me",
+        "https://user:pw@api.example/api/v1/me",
+        "https://@api.example/api/v1/me",
+    ],
+    "the path has an encoded '/' or '\\'": [
+        "v1/%5C%5Cevil.example/x",
+        "v1/%5c/x",
+        "https://api.example/api/v1/a%5Cb",
+        "v1/a%2Fb",
+    ],
+    "the URL is on another origin": [
+        "https://api.example:444/api/v1/me",
+        "http://api.example/api/v1/me",
+        "https://evil.example/api/v1/me",
+        "//api.example/api/v1/me",
+    ],
+    "the URL contains whitespace, a control character or a backslash": [
+        "v1\\me",
+        "v1/me?next=\\evil.example",
+        "v1/me#\\",
+        " v1/me",
+        "v1/\x00me",
+        "v1/\u200eme",
+    ],
+    "a network-path reference ('//host') is not a path": ["///evil.example/x", "//", "///"],
+    "the path has a dot-segment": ["v1/%2e%2e/x", "v1/.%2E/x", "v1/..;/x"],
+    "the path is not under the path of API_BASE_URL": ["https://api.example/apix/v1"],
+    "the path starts with '//'": ["https://api.example//evil.example/x"],
+}
+
+
+@pytest.mark.parametrize(
+    ("rule", "url"), [(rule, url) for rule, urls in RULES.items() for url in urls]
+)
+def test_each_refusal_names_its_rule(rule: str, url: str) -> None:
+    """Refused for the documented reason, not by a later check that happens to catch it."""
+    base = "https://api.example/" if "'//'" in rule else BASE
+    with pytest.raises(ValueError, match=f"under API_BASE_URL: {re.escape(rule)}"):
+        resolve_api_url(url, base)
+
+
+def test_the_same_origin_with_default_port_and_case_is_the_api() -> None:
+    assert resolve_api_url("HTTPS://API.EXAMPLE:443/api/v1/me", BASE) == (
+        "https://api.example/api/v1/me"
+    )
+    assert resolve_api_url("http://h:80/api/x", "http://h/api") == "http://h/api/x"
+    assert resolve_api_url("v1/me?a=1#frag", "https://h:8443/api") == "https://h:8443/api/v1/me?a=1"
+
+
+@pytest.mark.parametrize("url", [b"v1/me", None, 1, ["v1/me"]])
+def test_a_url_that_is_not_a_str_is_a_type_error(url: Any) -> None:
+    with pytest.raises(TypeError, match="the URL must be a str"):
+        resolve_api_url(url, BASE)
+
+
+@pytest.mark.parametrize(
+    "base",
+    ["/api/", "api.example/api", "ftp://api.example/api/", "https:///api/", "", "https://"],
+)
+def test_a_base_url_that_is_not_absolute_http_is_refused(base: str) -> None:
+    with pytest.raises(ValueError, match="API_BASE_URL must be an absolute http\\(s\\) URL"):
+        resolve_api_url("v1/me", base)
+
+
+def test_a_base_url_without_a_trailing_slash_is_its_directory() -> None:
+    assert resolve_api_url("v1/me", "https://api.example/api") == "https://api.example/api/v1/me"
+    with pytest.raises(ValueError, match="not under the path"):
+        resolve_api_url("https://api.example/apix", "https://api.example/api")
+
+
+@pytest.mark.parametrize("api_host", ["api.example", "localhost", "mutant"])
+@pytest.mark.parametrize("url", ["https:///api/v1/me", "https:/api/v1/me", "https://:443/api/x"])
+def test_a_url_with_a_scheme_and_no_host_is_another_origin(api_host: str, url: str) -> None:
+    """Whatever the API's host is called: a missing host is no host name."""
+    with pytest.raises(ValueError, match="the URL is on another origin"):
+        resolve_api_url(url, f"https://{api_host}/api/")
+
+
+def test_an_absolute_url_without_a_path_is_the_root() -> None:
+    base = "https://api.example"
+    assert resolve_api_url("https://api.example", base) == "https://api.example/"
+    assert resolve_api_url("https://api.example?x=1", base) == "https://api.example/?x=1"

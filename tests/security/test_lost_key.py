@@ -307,3 +307,70 @@ def test_reconnecting_with_revoke_url_skips_revoking_the_unreadable_token(
     assert pagero_mock.mock.counts["revoke"] == 0
     stored = PageroToken.objects.get(user=user)
     assert pagero_mock.mock.is_refresh_token_valid(stored.refresh_token)
+
+
+# --- saving a loaded row never loses a stored value (pinned by ./scripts/mutation) -------------
+
+SECRETS = ("access_token", "refresh_token", "id_token")
+
+
+def test_a_full_save_of_a_loaded_untouched_row_keeps_every_ciphertext(
+    settings: Any, user: Any, pagero_mock: MockPageroServer, pagero_token_factory: Any
+) -> None:
+    """Under the current key nothing needs rotating: the stored bytes stay exactly as they were
+    (no NULL, no re-encryption), and the row still decrypts to the same tokens."""
+    use_keys(settings, KEY_A)
+    token = pagero_token_factory(user, id_token="an-id-token")
+    before = raw_token_row(token.pk)
+    assert all(before[name] for name in SECRETS)
+    loaded = PageroToken.objects.get(pk=token.pk)
+    loaded.save()
+    after = raw_token_row(token.pk)
+    assert after.pop("updated") >= before.pop("updated")  # auto_now: the one column that moves
+    assert after == before
+    again = PageroToken.objects.get(pk=token.pk)
+    assert [getattr(again, name) for name in SECRETS] == [getattr(token, name) for name in SECRETS]
+
+
+def test_a_value_under_a_lost_key_is_kept_on_save_and_reads_once_the_key_is_back(
+    settings: Any, lost_key_token: PageroToken
+) -> None:
+    """The row can be saved (other columns change) while its key is missing; the ciphertexts
+    stay as stored, so putting the key back makes the token readable again."""
+    before = raw_token_row(lost_key_token.pk)
+    loaded = PageroToken.objects.get(pk=lost_key_token.pk)
+    loaded.scope = "changed while the key was lost"
+    loaded.save()
+    after = raw_token_row(lost_key_token.pk)
+    assert after["scope"] == "changed while the key was lost"
+    assert {name: after[name] for name in SECRETS} == {name: before[name] for name in SECRETS}
+    use_keys(settings, KEY_B, KEY_A)  # the key comes back, as a fallback
+    again = PageroToken.objects.get(pk=lost_key_token.pk)
+    assert again.access_token == lost_key_token.access_token
+    assert again.refresh_token == lost_key_token.refresh_token
+
+
+def test_an_empty_value_is_stored_and_read_as_empty(
+    settings: Any, user: Any, pagero_mock: MockPageroServer, pagero_token_factory: Any
+) -> None:
+    """Nothing to hide in "no ID token": stored as "" (not a ciphertext of ""), read as ""."""
+    use_keys(settings, KEY_A)
+    token = pagero_token_factory(user)
+    token.id_token = ""
+    token.save()
+    assert raw_token_row(token.pk)["id_token"] == ""
+    assert PageroToken.objects.get(pk=token.pk).id_token == ""
+
+
+def test_a_deferred_value_is_fetched_and_decrypted_on_first_access(
+    settings: Any, user: Any, pagero_mock: MockPageroServer, pagero_token_factory: Any
+) -> None:
+    use_keys(settings, KEY_A)
+    token = pagero_token_factory(user)
+    before = raw_token_row(token.pk)
+    deferred = PageroToken.objects.defer(*SECRETS).get(pk=token.pk)
+    assert deferred.refresh_token == token.refresh_token
+    deferred = PageroToken.objects.defer(*SECRETS).get(pk=token.pk)
+    deferred.save()  # a full save of a row loaded without its secrets keeps them
+    after = raw_token_row(token.pk)
+    assert {name: after[name] for name in SECRETS} == {name: before[name] for name in SECRETS}
