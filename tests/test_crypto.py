@@ -231,14 +231,13 @@ def test_a_context_with_nul_is_refused(context: str) -> None:
         crypto.encrypt("a-token", context)
 
 
-def test_an_unbound_value_is_refused_with_its_reason_when_not_accepted(
-    keys: Any, settings: Any
-) -> None:
+def test_a_value_not_in_the_bound_format_is_refused(keys: Any) -> None:
+    """A bare Fernet token of a configured key (no prefix, no key id, no context) is never
+    decrypted: only the bound format is read."""
     keys(OLD_KEY)
-    legacy = Fernet(OLD_KEY.encode()).encrypt(b"old-refresh-token").decode()
-    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ACCEPT_UNBOUND_CIPHERTEXTS": False}
-    with pytest.raises(UndecryptableToken, match="in the old format, bound to no row"):
-        crypto.decrypt(legacy, "ctx:1")
+    bare = Fernet(OLD_KEY.encode()).encrypt(b"old-refresh-token").decode()
+    with pytest.raises(UndecryptableToken, match="cannot be decrypted with the configured keys"):
+        crypto.decrypt(bare, "ctx:1")
 
 
 def test_the_field_deconstructs_bind_to_only_when_not_the_default() -> None:
