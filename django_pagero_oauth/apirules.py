@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from .models import PageroToken
 
 
-# --- where the token may go -------------------------------------------------------------------
-
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -119,9 +117,6 @@ def resolve_api_url(url: str, base_url: str) -> str:
     return urlunsplit((base.scheme.lower(), base.netloc, path, query, ""))
 
 
-# --- 401: one forced refresh per access token ----------------------------------------------
-
-
 def _digest(access_token: str) -> str:
     return hashlib.sha256(access_token.encode()).hexdigest()[:32]
 
@@ -181,8 +176,6 @@ class ForcedRefreshPolicy:
         await caches[DEFAULT_CACHE_ALIAS].aset(key, True, ttl)
 
 
-# --- retries of idempotent requests on a busy Pagero -----------------------------------------
-
 #: Methods that may be sent again (RFC 9110 9.2.2; TRACE and the unsafe ones never are).
 RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: Answers that mean "busy, try again" (RFC 6585 4; RFC 9110 15.6.3-15.6.5).
@@ -192,9 +185,6 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 def _backoff(retry: int) -> float:
     """Seconds before retry number ``retry`` without ``Retry-After``: 0, 1, 2, 4, at most 8."""
     return 0.0 if retry <= 1 else min(8.0, 0.5 * 2 ** (retry - 1))
-
-
-# --- one client's decisions ---------------------------------------------------------------------
 
 
 class ApiRules:
@@ -314,9 +304,6 @@ def _may_use(user: AbstractBaseUser, token: PageroToken) -> bool:
         return False
     relation = token._meta.get_field("user")
     return not relation.is_cached(token) or bool(token.user.is_active)
-
-
-# --- what of an exception may leave the package -------------------------------------------
 
 
 def rebuilt(

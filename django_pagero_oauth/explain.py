@@ -272,20 +272,3 @@ def is_warning(place: Place, exc: BaseException) -> bool:
 def status_for(place: Place, exc: BaseException) -> int:
     """The HTTP status of the page that shows ``exc`` at ``place``."""
     return words_for(place, exc).status
-
-
-__all__ = [
-    "AUTHORIZATION_ERROR_MESSAGES",
-    "IDENTITY_REFUSALS",
-    "KNOWN_ERROR_CODES",
-    "UNKNOWN_AUTHORIZATION_ERROR",
-    "UNKNOWN_ERROR_CODE",
-    "WORDS",
-    "Place",
-    "Words",
-    "explain",
-    "explain_authorization_error",
-    "is_warning",
-    "status_for",
-    "words_for",
-]

@@ -55,9 +55,6 @@ class Setting(Generic[T]):
         return self.read(self.default if value is None else value)
 
 
-# --- the rules of the values (Setting.rule) ---------------------------------------------------
-
-
 def whole_number(minimum: int, maximum: int) -> Rule:
     """A whole number (not a bool, not a string) of at least ``minimum`` and at most
     ``maximum`` (a value beyond it would overflow a date or a cache timeout at run time)."""
@@ -181,9 +178,6 @@ def dotted_path(value: Any) -> str | None:
     except ImportError:
         pass
     return "empty or the dotted path of a callable that can be imported"
-
-
-# --- the kinds of settings ---------------------------------------------------------------------
 
 
 def texts(value: Any) -> list[str]:

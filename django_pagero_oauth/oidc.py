@@ -68,9 +68,6 @@ def authorization_scope(*, openid: bool) -> str:
     return scope
 
 
-# --- fetching -----------------------------------------------------------------------------
-
-
 def _cache_key(kind: str, url: str) -> str:
     return f"{_CACHE_PREFIX}:{kind}:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
 
@@ -159,9 +156,6 @@ def forget_keys() -> None:
     cache.delete_many(
         [_cache_key(kind, url) for url in urls for kind in ("discovery", "jwks", "refetch")]
     )
-
-
-# --- verification -------------------------------------------------------------------------
 
 
 def _reject(rule: str) -> IdTokenError:

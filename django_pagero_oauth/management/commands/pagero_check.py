@@ -184,8 +184,6 @@ class Command(PageroCommand):
         (self.stdout if result.ok else self.stderr).write(line, style)
         return result
 
-    # --- configuration ------------------------------------------------------------------
-
     def check_configuration(self) -> bool:
         problems = run_configuration_checks()
         if not any(message.level >= ERROR for message in problems):
@@ -205,8 +203,6 @@ class Command(PageroCommand):
                 self.style.SUCCESS,
             )
         return ok
-
-    # --- endpoints ----------------------------------------------------------------------
 
     @sensitive_variables()  # the client credentials
     def post(self, url: str, data: dict[str, str], *, what: str) -> Answer | Result:

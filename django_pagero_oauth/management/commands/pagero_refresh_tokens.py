@@ -156,10 +156,6 @@ class Command(PageroCommand):
             help=_("Only say how many tokens would be refreshed."),
         )
 
-    def selection(self, within_days: int | None) -> PageroTokenQuerySet:
-        """The tokens to refresh: see :func:`tokens_to_refresh`."""
-        return tokens_to_refresh(within_days)
-
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = options["verbosity"]
         within_days: int | None = None if options["all"] else options["within_days"]
@@ -172,7 +168,7 @@ class Command(PageroCommand):
             )
         preflight(self)
 
-        pks = list(self.selection(within_days).values_list("pk", flat=True))
+        pks = list(tokens_to_refresh(within_days).values_list("pk", flat=True))
         dead = PageroToken.objects.needing_reauthorization().count()
         if options["dry_run"]:
             self.stdout.write(
@@ -189,8 +185,6 @@ class Command(PageroCommand):
         outcomes = self.refresh_all(pks, concurrency)
         elapsed = time.monotonic() - started
         self.report(outcomes, len(pks), elapsed, dead)
-
-    # --- the run ------------------------------------------------------------------------
 
     def refresh_all(self, pks: list[Any], concurrency: int) -> Counter[Outcome]:
         """Refresh ``pks`` in ``concurrency`` threads; stops early on invalid_client.
@@ -268,8 +262,6 @@ class Command(PageroCommand):
                 who = _("token #%(pk)s") % {"pk": pk}
             self.stderr.write(f"{who}: {explain(Place.COMMAND_REFRESH, exc)}")
         return outcome
-
-    # --- the summary --------------------------------------------------------------------
 
     def _dead_note(self, dead: int) -> str:
         if not dead:
