@@ -86,34 +86,32 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 def describe_connection_error(exc: requests.RequestException, url: str) -> str:
     """A transport failure in plain words: DNS, refused, TLS, timeout."""
     split = urlsplit(url)
-    host, port = split.hostname or "?", split.port or (443 if split.scheme == "https" else 80)
+    values = {
+        "host": split.hostname or "?",
+        "port": split.port or (443 if split.scheme == "https" else 80),
+        "timeout": app_settings.TIMEOUT,
+        "error": type(exc).__name__,
+    }
     causes = list(_causes(exc))
     if isinstance(exc, requests.exceptions.SSLError):
-        return _(
-            "TLS failed with %(host)s: the certificate could not be verified or the server "
-            "does not speak TLS on port %(port)s. Check the URL (https, host, port) and the "
-            "system's CA certificates."
-        ) % {"host": host, "port": port}
+        return (
+            _(
+                "TLS failed with %(host)s: the certificate could not be verified or the server "
+                "does not speak TLS on port %(port)s. Check the URL (https, host, port) and the "
+                "system's CA certificates."
+            )
+            % values
+        )
     if isinstance(exc, requests.exceptions.Timeout):
-        return _("%(host)s did not answer in time (TIMEOUT is %(timeout)g s).") % {
-            "host": host,
-            "timeout": app_settings.TIMEOUT,
-        }
+        return _("%(host)s did not answer in time (TIMEOUT is %(timeout)g s).") % values
     if any(
         isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError"
         for cause in causes
     ):
-        return _("DNS: the host name %(host)s cannot be resolved. Check the URL.") % {"host": host}
+        return _("DNS: the host name %(host)s cannot be resolved. Check the URL.") % values
     if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
-        return _("%(host)s refused the connection on port %(port)s.") % {
-            "host": host,
-            "port": port,
-        }
-    return _("cannot connect to %(host)s:%(port)s (%(error)s).") % {
-        "host": host,
-        "port": port,
-        "error": type(exc).__name__,
-    }
+        return _("%(host)s refused the connection on port %(port)s.") % values
+    return _("cannot connect to %(host)s:%(port)s (%(error)s).") % values
 
 
 def describe_unavailable(exc: PageroUnavailable, url: str) -> str:
