@@ -79,17 +79,12 @@ def _strip_token(response: httpx.Response) -> None:
 
 
 def _detached(exc: BaseException) -> BaseException:
-    """``exc`` fit to leave this package (as :func:`django_pagero_oauth.client._detached`),
-    with no traceback below the package and no chained exceptions.
+    """``exc`` fit to leave this package, as :func:`django_pagero_oauth.client._detached`.
 
-    An ``httpx.RequestError`` becomes a new one of the same class and message whose
-    ``request`` carries no ``Authorization`` header; but a ``LocalProtocolError`` (h11 or h2
-    refusing what was about to be sent: "Illegal header value b'Bearer ...'") keeps only its
-    class. An ``HTTPStatusError`` (a response hook's ``raise_for_status()``) keeps its message,
-    and its request and response carry no token. Any other exception keeps its class but
-    nothing else (:func:`~django_pagero_oauth.apirules.withheld`): a ``UnicodeEncodeError``
-    holds the header in ``object``. httpx's other own exceptions (``InvalidURL``,
-    ``StreamError``), which have no request, stay as they are.
+    A ``LocalProtocolError`` (h11 or h2 quoting the header it refused: "Illegal header value
+    b'Bearer ...'") keeps only its class; an ``HTTPStatusError`` (a response hook's
+    ``raise_for_status()``) keeps its message; httpx's own exceptions without a request
+    (``InvalidURL``, ``StreamError``) stay as they are.
     """
     if isinstance(exc, httpx.RequestError):
         try:

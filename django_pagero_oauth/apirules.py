@@ -1,11 +1,6 @@
 """The rules of an API call, one set for both clients (``client`` with ``requests``, ``aclient``
-with ``httpx``); no HTTP library is imported here.
-
-Plain values in, decisions out: where the bearer token may go (:func:`resolve_api_url`), which
-token a client uses (:meth:`ApiRules.held_token`), which 401 costs a forced refresh
-(:meth:`ApiRules.rejected_by_the_api`, :class:`ForcedRefreshPolicy`), which answers are retried
-and after how long (:meth:`ApiRules.retry_wait`), and what of an exception may leave the package
-(:func:`rebuilt`, :func:`withheld`). Each client keeps its send call and a thin loop around it.
+with ``httpx``): plain values in, decisions out, no HTTP library imported. Each client keeps its
+send call and a thin loop around it.
 """
 
 from __future__ import annotations
@@ -226,13 +221,9 @@ class ApiRules:
         return True
 
     def held_token(self) -> PageroToken | None:
-        """The token held while it is not expiring; None when the client must fetch a valid one
-        (``get_valid_token``, which checks it against the database) and :meth:`hold` it.
-
-        So several calls in one view (or one job) cost one query, not one each. A held token
-        (given to the client, or fetched earlier) is not used for an inactive user or a
-        connection that needs re-authorization, as far as the objects in hand say.
-        """
+        """The token held while it is not expiring (several calls cost one query), unless the
+        objects in hand say its user is inactive or it needs re-authorization; None when the
+        client must fetch a valid one (``get_valid_token``) and :meth:`hold` it."""
         token = self.token
         if token is None or token.access_token_needs_refresh():
             return None

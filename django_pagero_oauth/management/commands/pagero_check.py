@@ -115,11 +115,8 @@ def describe_connection_error(exc: requests.RequestException, url: str) -> str:
 
 
 def describe_unavailable(exc: PageroUnavailable, url: str) -> str:
-    """Why :func:`transport.post_form` could not get an answer, in plain words.
-
-    It raises ``from None`` (so that error reports do not show requests' frames) but keeps the
-    transport error as ``__context__``; its words come from there.
-    """
+    """Why :func:`transport.post_form` got no answer, in plain words: from the transport error
+    it keeps as ``__context__`` (it raises ``from None``)."""
     cause = exc.__context__
     if isinstance(cause, requests.RequestException):
         return describe_connection_error(cause, url)
