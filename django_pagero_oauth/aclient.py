@@ -5,15 +5,14 @@ views and tasks (optional extra ``async``: ``pip install django-pagero-oauth[asy
     async with aget_client(user, token=request.pagero_token) as client:
         response = await client.get("v1/documents")  # relative to API_BASE_URL
 
-The guarantees of :func:`~django_pagero_oauth.get_client`, decided by the same rules
-(``apirules``): the URL rule (:func:`~django_pagero_oauth.client.resolve_api_url`) on every URL
-and every request on the wire (a redirect hop off ``API_BASE_URL`` goes without the token), the
-check of a given token, the 401 rule (:class:`~django_pagero_oauth.client.ForcedRefreshPolicy`),
-``TIMEOUT`` unless one is given (``None`` is not "forever"), ``API_RETRIES``. A refresh runs
-single-flight on a worker thread (:func:`~django_pagero_oauth.tokens.arefresh`). The header is
-set by :class:`AsyncBearerAuth` while a request is sent and taken off every request object
-afterwards; transport failures raise the ``httpx`` exception of the same class, without the
-frames of ``httpx`` and ``httpcore`` and without the token.
+The guarantees of :func:`~django_pagero_oauth.get_client`, by the same rules (``apirules``): the
+URL rule (:func:`~django_pagero_oauth.client.resolve_api_url`) on every request on the wire,
+redirect hops included; the check of a given token; the 401 rule
+(:class:`~django_pagero_oauth.client.ForcedRefreshPolicy`); ``TIMEOUT`` unless one is given
+(``None`` is not "forever"); ``API_RETRIES``. A refresh runs single-flight on a worker thread
+(:func:`~django_pagero_oauth.tokens.arefresh`). The header is on a request object only while it
+is sent; transport failures raise the ``httpx`` exception of the same class, without the frames
+of ``httpx`` and ``httpcore``.
 """
 
 from __future__ import annotations
@@ -139,13 +138,10 @@ class AsyncPageroClient(httpx.AsyncClient):
         return super().build_request(method, self.rules.api_url(url), **kwargs)
 
     async def _send_single_request(self, request: httpx.Request) -> httpx.Response:
-        """Each request on the wire, every followed redirect hop included: off the API, no
-        token; and whether it went with the token is noted (:data:`BEARER_SENT`) for the 401
-        rule of :meth:`send`.
-
-        Here, and not in a request event hook, because ``event_hooks`` is a public property
-        that replaces all hooks; an ``httpx.Auth`` flow sees only the first request.
-        """
+        """Each request on the wire, redirect hops included: off the API, no token; whether it
+        went with the token is noted (:data:`BEARER_SENT`) for the 401 rule of :meth:`send`.
+        (Not an event hook, which ``event_hooks`` replaces; an ``httpx.Auth`` flow sees only the
+        first request.)"""
         if not self.rules.on_the_api(str(request.url)):
             request.headers.pop("Authorization", None)
         request.extensions = {**request.extensions, BEARER_SENT: "Authorization" in request.headers}

@@ -144,7 +144,6 @@ class ForcedRefreshPolicy:
         return None if digest in self._fresh else f"{self.cache_prefix}{digest}"
 
     def _remember(self, fresh: PageroToken) -> tuple[str, int]:
-        """Remember ``fresh`` here; its cache key and lifetime, to remember it there."""
         digest = _digest(fresh.access_token)
         self._fresh.add(digest)
         ttl = int((fresh.access_token_expires_at - timezone.now()).total_seconds()) + 1
@@ -272,10 +271,8 @@ class ApiRules:
 
 
 def _given_token(token: PageroToken | LazyObject | None, evaluate: bool) -> PageroToken | None:
-    """The token given to a client. The middleware's lazy ``request.pagero_token`` holds
-    ``None`` for a user without a usable token (outside the guard's protection): that is "no
-    token" (the client fetches one, or raises ``PageroAuthorizationRequired``). An async client
-    does not evaluate it (that would query the database from the event loop)."""
+    """The token given to a client; a lazy ``request.pagero_token`` holding ``None`` (no usable
+    token) is no token. An async client does not evaluate it (a query in the event loop)."""
     if not isinstance(token, LazyObject):
         return token
     lazy: Any = token  # its _wrapped and _setup() are Django's, not in the stubs

@@ -24,7 +24,6 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import FieldDoesNotExist
 from django.core.management.base import CommandParser
 from django.db import connections, router
 from django.utils.functional import Promise
@@ -59,14 +58,6 @@ FAILURE_LABELS: dict[FailureReason, Promise] = {
 }
 
 
-def _has_field(model: Any, name: str) -> bool:
-    try:
-        model._meta.get_field(name)
-    except FieldDoesNotExist:
-        return False
-    return True
-
-
 def tokens_to_refresh(within_days: int | None) -> PageroTokenQuerySet:
     """The tokens a keep-alive run refreshes: active, of active users, soonest to expire first.
 
@@ -79,7 +70,7 @@ def tokens_to_refresh(within_days: int | None) -> PageroTokenQuerySet:
         queryset = PageroToken.objects.active()
     else:
         queryset = PageroToken.objects.refresh_token_expiring_within(timedelta(days=within_days))
-    if _has_field(get_user_model(), "is_active"):
+    if any(field.name == "is_active" for field in get_user_model()._meta.get_fields()):
         queryset = queryset.filter(user__is_active=True)
     return queryset.order_by("refresh_token_expires_at", "pk")
 
