@@ -32,11 +32,8 @@ class Place(Enum):
 
 @dataclass(frozen=True)
 class Words:
-    """What to say: ``text`` (marked, translated when shown), how loud, for pages the status.
-
-    ``text`` is a ``gettext_noop`` string, or an ``ngettext_lazy`` pair counted by one of the
-    placeholders.
-    """
+    """What to say: ``text`` (a ``gettext_noop`` string, or an ``ngettext_lazy`` pair counted
+    by a placeholder), how loud, for pages the status."""
 
     text: str | Promise
     status: int = 503

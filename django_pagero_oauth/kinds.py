@@ -56,8 +56,8 @@ class Setting(Generic[T]):
 
 
 def whole_number(minimum: int, maximum: int) -> Rule:
-    """A whole number (not a bool, not a string) of at least ``minimum`` and at most
-    ``maximum`` (a value beyond it would overflow a date or a cache timeout at run time)."""
+    """A whole number (not a bool, not a string) from ``minimum`` to ``maximum`` (beyond it a
+    date or a cache timeout would overflow)."""
 
     def rule(value: Any) -> str | None:
         whole = isinstance(value, int) and not isinstance(value, bool)
@@ -102,9 +102,8 @@ optional_text = instance_of((str, type(None)), "a string (or None)")
 
 
 def has_blank_or_control(value: str) -> bool:
-    """Whether ``value`` holds whitespace or a control character: never in a URL as used (a
-    value read from a file or the environment often ends in a newline, and ``urlsplit``
-    strips or removes them, so a check reading it that way would pass what the app uses)."""
+    """Whether ``value`` holds whitespace or a control character (a value read from a file often
+    ends in a newline, which ``urlsplit`` strips: a check reading it so would pass it)."""
     return any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in value)
 
 
