@@ -5,15 +5,14 @@ views and tasks (optional extra ``async``: ``pip install django-pagero-oauth[asy
     async with aget_client(user, token=request.pagero_token) as client:
         response = await client.get("v1/documents")  # relative to API_BASE_URL
 
-The guarantees of :func:`~django_pagero_oauth.get_client`, decided by the same rules
-(``apirules``): the URL rule (:func:`~django_pagero_oauth.client.resolve_api_url`) on every URL
-and every request on the wire (a redirect hop off ``API_BASE_URL`` goes without the token), the
-check of a given token, the 401 rule (:class:`~django_pagero_oauth.client.ForcedRefreshPolicy`),
-``TIMEOUT`` unless one is given (``None`` is not "forever"), ``API_RETRIES``. A refresh runs
-single-flight on a worker thread (:func:`~django_pagero_oauth.tokens.arefresh`). The header is
-set by :class:`AsyncBearerAuth` while a request is sent and taken off every request object
-afterwards; transport failures raise the ``httpx`` exception of the same class, without the
-frames of ``httpx`` and ``httpcore`` and without the token.
+The guarantees of :func:`~django_pagero_oauth.get_client`, by the same rules (``apirules``): the
+URL rule (:func:`~django_pagero_oauth.client.resolve_api_url`) on every request on the wire,
+redirect hops included; the check of a given token; the 401 rule
+(:class:`~django_pagero_oauth.client.ForcedRefreshPolicy`); ``TIMEOUT`` unless one is given
+(``None`` is not "forever"); ``API_RETRIES``. A refresh runs single-flight on a worker thread
+(:func:`~django_pagero_oauth.tokens.arefresh`). The header is on a request object only while it
+is sent; transport failures raise the ``httpx`` exception of the same class, without the frames
+of ``httpx`` and ``httpcore``.
 """
 
 from __future__ import annotations
@@ -79,17 +78,12 @@ def _strip_token(response: httpx.Response) -> None:
 
 
 def _detached(exc: BaseException) -> BaseException:
-    """``exc`` fit to leave this package (as :func:`django_pagero_oauth.client._detached`),
-    with no traceback below the package and no chained exceptions.
+    """``exc`` fit to leave this package, as :func:`django_pagero_oauth.client._detached`.
 
-    An ``httpx.RequestError`` becomes a new one of the same class and message whose
-    ``request`` carries no ``Authorization`` header; but a ``LocalProtocolError`` (h11 or h2
-    refusing what was about to be sent: "Illegal header value b'Bearer ...'") keeps only its
-    class. An ``HTTPStatusError`` (a response hook's ``raise_for_status()``) keeps its message,
-    and its request and response carry no token. Any other exception keeps its class but
-    nothing else (:func:`~django_pagero_oauth.apirules.withheld`): a ``UnicodeEncodeError``
-    holds the header in ``object``. httpx's other own exceptions (``InvalidURL``,
-    ``StreamError``), which have no request, stay as they are.
+    A ``LocalProtocolError`` (h11 or h2 quoting the header it refused: "Illegal header value
+    b'Bearer ...'") keeps only its class; an ``HTTPStatusError`` (a response hook's
+    ``raise_for_status()``) keeps its message; httpx's own exceptions without a request
+    (``InvalidURL``, ``StreamError``) stay as they are.
     """
     if isinstance(exc, httpx.RequestError):
         try:
@@ -144,13 +138,10 @@ class AsyncPageroClient(httpx.AsyncClient):
         return super().build_request(method, self.rules.api_url(url), **kwargs)
 
     async def _send_single_request(self, request: httpx.Request) -> httpx.Response:
-        """Each request on the wire, every followed redirect hop included: off the API, no
-        token; and whether it went with the token is noted (:data:`BEARER_SENT`) for the 401
-        rule of :meth:`send`.
-
-        Here, and not in a request event hook, because ``event_hooks`` is a public property
-        that replaces all hooks; an ``httpx.Auth`` flow sees only the first request.
-        """
+        """Each request on the wire, redirect hops included: off the API, no token; whether it
+        went with the token is noted (:data:`BEARER_SENT`) for the 401 rule of :meth:`send`.
+        (Not an event hook, which ``event_hooks`` replaces; an ``httpx.Auth`` flow sees only the
+        first request.)"""
         if not self.rules.on_the_api(str(request.url)):
             request.headers.pop("Authorization", None)
         request.extensions = {**request.extensions, BEARER_SENT: "Authorization" in request.headers}

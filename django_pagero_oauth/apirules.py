@@ -1,11 +1,6 @@
 """The rules of an API call, one set for both clients (``client`` with ``requests``, ``aclient``
-with ``httpx``); no HTTP library is imported here.
-
-Plain values in, decisions out: where the bearer token may go (:func:`resolve_api_url`), which
-token a client uses (:meth:`ApiRules.held_token`), which 401 costs a forced refresh
-(:meth:`ApiRules.rejected_by_the_api`, :class:`ForcedRefreshPolicy`), which answers are retried
-and after how long (:meth:`ApiRules.retry_wait`), and what of an exception may leave the package
-(:func:`rebuilt`, :func:`withheld`). Each client keeps its send call and a thin loop around it.
+with ``httpx``): plain values in, decisions out, no HTTP library imported. Each client keeps its
+send call and a thin loop around it.
 """
 
 from __future__ import annotations
@@ -29,8 +24,6 @@ if TYPE_CHECKING:
 
     from .models import PageroToken
 
-
-# --- where the token may go -------------------------------------------------------------------
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -119,9 +112,6 @@ def resolve_api_url(url: str, base_url: str) -> str:
     return urlunsplit((base.scheme.lower(), base.netloc, path, query, ""))
 
 
-# --- 401: one forced refresh per access token ----------------------------------------------
-
-
 def _digest(access_token: str) -> str:
     return hashlib.sha256(access_token.encode()).hexdigest()[:32]
 
@@ -154,7 +144,6 @@ class ForcedRefreshPolicy:
         return None if digest in self._fresh else f"{self.cache_prefix}{digest}"
 
     def _remember(self, fresh: PageroToken) -> tuple[str, int]:
-        """Remember ``fresh`` here; its cache key and lifetime, to remember it there."""
         digest = _digest(fresh.access_token)
         self._fresh.add(digest)
         ttl = int((fresh.access_token_expires_at - timezone.now()).total_seconds()) + 1
@@ -181,8 +170,6 @@ class ForcedRefreshPolicy:
         await caches[DEFAULT_CACHE_ALIAS].aset(key, True, ttl)
 
 
-# --- retries of idempotent requests on a busy Pagero -----------------------------------------
-
 #: Methods that may be sent again (RFC 9110 9.2.2; TRACE and the unsafe ones never are).
 RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: Answers that mean "busy, try again" (RFC 6585 4; RFC 9110 15.6.3-15.6.5).
@@ -192,9 +179,6 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 def _backoff(retry: int) -> float:
     """Seconds before retry number ``retry`` without ``Retry-After``: 0, 1, 2, 4, at most 8."""
     return 0.0 if retry <= 1 else min(8.0, 0.5 * 2 ** (retry - 1))
-
-
-# --- one client's decisions ---------------------------------------------------------------------
 
 
 class ApiRules:
@@ -236,13 +220,9 @@ class ApiRules:
         return True
 
     def held_token(self) -> PageroToken | None:
-        """The token held while it is not expiring; None when the client must fetch a valid one
-        (``get_valid_token``, which checks it against the database) and :meth:`hold` it.
-
-        So several calls in one view (or one job) cost one query, not one each. A held token
-        (given to the client, or fetched earlier) is not used for an inactive user or a
-        connection that needs re-authorization, as far as the objects in hand say.
-        """
+        """The token held while it is not expiring (several calls cost one query), unless the
+        objects in hand say its user is inactive or it needs re-authorization; None when the
+        client must fetch a valid one (``get_valid_token``) and :meth:`hold` it."""
         token = self.token
         if token is None or token.access_token_needs_refresh():
             return None
@@ -291,10 +271,8 @@ class ApiRules:
 
 
 def _given_token(token: PageroToken | LazyObject | None, evaluate: bool) -> PageroToken | None:
-    """The token given to a client. The middleware's lazy ``request.pagero_token`` holds
-    ``None`` for a user without a usable token (outside the guard's protection): that is "no
-    token" (the client fetches one, or raises ``PageroAuthorizationRequired``). An async client
-    does not evaluate it (that would query the database from the event loop)."""
+    """The token given to a client; a lazy ``request.pagero_token`` holding ``None`` (no usable
+    token) is no token. An async client does not evaluate it (a query in the event loop)."""
     if not isinstance(token, LazyObject):
         return token
     lazy: Any = token  # its _wrapped and _setup() are Django's, not in the stubs
@@ -314,9 +292,6 @@ def _may_use(user: AbstractBaseUser, token: PageroToken) -> bool:
         return False
     relation = token._meta.get_field("user")
     return not relation.is_cached(token) or bool(token.user.is_active)
-
-
-# --- what of an exception may leave the package -------------------------------------------
 
 
 def rebuilt(

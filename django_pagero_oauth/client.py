@@ -89,14 +89,10 @@ class _RetryingAdapter(HTTPAdapter):
 
 
 def _detached(exc: BaseException) -> BaseException:
-    """``exc`` fit to leave this package: no traceback below the package, no chained
-    exceptions (whose frames in ``requests`` and ``urllib3`` hold the prepared headers).
-
-    A ``requests`` exception becomes a new one of the same class and message, so callers'
-    ``except requests.ConnectionError`` keeps working; its ``request`` is a copy without the
-    ``Authorization`` header. Any other exception keeps its class but not its message, which
-    may quote the header (``http.client``: "Invalid header value b'Bearer ...'").
-    """
+    """``exc`` fit to leave this package: no traceback below it, no chained exceptions (their
+    frames hold the prepared headers). A ``requests`` exception becomes a new one of its class
+    and message (``except requests.ConnectionError`` keeps working) whose ``request`` has no
+    ``Authorization``; any other keeps only its class (its message may quote the header)."""
     if not isinstance(exc, requests.RequestException):
         return withheld(exc)
     request = None

@@ -79,7 +79,6 @@ class ClientSettings:
         "The token endpoint: code exchange and refresh.",
     )
     REVOKE_URL = Url(
-        # Pagero documents no RFC 7009 endpoint: empty means "revoke" only deletes locally.
         "",
         "An RFC 7009 revocation endpoint. Pagero documents none, so by default disconnecting "
         "only deletes the token here (and says so to the user). When set, it is also used, "
@@ -123,7 +122,6 @@ class ClientSettings:
         "does).",
         rule=optional_url,
     )
-    # RFC 9700 2.1.1 requires PKCE of every client; Pagero recommends it.
     PKCE = Flag(
         True,
         "Use PKCE with ``S256`` (RFC 7636): RFC 9700 requires it of every client and Pagero "
@@ -303,7 +301,6 @@ class SignInSettings:
     """Sign in with Pagero (OpenID Connect)"""
 
     JWKS_URL = Url(
-        # Empty: discovered from ISSUER.
         "",
         "The issuer's key set (RFC 7517). Empty: the ``jwks_uri`` of ``ISSUER + "
         '"/.well-known/openid-configuration"``, whose ``issuer`` must equal ``ISSUER``. Must '

@@ -1,15 +1,11 @@
-"""The one mapping from exceptions to the words shown to people.
+"""The one mapping from exceptions to the words shown to people (the callback and disconnect
+views, the sign-in refusals, the admin actions, the management commands).
 
-The callback and disconnect views, the "Sign in with Pagero" refusals, the admin actions and
-the management commands all ask :func:`explain` what to say about a failure; none of them
-decides on its own which exception class means what. Each exception class carries its
-``reason`` (:mod:`.exceptions`); :data:`WORDS` holds what each place says for each reason. A
-place without words for a reason says those of the nearest reason it has words for, along the
-classes the exception derives from (an ``InvalidTokenResponse`` is said as ``unavailable``
-except on the callback's page), else its ``error`` words. The texts are marked for
-translation here and translated when shown; none of them contains a token, a code or the
-client secret (the only values filled in are the user, the fingerprint, an HTTP status, an
-OAuth error code and an exception class name).
+Each exception class carries its ``reason`` (:mod:`.exceptions`); :data:`WORDS` holds what each
+place says for each reason, and a place without words for a reason says those of the nearest
+one along the exception's classes, else its ``error`` words. The texts are translated when
+shown; none contains a token, a code or the client secret (the values filled in are the user,
+the fingerprint, an HTTP status, an OAuth error code and an exception class name).
 """
 
 from __future__ import annotations
@@ -36,11 +32,8 @@ class Place(Enum):
 
 @dataclass(frozen=True)
 class Words:
-    """What to say: ``text`` (marked, translated when shown), how loud, for pages the status.
-
-    ``text`` is a ``gettext_noop`` string, or an ``ngettext_lazy`` pair counted by one of the
-    placeholders.
-    """
+    """What to say: ``text`` (a ``gettext_noop`` string, or an ``ngettext_lazy`` pair counted
+    by a placeholder), how loud, for pages the status."""
 
     text: str | Promise
     status: int = 503
@@ -272,20 +265,3 @@ def is_warning(place: Place, exc: BaseException) -> bool:
 def status_for(place: Place, exc: BaseException) -> int:
     """The HTTP status of the page that shows ``exc`` at ``place``."""
     return words_for(place, exc).status
-
-
-__all__ = [
-    "AUTHORIZATION_ERROR_MESSAGES",
-    "IDENTITY_REFUSALS",
-    "KNOWN_ERROR_CODES",
-    "UNKNOWN_AUTHORIZATION_ERROR",
-    "UNKNOWN_ERROR_CODE",
-    "WORDS",
-    "Place",
-    "Words",
-    "explain",
-    "explain_authorization_error",
-    "is_warning",
-    "status_for",
-    "words_for",
-]

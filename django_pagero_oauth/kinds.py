@@ -55,12 +55,9 @@ class Setting(Generic[T]):
         return self.read(self.default if value is None else value)
 
 
-# --- the rules of the values (Setting.rule) ---------------------------------------------------
-
-
 def whole_number(minimum: int, maximum: int) -> Rule:
-    """A whole number (not a bool, not a string) of at least ``minimum`` and at most
-    ``maximum`` (a value beyond it would overflow a date or a cache timeout at run time)."""
+    """A whole number (not a bool, not a string) from ``minimum`` to ``maximum`` (beyond it a
+    date or a cache timeout would overflow)."""
 
     def rule(value: Any) -> str | None:
         whole = isinstance(value, int) and not isinstance(value, bool)
@@ -105,9 +102,8 @@ optional_text = instance_of((str, type(None)), "a string (or None)")
 
 
 def has_blank_or_control(value: str) -> bool:
-    """Whether ``value`` holds whitespace or a control character: never in a URL as used (a
-    value read from a file or the environment often ends in a newline, and ``urlsplit``
-    strips or removes them, so a check reading it that way would pass what the app uses)."""
+    """Whether ``value`` holds whitespace or a control character (a value read from a file often
+    ends in a newline, which ``urlsplit`` strips: a check reading it so would pass it)."""
     return any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in value)
 
 
@@ -181,9 +177,6 @@ def dotted_path(value: Any) -> str | None:
     except ImportError:
         pass
     return "empty or the dotted path of a callable that can be imported"
-
-
-# --- the kinds of settings ---------------------------------------------------------------------
 
 
 def texts(value: Any) -> list[str]:

@@ -71,9 +71,6 @@ def is_storable_text(value: str) -> bool:
     return _UNSTORABLE_RE.search(value) is None
 
 
-# --- step 1 -------------------------------------------------------------------------------
-
-
 def generate_state() -> str:
     """An unguessable ``state`` value: 256 random bits (RFC 6749 10.12)."""
     return secrets.token_urlsafe(32)
@@ -122,9 +119,6 @@ def build_authorization_url(
     base = urlsplit(app_settings.AUTHORIZE_URL)
     query = f"{base.query}&{urlencode(params)}" if base.query else urlencode(params)
     return urlunsplit((base.scheme, base.netloc, base.path, query, ""))
-
-
-# --- token responses ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -195,8 +189,7 @@ class TokenResponse:
 
 @sensitive_variables()
 def _usable_tokens(data: dict[str, Any], what: str) -> tuple[str, str | None]:
-    """The access token (empty when it cannot be sent) and the refresh token of an answer;
-    :class:`InvalidTokenResponse` when it holds no token that can be stored and used."""
+    """The access token (empty when it cannot be sent) and the refresh token of an answer."""
     access_token = data.get("access_token")
     if not isinstance(access_token, str) or not access_token:
         # Not a token response at all (RFC 6749 5.1 requires one; more likely a proxy's or a
@@ -223,11 +216,7 @@ def _usable_tokens(data: dict[str, Any], what: str) -> tuple[str, str | None]:
 
 
 def _check_bearer(token_type: Any, what: str) -> None:
-    """Refuse a token of another type than bearer (RFC 6749 5.1: REQUIRED, any case, 7.1).
-
-    A value that names no type (missing, blank, ``["Bearer"]``, ``1``) is taken as bearer,
-    with a warning: only a string naming another type refuses the answer.
-    """
+    """Refuse a ``token_type`` string naming another type than bearer (RFC 6749 5.1, 7.1)."""
     if token_type is None or token_type == "":
         logger.warning("Pagero %s: the token response has no token_type; taken as bearer", what)
     elif not isinstance(token_type, str):
@@ -239,8 +228,7 @@ def _check_bearer(token_type: Any, what: str) -> None:
 
 
 def _expires_in(value: Any, what: str) -> int:
-    """``expires_in`` as a number of seconds from 1 to :data:`MAX_EXPIRES_IN`, or Pagero's
-    600 s."""
+    """``expires_in`` as seconds from 1 to :data:`MAX_EXPIRES_IN`, or Pagero's 600 s."""
     number: float | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         # Clamped first: math.isfinite(10**400) raises OverflowError.
@@ -269,8 +257,7 @@ _JWT_CHARS_RE = re.compile(r"[A-Za-z0-9\-_.=]*")
 
 
 def _informational(data: dict[str, Any], name: str, what: str) -> str:
-    """``scope``, ``claims`` or ``id_token`` as text; empty (with a warning) when it could not
-    be stored (or, for ``id_token``, is no JWT), since refusing the answer could lose it."""
+    """``scope``, ``claims`` or ``id_token`` as text; empty when it could not be stored."""
     value = data.get(name)
     parts = value if isinstance(value, list) else [] if value is None else [value]
     try:
@@ -284,9 +271,6 @@ def _informational(data: dict[str, Any], name: str, what: str) -> str:
         logger.warning("Pagero %s: %s cannot be stored; left empty", what, name)
         return ""
     return text
-
-
-# --- client authentication ----------------------------------------------------------------
 
 
 @sensitive_variables()
@@ -307,9 +291,6 @@ def client_auth(data: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     userpass = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
     encoded = base64.b64encode(userpass.encode("utf-8")).decode("ascii")
     return dict(data), {"Authorization": f"Basic {encoded}"}
-
-
-# --- talking to the endpoints -------------------------------------------------------------
 
 
 def request_deadline() -> float:
@@ -432,15 +413,11 @@ def revoke_token(token: str, *, token_type_hint: str = "refresh_token") -> None:
         raise error_for(reply, "revocation", data)
 
 
-# --- JWT display --------------------------------------------------------------------------
-
-
 @sensitive_variables()
 def decode_jwt_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Header and payload of a JWT, NOT verified; ``None`` when the token is not a JWT.
 
-    Only for display and for reading ``publicid``: Pagero's access tokens are JWTs, older ones
-    were opaque strings, so nothing may depend on this succeeding.
+    Only for display and for reading ``publicid``: nothing may depend on this succeeding.
     """
     parts = token.split(".")
     if len(parts) != 3:

@@ -6,12 +6,11 @@
   Django's cache; an unknown ``kid`` refetches it once (rate-limited), so that Pagero can
   rotate its keys without an outage.
 
-Signatures are checked by PyJWT (with ``cryptography``), never by hand. Only asymmetric
-algorithms are accepted, and only keys of the matching type: ``none`` and HMAC (which would
-accept a token "signed" with the public key as the secret) are refused before any key is used.
-A key-set or discovery failure is :class:`~.exceptions.PageroUnavailable` (try again later);
-a missing or wrong ``ISSUER``/``JWKS_URL`` is :class:`~.exceptions.PageroConfigurationError`; a
-token that fails a rule is :class:`~.exceptions.IdTokenError`. None carries the token.
+Signatures are checked by PyJWT, never by hand, with asymmetric algorithms and keys of the
+matching type only: ``none`` and HMAC (a token "signed" with the public key as the secret) are
+refused before any key is used. A key-set or discovery failure is ``PageroUnavailable``, a wrong
+``ISSUER``/``JWKS_URL`` ``PageroConfigurationError``, a token that fails a rule
+``IdTokenError``; none carries the token.
 """
 
 from __future__ import annotations
@@ -66,9 +65,6 @@ def authorization_scope(*, openid: bool) -> str:
     if openid and "openid" not in scope.split():
         scope = f"{scope} openid".strip()
     return scope
-
-
-# --- fetching -----------------------------------------------------------------------------
 
 
 def _cache_key(kind: str, url: str) -> str:
@@ -159,9 +155,6 @@ def forget_keys() -> None:
     cache.delete_many(
         [_cache_key(kind, url) for url in urls for kind in ("discovery", "jwks", "refetch")]
     )
-
-
-# --- verification -------------------------------------------------------------------------
 
 
 def _reject(rule: str) -> IdTokenError:

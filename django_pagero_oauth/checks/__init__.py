@@ -11,12 +11,7 @@ from __future__ import annotations
 from django.core.checks import CheckMessage, Tags
 from django.core.checks import register as register_check
 
-from .deployment import (
-    check_https,
-    check_mock_in_production,
-    check_mock_server,
-    check_pkce,
-)
+from .deployment import check_https, check_mock_in_production, check_mock_server, check_pkce
 from .keys import check_encryption_keys, check_stored_tokens_decrypt
 from .values import check_credentials, check_setting_values, check_settings_type, check_unknown_keys
 from .wiring import check_middleware, check_openid, check_preloading_backend

@@ -41,14 +41,10 @@ def check_stored_tokens_decrypt(
     databases: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> list[CheckMessage]:
-    """Count the stored tokens that cannot be decrypted with the configured keys (``W003``).
-
-    Cheap: one ``COUNT`` on the key id every value starts with (nothing is decrypted). A
-    warning, not an error: for their users such a token only means
-    "connect again". Runs with ``manage.py check --database`` (Django 5.2, 6.0), with every
-    ``check`` from Django 6.1 on (which checks all databases by default), and in
-    ``pagero_check``.
-    """
+    """Count the stored tokens the configured keys cannot decrypt (``W003``): one ``COUNT`` on
+    the key id every value starts with. A warning: for their users it means "connect again".
+    Runs with ``manage.py check --database`` (every ``check`` from Django 6.1) and in
+    ``pagero_check``."""
     from ..models import PageroToken
 
     if not databases or not _keys_valid():

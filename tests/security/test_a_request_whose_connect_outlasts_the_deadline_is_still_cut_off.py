@@ -1,5 +1,5 @@
 """What this proves broken: the wall-clock cutoff (``oauth.request_deadline``) misses a request
-whose connection is still being made when the deadline passes. ``cutoff._HTTPConnection``
+whose connection is still being made when the deadline passes. ``transport._HTTPConnection``
 registers the connection at the start of ``request()``, before it connects; ``Cutoff.cut``
 then finds no socket to shut down, and ``Cutoff.add`` (which shuts down a late connection)
 has already run. Once connected, the answer may trickle in (each byte within ``TIMEOUT``) for

@@ -45,12 +45,8 @@ def format_check_message(message: CheckMessage) -> str:
 
 
 class PageroCommand(BaseCommand):
-    """A command whose class-level ``help`` is lazy (``gettext_lazy``).
-
-    The module is imported once per process, so an eager ``gettext`` would freeze ``help`` in
-    whatever language was active then; argparse needs a ``str``, so the lazy text is resolved
-    here, when the parser is built (``--help``), in the language active at that moment.
-    """
+    """A command whose class-level ``help`` is lazy, resolved when the parser is built (an
+    eager ``gettext`` at import would freeze it in the language active then)."""
 
     help: str | Promise = ""  # type: ignore[assignment]
 

@@ -86,42 +86,37 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 def describe_connection_error(exc: requests.RequestException, url: str) -> str:
     """A transport failure in plain words: DNS, refused, TLS, timeout."""
     split = urlsplit(url)
-    host, port = split.hostname or "?", split.port or (443 if split.scheme == "https" else 80)
+    values = {
+        "host": split.hostname or "?",
+        "port": split.port or (443 if split.scheme == "https" else 80),
+        "timeout": app_settings.TIMEOUT,
+        "error": type(exc).__name__,
+    }
     causes = list(_causes(exc))
     if isinstance(exc, requests.exceptions.SSLError):
-        return _(
-            "TLS failed with %(host)s: the certificate could not be verified or the server "
-            "does not speak TLS on port %(port)s. Check the URL (https, host, port) and the "
-            "system's CA certificates."
-        ) % {"host": host, "port": port}
+        return (
+            _(
+                "TLS failed with %(host)s: the certificate could not be verified or the server "
+                "does not speak TLS on port %(port)s. Check the URL (https, host, port) and the "
+                "system's CA certificates."
+            )
+            % values
+        )
     if isinstance(exc, requests.exceptions.Timeout):
-        return _("%(host)s did not answer in time (TIMEOUT is %(timeout)g s).") % {
-            "host": host,
-            "timeout": app_settings.TIMEOUT,
-        }
+        return _("%(host)s did not answer in time (TIMEOUT is %(timeout)g s).") % values
     if any(
         isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError"
         for cause in causes
     ):
-        return _("DNS: the host name %(host)s cannot be resolved. Check the URL.") % {"host": host}
+        return _("DNS: the host name %(host)s cannot be resolved. Check the URL.") % values
     if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
-        return _("%(host)s refused the connection on port %(port)s.") % {
-            "host": host,
-            "port": port,
-        }
-    return _("cannot connect to %(host)s:%(port)s (%(error)s).") % {
-        "host": host,
-        "port": port,
-        "error": type(exc).__name__,
-    }
+        return _("%(host)s refused the connection on port %(port)s.") % values
+    return _("cannot connect to %(host)s:%(port)s (%(error)s).") % values
 
 
 def describe_unavailable(exc: PageroUnavailable, url: str) -> str:
-    """Why :func:`transport.post_form` could not get an answer, in plain words.
-
-    It raises ``from None`` (so that error reports do not show requests' frames) but keeps the
-    transport error as ``__context__``; its words come from there.
-    """
+    """Why :func:`transport.post_form` got no answer, in plain words: from the transport error
+    it keeps as ``__context__`` (it raises ``from None``)."""
     cause = exc.__context__
     if isinstance(cause, requests.RequestException):
         return describe_connection_error(cause, url)
@@ -184,8 +179,6 @@ class Command(PageroCommand):
         (self.stdout if result.ok else self.stderr).write(line, style)
         return result
 
-    # --- configuration ------------------------------------------------------------------
-
     def check_configuration(self) -> bool:
         problems = run_configuration_checks()
         if not any(message.level >= ERROR for message in problems):
@@ -205,8 +198,6 @@ class Command(PageroCommand):
                 self.style.SUCCESS,
             )
         return ok
-
-    # --- endpoints ----------------------------------------------------------------------
 
     @sensitive_variables()  # the client credentials
     def post(self, url: str, data: dict[str, str], *, what: str) -> Answer | Result:

@@ -10,8 +10,8 @@ encrypted fields not loaded.
 
 ``--undecryptable`` also deletes the tokens that cannot be decrypted with the configured keys
 (the key that wrote them is gone: their users must connect to Pagero again anyway). They are
-found by the key id their values start with; the ``DELETE`` re-checks that the stored values are the ones found, so a user
-who connects again meanwhile keeps the new connection.
+found by the key id their values start with; the ``DELETE`` re-checks that the stored values
+are the ones found, so a user who connects again meanwhile keeps the new connection.
 
 Exit codes: 0 done (also when there was nothing to delete), 2 usage error.
 """
@@ -46,6 +46,7 @@ class Command(PageroCommand):
         "Exit codes: 0 done, 2 usage error."
     )
     requires_system_checks: list[str] = []
+    dry_run = verbose = False
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -63,12 +64,10 @@ class Command(PageroCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        dry_run: bool = options["dry_run"]
-        verbose = options["verbosity"] >= 2
+        self.dry_run = options["dry_run"]
+        self.verbose = options["verbosity"] >= 2
         self.prune(
             PageroToken.objects.needing_reauthorization(),
-            dry_run=dry_run,
-            verbose=verbose,
             said=(
                 ngettext_lazy(
                     "Would delete %(count)d Pagero token that needs re-authorization or whose "
@@ -89,8 +88,6 @@ class Command(PageroCommand):
         if options["undecryptable"]:
             self.prune(
                 PageroToken.objects.undecryptable(),
-                dry_run=dry_run,
-                verbose=verbose,
                 still=self.still_undecryptable,
                 why=_("cannot be decrypted with the configured keys"),
                 said=(
@@ -144,34 +141,31 @@ class Command(PageroCommand):
         self,
         selection: PageroTokenQuerySet,
         *,
-        dry_run: bool,
-        verbose: bool,
         said: tuple[Any, Any],
         still: Still | None = None,
         why: str | None = None,
     ) -> None:
-        """Delete (or, ``dry_run``, list) the tokens of ``selection``; say how many with
+        """Delete (or, with ``--dry-run``, list) the tokens of ``selection``; say how many with
         ``said`` (the words of a dry run, the words of a deletion). With ``still``, which
         compares stored values, the encrypted columns are loaded as stored, never decrypted."""
         progress = Progress(self.stdout, selection.count(), _("Pruning Pagero tokens:"))
         deleted = seen = 0
         for batch in self.dead_batches(selection, with_ciphertexts=still is not None):
             seen += len(batch)
-            for token in batch if verbose else []:
-                self.stdout.write(self.listed(token, dry_run=dry_run, why=why))
-            if not dry_run:
+            for token in batch if self.verbose else []:
+                self.stdout.write(self.listed(token, why))
+            if not self.dry_run:
                 deleted += self.delete_batch(batch, still)
             progress.update(seen)
         progress.finish()
-        message = said[0] % {"count": seen} if dry_run else said[1] % {"count": deleted}
+        message = said[0] % {"count": seen} if self.dry_run else said[1] % {"count": deleted}
         self.stdout.write(
-            message + ("" if dry_run else self.kept_note(seen, deleted)), self.style.SUCCESS
+            message + ("" if self.dry_run else self.kept_note(seen, deleted)), self.style.SUCCESS
         )
 
-    @staticmethod
-    def listed(token: PageroToken, *, dry_run: bool, why: str | None) -> str:
+    def listed(self, token: PageroToken, why: str | None) -> str:
         """One line of ``--verbosity 2``: whose token, and why it goes."""
-        if dry_run:
+        if self.dry_run:
             line = _(
                 "Would delete the token of user #%(user)s (fingerprint %(fingerprint)s): %(why)s"
             )

@@ -24,7 +24,6 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import FieldDoesNotExist
 from django.core.management.base import CommandParser
 from django.db import connections, router
 from django.utils.functional import Promise
@@ -60,14 +59,6 @@ FAILURE_LABELS: dict[FailureReason, Promise] = {
 }
 
 
-def _has_field(model: Any, name: str) -> bool:
-    try:
-        model._meta.get_field(name)
-    except FieldDoesNotExist:
-        return False
-    return True
-
-
 def tokens_to_refresh(within_days: int | None) -> PageroTokenQuerySet:
     """The tokens a keep-alive run refreshes: active, of active users, soonest to expire first.
 
@@ -80,7 +71,7 @@ def tokens_to_refresh(within_days: int | None) -> PageroTokenQuerySet:
         queryset = PageroToken.objects.active()
     else:
         queryset = PageroToken.objects.refresh_token_expiring_within(timedelta(days=within_days))
-    if _has_field(get_user_model(), "is_active"):
+    if any(field.name == "is_active" for field in get_user_model()._meta.get_fields()):
         queryset = queryset.filter(user__is_active=True)
     return queryset.order_by("refresh_token_expires_at", "pk")
 
@@ -157,10 +148,6 @@ class Command(PageroCommand):
             help=_("Only say how many tokens would be refreshed."),
         )
 
-    def selection(self, within_days: int | None) -> PageroTokenQuerySet:
-        """The tokens to refresh: see :func:`tokens_to_refresh`."""
-        return tokens_to_refresh(within_days)
-
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = options["verbosity"]
         within_days: int | None = None if options["all"] else options["within_days"]
@@ -173,7 +160,7 @@ class Command(PageroCommand):
             )
         preflight(self)
 
-        pks = list(self.selection(within_days).values_list("pk", flat=True))
+        pks = list(tokens_to_refresh(within_days).values_list("pk", flat=True))
         dead = PageroToken.objects.needing_reauthorization().count()
         if options["dry_run"]:
             self.stdout.write(
@@ -190,8 +177,6 @@ class Command(PageroCommand):
         outcomes = self.refresh_all(pks, concurrency)
         elapsed = time.monotonic() - started
         self.report(outcomes, len(pks), elapsed, dead)
-
-    # --- the run ------------------------------------------------------------------------
 
     def refresh_all(self, pks: list[Any], concurrency: int) -> Counter[Outcome]:
         """Refresh ``pks`` in ``concurrency`` threads; stops early on invalid_client.
@@ -268,8 +253,6 @@ class Command(PageroCommand):
                 who = _("token #%(pk)s") % {"pk": pk}
             self.stderr.write(f"{who}: {explain(Place.COMMAND_REFRESH, exc)}")
         return outcome
-
-    # --- the summary --------------------------------------------------------------------
 
     def _dead_note(self, dead: int) -> str:
         if not dead:
