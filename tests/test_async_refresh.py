@@ -128,3 +128,30 @@ def test_the_worker_threads_connection_is_closed_afterwards(
     finally:
         del connections.close_all
     assert seen == [(threads[0], True), (threads[0], True)]
+
+
+def test_the_guards_answer_runs_in_the_shared_sync_thread(user, pagero_mock, rf):
+    """A response handler is sync code that may use the ORM: from async views it runs where
+    every other ORM call of the request runs, for an anonymous visitor and a missing token."""
+    async_to_sync(_answers)(user, rf)
+
+
+async def _answers(user: Any, rf: Any) -> None:
+    from django.contrib.auth.models import AnonymousUser
+    from django.http import HttpResponse
+
+    seen: list[tuple[int, Any]] = []
+
+    def handler(request: Any, exc: Any) -> HttpResponse:
+        seen.append((threading.get_ident(), exc))
+        return HttpResponse("answered", status=418)
+
+    for visitor in (AnonymousUser(), user):  # no login; no Pagero connection
+        request = rf.get("/")
+        request.user = visitor
+        answer = await aresolve_token(request, handler)
+        assert answer.status_code == 418
+
+    shared = await _shared_thread()
+    assert [thread for thread, _ in seen] == [shared, shared]
+    assert seen[0][1] is None and seen[1][1] is not None

@@ -56,6 +56,9 @@ def request_for(rf: RequestFactory, user: Any, method: str = "get", **headers: s
         ({"Accept": "application/json, text/plain, */*"}, True),
         ({"Accept": "text/html, application/json;q=0.5"}, False),
         ({"X-Requested-With": "XMLHttpRequest"}, True),
+        # JSON only when named: a wildcard that would also match it is no JSON client.
+        ({"Accept": "application/*"}, False),
+        ({"Accept": "*/*"}, False),
     ],
 )
 def test_wants_json(rf, headers, expected):
@@ -378,3 +381,23 @@ def test_the_views_writes_are_committed_when_it_answers(
     assert client.get("/answered/ok/").status_code == 200
     user.refresh_from_db()
     assert user.first_name == "kept?"
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize("called", ["through the URLconf", "directly, without a resolver match"])
+def test_the_guards_answer_never_dooms_a_transaction_it_did_not_get_from_the_handler(
+    called, client, rf, user, pagero_mock, pagero_token_factory, monkeypatch
+):
+    """The test's own transaction stands for a caller's: only the ``ATOMIC_REQUESTS``
+    transactions Django's handler opened around the view roll back, never an outer one."""
+    monkeypatch.setitem(connections.settings["default"], "ATOMIC_REQUESTS", True)
+    pagero_token_factory(user)
+    assert transaction.get_connection().in_atomic_block
+    if called == "through the URLconf":
+        client.force_login(user)
+        response = client.get("/answered/0/")
+    else:
+        response = ANSWERED_VIEWS["guard's transaction"](request_for(rf, user))
+
+    assert response.status_code == 503
+    assert not transaction.get_rollback()
