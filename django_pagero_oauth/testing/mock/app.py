@@ -30,14 +30,29 @@ from .http import (
     MockRequest,
     MockResponse,
     _json_response,
-    _method_not_allowed,
-    _oauth_405,
+    _OAuthError,
     _reason,
+    _required,
     _single,
 )
 from .oidc import DISCOVERY_PATH, JWKS_PATH
 from .resources import ResourceEndpoints
 from .token_endpoint import TokenEndpoints
+
+#: The endpoints a :class:`~.faults.Fault` and :attr:`MockPagero.counts` name, by path.
+_ENDPOINTS = {
+    AUTHORIZE_PATH: "authorize",
+    TOKEN_PATH: "token",
+    REVOKE_PATH: "revoke",
+    API_PREFIX: "api",
+    JWKS_PATH: "jwks",
+    DISCOVERY_PATH: "discovery",
+}
+_LIFETIMES = ("expires_in", "code_lifetime", "refresh_token_lifetime")
+
+
+def _endpoint(path: str) -> str | None:
+    return _ENDPOINTS.get(API_PREFIX if path.startswith(API_PREFIX + "/") else path)
 
 
 class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
@@ -58,35 +73,25 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
     and the public helpers are :class:`~.state.MockPageroState`'s.
     """
 
-    # --- dispatch ---------------------------------------------------------------------
-
     def handle(self, request: MockRequest) -> MockResponse:
         """Answer one request (thread-safe)."""
-        endpoint = self._fault_endpoint(request)
+        route = _endpoint(request.path)
+        # Of the authorization endpoint, faults and counters see only the form post.
+        endpoint = None if route == "authorize" and request.method != "POST" else route
         grant_type = _single(request.form, "grant_type") if endpoint == "token" else None
+        count_key = endpoint
+        if endpoint == "token":
+            token_grants = ("authorization_code", "refresh_token")
+            count_key = grant_type if grant_type in token_grants else None
         with self.lock:
             self._last_base_url = request.base_url
-            count_key = self._count_key(request, grant_type)
             if count_key is not None:
                 self.counts[count_key] += 1
             fault = self._take_fault(endpoint, grant_type)
-        if fault is not None and fault.hold and not fault.process:
-            self._hold()
-        if fault is not None and fault.short_circuits and not fault.process:
-            response = fault.response(endpoint or "")
+        if fault is None:
+            response = self._route(request, route, None)
         else:
-            response = self._dispatch(request, fault)
-            if fault is not None and fault.short_circuits:
-                replacement = fault.response(endpoint or "")
-                if fault.status is not None or fault.body is not None or fault.drop:
-                    response = replacement
-                else:
-                    response.headers.extend(fault.headers)
-                    response.delay = fault.delay
-        if fault is not None and fault.fields is not None and response.status == 200:
-            response = _with_fields(response, fault.fields)
-        if fault is not None and fault.hold and fault.process:
-            self._hold()
+            response = self._faulted(request, route, fault)
         if count_key == "refresh_token" and (
             response.drop_connection or not 200 <= response.status < 300
         ):
@@ -94,26 +99,24 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
                 self.counts["refresh_token_failed"] += 1
         return response
 
-    def _fault_endpoint(self, request: MockRequest) -> str | None:
-        if request.path == TOKEN_PATH:
-            return "token"
-        if request.path == REVOKE_PATH:
-            return "revoke"
-        if request.path == AUTHORIZE_PATH and request.method == "POST":
-            return "authorize"
-        if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
-            return "api"
-        if request.path == JWKS_PATH:
-            return "jwks"
-        if request.path == DISCOVERY_PATH:
-            return "discovery"
-        return None
-
-    def _count_key(self, request: MockRequest, grant_type: str | None) -> str | None:
-        endpoint = self._fault_endpoint(request)
-        if endpoint == "token":
-            return grant_type if grant_type in ("authorization_code", "refresh_token") else None
-        return endpoint
+    def _faulted(self, request: MockRequest, route: str | None, fault: Fault) -> MockResponse:
+        """The answer to a request ``fault`` matched (:class:`~.faults.Fault` says how)."""
+        if fault.hold and not fault.process:
+            self._hold()
+        if fault.short_circuits and not fault.process:
+            response = fault.response(fault.endpoint)
+        else:
+            response = self._route(request, route, fault)
+            if fault.status is not None or fault.body is not None or fault.drop:
+                response = fault.response(fault.endpoint)
+            elif fault.short_circuits:
+                response.headers.extend(fault.headers)
+                response.delay = fault.delay
+        if fault.fields is not None and response.status == 200:
+            response = _with_fields(response, fault.fields)
+        if fault.hold and fault.process:
+            self._hold()
+        return response
 
     def _take_fault(self, endpoint: str | None, grant_type: str | None) -> Fault | None:
         """Find, count down and (at zero) remove the first matching fault. Lock held."""
@@ -125,76 +128,69 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
                 return fault
         return None
 
-    def _dispatch(self, request: MockRequest, fault: Fault | None) -> MockResponse:
-        path, method = request.path, request.method
-        if path == AUTHORIZE_PATH:
-            if method in ("GET", "HEAD"):
-                return self._authorize_page(request)
-            if method == "POST":
+    def _route(self, request: MockRequest, route: str | None, fault: Fault | None) -> MockResponse:
+        """The endpoint's answer; a raised :class:`~.http._OAuthError` is answered here."""
+        try:
+            if route == "authorize" and request.method == "POST":
                 return self._authorize_submit(request, fault)
-            return _method_not_allowed("GET, POST")
-        if path == TOKEN_PATH:
-            return self._token(request, fault) if method == "POST" else _oauth_405()
-        if path == REVOKE_PATH:
-            return self._revoke(request, fault) if method == "POST" else _oauth_405()
-        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
-            return self._api(request)
-        if path in (JWKS_PATH, DISCOVERY_PATH):
-            return self._openid_document(request)
+            if route == "authorize":
+                return self._authorize_page(request)
+            if route == "token":
+                return self._token(request, fault)
+            if route == "revoke":
+                return self._revoke(request, fault)
+            if route == "api":
+                return self._api(request)
+            if route in ("jwks", "discovery"):
+                return self._openid_document(request)
+        except _OAuthError as refusal:
+            return refusal.response
+        path, method = request.path, request.method
         if path == "/_mock/stats" and method == "GET":
             return _json_response(200, self.stats(), _NO_STORE)
-        if path == "/_mock/reset" and method == "POST":
+        answer = None
+        if path.startswith("/_mock/") and method == "POST":
+            try:
+                answer = self._control(path.removeprefix("/_mock/"), request.form)
+            except (ValueError, _OAuthError) as exc:
+                return _json_response(400, {"error": str(exc)})
+        if answer is None:
+            return _json_response(404, {"error": "not_found", "path": path})
+        return _json_response(200, {"ok": True, **answer})
+
+    def _control(self, name: str, form: dict[str, list[str]]) -> dict[str, Any] | None:
+        """``POST /_mock/<name>``: what the answer adds to ``ok``, ``None`` for no such control.
+        A :class:`ValueError` is a 400."""
+        if name == "reset":
             self.reset()
-            return _json_response(200, {"ok": True})
-        if path == "/_mock/config" and method == "POST":
-            return self._config(request)
-        if path == "/_mock/fault" and method == "POST":
-            return self._fault_from_form(request)
-        if path == "/_mock/release" and method == "POST":
+        elif name == "release":
             self.release_held()
-            return _json_response(200, {"ok": True})
-        if path == "/_mock/revoke_grant" and method == "POST":
-            return self._revoke_grant_from_form(request)
-        return _json_response(404, {"error": "not_found", "path": path})
+        elif name == "fault":
+            self.add_fault(_parse_fault_form(form))
+        elif name == "revoke_grant":
+            return {"revoked": self.revoke_grant(_required(form, "publicid"))}
+        elif name == "config":
+            return self._configure(form)
+        else:
+            return None
+        return {}
 
-    # --- /_mock control endpoints ------------------------------------------------------
-
-    def _config(self, request: MockRequest) -> MockResponse:
-        """``POST /_mock/config``: set ``expires_in``, ``code_lifetime`` and/or
-        ``refresh_token_lifetime`` (positive integers, seconds)."""
-        names = ("expires_in", "code_lifetime", "refresh_token_lifetime")
+    def _configure(self, form: dict[str, list[str]]) -> dict[str, int]:
+        """``POST /_mock/config``: set any of :data:`_LIFETIMES` (positive integers, seconds);
+        returns all three."""
         values: dict[str, int] = {}
-        for name in names:
-            value = _single(request.form, name)
-            if value is None:
-                continue
-            if not value.isdigit() or int(value) < 1:
-                return _json_response(400, {"error": f"{name} must be a positive integer"})
-            values[name] = int(value)
+        for name in _LIFETIMES:
+            value = _single(form, name)
+            if value is not None and (not value.isdigit() or int(value) < 1):
+                raise ValueError(f"{name} must be a positive integer")
+            if value is not None:
+                values[name] = int(value)
         if not values:
-            return _json_response(400, {"error": f"set one of {', '.join(names)}"})
+            raise ValueError(f"set one of {', '.join(_LIFETIMES)}")
         with self.lock:
             for name, number in values.items():
                 setattr(self, name, number)
-            return _json_response(200, {"ok": True, **{n: getattr(self, n) for n in names}})
-
-    def _fault_from_form(self, request: MockRequest) -> MockResponse:
-        """``POST /_mock/fault`` with form fields named like :class:`Fault`'s."""
-        try:
-            fault = _parse_fault_form(request.form)
-        except ValueError as exc:
-            return _json_response(400, {"error": str(exc)})
-        self.add_fault(fault)
-        return _json_response(200, {"ok": True})
-
-    def _revoke_grant_from_form(self, request: MockRequest) -> MockResponse:
-        """``POST /_mock/revoke_grant`` with ``publicid``: :meth:`revoke_grant` over HTTP."""
-        publicid = _single(request.form, "publicid")
-        if not publicid:
-            return _json_response(400, {"error": "publicid is required"})
-        return _json_response(200, {"ok": True, "revoked": self.revoke_grant(publicid)})
-
-    # --- WSGI ---------------------------------------------------------------------------
+            return {name: getattr(self, name) for name in _LIFETIMES}
 
     def wsgi_app(
         self, environ: dict[str, Any], start_response: Callable[..., Any]

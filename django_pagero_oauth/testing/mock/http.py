@@ -2,9 +2,9 @@
 
 :class:`MockRequest` and :class:`MockResponse` are independent of any server framework: the
 threaded server (:mod:`.server`), the WSGI app (:meth:`.app.MockPagero.wsgi_app`) and the
-Django view (:mod:`django_pagero_oauth.testing.views`) convert to and from them. The
-``_`` helpers build the RFC-shaped answers the endpoints send (RFC 6749 5.2 errors, the
-``no-store`` headers, the HTML error page that is never a redirect). Standard library only.
+Django view (:mod:`django_pagero_oauth.testing.views`) convert to and from them. An endpoint
+refuses a request by raising :class:`_OAuthError` (RFC 6749 5.2); the HTML error page is never
+a redirect. Standard library only.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _JSON = "application/json"
 _HTML = "text/html; charset=utf-8"
 _NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+_Headers = Sequence[tuple[str, str]]
 
 
 def _media_type(content_type: str | None) -> str:
@@ -41,6 +42,20 @@ def _single(params: dict[str, list[str]], name: str) -> str | None:
     """The first value of ``name`` (repetition is checked separately)."""
     values = params.get(name)
     return values[0] if values else None
+
+
+def _required(params: dict[str, list[str]], name: str) -> str:
+    value = _single(params, name)
+    if not value:
+        raise _OAuthError("invalid_request", f"The {name} parameter is missing.")
+    return value
+
+
+def _refuse_repeated(params: dict[str, list[str]]) -> None:
+    """RFC 6749 3.1, 3.2: a parameter is sent at most once."""
+    repeated = sorted(name for name, values in params.items() if len(values) > 1)
+    if repeated:
+        raise _OAuthError("invalid_request", f"Repeated parameter: {repeated[0]}.")
 
 
 @dataclass
@@ -140,24 +155,33 @@ class MockResponse:
         return json.loads(self.body)
 
 
-def _json_response(status: int, data: Any, headers: Sequence[tuple[str, str]] = ()) -> MockResponse:
+def _json_response(status: int, data: Any, headers: _Headers = ()) -> MockResponse:
     body = json.dumps(data, separators=(",", ":")).encode()
     return MockResponse(status, [("Content-Type", _JSON), *headers], body)
 
 
-def _oauth_error(
-    error: str, description: str, status: int = 400, headers: Sequence[tuple[str, str]] = ()
-) -> MockResponse:
-    """An RFC 6749 5.2 error response (also used for RFC 7009 and RFC 6750 errors)."""
-    data = {"error": error, "error_description": description}
-    return _json_response(status, data, [*_NO_STORE, *headers])
+class _OAuthError(Exception):
+    """An RFC 6749 5.2 error (also RFC 7009 and RFC 6750): raised to refuse a request, answered
+    by :meth:`.app.MockPagero.handle` (the authorization endpoint redirects it back instead)."""
+
+    def __init__(
+        self, error: str, description: str, status: int = 400, headers: _Headers = ()
+    ) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        data = {"error": error, "error_description": description}
+        self.response = _json_response(status, data, [*_NO_STORE, *headers])
 
 
-def _invalid_client(description: str) -> MockResponse:
+def _invalid_request(description: str) -> _OAuthError:
+    return _OAuthError("invalid_request", description)
+
+
+def _invalid_client(description: str) -> _OAuthError:
     """RFC 6749 5.2: ``invalid_client`` is a 401 with a ``WWW-Authenticate`` challenge."""
-    return _oauth_error(
-        "invalid_client", description, 401, [("WWW-Authenticate", 'Basic realm="mock-pagero"')]
-    )
+    challenge = ("WWW-Authenticate", 'Basic realm="mock-pagero"')
+    return _OAuthError("invalid_client", description, 401, [challenge])
 
 
 #: The mock's pages look like the example project's (its ``demo.css``), inline: the mock
@@ -219,10 +243,6 @@ def _redirect(uri: str, params: dict[str, str]) -> MockResponse:
 
 def _method_not_allowed(allow: str) -> MockResponse:
     return _json_response(405, {"error": "method_not_allowed"}, [("Allow", allow)])
-
-
-def _oauth_405() -> MockResponse:
-    return _oauth_error("invalid_request", "Use POST.", 405, [("Allow", "POST")])
 
 
 def _reason(status: int) -> str:

@@ -16,6 +16,7 @@ from .http import (
     MockResponse,
     _json_response,
     _method_not_allowed,
+    _OAuthError,
 )
 from .oidc import JWKS_PATH, discovery_document
 from .state import MockPageroState
@@ -30,46 +31,32 @@ _DOCUMENTS: tuple[dict[str, str], ...] = (
 class ResourceEndpoints(MockPageroState):
     """The API, JWKS and discovery endpoints; mixed into :class:`.app.MockPagero`."""
 
-    # --- API (RFC 6750) ----------------------------------------------------------------
-
     def _api(self, request: MockRequest) -> MockResponse:
+        """RFC 6750: a live access token in ``Authorization: Bearer``, else a 401 challenge."""
         route = request.path[len(API_PREFIX) :]
         if route not in ("/v1/me", "/v1/documents"):
             return _json_response(404, {"error": "not_found", "path": request.path})
         if request.method not in ("GET", "HEAD"):
             return _method_not_allowed("GET")
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        token = token.strip()
         with self.lock:
-            record = self._tokens.get(token) if scheme.lower() == "bearer" else None
-            valid = (
-                record is not None and record.kind == "access" and self._live(record, self.clock())
-            )
-        if record is None or not valid:
-            return _json_response(
-                401,
-                {"error": "invalid_token", "error_description": "Missing or invalid token."},
-                [("WWW-Authenticate", 'Bearer realm="mock-pagero", error="invalid_token"')],
-            )
+            record = self._live_token_locked(token.strip(), "access")
+        if record is None or scheme.lower() != "bearer":
+            challenge = ("WWW-Authenticate", 'Bearer realm="mock-pagero", error="invalid_token"')
+            raise _OAuthError("invalid_token", "Missing or invalid token.", 401, [challenge])
+        grant = record.grant
+        data: dict[str, Any] = {"publicid": grant.publicid}
         if route == "/v1/me":
-            data: Any = {
-                "publicid": record.publicid,
-                "name": "Demo Company AB",
-                "client_id": record.client_id,
-            }
+            data.update({"name": "Demo Company AB", "client_id": grant.client_id})
         else:
-            data = {
-                "publicid": record.publicid,
-                "documents": [
-                    {"id": f"{record.publicid}-{index}", **document}
-                    for index, document in enumerate(_DOCUMENTS, start=1)
-                ],
-            }
+            data["documents"] = [
+                {"id": f"{grant.publicid}-{index}", **document}
+                for index, document in enumerate(_DOCUMENTS, start=1)
+            ]
         return _json_response(200, data)
 
-    # --- OpenID Connect: JWKS and discovery (see oidc) -----------------------------
-
     def _openid_document(self, request: MockRequest) -> MockResponse:
+        """The JWKS or the discovery document (:mod:`.oidc`)."""
         if request.method not in ("GET", "HEAD"):
             return _method_not_allowed("GET")
         if request.path == JWKS_PATH:
