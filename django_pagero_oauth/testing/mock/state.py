@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import collections
 import hashlib
-import json
 import secrets
 import threading
 import time
@@ -21,7 +20,7 @@ from typing import Any, Literal
 
 from .faults import Fault
 from .http import API_PREFIX, AUTHORIZE_PATH, REVOKE_PATH, TOKEN_PATH, MockRequest
-from .oidc import KeySet, _b64url, make_id_token
+from .oidc import KeySet, _b64url, _encode, make_id_token
 
 REFRESH_TOKEN_PREFIX = "_1XBPWQQ_"
 JWT_KID = "mock-key-1"
@@ -326,5 +325,4 @@ class MockPageroState:
 def _jwt(payload: dict[str, Any]) -> str:
     """A JWT-shaped token (RFC 7519) whose signature is random bytes: never verify it."""
     header = {"alg": "RS256", "typ": "JWT", "kid": JWT_KID, "x5t": JWT_X5T}
-    parts = (json.dumps(part, separators=(",", ":")).encode() for part in (header, payload))
-    return ".".join([*(_b64url(part) for part in parts), _b64url(secrets.token_bytes(32))])
+    return f"{_encode(header, payload).decode()}.{_b64url(secrets.token_bytes(32))}"
