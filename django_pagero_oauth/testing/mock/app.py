@@ -1,16 +1,13 @@
 """The mock as one application: :class:`MockPagero` routes each request to its endpoint.
 
-:meth:`MockPagero.handle` is the one entry point of every adapter (the threaded server in
-:mod:`.server`, :meth:`MockPagero.wsgi_app` below, the Django view in
-:mod:`django_pagero_oauth.testing.views`): it counts the request, takes the first matching
-:class:`~.faults.Fault` and applies it (instead of, or on top of, the real answer), and
-routes to the endpoints, mixins over the shared state of :mod:`.state`:
-:mod:`.authorization`, :mod:`.token_endpoint` and :mod:`.resources`.
+:meth:`MockPagero.handle` is the one entry point of every adapter (:mod:`.server`,
+:meth:`MockPagero.wsgi_app`, :mod:`django_pagero_oauth.testing.views`): it counts the request
+and applies the first matching :class:`~.faults.Fault`, instead of or on top of the answer.
 
-The ``/_mock/...`` control endpoints (stats, reset, config, faults, release, revoke_grant) are
-answered here as well, so they exist only where a mock is served on purpose: a test's :class:`~.server.MockPageroServer`,
-the CLI, or ``django_pagero_oauth.testing.urls`` mounted in a project, whose view answers 404
-unless ``DEBUG`` or ``ALLOW_MOCK_SERVER`` is set. The app's own URLconf never includes them.
+The ``/_mock/...`` control endpoints (stats, reset, config, fault, release, revoke_grant) are
+answered here, so they exist only where a mock is served on purpose: a test's
+:class:`~.server.MockPageroServer`, the CLI, or ``django_pagero_oauth.testing.urls`` mounted
+in a project (404 unless ``DEBUG`` or ``ALLOW_MOCK_SERVER``). The app's URLconf never has them.
 """
 
 from __future__ import annotations

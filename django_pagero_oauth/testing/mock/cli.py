@@ -74,10 +74,6 @@ def settings_block(
     )
 
 
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; prints the URL (first line of stdout) and serves."""
     args = _parser().parse_args(argv)
@@ -91,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     server = MockPageroServer(mock, host=args.host, port=args.port, verbose=args.verbose)
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # KeyboardInterrupt
     server.start()
     print(f"Mock Pagero listening on {server.url}", flush=True)
     block = settings_block(

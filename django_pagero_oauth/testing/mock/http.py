@@ -13,7 +13,7 @@ import html
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
+from http.client import responses
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -32,10 +32,6 @@ _Headers = Sequence[tuple[str, str]]
 
 def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-def _parse_qs(text: str) -> dict[str, list[str]]:
-    return parse_qs(text, keep_blank_values=True)
 
 
 def _single(params: dict[str, list[str]], name: str) -> str | None:
@@ -98,11 +94,11 @@ class MockRequest:
         split = urlsplit(target)
         form: dict[str, list[str]] = {}
         if _media_type(header_map.get("content-type")) == FORM_CONTENT_TYPE:
-            form = _parse_qs(body.decode("utf-8", "replace"))
+            form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         return cls(
             method=method,
             path=split.path or "/",
-            query=_parse_qs(split.query),
+            query=parse_qs(split.query, keep_blank_values=True),
             form=form,
             headers=header_map,
             base_url=base_url,
@@ -145,10 +141,6 @@ class MockResponse:
     drop_connection: bool = False
     #: Seconds the adapter waits before answering (or before dropping).
     delay: float = 0.0
-
-    def header(self, name: str) -> str | None:
-        """The first header called ``name`` (case-insensitive), or ``None``."""
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
 
     def json(self) -> Any:
         """The body parsed as JSON."""
@@ -246,7 +238,4 @@ def _method_not_allowed(allow: str) -> MockResponse:
 
 
 def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    return responses.get(status, "Unknown")
