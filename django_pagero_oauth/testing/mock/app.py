@@ -1,5 +1,9 @@
 """The mock as one application: :class:`MockPagero` routes each request to its endpoint.
 
+The endpoints are :mod:`.authorization` and :mod:`.token_endpoint` (mixins over the state of
+:mod:`.state`) and, here, a tiny Pagero API (bearer tokens, RFC 6750) and the JWKS and
+discovery documents of OpenID Connect (:mod:`.oidc` owns the keys).
+
 :meth:`MockPagero.handle` is the one entry point of every adapter (:mod:`.server`,
 :meth:`MockPagero.wsgi_app`, :mod:`django_pagero_oauth.testing.views`): it counts the request
 and applies the first matching :class:`~.faults.Fault`, instead of or on top of the answer.
@@ -27,13 +31,13 @@ from .http import (
     MockRequest,
     MockResponse,
     _json_response,
+    _method_not_allowed,
     _OAuthError,
     _reason,
     _required,
     _single,
 )
-from .oidc import DISCOVERY_PATH, JWKS_PATH
-from .resources import ResourceEndpoints
+from .oidc import DISCOVERY_PATH, JWKS_PATH, discovery_document
 from .token_endpoint import TokenEndpoints
 
 #: The endpoints a :class:`~.faults.Fault` and :attr:`MockPagero.counts` name, by path.
@@ -46,13 +50,18 @@ _ENDPOINTS = {
     DISCOVERY_PATH: "discovery",
 }
 _LIFETIMES = ("expires_in", "code_lifetime", "refresh_token_lifetime")
+_DOCUMENTS: tuple[dict[str, str], ...] = (
+    {"number": "INV-1001", "amount": "1250.00", "currency": "SEK", "status": "delivered"},
+    {"number": "INV-1002", "amount": "99.90", "currency": "EUR", "status": "pending"},
+    {"number": "INV-1003", "amount": "18400.00", "currency": "SEK", "status": "paid"},
+)
 
 
 def _endpoint(path: str) -> str | None:
     return _ENDPOINTS.get(API_PREFIX if path.startswith(API_PREFIX + "/") else path)
 
 
-class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
+class MockPagero(AuthorizationEndpoint, TokenEndpoints):
     """The in-memory server. Thread-safe: all state is guarded by :attr:`lock`.
 
     Tests read (and may write) :attr:`counts` (a :class:`collections.Counter`):
@@ -188,6 +197,42 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
             for name, number in values.items():
                 setattr(self, name, number)
             return {name: getattr(self, name) for name in _LIFETIMES}
+
+    def _api(self, request: MockRequest) -> MockResponse:
+        """RFC 6750: a live access token in ``Authorization: Bearer``, else a 401 challenge."""
+        route = request.path[len(API_PREFIX) :]
+        if route not in ("/v1/me", "/v1/documents"):
+            return _json_response(404, {"error": "not_found", "path": request.path})
+        if request.method not in ("GET", "HEAD"):
+            return _method_not_allowed("GET")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        with self.lock:
+            record = self._live_token_locked(token.strip(), "access")
+        if record is None or scheme.lower() != "bearer":
+            challenge = ("WWW-Authenticate", 'Bearer realm="mock-pagero", error="invalid_token"')
+            raise _OAuthError("invalid_token", "Missing or invalid token.", 401, [challenge])
+        grant = record.grant
+        data: dict[str, Any] = {"publicid": grant.publicid}
+        if route == "/v1/me":
+            data.update({"name": "Demo Company AB", "client_id": grant.client_id})
+        else:
+            data["documents"] = [
+                {"id": f"{grant.publicid}-{index}", **document}
+                for index, document in enumerate(_DOCUMENTS, start=1)
+            ]
+        return _json_response(200, data)
+
+    def _openid_document(self, request: MockRequest) -> MockResponse:
+        """The JWKS or the discovery document (:mod:`.oidc`)."""
+        if request.method not in ("GET", "HEAD"):
+            return _method_not_allowed("GET")
+        if request.path == JWKS_PATH:
+            with self.lock:
+                return _json_response(200, self.signing_keys.jwks())
+        document = discovery_document(
+            self._issuer(request), request.base_url, AUTHORIZE_PATH, TOKEN_PATH
+        )
+        return _json_response(200, document)
 
     def wsgi_app(
         self, environ: dict[str, Any], start_response: Callable[..., Any]

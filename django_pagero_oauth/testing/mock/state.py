@@ -2,7 +2,7 @@
 
 :class:`MockPageroState` holds what the endpoints read and change, all under :attr:`lock`,
 the helpers tests call directly, and the one place tokens are minted (``_issue_locked``). The
-endpoints are the mixins in :mod:`.authorization`, :mod:`.token_endpoint` and :mod:`.resources`.
+endpoints are mixins over it (:mod:`.authorization`, :mod:`.token_endpoint`) and :mod:`.app`.
 """
 
 from __future__ import annotations
