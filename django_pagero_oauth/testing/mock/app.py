@@ -1,8 +1,8 @@
 """The mock as one application: :class:`MockPagero` routes each request to its endpoint.
 
-The endpoints are :mod:`.authorization` and :mod:`.token_endpoint` (mixins over the state of
-:mod:`.state`) and, here, a tiny Pagero API (bearer tokens, RFC 6750) and the JWKS and
-discovery documents of OpenID Connect (:mod:`.oidc` owns the keys).
+The endpoints are those of :mod:`.endpoints` (a mixin over the state of :mod:`.state`) and,
+here, a tiny Pagero API (bearer tokens, RFC 6750) and the JWKS and discovery documents of
+OpenID Connect (:mod:`.oidc` owns the keys).
 
 :meth:`MockPagero.handle` is the one entry point of every adapter (:mod:`.server`,
 :meth:`MockPagero.wsgi_app`, :mod:`django_pagero_oauth.testing.views`): it counts the request
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .authorization import AuthorizationEndpoint
+from .endpoints import OAuthEndpoints
 from .faults import Fault, _parse_fault_form, _with_fields
 from .http import (
     _NO_STORE,
@@ -38,7 +38,6 @@ from .http import (
     _single,
 )
 from .oidc import DISCOVERY_PATH, JWKS_PATH, discovery_document
-from .token_endpoint import TokenEndpoints
 
 #: The endpoints a :class:`~.faults.Fault` and :attr:`MockPagero.counts` name, by path.
 _ENDPOINTS = {
@@ -61,7 +60,7 @@ def _endpoint(path: str) -> str | None:
     return _ENDPOINTS.get(API_PREFIX if path.startswith(API_PREFIX + "/") else path)
 
 
-class MockPagero(AuthorizationEndpoint, TokenEndpoints):
+class MockPagero(OAuthEndpoints):
     """The in-memory server. Thread-safe: all state is guarded by :attr:`lock`.
 
     Tests read (and may write) :attr:`counts` (a :class:`collections.Counter`):
@@ -94,10 +93,7 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints):
             if count_key is not None:
                 self.counts[count_key] += 1
             fault = self._take_fault(endpoint, grant_type)
-        if fault is None:
-            response = self._route(request, route, None)
-        else:
-            response = self._faulted(request, route, fault)
+        response = self._faulted(request, route, fault)
         if count_key == "refresh_token" and (
             response.drop_connection or not 200 <= response.status < 300
         ):
@@ -105,8 +101,12 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints):
                 self.counts["refresh_token_failed"] += 1
         return response
 
-    def _faulted(self, request: MockRequest, route: str | None, fault: Fault) -> MockResponse:
-        """The answer to a request ``fault`` matched (:class:`~.faults.Fault` says how)."""
+    def _faulted(
+        self, request: MockRequest, route: str | None, fault: Fault | None
+    ) -> MockResponse:
+        """The answer, changed as ``fault`` says (:class:`~.faults.Fault`)."""
+        if fault is None:
+            return self._route(request, route, None)
         if fault.hold and not fault.process:
             self._hold()
         if fault.short_circuits and not fault.process:

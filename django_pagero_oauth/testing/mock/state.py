@@ -2,7 +2,7 @@
 
 :class:`MockPageroState` holds what the endpoints read and change, all under :attr:`lock`,
 the helpers tests call directly, and the one place tokens are minted (``_issue_locked``). The
-endpoints are mixins over it (:mod:`.authorization`, :mod:`.token_endpoint`) and :mod:`.app`.
+endpoints are :mod:`.endpoints` (a mixin over it) and :mod:`.app`.
 """
 
 from __future__ import annotations
@@ -154,8 +154,6 @@ class MockPageroState:
         self._held_changed = threading.Condition(self.lock)
         self._hold_gate = threading.Event()
 
-    # --- public helpers ---------------------------------------------------------------
-
     def reset(self) -> None:
         """Forget all codes, tokens, counters and faults (configuration stays); release what
         is held."""
@@ -228,14 +226,10 @@ class MockPageroState:
     def stats(self) -> dict[str, Any]:
         """What ``GET /_mock/stats`` answers."""
         with self.lock:
-            counts = {key: self.counts[key] for key in COUNT_KEYS}
-            counts.update(self.counts)
             return {
-                "counts": counts,
+                "counts": {**dict.fromkeys(COUNT_KEYS, 0), **self.counts},
                 "issued_refresh_tokens": len(self.issued_refresh_tokens),
-                "last_refresh_token": (
-                    self.issued_refresh_tokens[-1] if self.issued_refresh_tokens else None
-                ),
+                "last_refresh_token": next(reversed(self.issued_refresh_tokens), None),
                 "pending_faults": len(self.faults),
                 "expires_in": self.expires_in,
             }
@@ -245,8 +239,6 @@ class MockPageroState:
         return mock_settings(
             base_url, client_id=self.client_id, client_secret=self.client_secret, issuer=self.issuer
         )
-
-    # --- issuing and checking tokens -------------------------------------------------
 
     def _issuer(self, request: MockRequest) -> str:
         """The ``iss`` of this server: the configured issuer, else where it is mounted."""
