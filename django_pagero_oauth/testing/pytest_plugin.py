@@ -81,10 +81,10 @@ def pagero_token_factory(pagero_mock: MockPageroServer, db: None) -> Callable[..
         with transaction.atomic():
             token = PageroToken.store_for_user(user, response)
         if expired:
-            token.access_token_expires_at = timezone.now() - timedelta(seconds=1)
+            fields["access_token_expires_at"] = timezone.now() - timedelta(seconds=1)
         for name, value in fields.items():
             setattr(token, name, value)
-        if expired or fields:
+        if fields:
             token.save()
         return token
 

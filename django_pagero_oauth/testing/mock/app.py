@@ -184,18 +184,15 @@ class MockPagero(OAuthEndpoints):
     def _configure(self, form: dict[str, list[str]]) -> dict[str, int]:
         """``POST /_mock/config``: set any of :data:`_LIFETIMES` (positive integers, seconds);
         returns all three."""
-        values: dict[str, int] = {}
-        for name in _LIFETIMES:
-            value = _single(form, name)
-            if value is not None and (not value.isdigit() or int(value) < 1):
+        given = {name: value for name in _LIFETIMES if (value := _single(form, name)) is not None}
+        for name, value in given.items():
+            if not value.isdigit() or int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer")
-            if value is not None:
-                values[name] = int(value)
-        if not values:
+        if not given:
             raise ValueError(f"set one of {', '.join(_LIFETIMES)}")
         with self.lock:
-            for name, number in values.items():
-                setattr(self, name, number)
+            for name, value in given.items():
+                setattr(self, name, int(value))
             return {name: getattr(self, name) for name in _LIFETIMES}
 
     def _api(self, request: MockRequest) -> MockResponse:
