@@ -53,12 +53,10 @@ from .state import MockPageroState, _Code, _Grant
 _S256_CHALLENGE_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 # RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by single spaces.
 _SCOPE_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*")
-#: The login form's own fields, not parameters of the authorization request.
-_FORM_FIELDS = ("action", "publicid")
-
-
 # RFC 7636 4.1: a code_verifier is 43 to 128 unreserved characters.
 _VERIFIER_RE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+#: The login form's own fields, not parameters of the authorization request.
+_FORM_FIELDS = ("action", "publicid")
 
 
 def _invalid_grant(description: str) -> _OAuthError:
