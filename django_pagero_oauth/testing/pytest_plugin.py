@@ -30,11 +30,8 @@ if TYPE_CHECKING:
 def pagero_mock_server() -> Iterator[MockPageroServer]:
     from .mock import MockPageroServer
 
-    server = MockPageroServer().start()
-    try:
+    with MockPageroServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -36,13 +36,9 @@ def get_mock() -> MockPagero:
         return _mock
 
 
-def mock_allowed() -> bool:
-    return bool(settings.DEBUG or app_settings.ALLOW_MOCK_SERVER)
-
-
 @csrf_exempt
 def mock_pagero(request: HttpRequest, path: str = "") -> HttpResponse:
-    if not mock_allowed():
+    if not (settings.DEBUG or app_settings.ALLOW_MOCK_SERVER):
         raise Http404("The mock Pagero server runs only with DEBUG or ALLOW_MOCK_SERVER.")
     prefix = request.path[: len(request.path) - len(path)].rstrip("/")
     query = request.META.get("QUERY_STRING", "")

@@ -33,6 +33,7 @@ from .http import (
     _json_response,
     _method_not_allowed,
     _OAuthError,
+    _Params,
     _reason,
     _required,
     _single,
@@ -164,7 +165,7 @@ class MockPagero(OAuthEndpoints):
             return _json_response(404, {"error": "not_found", "path": path})
         return _json_response(200, {"ok": True, **answer})
 
-    def _control(self, name: str, form: dict[str, list[str]]) -> dict[str, Any] | None:
+    def _control(self, name: str, form: _Params) -> dict[str, Any] | None:
         """``POST /_mock/<name>``: what the answer adds to ``ok``, ``None`` for no such control.
         A :class:`ValueError` is a 400."""
         if name == "reset":
@@ -181,7 +182,7 @@ class MockPagero(OAuthEndpoints):
             return None
         return {}
 
-    def _configure(self, form: dict[str, list[str]]) -> dict[str, int]:
+    def _configure(self, form: _Params) -> dict[str, int]:
         """``POST /_mock/config``: set any of :data:`_LIFETIMES` (positive integers, seconds);
         returns all three."""
         given = {name: value for name in _LIFETIMES if (value := _single(form, name)) is not None}

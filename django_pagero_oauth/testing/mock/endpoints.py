@@ -41,6 +41,7 @@ from .http import (
     _media_type,
     _method_not_allowed,
     _OAuthError,
+    _Params,
     _redirect,
     _refuse_repeated,
     _required,
@@ -82,7 +83,7 @@ class OAuthEndpoints(MockPageroState):
     """:data:`~.http.AUTHORIZE_PATH`, :data:`~.http.TOKEN_PATH` and :data:`~.http.REVOKE_PATH`;
     mixed into :class:`.app.MockPagero`."""
 
-    def _validate_client_and_redirect(self, params: dict[str, list[str]]) -> str | None:
+    def _validate_client_and_redirect(self, params: _Params) -> str | None:
         """The errors that must NOT be redirected (RFC 6749 4.1.2.1); ``None`` when fine."""
         for name in ("client_id", "redirect_uri"):
             if len(params.get(name, [])) > 1:
@@ -104,7 +105,7 @@ class OAuthEndpoints(MockPageroState):
             return "The redirect_uri is not registered for this client."
         return None
 
-    def _validate_authorize(self, params: dict[str, list[str]], publicid: str) -> _Code:
+    def _validate_authorize(self, params: _Params, publicid: str) -> _Code:
         """The code this request would get; raises :class:`~.http._OAuthError` if invalid."""
         _refuse_repeated(params)
         response_type = _single(params, "response_type")
@@ -144,11 +145,7 @@ class OAuthEndpoints(MockPageroState):
         )
 
     def _redirect_back(
-        self,
-        request: MockRequest,
-        params: dict[str, list[str]],
-        out: dict[str, str],
-        fault: Fault | None = None,
+        self, request: MockRequest, params: _Params, out: dict[str, str], fault: Fault | None = None
     ) -> MockResponse:
         """To the client's ``redirect_uri`` with ``out``, its ``state`` and ``iss`` (RFC 9207 2),
         which a ``Fault(iss=...)`` replaces or (``OMIT``) leaves out."""
@@ -161,7 +158,7 @@ class OAuthEndpoints(MockPageroState):
         return _redirect(_single(params, "redirect_uri") or "", out)
 
     def _checked_authorize(
-        self, request: MockRequest, params: dict[str, list[str]], publicid: str = "demo-company"
+        self, request: MockRequest, params: _Params, publicid: str = "demo-company"
     ) -> _Code | MockResponse:
         """The validated authorization request, or the answer to an invalid one.
 

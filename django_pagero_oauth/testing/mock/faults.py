@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import EllipsisType
 from typing import Any, Literal
 
-from .http import _JSON, MockResponse, _single
+from .http import _JSON, MockResponse, _Params, _single
 from .oidc import ID_TOKEN_FAULTS
 
 FAULT_ENDPOINTS = ("token", "revoke", "api", "authorize", "jwks", "discovery")
@@ -158,7 +158,7 @@ def _with_fields(response: MockResponse, fields: dict[str, Any]) -> MockResponse
     return MockResponse(response.status, headers, json.dumps(data).encode(), delay=response.delay)
 
 
-def _parse_fault_form(form: dict[str, list[str]]) -> Fault:
+def _parse_fault_form(form: _Params) -> Fault:
     """The :class:`Fault` that ``POST /_mock/fault`` describes with form fields named like
     its attributes; raises :class:`ValueError` for a bad one."""
 

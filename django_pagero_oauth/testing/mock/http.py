@@ -28,26 +28,28 @@ _JSON = "application/json"
 _HTML = "text/html; charset=utf-8"
 _NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 _Headers = Sequence[tuple[str, str]]
+#: Query or form parameters: every value of each name, in order.
+_Params = dict[str, list[str]]
 
 
 def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def _single(params: dict[str, list[str]], name: str) -> str | None:
+def _single(params: _Params, name: str) -> str | None:
     """The first value of ``name`` (repetition is checked separately)."""
     values = params.get(name)
     return values[0] if values else None
 
 
-def _required(params: dict[str, list[str]], name: str) -> str:
+def _required(params: _Params, name: str) -> str:
     value = _single(params, name)
     if not value:
         raise _OAuthError("invalid_request", f"The {name} parameter is missing.")
     return value
 
 
-def _refuse_repeated(params: dict[str, list[str]]) -> None:
+def _refuse_repeated(params: _Params) -> None:
     """RFC 6749 3.1, 3.2: a parameter is sent at most once."""
     repeated = sorted(name for name, values in params.items() if len(values) > 1)
     if repeated:
@@ -61,9 +63,9 @@ class MockRequest:
     method: str
     #: Path relative to the mock's mount point, e.g. ``"/oauth/v2/oauth-token"``.
     path: str
-    query: dict[str, list[str]]
+    query: _Params
     #: Parsed body when it is ``application/x-www-form-urlencoded``, else ``{}``.
-    form: dict[str, list[str]]
+    form: _Params
     #: Header names are normalised to lower case.
     headers: dict[str, str]
     #: Absolute URL of the mount point, without a trailing slash.
@@ -92,7 +94,7 @@ class MockRequest:
             key = name.lower()
             header_map[key] = f"{header_map[key]}, {value}" if key in header_map else value
         split = urlsplit(target)
-        form: dict[str, list[str]] = {}
+        form: _Params = {}
         if _media_type(header_map.get("content-type")) == FORM_CONTENT_TYPE:
             form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         return cls(
