@@ -81,11 +81,10 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(django_pagero_oauth\.decorators\.)?View|ResponseHandler"),
     (r"py:.*", r"_\w+"),
     (r"py:attr", r"lock|counts|issued_refresh_tokens|expires_in"),
-    # MockPagero's endpoint mixins (internal modules of the mock, documented in architecture).
+    # MockPagero's endpoint mixin and state (internal modules of the mock, see architecture).
     (
         r"py:class",
-        r"django_pagero_oauth\.testing\.mock\.(authorization\.AuthorizationEndpoint|"
-        r"token_endpoint\.TokenEndpoints|resources\.ResourceEndpoints|state\.MockPageroState)",
+        r"django_pagero_oauth\.testing\.mock\.(endpoints\.OAuthEndpoints|state\.MockPageroState)",
     ),
 ]
 
