@@ -104,22 +104,6 @@ class LinkNeedsConfirmation(Exception):
     """A sign-in flow of a logged-in user found a new identity: store nothing, ask first."""
 
 
-def remember_pending_link(
-    request: HttpRequest, verified: oidc.IdTokenClaims, *, next_url: str
-) -> None:
-    """Keep (issuer, subject) in the session until the user confirms or cancels the link.
-
-    Only the identity is kept, never a token: what the link page shows and what a POST links.
-    """
-    request.session[PENDING_LINK_SESSION_KEY] = {
-        "issuer": verified.issuer,
-        "subject": verified.subject,
-        "user_id": str(request.user.pk),
-        "next_url": next_url,
-        "created": time.time(),
-    }
-
-
 def pending_link(request: HttpRequest, *, pop: bool = False) -> dict[str, Any] | None:
     """The identity link waiting for this user's confirmation, if it is theirs and recent.
 
@@ -129,36 +113,12 @@ def pending_link(request: HttpRequest, *, pop: bool = False) -> dict[str, Any] |
     if not app_settings.SIGN_IN_ENABLED:
         request.session.pop(PENDING_LINK_SESSION_KEY, None)
         return None
-    entry = (
-        request.session.pop(PENDING_LINK_SESSION_KEY, None)
-        if pop
-        else request.session.get(PENDING_LINK_SESSION_KEY)
-    )
+    entry = (request.session.pop if pop else request.session.get)(PENDING_LINK_SESSION_KEY, None)
     if not isinstance(entry, dict) or not request.user.is_authenticated:
         return None
-    if entry.get("user_id") != str(request.user.pk):
-        return None
-    if time.time() - float(entry.get("created", 0)) > app_settings.STATE_MAX_AGE:
-        return None
-    if not all(isinstance(entry.get(name), str) for name in ("issuer", "subject", "next_url")):
-        return None
-    return entry
-
-
-def link_identity(request: HttpRequest, *, issuer: str, subject: str) -> PageroIdentity:
-    """Link (issuer, subject) to the logged-in user, as they confirmed; send ``identity_linked``.
-
-    Raises :class:`IdentityRefused` as :meth:`PageroIdentity.link` does.
-    """
-    user: Any = request.user
-    with transaction.atomic(using=router.db_for_write(PageroIdentity)):
-        identity, created = PageroIdentity.link(user, issuer=issuer, subject=subject)
-    if created:
-        logger.info("Pagero identity linked to user #%s", user.pk)
-        identity_linked.send(
-            PageroIdentity, identity=identity, user=user, request=request, created_user=False
-        )
-    return identity
+    fresh = time.time() - float(entry.get("created", 0)) <= app_settings.STATE_MAX_AGE
+    readable = all(isinstance(entry.get(name), str) for name in ("issuer", "subject", "next_url"))
+    return entry if entry.get("user_id") == str(request.user.pk) and fresh and readable else None
 
 
 def is_user(instance: Any) -> bool:
@@ -376,49 +336,41 @@ class SignInCallbackMixin:
             )
 
     def confirm_link(self, flow: flows.Flow, verified: oidc.IdTokenClaims | None) -> HttpResponse:
-        """Ask the logged-in user to confirm the new identity (``pagero_oauth:link_identity``).
-        Only a verified identity waits for a link: ``verified`` is set."""
+        """Ask the logged-in user to confirm the new identity (``pagero_oauth:link_identity``),
+        kept in the session until then: the identity, never a token. Only a verified identity
+        waits for a link: ``verified`` is set."""
         claims = cast(oidc.IdTokenClaims, verified)
-        remember_pending_link(self.request, claims, next_url=flow.next_url)
+        self.request.session[PENDING_LINK_SESSION_KEY] = {
+            "issuer": claims.issuer,
+            "subject": claims.subject,
+            "user_id": str(self.request.user.pk),
+            "next_url": flow.next_url,
+            "created": time.time(),
+        }
         return HttpResponseRedirect(reverse("pagero_oauth:link_identity"))
 
     def identity_refused(
         self, exc: IdentityRefused, verified: oidc.IdTokenClaims | None
     ) -> HttpResponse:
-        """The identity may not be used: say why and how to go on; nothing was stored."""
-        return identity_refused_response(
-            self.request, exc, verified, template_name=self.identity_refused_template_name
+        """The refusal page (403): why the identity may not be used and how to go on; nothing
+        was stored."""
+        request = self.request
+        logger.warning(
+            "Pagero identity refused (%s): issuer %r, subject %r, user #%s",
+            exc.error,
+            verified.issuer if verified else "",
+            verified.subject if verified else "",
+            request.user.pk,
         )
-
-
-def identity_refused_response(
-    request: HttpRequest,
-    exc: IdentityRefused,
-    verified: oidc.IdTokenClaims | None,
-    *,
-    template_name: str,
-) -> HttpResponse:
-    """The refusal page (403): why the identity may not be used and how to go on; logged."""
-    logger.warning(
-        "Pagero identity refused (%s): issuer %r, subject %r, user #%s",
-        exc.error,
-        verified.issuer if verified else "",
-        verified.subject if verified else "",
-        request.user.pk,
-    )
-    message = explain(Place.LOGIN, exc)
-    link_url = ""
-    if exc.error == "unknown_identity":
-        link_url = (
-            f"{resolve_url(settings.LOGIN_URL)}?"
-            f"{urlencode({'next': reverse('pagero_oauth:sign_in')})}"
+        message = explain(Place.LOGIN, exc)
+        link_url = ""
+        if exc.error == "unknown_identity":
+            sign_in = urlencode({"next": reverse("pagero_oauth:sign_in")})
+            link_url = f"{resolve_url(settings.LOGIN_URL)}?{sign_in}"
+        context = {"message": message, "reason": exc.error, "link_url": link_url}
+        response = TemplateResponse(
+            request, self.identity_refused_template_name, context, status=403
         )
-    response = TemplateResponse(
-        request,
-        template_name,
-        {"message": message, "reason": exc.error, "link_url": link_url},
-        status=403,
-    )
-    # Mostly answered at the callback's URL, which holds the code; the page has no form.
-    response["Referrer-Policy"] = "no-referrer"
-    return response
+        # Mostly answered at the callback's URL, which holds the code; the page has no form.
+        response["Referrer-Policy"] = "no-referrer"
+        return response

@@ -50,14 +50,7 @@ from .explain import Place, explain, explain_authorization_error, status_for
 from .guard import EVERY_DATABASE, roll_back_the_handlers_transactions
 from .models import PageroIdentity, PageroToken
 from .signals import token_obtained
-from .signin import (
-    LinkNeedsConfirmation,
-    SignInCallbackMixin,
-    SignInOutcome,
-    identity_refused_response,
-    link_identity,
-    pending_link,
-)
+from .signin import LinkNeedsConfirmation, SignInCallbackMixin, SignInOutcome, pending_link
 from .tokens import (
     revocable_refresh_token,
     revoke,
@@ -420,11 +413,11 @@ class DisconnectView(LoginRequiredMixin, View):
 
 
 @method_decorator(form_page_referrer_policy, name="dispatch")
-class LinkIdentityView(LoginRequiredMixin, View):
+class LinkIdentityView(LoginRequiredMixin, SignInCallbackMixin, View):
     """Confirm linking a new Pagero identity to the logged-in user (a POST with CSRF).
 
     The callback of a logged-in user's flow that found an identity not linked to anyone sends
-    the user here instead of linking it (``signin.remember_pending_link``): "Link your Pagero
+    the user here instead of linking it (``SignInCallbackMixin.confirm_link``): "Link your Pagero
     account X to this site's account Y?". Only a POST with ``confirm`` links it (and sends
     ``identity_linked``); anything else drops the pending link. The pending link belongs to the
     user and session that started the flow and expires after ``STATE_MAX_AGE``.
@@ -432,15 +425,6 @@ class LinkIdentityView(LoginRequiredMixin, View):
 
     http_method_names = ["get", "post"]
     template_name = "django_pagero_oauth/link_identity.html"
-    identity_refused_template_name = SignInCallbackMixin.identity_refused_template_name
-
-    def identity_refused(self, exc: IdentityRefused, entry: dict[str, Any]) -> HttpResponse:
-        """The refusal page of the callback (the same words for the same reasons), logged with
-        the identity that waited."""
-        verified = oidc.IdTokenClaims(issuer=entry["issuer"], subject=entry["subject"], claims={})
-        return identity_refused_response(
-            self.request, exc, verified, template_name=self.identity_refused_template_name
-        )
 
     @method_decorator(never_cache)
     @method_decorator(csrf_protect)
@@ -466,10 +450,16 @@ class LinkIdentityView(LoginRequiredMixin, View):
         if request.POST.get("confirm") != "1":
             messages.info(request, _("Nothing was linked."), fail_silently=True)
             return HttpResponseRedirect(next_url)
+        claims = oidc.IdTokenClaims(issuer=entry["issuer"], subject=entry["subject"], claims={})
+        user: Any = request.user
         try:
-            link_identity(request, issuer=entry["issuer"], subject=entry["subject"])
-        except IdentityRefused as exc:
-            return self.identity_refused(exc, entry)
+            with transaction.atomic(using=router.db_for_write(PageroIdentity)):
+                identity, created = PageroIdentity.link(
+                    user, issuer=claims.issuer, subject=claims.subject
+                )
+        except IdentityRefused as exc:  # the callback's refusal page, for the same reasons
+            return self.identity_refused(exc, claims)
+        self.finish_sign_in(SignInOutcome(user, claims, identity, newly_linked=created))
         messages.success(
             request,
             _("Your Pagero account is linked: you can now sign in with Pagero."),
