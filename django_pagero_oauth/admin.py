@@ -223,8 +223,6 @@ class PageroTokenAdmin(TokenActionsAdmin, _ReadOnlyAdmin):
     class Media:
         css = {"all": ("django_pagero_oauth/admin.css",)}
 
-    # --- queries ------------------------------------------------------------------------
-
     def get_queryset(self, request: HttpRequest) -> PageroTokenQuerySet:
         """Plain columns only, the status computed by the database: no per-row decryption."""
         queryset = cast(PageroTokenQuerySet, super().get_queryset(request))
@@ -273,15 +271,11 @@ class PageroTokenAdmin(TokenActionsAdmin, _ReadOnlyAdmin):
         )
         self.message_user(request, f"{message % {'count': count}} {hint}", messages.WARNING)
 
-    # --- permissions: tokens are read-only ----------------------------------------------
-
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """No token is ever edited; without ``obj`` this is the permission the actions need."""
         if obj is not None:
             return False
         return super().has_change_permission(request)
-
-    # --- columns ------------------------------------------------------------------------
 
     @admin.display(description=_("status"), ordering="health")
     def health_display(self, obj: PageroToken) -> SafeString:
@@ -366,8 +360,6 @@ class PageroTokenAdmin(TokenActionsAdmin, _ReadOnlyAdmin):
         if not hasattr(obj, "_pagero_decoded_jwt"):
             obj._pagero_decoded_jwt = obj.jwt_header_and_claims()  # type: ignore[attr-defined]
         return obj._pagero_decoded_jwt  # type: ignore[attr-defined, no-any-return]
-
-    # --- change view --------------------------------------------------------------------
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         """The decoded JWT only for a token that is a JWT (or cannot be decrypted)."""

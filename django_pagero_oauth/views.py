@@ -335,21 +335,16 @@ class DisconnectView(LoginRequiredMixin, View):
     # Nothing here needs the request's transaction: each write commits on its own.
     dispatch._non_atomic_requests = EVERY_DATABASE  # type: ignore[attr-defined]
 
-    @property
-    def user_pk(self) -> Any:
-        """The logged-in user's pk (``LoginRequiredMixin``: never an anonymous user here)."""
-        return self.request.user.pk
-
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         # The encrypted columns are not loaded: a token that cannot be decrypted any more
         # (a lost key) can still be shown and removed. Read where the revocation and the
         # unlink write: a lagging read replica may not hold a connection made moments ago.
         tokens = PageroToken.objects.db_manager(router.db_for_write(PageroToken))
         identities = PageroIdentity.objects.db_manager(router.db_for_write(PageroIdentity))
-        token = tokens.without_secrets().filter(user_id=self.user_pk).first()
+        user_pk = self.request.user.pk
         return {
-            "token": token,
-            "has_identity": identities.filter(user_id=self.user_pk).exists(),
+            "token": tokens.without_secrets().filter(user_id=user_pk).first(),
+            "has_identity": identities.filter(user_id=user_pk).exists(),
             "next": safe_next_url(
                 self.request, self.request.GET.get("next") or self.request.POST.get("next")
             ),
@@ -398,11 +393,9 @@ class DisconnectView(LoginRequiredMixin, View):
         return HttpResponseRedirect(context["next"])
 
     def unlink_identities(self) -> bool:
-        """Asked for: "Sign in with Pagero" no longer logs in as this user. Kept otherwise.
-
-        True when an identity was unlinked.
-        """
-        deleted, _rows = PageroIdentity.objects.filter(user_id=self.user_pk).delete()
+        """Asked for: "Sign in with Pagero" no longer logs in as this user. True when an
+        identity was unlinked."""
+        deleted, _rows = PageroIdentity.objects.filter(user_id=self.request.user.pk).delete()
         if deleted:
             logger.info("Pagero identity unlinked from user #%s", self.request.user.pk)
         return bool(deleted)
@@ -412,7 +405,7 @@ class DisconnectView(LoginRequiredMixin, View):
         return _("Your Pagero account was unlinked: “Sign in with Pagero” no longer logs you in.")
 
 
-@method_decorator(form_page_referrer_policy, name="dispatch")
+@method_decorator([form_page_referrer_policy, never_cache], name="dispatch")
 class LinkIdentityView(LoginRequiredMixin, SignInCallbackMixin, View):
     """Confirm linking a new Pagero identity to the logged-in user (a POST with CSRF).
 
@@ -426,7 +419,6 @@ class LinkIdentityView(LoginRequiredMixin, SignInCallbackMixin, View):
     http_method_names = ["get", "post"]
     template_name = "django_pagero_oauth/link_identity.html"
 
-    @method_decorator(never_cache)
     @method_decorator(csrf_protect)
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         entry = pending_link(request)
@@ -440,7 +432,6 @@ class LinkIdentityView(LoginRequiredMixin, SignInCallbackMixin, View):
         }
         return TemplateResponse(request, self.template_name, context)
 
-    @method_decorator(never_cache)
     @method_decorator(csrf_protect)
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         entry = pending_link(request, pop=True)
