@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -126,25 +126,19 @@ class RefreshTokenExpiryFilter(admin.SimpleListFilter):
         return None if expires is None else queryset.filter(expires)
 
 
-_Q = TypeVar("_Q", bound="QuerySet[Any]")
-
-
-def _on_primary_for_post(request: HttpRequest, queryset: _Q) -> _Q:
-    """A POST (an action, a confirmed delete) selects its rows where it writes: a lagging read
-    replica may lack a token connected moments ago, or hold one deleted already."""
-    if request.method == "POST":
-        return queryset.using(router.db_for_write(queryset.model))
-    return queryset
-
-
 class _ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Nothing is added here, and a POST selects its rows on the primary.
+    """Nothing is added here, and a POST (an action, a confirmed delete) selects its rows where
+    it writes: a lagging read replica may lack a token connected moments ago, or hold one
+    deleted already.
 
     No "delete selected": deleting a token would not tell Pagero ("Revoke" does, or says
     that it could not), and deleting an identity is what "Unlink" says it is."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return _on_primary_for_post(request, super().get_queryset(request))
+        queryset = super().get_queryset(request)
+        if request.method == "POST":
+            return queryset.using(router.db_for_write(queryset.model))
+        return queryset
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

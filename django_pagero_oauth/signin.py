@@ -121,12 +121,6 @@ def pending_link(request: HttpRequest, *, pop: bool = False) -> dict[str, Any] |
     return entry if entry.get("user_id") == str(request.user.pk) and fresh and readable else None
 
 
-def is_user(instance: Any) -> bool:
-    """Whether ``instance`` is a user: of the user model, or of a proxy of it."""
-    meta = getattr(instance, "_meta", None)
-    return meta is not None and meta.concrete_model is get_user_model()
-
-
 def unlink_on_password_change(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
     """``pre_save`` receiver (of every model; it keeps to the user model and its proxies):
     a new password unlinks the user's identities.
@@ -144,12 +138,12 @@ def unlink_on_password_change(sender: Any, instance: Any, raw: bool = False, **k
     (:func:`_is_hash_upgrade`). ``QuerySet.update(password=...)`` sends no signal at all, so it
     unlinks nothing: delete the identities with it.
     """
-    if raw or not is_user(instance) or instance.pk is None:
-        return
+    user_model = getattr(getattr(instance, "_meta", None), "concrete_model", None)
+    if raw or user_model is not get_user_model() or instance.pk is None:
+        return  # not a user (of the user model or a proxy of it), or a fixture
     update_fields = kwargs.get("update_fields")
     if update_fields is not None and "password" not in update_fields:
         return  # the password is not written
-    user_model = instance._meta.concrete_model
     old = (
         user_model._default_manager.using(kwargs.get("using"))
         .filter(pk=instance.pk)
@@ -204,8 +198,6 @@ class SignInOutcome:
 
     #: Whose token this is: the logged-in user, or the verified identity's.
     user: Any
-    #: The verified ``id_token``, when the flow asked for one.
-    verified: oidc.IdTokenClaims | None = None
     #: The user's identity of this issuer, when it is (or becomes) linked.
     identity: PageroIdentity | None = None
     #: ``identity`` was linked by this callback (``identity_linked`` is sent).
@@ -258,7 +250,7 @@ class SignInCallbackMixin:
             if flow.sign_in:  # started before sign-in was switched off
                 raise IdentityRefused(error="sign_in_disabled")
             # A connect with openid: verified, nothing linked.
-            return SignInOutcome(user=self.request.user, verified=verified)
+            return SignInOutcome(user=self.request.user)
         # First statement of the transaction: on SQLite, the write lock before any read.
         PageroIdentity.take_write_lock(issuer=verified.issuer, subject=verified.subject)
         if flow.user_id:
@@ -273,13 +265,13 @@ class SignInCallbackMixin:
         if identity is not None and identity.user_id != user.pk:
             raise IdentityRefused(error="identity_taken")
         if identity is not None:
-            return SignInOutcome(user=user, verified=verified, identity=identity)
+            return SignInOutcome(user=user, identity=identity)
         if _identities().filter(user_id=user.pk, issuer=verified.issuer).exists():
             raise IdentityRefused(error="other_identity_linked")
         if flow.sign_in:
             raise LinkNeedsConfirmation  # nothing is stored before the user confirms
         # A connect stores its token; the link waits for the user.
-        return SignInOutcome(user=user, verified=verified, link_pending=True)
+        return SignInOutcome(user=user, link_pending=True)
 
     def sign_in_identity(self, verified: oidc.IdTokenClaims) -> SignInOutcome:
         """An anonymous visitor's flow: the identity's user, or a new one with
@@ -308,7 +300,7 @@ class SignInCallbackMixin:
         )
         identity.last_signed_in = timezone.now()
         identity.save(update_fields=["last_signed_in"])
-        return SignInOutcome(user, verified, identity, newly_linked, created, logs_in=True)
+        return SignInOutcome(user, identity, newly_linked, created, logs_in=True)
 
     def create_user(self, verified: oidc.IdTokenClaims) -> Any:
         """A new user for an unknown identity, from ``SIGN_IN_USER_FACTORY``."""

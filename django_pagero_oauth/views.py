@@ -450,7 +450,7 @@ class LinkIdentityView(LoginRequiredMixin, SignInCallbackMixin, View):
                 )
         except IdentityRefused as exc:  # the callback's refusal page, for the same reasons
             return self.identity_refused(exc, claims)
-        self.finish_sign_in(SignInOutcome(user, claims, identity, newly_linked=created))
+        self.finish_sign_in(SignInOutcome(user, identity, newly_linked=created))
         messages.success(
             request,
             _("Your Pagero account is linked: you can now sign in with Pagero."),
