@@ -84,16 +84,12 @@ class HealthFilter(admin.SimpleListFilter):
     parameter_name = "health"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> Sequence[tuple[str, Any]]:
-        choices: list[tuple[str, Any]] = TokenHealth.choices
-        return choices
+        return TokenHealth.choices
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         if self.value() not in TokenHealth.values:
             return None
-        filtered: QuerySet[Any] = cast(PageroTokenQuerySet, queryset).filter_health(
-            str(self.value())
-        )
-        return filtered
+        return cast(PageroTokenQuerySet, queryset).filter_health(str(self.value()))
 
 
 class RefreshTokenExpiryFilter(admin.SimpleListFilter):

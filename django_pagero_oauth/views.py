@@ -341,7 +341,7 @@ class DisconnectView(LoginRequiredMixin, View):
         # unlink write: a lagging read replica may not hold a connection made moments ago.
         tokens = PageroToken.objects.db_manager(router.db_for_write(PageroToken))
         identities = PageroIdentity.objects.db_manager(router.db_for_write(PageroIdentity))
-        user_pk = self.request.user.pk
+        user_pk: Any = self.request.user.pk  # LoginRequiredMixin: never anonymous here
         return {
             "token": tokens.without_secrets().filter(user_id=user_pk).first(),
             "has_identity": identities.filter(user_id=user_pk).exists(),
@@ -395,9 +395,10 @@ class DisconnectView(LoginRequiredMixin, View):
     def unlink_identities(self) -> bool:
         """Asked for: "Sign in with Pagero" no longer logs in as this user. True when an
         identity was unlinked."""
-        deleted, _rows = PageroIdentity.objects.filter(user_id=self.request.user.pk).delete()
+        user_pk: Any = self.request.user.pk
+        deleted, _rows = PageroIdentity.objects.filter(user_id=user_pk).delete()
         if deleted:
-            logger.info("Pagero identity unlinked from user #%s", self.request.user.pk)
+            logger.info("Pagero identity unlinked from user #%s", user_pk)
         return bool(deleted)
 
     @staticmethod

@@ -70,13 +70,6 @@ def check_middleware(**kwargs: Any) -> list[CheckMessage]:
     return errors
 
 
-def _has_preloading_backend() -> bool:
-    from ..backends import PageroModelBackend
-
-    backends = getattr(settings, "AUTHENTICATION_BACKENDS", None) or []
-    return _index_of(PageroModelBackend, backends) is not None
-
-
 def _guards_in_use() -> list[str]:
     """The middleware, and the guarded views: the front ends of the guard record themselves
     (:data:`~django_pagero_oauth.guard.GUARDS_APPLIED`) as the URLconf's modules load."""
@@ -94,7 +87,10 @@ def _guards_in_use() -> list[str]:
 
 def check_preloading_backend(**kwargs: Any) -> list[CheckMessage]:
     """Info: the middleware or guarded views run without ``PageroModelBackend``."""
-    used = [] if _has_preloading_backend() else _guards_in_use()
+    from ..backends import PageroModelBackend
+
+    backends = getattr(settings, "AUTHENTICATION_BACKENDS", None) or []
+    used = [] if _index_of(PageroModelBackend, backends) is not None else _guards_in_use()
     if not used:
         return []
     return [
