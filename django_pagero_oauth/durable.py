@@ -177,17 +177,21 @@ def durably(work: Callable[[], T], *, budget: float = 0.0) -> T:
 def locked_row(using: str, pk: Any, *, with_secrets: bool = True) -> PageroToken | None:
     """Token ``pk``, read with the write lock held until the current transaction ends, and the
     database's clock as ``_db_now`` (so every lease is measured on one clock)."""
-    connection = connections[using]
-    if connection.vendor == "postgresql":
-        wait_ms = int((app_settings.TIMEOUT * 2 + LOCK_WAIT_MARGIN) * 1000)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL lock_timeout = {wait_ms}")
+    lock_timeout(using, app_settings.TIMEOUT * 2 + LOCK_WAIT_MARGIN)
     queryset = write_locked(PageroToken.objects.db_manager(using).filter(pk=pk))
     # The user comes along (is_active is checked, signals carry it); only the token row is locked.
     queryset = queryset.select_related("user").annotate(_db_now=Now())
     if not with_secrets:
         queryset = queryset.without_secrets()
     return queryset.first()
+
+
+def lock_timeout(using: str, seconds: float) -> None:
+    """On PostgreSQL, the current transaction waits at most ``seconds`` for a row lock."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = {int(seconds * 1000)}")
 
 
 @contextmanager

@@ -15,19 +15,25 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
-from django.db import connections, router, transaction
+from django.db import connections, router
 from django.db.models import Q
 from django.db.models.functions import Now
 
 from .conf import app_settings
-from .durable import LOCK_WAIT_MARGIN, RETRIED, SQLITE_OWN_CONNECTION_TIMEOUT, durably
+from .durable import (
+    LOCK_WAIT_MARGIN,
+    RETRIED,
+    SQLITE_OWN_CONNECTION_TIMEOUT,
+    durably,
+    lock_timeout,
+)
 from .exceptions import PageroConfigurationError, PageroUnavailable, TokenLockTimeout
 from .models import PageroToken
 
@@ -210,18 +216,17 @@ def _extend(held: Lease) -> bool:
     """One extension of ``held``; False if it is not this holder's any more. A database error
     is left for the next beat."""
     using = router.db_for_write(PageroToken)
+
+    def extend() -> bool:
+        lock_timeout(using, 1.0)
+        rows = PageroToken.objects.db_manager(using).filter(
+            pk=held.pk, refresh_lease_owner=held.owner
+        )
+        return bool(rows.update(refresh_lease_until=Now() + timedelta(seconds=lease_seconds())))
+
     try:
-        with transaction.atomic(using=using):
-            if connections[using].vendor == "postgresql":
-                with connections[using].cursor() as cursor:
-                    cursor.execute("SET LOCAL lock_timeout = 1000")
-            return bool(
-                PageroToken.objects.db_manager(using)
-                .filter(pk=held.pk, refresh_lease_owner=held.owner)
-                .update(refresh_lease_until=Now() + timedelta(seconds=lease_seconds()))
-            )
+        return durably(extend)
     except RETRIED:
-        connections[using].close()
         return True
 
 
@@ -297,72 +302,54 @@ class Waiter:
 
 def _backoff_key(token: PageroToken) -> str:
     # Keyed by the refresh token's fingerprint too: a new login or a rotation starts afresh.
-    return f"django_pagero_oauth:refresh-backoff-v2:{token.pk}:{token.fingerprint}"
+    return f"django_pagero_oauth:refresh-backoff:{token.pk}:{token.fingerprint}"
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """A running back-off: how long it has left, and whether the failure that started it was
-    the site's configuration (``invalid_client``), which is raised again as such."""
-
-    remaining: int
-    configuration: bool = False
-
-    def failure(self) -> PageroUnavailable | PageroConfigurationError:
-        if self.configuration:
-            return PageroConfigurationError(
-                "Pagero rejected this site's client credentials moments ago; not trying again yet"
-            )
-        return PageroUnavailable(
-            "a refresh failed moments ago; not trying again yet", retry_after=self.remaining
-        )
-
-
-#: The back-off entry's marker of a configuration failure (the entry is ``[until, kind]``).
-_CONFIGURATION = "configuration"
-
-
-def backoff_remaining(token: PageroToken) -> Backoff | None:
-    """The back-off running after a recent failure, or None."""
+def backoff_failure(token: PageroToken) -> PageroUnavailable | PageroConfigurationError | None:
+    """The failure to raise while a back-off after a recent failure of ``token`` runs, or None.
+    A failure of the site's configuration (``invalid_client``) is raised again as such."""
     entry = caches[DEFAULT_CACHE_ALIAS].get(_backoff_key(token))
     if entry is None:
         return None
-    until, kind = entry
+    until, configuration = entry
     remaining = int(until - time.time()) + 1
     if remaining <= 0:
         return None
-    return Backoff(remaining, configuration=kind == _CONFIGURATION)
+    if configuration:
+        return PageroConfigurationError(
+            "Pagero rejected this site's client credentials moments ago; not trying again yet"
+        )
+    return PageroUnavailable(
+        "a refresh failed moments ago; not trying again yet", retry_after=remaining
+    )
 
 
 def start_backoff(
     token: PageroToken, failure: PageroUnavailable | PageroConfigurationError
 ) -> None:
-    """A refresh of ``token`` failed: the next callers fail at once for a while. Best effort:
-    a cache that fails is logged, and the callers try again instead."""
+    """A refresh of ``token`` failed: the next callers fail at once for a while."""
     seconds = app_settings.REFRESH_FAILURE_BACKOFF
     if failure.retry_after:
         seconds = max(seconds, min(failure.retry_after, 300))
-    if seconds <= 0:
-        return
-    kind = _CONFIGURATION if isinstance(failure, PageroConfigurationError) else ""
-    try:
-        caches[DEFAULT_CACHE_ALIAS].set(_backoff_key(token), [time.time() + seconds, kind], seconds)
-    except Exception as exc:  # the cache backend's own errors: no common base class
-        logger.warning(
-            "Pagero token %s: the refresh back-off could not be started (%s)",
-            token.fingerprint,
-            type(exc).__name__,
-        )
+    if seconds > 0:
+        entry = [time.time() + seconds, isinstance(failure, PageroConfigurationError)]
+        _in_cache(token, "started", lambda cache: cache.set(_backoff_key(token), entry, seconds))
 
 
 def end_backoff(token: PageroToken) -> None:
-    """A refresh of ``token`` succeeded and is stored: no back-off. Best effort: a cache that
-    fails (Redis restarting) is logged; the back-off then runs out by itself."""
+    """A refresh of ``token`` succeeded and is stored: no back-off."""
+    _in_cache(token, "ended", lambda cache: cache.delete(_backoff_key(token)))
+
+
+def _in_cache(token: PageroToken, what: str, change: Callable[[Any], object]) -> None:
+    """Best effort: a cache that fails (Redis restarting) is logged; then the callers try again
+    instead of backing off, or the back-off runs out by itself."""
     try:
-        caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(token))
+        change(caches[DEFAULT_CACHE_ALIAS])
     except Exception as exc:  # the cache backend's own errors: no common base class
         logger.warning(
-            "Pagero token %s: the refresh back-off could not be ended (%s)",
+            "Pagero token %s: the refresh back-off could not be %s (%s)",
             token.fingerprint,
+            what,
             type(exc).__name__,
         )

@@ -24,7 +24,6 @@ from .exceptions import (
     PageroUnavailable,
     TokenGone,
 )
-from .locking import write_locked
 from .models import PageroToken, refresh_token_expiry
 from .revocation import revoke_best_effort
 
@@ -61,7 +60,8 @@ def store_answer(
             # An earlier run of this write committed, and its acknowledgement was lost (or an
             # ``on_commit`` hook raised a database error): stored, so nothing to do again.
             lease.clear(row, held)
-            _update_without_signals(row, cast(str, row._state.db), _LEASE_FIELDS)
+            lease_fields = ("refresh_lease_until", "refresh_lease_owner")
+            _update_without_signals(row, cast(str, row._state.db), lease_fields)
             return row, row.access_token == response.access_token
         if row is None or not row.holds_refresh_token(used_refresh_token):
             return row, None
@@ -178,10 +178,6 @@ def _holds_answer(row: PageroToken, response: oauth.TokenResponse, used_refresh_
     )
 
 
-#: The lease's columns, written when an answer found already stored ends the lease.
-_LEASE_FIELDS = ("refresh_lease_until", "refresh_lease_owner")
-
-
 @sensitive_variables("response", "used_refresh_token")
 def _answer_unwanted(
     current: PageroToken,
@@ -249,26 +245,26 @@ def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -
     except Exception as exc:
         if not response.refresh_token:
             raise
-        failure = exc
-    try:
-        if not applied:  # a half-applied answer is never written
-            raise failure
+        failure: Exception = exc
+    if applied:  # a half-applied answer is never written
         logger.error(
             "Pagero refresh of token %s: saving the answer failed (%s); writing it without "
             "model signals",
             current.fingerprint,
             type(failure).__name__,
         )
-        with transaction.atomic(using=using):
-            _update_without_signals(current, using, _ANSWER_FIELDS)
-        return True
-    except Exception as exc:
-        logger.error(
-            "Pagero refresh of token %s: the answer could not be stored (%s); storing only the "
-            "new refresh token",
-            current.fingerprint,
-            type(exc).__name__,
-        )
+        try:
+            with transaction.atomic(using=using):
+                _update_without_signals(current, using, _ANSWER_FIELDS)
+            return True
+        except Exception as exc:
+            failure = exc
+    logger.error(
+        "Pagero refresh of token %s: the answer could not be stored (%s); storing only the "
+        "new refresh token",
+        current.fingerprint,
+        type(failure).__name__,
+    )
     _store_refresh_token_only(current, response.refresh_token, using)
     return False
 
@@ -279,29 +275,20 @@ def _store_refresh_token_only(current: PageroToken, refresh_token: str, using: s
     token expired (the next use refreshes); ``current`` is read back."""
     now = timezone.now()
     row = PageroToken.objects.db_manager(using).get(pk=current.pk)
-    row.refresh_token = refresh_token
-    row.fingerprint = fingerprint(refresh_token)
-    row.refresh_token_expires_at = refresh_token_expiry(now)
-    row.access_token = ""
-    row.access_token_issued_at = row.access_token_expires_at = now
-    row.refresh_lease_until = current.refresh_lease_until
-    row.refresh_lease_owner = current.refresh_lease_owner
-    _update_without_signals(row, using, _TOKEN_ONLY_FIELDS)
+    changes = {
+        "refresh_token": refresh_token,
+        "fingerprint": fingerprint(refresh_token),
+        "refresh_token_expires_at": refresh_token_expiry(now),
+        "access_token": "",
+        "access_token_issued_at": now,
+        "access_token_expires_at": now,
+        "refresh_lease_until": current.refresh_lease_until,
+        "refresh_lease_owner": current.refresh_lease_owner,
+    }
+    for name, value in changes.items():
+        setattr(row, name, value)
+    _update_without_signals(row, using, (*changes, "updated"))
     current.refresh_from_db(using=using)
-
-
-#: The columns :func:`_store_refresh_token_only` writes.
-_TOKEN_ONLY_FIELDS = (
-    "refresh_token",
-    "fingerprint",
-    "refresh_token_expires_at",
-    "access_token",
-    "access_token_issued_at",
-    "access_token_expires_at",
-    "refresh_lease_until",
-    "refresh_lease_owner",
-    "updated",
-)
 
 
 #: The columns a refresh answer writes (``apply_token_response``, ``last_refreshed``), and
@@ -336,8 +323,7 @@ def _rotated_meanwhile(current: PageroToken, used_refresh_token: str) -> PageroT
     A row deleted meanwhile (a disconnect) is :class:`TokenGone`: there is nothing to mark.
     """
     # The database the lock is on, never a read replica that may not have the rotation yet.
-    manager = PageroToken.objects.db_manager(current._state.db)
-    fresh: PageroToken | None = write_locked(manager.filter(pk=current.pk)).first()
+    fresh = locked_row(cast(str, current._state.db), current.pk)
     if fresh is None:
         raise TokenGone("The user has no Pagero connection any more.")
     if fresh.refresh_token != used_refresh_token and not fresh.needs_reauthorization:

@@ -40,7 +40,7 @@ from .exceptions import (
     TokenLockTimeout,
     nearest_reason,
 )
-from .models import PageroToken
+from .models import PageroToken, PageroTokenQuerySet
 from .revocation import Revocation, revoke
 from .signals import token_refresh_failed, token_refreshed
 from .store import RefreshFailed
@@ -138,16 +138,8 @@ def _token_of(user: AbstractBaseUser) -> PageroToken | None:
     if getattr(user, PRELOADED, False) and _USER_RELATION.is_cached(user):
         token = cast("PageroToken | None", _USER_RELATION.get_cached_value(user))
     else:
-        try:
-            # Read where writes go: a lagging read replica may still hold a token
-            # disconnected, or a user deactivated, on the primary.
-            token = (
-                PageroToken.objects.db_manager(router.db_for_write(PageroToken))
-                .defer("refresh_token", "id_token")
-                .select_related("user")
-                .get(user_id=user.pk)
-            )
-        except PageroToken.DoesNotExist:
+        token = _read_on_primary().filter(user_id=user.pk).first()
+        if token is None:
             return None
         if not token.user.is_active:
             # The row's user, not the caller's object: a job may hold a user loaded before the
@@ -156,6 +148,13 @@ def _token_of(user: AbstractBaseUser) -> PageroToken | None:
     if token is not None:
         token.access_token  # noqa: B018 (decrypts it, see above)
     return token
+
+
+def _read_on_primary() -> PageroTokenQuerySet:
+    """Tokens with their users, read where writes go (a lagging read replica may still hold a
+    token disconnected, or a user deactivated, on the primary); no refresh or ID token."""
+    manager = PageroToken.objects.db_manager(router.db_for_write(PageroToken))
+    return manager.select_related("user").defer("refresh_token", "id_token")
 
 
 async def aget_valid_token(
@@ -170,7 +169,9 @@ async def aget_valid_token(
     cannot see, does the refresh run there.)
     """
     with about_user(getattr(user, "pk", None)):
-        token, in_transaction = await sync_to_async(_read_for_async, thread_sensitive=True)(user)
+        token, in_transaction = await sync_to_async(
+            lambda: (_stored_token(user), _in_atomic_block()), thread_sensitive=True
+        )()
         if _must_refresh(token, force_refresh):
             token = await _arefresh(token, force=force_refresh, in_transaction=in_transaction)
             _remember(user, token)
@@ -193,11 +194,6 @@ async def _arefresh(token: PageroToken, *, force: bool, in_transaction: bool) ->
 
 def _in_atomic_block() -> bool:
     return connections[router.db_for_write(PageroToken)].in_atomic_block
-
-
-def _read_for_async(user: AbstractBaseUser | AnonymousUser | None) -> tuple[PageroToken, bool]:
-    token = _stored_token(user)
-    return token, _in_atomic_block()
 
 
 def _refresh_on_own_thread(token: PageroToken, *, force: bool) -> PageroToken:
@@ -324,9 +320,7 @@ def _usable(row: PageroToken, force: bool, seen_access_token: str) -> bool:
 @sensitive_variables("seen_access_token")
 def _settled(pk: Any, force: bool, seen_access_token: str) -> PageroToken | None:
     """After a wait: the row as committed now (read without a lock), if it needs nothing more."""
-    manager = PageroToken.objects.db_manager(router.db_for_write(PageroToken))
-    row = manager.select_related("user").defer("refresh_token", "id_token").filter(pk=pk).first()
-    current = _refreshable(row)
+    current = _refreshable(_read_on_primary().filter(pk=pk).first())
     return current if _needs_nothing(current, force, seen_access_token) else None
 
 
@@ -348,9 +342,9 @@ def _take_turn(
         current = _refreshable(locked_row(router.db_for_write(PageroToken), token.pk))
         if _needs_nothing(current, force, seen_access_token) or lease.held_by_other(current, mine):
             return current, None
-        backoff = None if force else lease.backoff_remaining(current)
+        backoff = None if force else lease.backoff_failure(current)
         if backoff is not None:
-            raise RefreshFailed(current, backoff.failure(), reported=False)
+            raise RefreshFailed(current, backoff, reported=False)
         return current, held or lease.take(current, mine.owner)
 
     try:
