@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 
@@ -122,42 +122,19 @@ def try_take(token: PageroToken) -> Lease | None:
 
 
 def _try_take_once(connection: Any, token: PageroToken, owner: str, *, took_over: bool) -> int:
-    """One ``UPDATE`` of :func:`try_take`: a lease that was ended (``refresh_lease_until`` is
-    NULL) or, with ``took_over``, one that ran out."""
-    if connection.vendor == "postgresql":
-        return _try_take_skip_locked(connection, token, owner, took_over=took_over)
+    """One ``UPDATE`` of :func:`try_take`, in a transaction of its own: a lease that was ended
+    (``refresh_lease_until`` is NULL) or, with ``took_over``, one that ran out. On PostgreSQL a
+    row locked by another transaction is skipped (``FOR UPDATE SKIP LOCKED``)."""
+    manager = PageroToken.objects.db_manager(connection.alias)
     free = Q(refresh_lease_until__lte=Now()) if took_over else Q(refresh_lease_until__isnull=True)
-    return (
-        PageroToken.objects.db_manager(connection.alias)
-        .filter(free, pk=token.pk, access_token_expires_at=token.access_token_expires_at)
-        .update(
+    rows = manager.filter(free, pk=token.pk, access_token_expires_at=token.access_token_expires_at)
+    if connection.vendor == "postgresql":
+        rows = manager.filter(pk__in=rows.select_for_update(skip_locked=True).values("pk"))
+    with transaction.atomic(using=connection.alias):
+        return rows.update(
             refresh_lease_until=Now() + timedelta(seconds=lease_seconds()),
             refresh_lease_owner=owner,
         )
-    )
-
-
-def _try_take_skip_locked(
-    connection: Any, token: PageroToken, owner: str, *, took_over: bool
-) -> int:
-    """:func:`try_take` on PostgreSQL: one ``UPDATE`` (its own transaction in autocommit), on the
-    clock ``Now()`` reads elsewhere (``STATEMENT_TIMESTAMP()``)."""
-    meta = PageroToken._meta
-    name = connection.ops.quote_name
-    table, pk = name(meta.db_table), name(meta.pk.column)
-    until, holder = name("refresh_lease_until"), name("refresh_lease_owner")
-    expires = name("access_token_expires_at")
-    free = f"{until} <= STATEMENT_TIMESTAMP()" if took_over else f"{until} IS NULL"
-    # Names from the model's meta, values as parameters.
-    sql = (
-        f"UPDATE {table} SET {until} = "  # noqa: S608
-        f"STATEMENT_TIMESTAMP() + %s * INTERVAL '1 second', {holder} = %s "
-        f"WHERE {pk} = (SELECT {pk} FROM {table} WHERE {pk} = %s AND {expires} = %s "
-        f"AND {free} FOR UPDATE SKIP LOCKED)"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [lease_seconds(), owner, token.pk, token.access_token_expires_at])
-        return int(cursor.rowcount)
 
 
 def new_owner() -> str:
@@ -181,12 +158,11 @@ def take(row: PageroToken, owner: str) -> Lease:
 
 @contextmanager
 def kept(held: Lease, seconds: float) -> Iterator[None]:
-    """While the block runs (its holder waits for Pagero), the lease is extended to a whole
-    lease's length every quarter of one, from a thread of its own (with a connection of its
-    own): a live holder, however slowly Pagero's answer comes, never outlives its lease. A
-    paused process pauses this too; then the lease runs out and may be taken over
-    (``Lease.took_over``). It is extended for ``seconds`` at most (``oauth.request_deadline``,
-    when the request is cut off): a request the cutoff missed never keeps it for good."""
+    """While the block runs (its holder waits for Pagero), a thread of its own extends the lease
+    to a whole lease's length every quarter of one: a live holder, however slowly Pagero
+    answers, never outlives its lease (a paused process pauses this too; then the lease runs out
+    and may be taken over). For ``seconds`` at most (``oauth.request_deadline``): a request the
+    cutoff missed never keeps it for good."""
     stop = threading.Event()
     until = time.monotonic() + seconds
     keeper = threading.Thread(target=_keep, args=(held, stop, until), daemon=True)

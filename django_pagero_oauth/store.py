@@ -57,8 +57,8 @@ def store_answer(
     def write() -> tuple[PageroToken | None, bool | None]:
         row = locked_row(router.db_for_write(PageroToken), current.pk)
         if row is not None and _holds_answer(row, response, used_refresh_token):
-            # An earlier run of this write committed, and its acknowledgement was lost (or an
-            # ``on_commit`` hook raised a database error): stored, so nothing to do again.
+            # An earlier run of this write committed, its acknowledgement lost (or an
+            # ``on_commit`` hook raised a database error): only the lease is left to end.
             lease.clear(row, held)
             lease_fields = ("refresh_lease_until", "refresh_lease_owner")
             _update_without_signals(row, cast(str, row._state.db), lease_fields)
@@ -224,14 +224,12 @@ def _connected_now(current: PageroToken) -> bool:
 def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -> bool:
     """Save a refresh answer on the locked row ``current``; False if only part of it was saved.
 
-    Pagero has already spent the old single-use refresh token, so whatever else fails, the new
-    one must be stored. The answer is saved with ``save()``, so the project's ``pre_save`` and
-    ``post_save`` receivers run as for any save. If that fails (a receiver raises: its audit
-    service is down; a value some database cannot hold; a bug), the row is written again
-    WITHOUT model signals (``QuerySet.update()``, the values encrypted for the row as ``save()``
-    would): first the whole answer, and if even that fails, only the new refresh token, its
-    fingerprint and lifetime, with the access token expired (the next use refreshes). A
-    receiver's failure is logged (its class name) and can never roll back a rotated token.
+    The answer is saved with ``save()``, so the project's ``pre_save`` and ``post_save``
+    receivers run as for any save. If that fails (a receiver raises: its audit service is down;
+    a value some database cannot hold; a bug), the row is written again WITHOUT model signals
+    (:func:`_update_without_signals`): first the whole answer, and if even that fails, only the
+    new refresh token (:func:`_store_refresh_token_only`). A receiver's failure is logged (its
+    class name) and can never roll back a rotated token.
     """
     using = current._state.db or router.db_for_write(PageroToken)
     applied = False
@@ -302,11 +300,8 @@ _ANSWER_FIELDS = tuple(
 
 def _update_without_signals(row: PageroToken, using: str, names: tuple[str, ...]) -> None:
     """Write ``row``'s ``names`` columns with one ``UPDATE``: no ``pre_save``/``post_save``.
-
-    Each value is prepared by its field's ``pre_save`` as ``save()`` would: an
-    :class:`~.crypto.EncryptedTextField` encrypts it for this row (``crypto.bound_context``),
-    ``auto_now`` sets the time.
-    """
+    Each value is prepared by its field's ``pre_save`` as ``save()`` would (encrypted for this
+    row, ``auto_now``)."""
     values = {}
     for name in names:
         field = PageroToken._meta.get_field(name)

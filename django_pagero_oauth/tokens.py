@@ -100,12 +100,28 @@ def _lease_running(token: PageroToken) -> bool:
 
 
 def _stored_token(user: AbstractBaseUser | AnonymousUser | None) -> PageroToken:
-    """The user's stored token, if it can be used or refreshed; else why not."""
+    """The user's stored token, if it can be used or refreshed; else why not. The one loaded
+    with the user for this request, else one indexed query (which re-reads ``is_active``).
+
+    The hot path: only the access token is decrypted; the refresh token is read, under the
+    lock, only when a refresh is due. The access token is decrypted here, so that a token that
+    cannot be decrypted (its key was lost, or the value was copied from another row) raises
+    ``UndecryptableToken``, a :class:`PageroAuthorizationRequired`, not an error in the view.
+    """
     if user is None or not user.is_authenticated or not user.is_active:
         raise PageroAuthorizationRequired("The user is anonymous or inactive.")
-    token = _token_of(user)
+    token: PageroToken | None
+    if getattr(user, PRELOADED, False) and _USER_RELATION.is_cached(user):
+        token = cast("PageroToken | None", _USER_RELATION.get_cached_value(user))
+    else:
+        token = _read_on_primary().filter(user_id=user.pk).first()
+        if token is not None and not token.user.is_active:
+            # The row's user, not the caller's object: a job may hold a user loaded before the
+            # deactivation (the join costs no query).
+            raise PageroAuthorizationRequired("The user is inactive.")
     if token is None:
         raise PageroAuthorizationRequired("The user has not connected to Pagero.")
+    token.access_token  # noqa: B018 (decrypts it, see above)
     if token.needs_reauthorization:
         raise PageroAuthorizationRequired("The Pagero connection must be renewed by logging in.")
     return token
@@ -123,31 +139,6 @@ _USER_RELATION = PageroToken._meta.get_field("user").remote_field
 #: Set on the users ``PageroModelBackend`` loads: only their cached token is trusted (any other
 #: user object may hold a token assigned to it long ago).
 PRELOADED = "_pagero_token_preloaded"
-
-
-def _token_of(user: AbstractBaseUser) -> PageroToken | None:
-    """The user's token: the one loaded with the user for this request, else one indexed query
-    (which re-reads the user's ``is_active``).
-
-    The hot path: only the access token is decrypted; the refresh token is read, under the
-    lock, only when a refresh is due. The access token is decrypted here, so that a token that
-    cannot be decrypted (its key was lost, or the value was copied from another row) raises
-    ``UndecryptableToken``, a :class:`PageroAuthorizationRequired`, not an error in the view.
-    """
-    token: PageroToken | None
-    if getattr(user, PRELOADED, False) and _USER_RELATION.is_cached(user):
-        token = cast("PageroToken | None", _USER_RELATION.get_cached_value(user))
-    else:
-        token = _read_on_primary().filter(user_id=user.pk).first()
-        if token is None:
-            return None
-        if not token.user.is_active:
-            # The row's user, not the caller's object: a job may hold a user loaded before the
-            # deactivation (the join costs no query).
-            raise PageroAuthorizationRequired("The user is inactive.")
-    if token is not None:
-        token.access_token  # noqa: B018 (decrypts it, see above)
-    return token
 
 
 def _read_on_primary() -> PageroTokenQuerySet:
@@ -261,12 +252,8 @@ def _single_flight(
         return _take_turns(token, force, seen_access_token, None)
     if token.is_access_token_expired():
         held = None if _lease_running(token) else lease.try_take(token)
-        if held is None:  # another caller holds the lease, or has just refreshed
-            lease.Waiter(token.pk).wait()
-            settled = _settled(token.pk, force, seen_access_token)
-            if settled is not None:
-                return settled, False
-        return _take_turns(token, force, seen_access_token, held)
+        # None: another caller holds the lease, or has just refreshed; wait for it first.
+        return _take_turns(token, force, seen_access_token, held, wait_first=held is None)
     if not lease.first_here(token.pk):
         return token, False  # another caller of this process is on it
     held = None
@@ -281,22 +268,30 @@ def _single_flight(
 
 @sensitive_variables("seen_access_token")
 def _take_turns(
-    token: PageroToken, force: bool, seen_access_token: str, held: lease.Lease | None
+    token: PageroToken,
+    force: bool,
+    seen_access_token: str,
+    held: lease.Lease | None,
+    *,
+    wait_first: bool = False,
 ) -> tuple[PageroToken, bool]:
     """Take turns on the row (see :func:`_take_turn`) until the caller can go on with it or
-    this caller refreshed it; between turns, wait while another holds the lease."""
+    this caller refreshed it. Between turns (and before the first, with ``wait_first``) wait
+    while another holds the lease, then read the row again without a lock."""
     waiter = lease.Waiter(token.pk)
     while True:
+        if wait_first:
+            waiter.wait()
+            settled = _settled(token.pk, force, seen_access_token)
+            if settled is not None:
+                return settled, False
         row, taken = _take_turn(token, force, seen_access_token, held)
         held = None
         if taken is not None:
             return _refresh_with_lease(row, taken)
         if _usable(row, force, seen_access_token):
             return row, False
-        waiter.wait()
-        settled = _settled(token.pk, force, seen_access_token)
-        if settled is not None:
-            return settled, False
+        wait_first = True
 
 
 @sensitive_variables("seen_access_token")
