@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -58,13 +58,13 @@ class Lease:
     took_over: bool = False
 
 
-def held_by_other(row: PageroToken, held: Lease | None = None) -> bool:
+def held_by_other(row: PageroToken, held: Lease) -> bool:
     """The locked ``row`` (read by ``durable.locked_row``) has a running lease that is not
     ``held``."""
     until = row.refresh_lease_until
     if until is None or until <= cast(datetime, row._db_now):  # type: ignore[attr-defined]
         return False
-    return held is None or row.refresh_lease_owner != held.owner
+    return row.refresh_lease_owner != held.owner
 
 
 #: This process's own knowledge: token pk -> monotonic time until which one of its threads is
@@ -215,18 +215,14 @@ def clear(row: PageroToken, lease: Lease) -> None:
 
 def release(lease: Lease) -> None:
     """End ``lease`` (if it is still this one), committed; a failure leaves it to run out."""
-    using = router.db_for_write(PageroToken)
+    rows = PageroToken.objects.db_manager(router.db_for_write(PageroToken)).filter(
+        pk=lease.pk, refresh_lease_owner=lease.owner
+    )
     try:
-        durably(
-            lambda: (
-                PageroToken.objects.db_manager(using)
-                .filter(pk=lease.pk, refresh_lease_owner=lease.owner)
-                .update(refresh_lease_until=None, refresh_lease_owner="")
-            ),
-            budget=1.0,
-        )
-    except RETRIED:
-        pass
+        with suppress(*RETRIED):
+            durably(
+                lambda: rows.update(refresh_lease_until=None, refresh_lease_owner=""), budget=1.0
+            )
     finally:
         released()
 
