@@ -45,13 +45,11 @@ def store_answer(
     current: PageroToken, used_refresh_token: str, held: lease.Lease, response: oauth.TokenResponse
 ) -> tuple[PageroToken, bool]:
     """Store Pagero's answer in a new short transaction, only on the row that still holds the
-    refresh token that was spent, and end the lease with it; return the row and whether it
-    holds the answer's access token. A broken connection is replaced and the transaction tried
-    again, for half a lease's length: the lease was extended at most a quarter of one ago
-    (``lease.kept``), so the retries end before it does.
-
-    :class:`RefreshFailed` (with a back-off) when only the new refresh token could be stored;
-    :class:`TokenGone` when the row was deleted meanwhile.
+    spent refresh token, and end the lease with it; return the row and whether it holds the
+    answer's access token. A broken connection is replaced and the transaction run again for
+    half a lease's length: the lease was extended at most a quarter of one ago (``lease.kept``),
+    so the retries end before it does. :class:`RefreshFailed` (with a back-off) when only the
+    new refresh token could be stored; :class:`TokenGone` when the row was deleted meanwhile.
     """
 
     def write() -> tuple[PageroToken | None, bool | None]:
@@ -99,9 +97,7 @@ def store_invalid_grant(
     current: PageroToken, used_refresh_token: str, held: lease.Lease, exc: OAuthErrorResponse
 ) -> tuple[PageroToken, bool]:
     """Pagero answered ``invalid_grant``: mark the row dead, unless it holds another refresh
-    token by now (then use that); the lease ends either way.
-
-    Not so after taking over a lease that ran out without being ended: its holder may be alive
+    token by now (then use that); the lease ends either way. Not so after taking over a lease that ran out without being ended: its holder may be alive
     (paused), have spent this same refresh token, and still store Pagero's answer to it. Then
     the row keeps its token, the failure is :class:`PageroUnavailable` with a back-off, and the
     next refresh, on a lease taken afresh, decides.
@@ -143,7 +139,6 @@ def store_before_leaving(
     (:func:`_store_refresh_token_only`) on the row that still holds the spent one, and end the
     lease, before the interrupt goes on. A failure here is logged; the interrupt is raised."""
     using = router.db_for_write(PageroToken)
-
     new_refresh_token = response.refresh_token
 
     def write() -> None:

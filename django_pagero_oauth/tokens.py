@@ -151,13 +151,11 @@ def _read_on_primary() -> PageroTokenQuerySet:
 async def aget_valid_token(
     user: AbstractBaseUser | AnonymousUser | None, *, force_refresh: bool = False
 ) -> PageroToken:
-    """:func:`get_valid_token` for async code.
-
-    The read runs in Django's shared sync thread (as every ORM call from async code does); a
-    refresh, which waits for Pagero, runs on a worker thread with a database connection of its
-    own, closed afterwards, so other requests' ORM calls do not queue behind it. (Only when the
-    shared thread is inside a transaction, e.g. a test case's, whose rows another connection
-    cannot see, does the refresh run there.)
+    """:func:`get_valid_token` for async code. The read runs in Django's shared sync thread (as
+    every ORM call from async code does); a refresh, which waits for Pagero, runs on a worker
+    thread with a database connection of its own, closed afterwards, so other requests' ORM
+    calls do not queue behind it; only inside a transaction (a test case's, whose rows another
+    connection cannot see) does it run in the shared thread.
     """
     with about_user(getattr(user, "pk", None)):
         token, in_transaction = await sync_to_async(
@@ -243,10 +241,8 @@ def _single_flight(
     whether this caller refreshed it. A failure is raised (:class:`.store.RefreshFailed`).
 
     A caller whose access token still works only tries to take the lease, in one statement,
-    and only if no other caller of this process is trying: if another caller has it (or has
-    just refreshed), it goes on with the token it has. A caller whose token has expired tries
-    the same; if another caller has the lease, it waits for it to end and reads the row again,
-    without a lock.
+    and only if no other caller of this process is trying; else it goes on with the token it
+    has. A caller whose token has expired tries the same, else waits for the lease to end.
     """
     if force:
         return _take_turns(token, force, seen_access_token, None)
@@ -379,11 +375,9 @@ def _refreshable(current: PageroToken | None) -> PageroToken:
 
 @sensitive_variables("used_refresh_token", "response")
 def _refresh_with_lease(current: PageroToken, held: lease.Lease) -> tuple[PageroToken, bool]:
-    """Spend the refresh token of ``current`` once, holding the lease and no transaction.
-
-    On failure nothing is written but the re-authorization mark after ``invalid_grant``; the
-    lease ends either way (after the back-off started, so that the waiters see it).
-    """
+    """Spend the refresh token of ``current`` once, holding the lease and no transaction. On
+    failure nothing is written but the re-authorization mark after ``invalid_grant``; the lease
+    ends either way (after the back-off started, so that the waiters see it)."""
     used_refresh_token = current.refresh_token
     response: oauth.TokenResponse | None = None
     try:
@@ -419,12 +413,10 @@ def _refresh_with_lease(current: PageroToken, held: lease.Lease) -> tuple[Pagero
 def _refresh_failed(failed: RefreshFailed, *, force: bool) -> PageroToken:
     """After the lock: report the failure and raise it, or fall back on a still-valid token."""
     current, failure = failed.row, failed.failure
-    if not isinstance(failure, SERVICE_ERRORS):
+    service = isinstance(failure, SERVICE_ERRORS)
+    if failed.reported or not service:
         _report_failure(current, failure)
-        raise failure
-    if failed.reported:
-        _report_failure(current, failure)
-    if not force and not current.is_access_token_expired():
+    if service and not force and not current.is_access_token_expired():
         logger.info(
             "Pagero refresh of token %s failed; its access token is still valid, using it",
             current.fingerprint,

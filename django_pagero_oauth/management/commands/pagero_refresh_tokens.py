@@ -120,7 +120,9 @@ class Command(PageroCommand):
     # The configuration is validated by preflight(), which exits with 2 rather than 1.
     requires_system_checks: list[str] = []
     verbosity = 1
-    #: Held around each refresh: a real lock only without row locks (see refresh_all).
+    #: Held around each refresh. Without row locks (SQLite) a real lock: the database has one
+    #: write lock, so the threads' writes cannot overlap, and queued in SQLite's busy handler
+    #: (which polls with growing sleeps) they would leave the released lock idle in between.
     serialized: AbstractContextManager[Any] = nullcontext()
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -189,15 +191,10 @@ class Command(PageroCommand):
     # --- the run ------------------------------------------------------------------------
 
     def refresh_all(self, pks: list[Any], concurrency: int) -> Counter[Outcome]:
-        """Refresh ``pks`` in ``concurrency`` threads; stops early on invalid_client.
-
-        Threads take small batches of primary keys and load each batch in one query.
-        """
+        """Refresh ``pks`` in ``concurrency`` threads, which take small batches of primary keys
+        and load each batch in one query; stops early on invalid_client."""
         pending: Iterator[Any] = iter(pks)
         if not has_row_locks(router.db_for_write(PageroToken)):
-            # SQLite has one write lock for the whole database: the threads' writes cannot
-            # overlap, and queued in SQLite's busy handler (which polls with growing sleeps)
-            # they would leave the released lock idle in between.
             self.serialized = threading.Lock()
         batch_size = max(1, min(MAX_BATCH, len(pks) // (concurrency * 4)))
         lock = threading.Lock()
