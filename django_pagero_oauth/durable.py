@@ -219,9 +219,9 @@ def locked_token(pk: Any, *, with_secrets: bool = True) -> Iterator[PageroToken 
     was lost).
 
     What the block writes is committed when it ends, even inside the caller's own transaction
-    (see :func:`durable_place`). A refresh in flight stores its answer only while the row still
-    holds the refresh token it spent, so what the block writes is never overwritten by a stale
-    one.
+    (see ``durable_place``). A refresh in flight stores its
+    answer only while the row still holds the refresh token it spent, so what the block writes
+    is never overwritten by a stale one.
     """
     with row_lock(pk, with_secrets=with_secrets) as (current, _durable):
         yield current
