@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -84,16 +84,12 @@ class HealthFilter(admin.SimpleListFilter):
     parameter_name = "health"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> Sequence[tuple[str, Any]]:
-        choices: list[tuple[str, Any]] = TokenHealth.choices
-        return choices
+        return TokenHealth.choices
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         if self.value() not in TokenHealth.values:
             return None
-        filtered: QuerySet[Any] = cast(PageroTokenQuerySet, queryset).filter_health(
-            str(self.value())
-        )
-        return filtered
+        return cast(PageroTokenQuerySet, queryset).filter_health(str(self.value()))
 
 
 class RefreshTokenExpiryFilter(admin.SimpleListFilter):
@@ -126,25 +122,19 @@ class RefreshTokenExpiryFilter(admin.SimpleListFilter):
         return None if expires is None else queryset.filter(expires)
 
 
-_Q = TypeVar("_Q", bound="QuerySet[Any]")
-
-
-def _on_primary_for_post(request: HttpRequest, queryset: _Q) -> _Q:
-    """A POST (an action, a confirmed delete) selects its rows where it writes: a lagging read
-    replica may lack a token connected moments ago, or hold one deleted already."""
-    if request.method == "POST":
-        return queryset.using(router.db_for_write(queryset.model))
-    return queryset
-
-
 class _ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Nothing is added here, and a POST selects its rows on the primary.
+    """Nothing is added here, and a POST (an action, a confirmed delete) selects its rows where
+    it writes: a lagging read replica may lack a token connected moments ago, or hold one
+    deleted already.
 
     No "delete selected": deleting a token would not tell Pagero ("Revoke" does, or says
     that it could not), and deleting an identity is what "Unlink" says it is."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return _on_primary_for_post(request, super().get_queryset(request))
+        queryset = super().get_queryset(request)
+        if request.method == "POST":
+            return queryset.using(router.db_for_write(queryset.model))
+        return queryset
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -223,8 +213,6 @@ class PageroTokenAdmin(TokenActionsAdmin, _ReadOnlyAdmin):
     class Media:
         css = {"all": ("django_pagero_oauth/admin.css",)}
 
-    # --- queries ------------------------------------------------------------------------
-
     def get_queryset(self, request: HttpRequest) -> PageroTokenQuerySet:
         """Plain columns only, the status computed by the database: no per-row decryption."""
         queryset = cast(PageroTokenQuerySet, super().get_queryset(request))
@@ -273,15 +261,11 @@ class PageroTokenAdmin(TokenActionsAdmin, _ReadOnlyAdmin):
         )
         self.message_user(request, f"{message % {'count': count}} {hint}", messages.WARNING)
 
-    # --- permissions: tokens are read-only ----------------------------------------------
-
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """No token is ever edited; without ``obj`` this is the permission the actions need."""
         if obj is not None:
             return False
         return super().has_change_permission(request)
-
-    # --- columns ------------------------------------------------------------------------
 
     @admin.display(description=_("status"), ordering="health")
     def health_display(self, obj: PageroToken) -> SafeString:
@@ -366,8 +350,6 @@ class PageroTokenAdmin(TokenActionsAdmin, _ReadOnlyAdmin):
         if not hasattr(obj, "_pagero_decoded_jwt"):
             obj._pagero_decoded_jwt = obj.jwt_header_and_claims()  # type: ignore[attr-defined]
         return obj._pagero_decoded_jwt  # type: ignore[attr-defined, no-any-return]
-
-    # --- change view --------------------------------------------------------------------
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         """The decoded JWT only for a token that is a JWT (or cannot be decrypted)."""

@@ -36,8 +36,6 @@ MAX_ACTION_ITEMS = 100
 class TokenActionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """The actions and the revoking delete page of :class:`~.admin.PageroTokenAdmin`."""
 
-    # --- deleting: only through a revocation --------------------------------------------
-
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
@@ -76,8 +74,6 @@ class TokenActionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         """As :meth:`delete_model`, token by token."""
         for token in queryset:
             revocation.revoke(token)
-
-    # --- actions ------------------------------------------------------------------------
 
     def _action_tokens(
         self, request: HttpRequest, queryset: QuerySet[PageroToken]

@@ -9,7 +9,7 @@ from typing import Any, TypeVar, overload
 from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest
 
-from .guard import EVERY_DATABASE, ResponseHandler, arun_guarded, run_guarded
+from .guard import EVERY_DATABASE, GUARDS_APPLIED, ResponseHandler, arun_guarded, run_guarded
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -40,13 +40,13 @@ def pagero_token_required(
     """
 
     def decorator(view_func: View) -> View:
+        GUARDS_APPLIED.add("decorator")
         if iscoroutinefunction(view_func):
 
             @wraps(view_func)
             async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
                 return await arun_guarded(request, response_handler, view_func, args, kwargs)
 
-            async_wrapper.pagero_token_required = True  # type: ignore[attr-defined]  # I001
             return async_wrapper  # type: ignore[return-value]
 
         non_atomic: Container[str] = getattr(view_func, "_non_atomic_requests", frozenset())
@@ -56,7 +56,6 @@ def pagero_token_required(
             return run_guarded(request, response_handler, view_func, non_atomic, args, kwargs)
 
         wrapper._non_atomic_requests = EVERY_DATABASE  # type: ignore[attr-defined]
-        wrapper.pagero_token_required = True  # type: ignore[attr-defined]  # for check I001
         return wrapper  # type: ignore[return-value]
 
     return decorator(view) if view is not None else decorator

@@ -150,11 +150,10 @@ def durable_place(pk: Any) -> Iterator[bool]:
 def durably(work: Callable[[], T], *, budget: float = 0.0) -> T:
     """Run ``work`` in a short transaction on the token table's database; return its result.
 
-    A database error (the connection was terminated, the server restarted, a serialization
-    failure, a lock or statement timeout) ends the transaction; outside the caller's transaction
-    the connection is then closed and the whole of ``work`` runs again on a new one, for
-    ``budget`` seconds at most (at least once more). Inside a transaction (a test case's) the
-    error is raised.
+    After a database error (a terminated connection, a restarted server, a serialization
+    failure, a lock or statement timeout) outside a transaction, the whole of ``work`` runs
+    again on a new connection, for ``budget`` seconds at most (at least once more). Inside a
+    transaction (a test case's) the error is raised.
     """
     using = router.db_for_write(PageroToken)
     deadline = time.monotonic() + budget
@@ -177,17 +176,21 @@ def durably(work: Callable[[], T], *, budget: float = 0.0) -> T:
 def locked_row(using: str, pk: Any, *, with_secrets: bool = True) -> PageroToken | None:
     """Token ``pk``, read with the write lock held until the current transaction ends, and the
     database's clock as ``_db_now`` (so every lease is measured on one clock)."""
-    connection = connections[using]
-    if connection.vendor == "postgresql":
-        wait_ms = int((app_settings.TIMEOUT * 2 + LOCK_WAIT_MARGIN) * 1000)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL lock_timeout = {wait_ms}")
+    lock_timeout(using, app_settings.TIMEOUT * 2 + LOCK_WAIT_MARGIN)
     queryset = write_locked(PageroToken.objects.db_manager(using).filter(pk=pk))
     # The user comes along (is_active is checked, signals carry it); only the token row is locked.
     queryset = queryset.select_related("user").annotate(_db_now=Now())
     if not with_secrets:
         queryset = queryset.without_secrets()
     return queryset.first()
+
+
+def lock_timeout(using: str, seconds: float) -> None:
+    """On PostgreSQL, the current transaction waits at most ``seconds`` for a row lock."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = {int(seconds * 1000)}")
 
 
 @contextmanager
@@ -211,15 +214,14 @@ def row_lock(pk: Any, *, with_secrets: bool = True) -> Iterator[tuple[PageroToke
 
 @contextmanager
 def locked_token(pk: Any, *, with_secrets: bool = True) -> Iterator[PageroToken | None]:
-    """A transaction holding the write lock on one token row; yields the row as committed now.
-
-    ``with_secrets=False`` leaves the encrypted columns unloaded (and undecrypted): enough to
-    delete a token whose encryption key was lost.
+    """A transaction holding the write lock on one token row; yields the row as committed now
+    (``with_secrets=False``: its encrypted columns unloaded, enough to delete a token whose key
+    was lost).
 
     What the block writes is committed when it ends, even inside the caller's own transaction
-    (which is left untouched): see ``durable_place``. A refresh in flight holds no row lock
-    but a lease (``lease``); it stores its answer only while the row still holds the refresh
-    token it spent, so what the block writes is never overwritten by a stale one.
+    (see ``durable_place``). A refresh in flight stores its
+    answer only while the row still holds the refresh token it spent, so what the block writes
+    is never overwritten by a stale one.
     """
     with row_lock(pk, with_secrets=with_secrets) as (current, _durable):
         yield current

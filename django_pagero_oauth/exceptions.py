@@ -2,7 +2,7 @@
 
 None of them ever carries a token, a code or the client secret in its message. Each class
 says why it failed in its ``reason`` (as DRF's ``default_code``): the words shown to people
-(:mod:`.explain`), the keep-alive runs' counts and ``token_refresh_failed`` go by it.
+(``explain``), the keep-alive runs' counts and ``token_refresh_failed`` go by it.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import hmac
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, quote_plus
 
 from django.contrib.sessions.backends.base import UpdateError
@@ -135,7 +135,7 @@ def pop_flow(request: HttpRequest, state: str | None) -> Flow:
     before, started by the user now logged in, not expired.
     """
     if not state:
-        raise CallbackError(str(_("The answer from Pagero has no state.")), error="invalid_state")
+        raise _refused(_("The answer from Pagero has no state."))
     pending = _pending(request)
     # Compare in constant time; a dict lookup by an attacker-chosen key would not leak much,
     # but this keeps the comparison obviously safe.
@@ -156,32 +156,29 @@ def pop_flow(request: HttpRequest, state: str | None) -> Flow:
         except UpdateError:  # the session was ended meanwhile (a logout in another tab)
             entry = None
     if not isinstance(entry, dict):
-        raise CallbackError(
-            str(_("This login is unknown or was already used. Please start again.")),
-            error="invalid_state",
-        )
+        raise _refused(_("This login is unknown or was already used. Please start again."))
     try:
         flow = Flow(state=state, **entry)  # type: ignore[arg-type]
     except TypeError:
-        raise CallbackError(
-            str(_("This login cannot be read. Please start again.")), error="invalid_state"
-        ) from None
+        raise _refused(_("This login cannot be read. Please start again.")) from None
     # Same user as at the start; anonymous only for a sign-in flow started anonymously.
     if flow.user_id != _user_id(request) or not (flow.user_id or flow.sign_in):
-        raise CallbackError(
-            str(_("This login was started by another user. Please start again.")),
-            error="invalid_state",
-        )
+        raise _refused(_("This login was started by another user. Please start again."))
     if flow.is_expired():
-        raise CallbackError(
-            str(_("This login took too long. Please start again.")), error="invalid_state"
-        )
+        raise _refused(_("This login took too long. Please start again."))
     return flow
+
+
+def _refused(message: Any) -> CallbackError:
+    return CallbackError(str(message), error="invalid_state")
 
 
 #: Callback parameters that must not reach an error report, a tracker or a log once read.
 SECRET_CALLBACK_PARAMETERS = ("code", "state")
 MASK = "********"
+#: Shorter secret values are masked in ``request.META`` only as part of the raw query string
+#: (masking a two-character value everywhere would garble unrelated headers).
+_MIN_MASKED_LENGTH = 8
 
 
 def hide_callback_secrets(request: HttpRequest) -> None:
@@ -230,8 +227,3 @@ def hide_callback_secrets(request: HttpRequest) -> None:
         is_bytes = isinstance(scope["query_string"], bytes)
         query = request.META["QUERY_STRING"]
         scope["query_string"] = query.encode("ascii") if is_bytes else query
-
-
-#: Shorter secret values are masked in ``request.META`` only as part of the raw query string
-#: (masking a two-character value everywhere would garble unrelated headers).
-_MIN_MASKED_LENGTH = 8

@@ -53,6 +53,11 @@ ResponseHandler = Callable[[HttpRequest, "PageroOAuthError | None"], HttpRespons
 #: or Pagero unusable for now. Any other exception of a view propagates untouched.
 GUARDED_ERRORS: tuple[type[PageroOAuthError], ...] = (PageroAuthorizationRequired, *SERVICE_ERRORS)
 
+#: The front ends of the guard applied in this process, read by check I001 once the URLconf is
+#: loaded: ``"decorator"`` when it wraps a view, ``"mixin"`` when ``as_view()`` makes a view of
+#: a class with it, ``"HasPageroToken"`` when the DRF permission is imported.
+GUARDS_APPLIED: set[str] = set()
+
 
 def answers(exc: BaseException, request: HttpRequest) -> TypeGuard[PageroOAuthError]:
     """Whether the guard answers ``exc``, raised by a protected view: a
@@ -113,14 +118,11 @@ def default_response(request: HttpRequest, exc: PageroOAuthError | None) -> Http
     return HttpResponseRedirect(login_url)
 
 
-def get_response_handler() -> ResponseHandler:
-    path = app_settings.RESPONSE_HANDLER
-    return import_string(path) if path else default_response
-
-
 def handle_missing_token(request: HttpRequest, exc: PageroOAuthError | None) -> HttpResponse:
     """Answer for a request that has no valid token (``exc`` None: the user is anonymous)."""
-    return get_response_handler()(request, exc)
+    path = app_settings.RESPONSE_HANDLER
+    handler: ResponseHandler = import_string(path) if path else default_response
+    return handler(request, exc)
 
 
 def resolve_token(
@@ -195,10 +197,18 @@ def roll_back_the_handlers_transactions(request: HttpRequest) -> None:
     non_atomic: Container[str] = getattr(resolved, "_non_atomic_requests", frozenset())
     if resolved is None or non_atomic is EVERY_DATABASE:
         return
-    for alias, settings_dict in connections.settings.items():
-        wrapped = settings_dict.get("ATOMIC_REQUESTS") and alias not in non_atomic
-        if wrapped and connections[alias].in_atomic_block:
+    for alias in _request_transactions(non_atomic):
+        if connections[alias].in_atomic_block:
             transaction.set_rollback(True, using=alias)
+
+
+def _request_transactions(non_atomic: Container[str]) -> list[str]:
+    """The databases whose ``ATOMIC_REQUESTS`` wraps a view, but those in ``non_atomic``."""
+    return [
+        alias
+        for alias, settings_dict in connections.settings.items()
+        if settings_dict.get("ATOMIC_REQUESTS") and alias not in non_atomic
+    ]
 
 
 async def arun_guarded(
@@ -259,14 +269,11 @@ def call_in_request_transactions(
     (``OperationalError``, ``InterfaceError``), the answer is the 503 of
     :class:`~.exceptions.TransactionEnded`, not a server error.
     """
-    resolver_match = getattr(request, "resolver_match", None)
-    resolved = getattr(resolver_match, "func", None)
-    opened = []
-    if getattr(resolved, "_non_atomic_requests", None) is EVERY_DATABASE:
-        for alias, settings_dict in connections.settings.items():
-            if settings_dict.get("ATOMIC_REQUESTS") and alias not in non_atomic:
-                view = transaction.atomic(using=alias)(view)
-                opened.append(alias)
+    resolved = getattr(getattr(request, "resolver_match", None), "func", None)
+    skipped = getattr(resolved, "_non_atomic_requests", None) is EVERY_DATABASE
+    opened = _request_transactions(non_atomic) if skipped else []
+    for alias in opened:
+        view = transaction.atomic(using=alias)(view)
     if not opened:
         return view(*args, **kwargs)
     try:
@@ -296,6 +303,7 @@ __all__ = [
     "DATABASE_ERRORS",
     "EVERY_DATABASE",
     "GUARDED_ERRORS",
+    "GUARDS_APPLIED",
     "aresolve_token",
     "arun_guarded",
     "call_in_request_transactions",

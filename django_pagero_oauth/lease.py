@@ -15,8 +15,8 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -27,7 +27,13 @@ from django.db.models import Q
 from django.db.models.functions import Now
 
 from .conf import app_settings
-from .durable import LOCK_WAIT_MARGIN, RETRIED, SQLITE_OWN_CONNECTION_TIMEOUT, durably
+from .durable import (
+    LOCK_WAIT_MARGIN,
+    RETRIED,
+    SQLITE_OWN_CONNECTION_TIMEOUT,
+    durably,
+    lock_timeout,
+)
 from .exceptions import PageroConfigurationError, PageroUnavailable, TokenLockTimeout
 from .models import PageroToken
 
@@ -52,13 +58,13 @@ class Lease:
     took_over: bool = False
 
 
-def held_by_other(row: PageroToken, held: Lease | None = None) -> bool:
+def held_by_other(row: PageroToken, held: Lease) -> bool:
     """The locked ``row`` (read by ``durable.locked_row``) has a running lease that is not
     ``held``."""
     until = row.refresh_lease_until
     if until is None or until <= cast(datetime, row._db_now):  # type: ignore[attr-defined]
         return False
-    return held is None or row.refresh_lease_owner != held.owner
+    return row.refresh_lease_owner != held.owner
 
 
 #: This process's own knowledge: token pk -> monotonic time until which one of its threads is
@@ -116,42 +122,19 @@ def try_take(token: PageroToken) -> Lease | None:
 
 
 def _try_take_once(connection: Any, token: PageroToken, owner: str, *, took_over: bool) -> int:
-    """One ``UPDATE`` of :func:`try_take`: a lease that was ended (``refresh_lease_until`` is
-    NULL) or, with ``took_over``, one that ran out."""
-    if connection.vendor == "postgresql":
-        return _try_take_skip_locked(connection, token, owner, took_over=took_over)
+    """One ``UPDATE`` of :func:`try_take`, in a transaction of its own: a lease that was ended
+    (``refresh_lease_until`` is NULL) or, with ``took_over``, one that ran out. On PostgreSQL a
+    row locked by another transaction is skipped (``FOR UPDATE SKIP LOCKED``)."""
+    manager = PageroToken.objects.db_manager(connection.alias)
     free = Q(refresh_lease_until__lte=Now()) if took_over else Q(refresh_lease_until__isnull=True)
-    return (
-        PageroToken.objects.db_manager(connection.alias)
-        .filter(free, pk=token.pk, access_token_expires_at=token.access_token_expires_at)
-        .update(
+    rows = manager.filter(free, pk=token.pk, access_token_expires_at=token.access_token_expires_at)
+    if connection.vendor == "postgresql":
+        rows = manager.filter(pk__in=rows.select_for_update(skip_locked=True).values("pk"))
+    with transaction.atomic(using=connection.alias):
+        return rows.update(
             refresh_lease_until=Now() + timedelta(seconds=lease_seconds()),
             refresh_lease_owner=owner,
         )
-    )
-
-
-def _try_take_skip_locked(
-    connection: Any, token: PageroToken, owner: str, *, took_over: bool
-) -> int:
-    """:func:`try_take` on PostgreSQL: one ``UPDATE`` (its own transaction in autocommit), on the
-    clock ``Now()`` reads elsewhere (``STATEMENT_TIMESTAMP()``)."""
-    meta = PageroToken._meta
-    name = connection.ops.quote_name
-    table, pk = name(meta.db_table), name(meta.pk.column)
-    until, holder = name("refresh_lease_until"), name("refresh_lease_owner")
-    expires = name("access_token_expires_at")
-    free = f"{until} <= STATEMENT_TIMESTAMP()" if took_over else f"{until} IS NULL"
-    # Names from the model's meta, values as parameters.
-    sql = (
-        f"UPDATE {table} SET {until} = "  # noqa: S608
-        f"STATEMENT_TIMESTAMP() + %s * INTERVAL '1 second', {holder} = %s "
-        f"WHERE {pk} = (SELECT {pk} FROM {table} WHERE {pk} = %s AND {expires} = %s "
-        f"AND {free} FOR UPDATE SKIP LOCKED)"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [lease_seconds(), owner, token.pk, token.access_token_expires_at])
-        return int(cursor.rowcount)
 
 
 def new_owner() -> str:
@@ -175,12 +158,11 @@ def take(row: PageroToken, owner: str) -> Lease:
 
 @contextmanager
 def kept(held: Lease, seconds: float) -> Iterator[None]:
-    """While the block runs (its holder waits for Pagero), the lease is extended to a whole
-    lease's length every quarter of one, from a thread of its own (with a connection of its
-    own): a live holder, however slowly Pagero's answer comes, never outlives its lease. A
-    paused process pauses this too; then the lease runs out and may be taken over
-    (``Lease.took_over``). It is extended for ``seconds`` at most (``oauth.request_deadline``,
-    when the request is cut off): a request the cutoff missed never keeps it for good."""
+    """While the block runs (its holder waits for Pagero), a thread of its own extends the lease
+    to a whole lease's length every quarter of one: a live holder, however slowly Pagero
+    answers, never outlives its lease (a paused process pauses this too; then the lease runs out
+    and may be taken over). For ``seconds`` at most (``oauth.request_deadline``): a request the
+    cutoff missed never keeps it for good."""
     stop = threading.Event()
     until = time.monotonic() + seconds
     keeper = threading.Thread(target=_keep, args=(held, stop, until), daemon=True)
@@ -210,18 +192,17 @@ def _extend(held: Lease) -> bool:
     """One extension of ``held``; False if it is not this holder's any more. A database error
     is left for the next beat."""
     using = router.db_for_write(PageroToken)
+
+    def extend() -> bool:
+        lock_timeout(using, 1.0)
+        rows = PageroToken.objects.db_manager(using).filter(
+            pk=held.pk, refresh_lease_owner=held.owner
+        )
+        return bool(rows.update(refresh_lease_until=Now() + timedelta(seconds=lease_seconds())))
+
     try:
-        with transaction.atomic(using=using):
-            if connections[using].vendor == "postgresql":
-                with connections[using].cursor() as cursor:
-                    cursor.execute("SET LOCAL lock_timeout = 1000")
-            return bool(
-                PageroToken.objects.db_manager(using)
-                .filter(pk=held.pk, refresh_lease_owner=held.owner)
-                .update(refresh_lease_until=Now() + timedelta(seconds=lease_seconds()))
-            )
+        return durably(extend)
     except RETRIED:
-        connections[using].close()
         return True
 
 
@@ -234,18 +215,14 @@ def clear(row: PageroToken, lease: Lease) -> None:
 
 def release(lease: Lease) -> None:
     """End ``lease`` (if it is still this one), committed; a failure leaves it to run out."""
-    using = router.db_for_write(PageroToken)
+    rows = PageroToken.objects.db_manager(router.db_for_write(PageroToken)).filter(
+        pk=lease.pk, refresh_lease_owner=lease.owner
+    )
     try:
-        durably(
-            lambda: (
-                PageroToken.objects.db_manager(using)
-                .filter(pk=lease.pk, refresh_lease_owner=lease.owner)
-                .update(refresh_lease_until=None, refresh_lease_owner="")
-            ),
-            budget=1.0,
-        )
-    except RETRIED:
-        pass
+        with suppress(*RETRIED):
+            durably(
+                lambda: rows.update(refresh_lease_until=None, refresh_lease_owner=""), budget=1.0
+            )
     finally:
         released()
 
@@ -297,72 +274,54 @@ class Waiter:
 
 def _backoff_key(token: PageroToken) -> str:
     # Keyed by the refresh token's fingerprint too: a new login or a rotation starts afresh.
-    return f"django_pagero_oauth:refresh-backoff-v2:{token.pk}:{token.fingerprint}"
+    return f"django_pagero_oauth:refresh-backoff:{token.pk}:{token.fingerprint}"
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """A running back-off: how long it has left, and whether the failure that started it was
-    the site's configuration (``invalid_client``), which is raised again as such."""
-
-    remaining: int
-    configuration: bool = False
-
-    def failure(self) -> PageroUnavailable | PageroConfigurationError:
-        if self.configuration:
-            return PageroConfigurationError(
-                "Pagero rejected this site's client credentials moments ago; not trying again yet"
-            )
-        return PageroUnavailable(
-            "a refresh failed moments ago; not trying again yet", retry_after=self.remaining
-        )
-
-
-#: The back-off entry's marker of a configuration failure (the entry is ``[until, kind]``).
-_CONFIGURATION = "configuration"
-
-
-def backoff_remaining(token: PageroToken) -> Backoff | None:
-    """The back-off running after a recent failure, or None."""
+def backoff_failure(token: PageroToken) -> PageroUnavailable | PageroConfigurationError | None:
+    """The failure to raise while a back-off after a recent failure of ``token`` runs, or None.
+    A failure of the site's configuration (``invalid_client``) is raised again as such."""
     entry = caches[DEFAULT_CACHE_ALIAS].get(_backoff_key(token))
     if entry is None:
         return None
-    until, kind = entry
+    until, configuration = entry
     remaining = int(until - time.time()) + 1
     if remaining <= 0:
         return None
-    return Backoff(remaining, configuration=kind == _CONFIGURATION)
+    if configuration:
+        return PageroConfigurationError(
+            "Pagero rejected this site's client credentials moments ago; not trying again yet"
+        )
+    return PageroUnavailable(
+        "a refresh failed moments ago; not trying again yet", retry_after=remaining
+    )
 
 
 def start_backoff(
     token: PageroToken, failure: PageroUnavailable | PageroConfigurationError
 ) -> None:
-    """A refresh of ``token`` failed: the next callers fail at once for a while. Best effort:
-    a cache that fails is logged, and the callers try again instead."""
+    """A refresh of ``token`` failed: the next callers fail at once for a while."""
     seconds = app_settings.REFRESH_FAILURE_BACKOFF
     if failure.retry_after:
         seconds = max(seconds, min(failure.retry_after, 300))
-    if seconds <= 0:
-        return
-    kind = _CONFIGURATION if isinstance(failure, PageroConfigurationError) else ""
-    try:
-        caches[DEFAULT_CACHE_ALIAS].set(_backoff_key(token), [time.time() + seconds, kind], seconds)
-    except Exception as exc:  # the cache backend's own errors: no common base class
-        logger.warning(
-            "Pagero token %s: the refresh back-off could not be started (%s)",
-            token.fingerprint,
-            type(exc).__name__,
-        )
+    if seconds > 0:
+        entry = [time.time() + seconds, isinstance(failure, PageroConfigurationError)]
+        _in_cache(token, "started", lambda cache: cache.set(_backoff_key(token), entry, seconds))
 
 
 def end_backoff(token: PageroToken) -> None:
-    """A refresh of ``token`` succeeded and is stored: no back-off. Best effort: a cache that
-    fails (Redis restarting) is logged; the back-off then runs out by itself."""
+    """A refresh of ``token`` succeeded and is stored: no back-off."""
+    _in_cache(token, "ended", lambda cache: cache.delete(_backoff_key(token)))
+
+
+def _in_cache(token: PageroToken, what: str, change: Callable[[Any], object]) -> None:
+    """Best effort: a cache that fails (Redis restarting) is logged; then the callers try again
+    instead of backing off, or the back-off runs out by itself."""
     try:
-        caches[DEFAULT_CACHE_ALIAS].delete(_backoff_key(token))
+        change(caches[DEFAULT_CACHE_ALIAS])
     except Exception as exc:  # the cache backend's own errors: no common base class
         logger.warning(
-            "Pagero token %s: the refresh back-off could not be ended (%s)",
+            "Pagero token %s: the refresh back-off could not be %s (%s)",
             token.fingerprint,
+            what,
             type(exc).__name__,
         )

@@ -109,19 +109,13 @@ class PageroTokenMiddleware:
         if self.is_async:
             return self.__acall__(request)
         _attach_lazy_token(request)
-        if is_protected(request):
-            result = resolve_token(request)
-            if isinstance(result, HttpResponse):
-                return result
-        return self.get_response(request)  # type: ignore[no-any-return]
+        result = resolve_token(request) if is_protected(request) else None
+        return result if isinstance(result, HttpResponse) else self.get_response(request)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         _attach_lazy_token(request)
-        if is_protected(request):
-            result = await aresolve_token(request)
-            if isinstance(result, HttpResponse):
-                return result
-        return await self.get_response(request)  # type: ignore[no-any-return]
+        result = await aresolve_token(request) if is_protected(request) else None
+        return result if isinstance(result, HttpResponse) else await self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """On a protected path, the view's API call found the connection dead (or Pagero

@@ -7,7 +7,13 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from .exceptions import PageroOAuthError
-from .guard import EVERY_DATABASE, arun_guarded, handle_missing_token, run_guarded
+from .guard import (
+    EVERY_DATABASE,
+    GUARDS_APPLIED,
+    arun_guarded,
+    handle_missing_token,
+    run_guarded,
+)
 
 
 class PageroTokenRequiredMixin:
@@ -21,6 +27,12 @@ class PageroTokenRequiredMixin:
     """
 
     view_is_async: bool
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        """Django's ``as_view()``; the view is counted as guarded (check ``I001``)."""
+        GUARDS_APPLIED.add("mixin")
+        return super().as_view(**initkwargs)  # type: ignore[misc]
 
     def handle_no_pagero_token(
         self, request: HttpRequest, exc: PageroOAuthError | None

@@ -107,16 +107,12 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
         now: datetime, warn_within: timedelta
     ) -> list[tuple[TokenHealth, models.Q]]:
         """Each health but VALID with its condition, in order of precedence."""
+        dead = models.Q(status=PageroToken.Status.REAUTHORIZATION_REQUIRED)
+        expiring = models.Q(refresh_token_expires_at__lte=now + warn_within)
         return [
-            (
-                TokenHealth.REAUTHORIZATION_REQUIRED,
-                models.Q(status=PageroToken.Status.REAUTHORIZATION_REQUIRED),
-            ),
+            (TokenHealth.REAUTHORIZATION_REQUIRED, dead),
             (TokenHealth.REFRESH_TOKEN_EXPIRED, models.Q(refresh_token_expires_at__lte=now)),
-            (
-                TokenHealth.REFRESH_TOKEN_EXPIRING,
-                models.Q(refresh_token_expires_at__lte=now + warn_within),
-            ),
+            (TokenHealth.REFRESH_TOKEN_EXPIRING, expiring),
             (TokenHealth.ACCESS_TOKEN_EXPIRED, models.Q(access_token_expires_at__lte=now)),
         ]
 
@@ -127,12 +123,10 @@ class PageroTokenQuerySet(models.QuerySet["PageroToken"]):
     ) -> PageroTokenQuerySet:
         """Annotate ``health`` (a :class:`TokenHealth` value) in the database: no decryption."""
         conditions = self._health_conditions(now or timezone.now(), warn_within)
+        whens = [models.When(condition, then=models.Value(h.value)) for h, condition in conditions]
         return self.annotate(
             health=models.Case(
-                *(
-                    models.When(condition, then=models.Value(h.value))
-                    for h, condition in conditions
-                ),
+                *whens,
                 default=models.Value(TokenHealth.VALID.value),
                 output_field=models.CharField(max_length=32),
             )

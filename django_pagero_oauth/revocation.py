@@ -1,5 +1,10 @@
 """Revocation (RFC 7009): of a stored token (:func:`revoke`), and, best effort, of a refresh
-token this site drops, obtains but will not keep, or could not store."""
+token this site drops, obtains but will not keep, or could not store.
+
+A best-effort revocation (RFC 7009 2.1 at ``REVOKE_URL``; nothing without it) is logged by the
+token's fingerprint and the error code, never the token, and never raises: it must not fail, or
+block, the login, delete or request that dropped the token.
+"""
 
 from __future__ import annotations
 
@@ -93,12 +98,8 @@ def revocable_refresh_token(user_pk: Any, *, using: str) -> tuple[str, str] | No
 
 @sensitive_variables("refresh_token")
 def revoke_after_commit(refresh_token: str, *, fingerprint: str, using: str, why: str) -> None:
-    """Revoke a refresh token this site is dropping, once the transaction on ``using`` commits.
-
-    RFC 7009 2.1 at ``REVOKE_URL``; nothing happens if the transaction rolls back. A failure is
-    logged (the fingerprint and the error code, never the token) and never raised: it must not
-    fail, or block, the login or the delete that dropped the token.
-    """
+    """Revoke a refresh token this site is dropping, once the transaction on ``using`` commits
+    (nothing happens if it rolls back)."""
 
     @sensitive_variables()
     def revoke_now() -> None:
@@ -113,9 +114,8 @@ def revoke_after_response(response: HttpResponseBase, refresh_token: str, *, why
 
     For the tokens of a code exchange whose login was refused (an unknown or taken identity, an
     ``id_token`` that failed): nothing stores them, and left alone they would stay valid at
-    Pagero for three years. RFC 7009 2.1 at ``REVOKE_URL`` (nothing without it), run when the
-    server closes the response (WSGI and ASGI both do, after sending it), so the visitor never
-    waits for it. A failure is logged (fingerprint and error code) and never raised.
+    Pagero for three years. Run when the server closes the response (WSGI and ASGI both do,
+    after sending it), so the visitor never waits for it.
     """
     if not app_settings.REVOKE_URL or not refresh_token:
         return
@@ -137,10 +137,9 @@ def revoke_unstored(refresh_token: str, *, why: str) -> None:
     """Revoke at once, best effort, a refresh token this site obtained and could not store.
 
     For a code exchange whose answer failed to be stored (unusable ``ENCRYPTION_KEYS``, a
-    database error, a bug): stored nowhere, it would stay valid at Pagero for three years.
-    RFC 7009 2.1 at ``REVOKE_URL`` (nothing without it). Never raises: the caller re-raises its
-    own error. The log names it by its fingerprint, or not at all when the keys that make one
-    are what failed.
+    database error, a bug): stored nowhere, it would stay valid at Pagero for three years. The
+    caller re-raises its own error. The log names the token by its fingerprint, or not at all
+    when the keys that make one are what failed.
 
     The error may have come after the store committed (the COMMIT's acknowledgement lost, an
     ``on_commit`` hook raising): a token the database holds, committed, is never revoked.
@@ -180,8 +179,7 @@ def _stored_committed(refresh_token: str, label: str) -> bool:
 
 @sensitive_variables("refresh_token")
 def revoke_best_effort(refresh_token: str, label: str, why: str) -> None:
-    """Revoke a refresh token this site drops (RFC 7009 2.1); a failure is logged (the
-    fingerprint ``label`` and the error code, never the token) and never raised."""
+    """Revoke a refresh token this site drops, best effort; ``label`` is its fingerprint."""
     try:
         oauth.revoke_token(refresh_token, token_type_hint="refresh_token")
     except PageroOAuthError as exc:

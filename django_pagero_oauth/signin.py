@@ -105,22 +105,6 @@ class LinkNeedsConfirmation(Exception):
     """A sign-in flow of a logged-in user found a new identity: store nothing, ask first."""
 
 
-def remember_pending_link(
-    request: HttpRequest, verified: oidc.IdTokenClaims, *, next_url: str
-) -> None:
-    """Keep (issuer, subject) in the session until the user confirms or cancels the link.
-
-    Only the identity is kept, never a token: what the link page shows and what a POST links.
-    """
-    request.session[PENDING_LINK_SESSION_KEY] = {
-        "issuer": verified.issuer,
-        "subject": verified.subject,
-        "user_id": str(request.user.pk),
-        "next_url": next_url,
-        "created": time.time(),
-    }
-
-
 def pending_link(request: HttpRequest, *, pop: bool = False) -> dict[str, Any] | None:
     """The identity link waiting for this user's confirmation, if it is theirs and recent.
 
@@ -130,42 +114,12 @@ def pending_link(request: HttpRequest, *, pop: bool = False) -> dict[str, Any] |
     if not app_settings.SIGN_IN_ENABLED:
         request.session.pop(PENDING_LINK_SESSION_KEY, None)
         return None
-    entry = (
-        request.session.pop(PENDING_LINK_SESSION_KEY, None)
-        if pop
-        else request.session.get(PENDING_LINK_SESSION_KEY)
-    )
+    entry = (request.session.pop if pop else request.session.get)(PENDING_LINK_SESSION_KEY, None)
     if not isinstance(entry, dict) or not request.user.is_authenticated:
         return None
-    if entry.get("user_id") != str(request.user.pk):
-        return None
-    if time.time() - float(entry.get("created", 0)) > app_settings.STATE_MAX_AGE:
-        return None
-    if not all(isinstance(entry.get(name), str) for name in ("issuer", "subject", "next_url")):
-        return None
-    return entry
-
-
-def link_identity(request: HttpRequest, *, issuer: str, subject: str) -> PageroIdentity:
-    """Link (issuer, subject) to the logged-in user, as they confirmed; send ``identity_linked``.
-
-    Raises :class:`IdentityRefused` as :meth:`PageroIdentity.link` does.
-    """
-    user: Any = request.user
-    with transaction.atomic(using=router.db_for_write(PageroIdentity)):
-        identity, created = PageroIdentity.link(user, issuer=issuer, subject=subject)
-    if created:
-        logger.info("Pagero identity linked to user #%s", user.pk)
-        identity_linked.send(
-            PageroIdentity, identity=identity, user=user, request=request, created_user=False
-        )
-    return identity
-
-
-def is_user(instance: Any) -> bool:
-    """Whether ``instance`` is a user: of the user model, or of a proxy of it."""
-    meta = getattr(instance, "_meta", None)
-    return meta is not None and meta.concrete_model is get_user_model()
+    fresh = time.time() - float(entry.get("created", 0)) <= app_settings.STATE_MAX_AGE
+    readable = all(isinstance(entry.get(name), str) for name in ("issuer", "subject", "next_url"))
+    return entry if entry.get("user_id") == str(request.user.pk) and fresh and readable else None
 
 
 def unlink_on_password_change(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
@@ -185,12 +139,12 @@ def unlink_on_password_change(sender: Any, instance: Any, raw: bool = False, **k
     (:func:`_is_hash_upgrade`). ``QuerySet.update(password=...)`` sends no signal at all, so it
     unlinks nothing: delete the identities with it.
     """
-    if raw or not is_user(instance) or instance.pk is None:
-        return
+    user_model = getattr(getattr(instance, "_meta", None), "concrete_model", None)
+    if raw or user_model is not get_user_model() or instance.pk is None:
+        return  # not a user (of the user model or a proxy of it), or a fixture
     update_fields = kwargs.get("update_fields")
     if update_fields is not None and "password" not in update_fields:
         return  # the password is not written
-    user_model = instance._meta.concrete_model
     old = (
         user_model._default_manager.using(kwargs.get("using"))
         .filter(pk=instance.pk)
@@ -245,8 +199,6 @@ class SignInOutcome:
 
     #: Whose token this is: the logged-in user, or the verified identity's.
     user: Any
-    #: The verified ``id_token``, when the flow asked for one.
-    verified: oidc.IdTokenClaims | None = None
     #: The user's identity of this issuer, when it is (or becomes) linked.
     identity: PageroIdentity | None = None
     #: ``identity`` was linked by this callback (``identity_linked`` is sent).
@@ -299,7 +251,7 @@ class SignInCallbackMixin:
             if flow.sign_in:  # started before sign-in was switched off
                 raise IdentityRefused(error="sign_in_disabled")
             # A connect with openid: verified, nothing linked.
-            return SignInOutcome(user=self.request.user, verified=verified)
+            return SignInOutcome(user=self.request.user)
         # First statement of the transaction: SQLite's write lock before any read (elsewhere the
         # unique constraints decide between concurrent links; the queryset is not read here).
         write_locked(_identities().filter(issuer=verified.issuer, subject=verified.subject))
@@ -315,13 +267,13 @@ class SignInCallbackMixin:
         if identity is not None and identity.user_id != user.pk:
             raise IdentityRefused(error="identity_taken")
         if identity is not None:
-            return SignInOutcome(user=user, verified=verified, identity=identity)
+            return SignInOutcome(user=user, identity=identity)
         if _identities().filter(user_id=user.pk, issuer=verified.issuer).exists():
             raise IdentityRefused(error="other_identity_linked")
         if flow.sign_in:
             raise LinkNeedsConfirmation  # nothing is stored before the user confirms
         # A connect stores its token; the link waits for the user.
-        return SignInOutcome(user=user, verified=verified, link_pending=True)
+        return SignInOutcome(user=user, link_pending=True)
 
     def sign_in_identity(self, verified: oidc.IdTokenClaims) -> SignInOutcome:
         """An anonymous visitor's flow: the identity's user, or a new one with
@@ -350,7 +302,7 @@ class SignInCallbackMixin:
         )
         identity.last_signed_in = timezone.now()
         identity.save(update_fields=["last_signed_in"])
-        return SignInOutcome(user, verified, identity, newly_linked, created, logs_in=True)
+        return SignInOutcome(user, identity, newly_linked, created, logs_in=True)
 
     def create_user(self, verified: oidc.IdTokenClaims) -> Any:
         """A new user for an unknown identity, from ``SIGN_IN_USER_FACTORY``."""
@@ -378,49 +330,41 @@ class SignInCallbackMixin:
             )
 
     def confirm_link(self, flow: flows.Flow, verified: oidc.IdTokenClaims | None) -> HttpResponse:
-        """Ask the logged-in user to confirm the new identity (``pagero_oauth:link_identity``).
-        Only a verified identity waits for a link: ``verified`` is set."""
+        """Ask the logged-in user to confirm the new identity (``pagero_oauth:link_identity``),
+        kept in the session until then: the identity, never a token. Only a verified identity
+        waits for a link: ``verified`` is set."""
         claims = cast(oidc.IdTokenClaims, verified)
-        remember_pending_link(self.request, claims, next_url=flow.next_url)
+        self.request.session[PENDING_LINK_SESSION_KEY] = {
+            "issuer": claims.issuer,
+            "subject": claims.subject,
+            "user_id": str(self.request.user.pk),
+            "next_url": flow.next_url,
+            "created": time.time(),
+        }
         return HttpResponseRedirect(reverse("pagero_oauth:link_identity"))
 
     def identity_refused(
         self, exc: IdentityRefused, verified: oidc.IdTokenClaims | None
     ) -> HttpResponse:
-        """The identity may not be used: say why and how to go on; nothing was stored."""
-        return identity_refused_response(
-            self.request, exc, verified, template_name=self.identity_refused_template_name
+        """The refusal page (403): why the identity may not be used and how to go on; nothing
+        was stored."""
+        request = self.request
+        logger.warning(
+            "Pagero identity refused (%s): issuer %r, subject %r, user #%s",
+            exc.error,
+            verified.issuer if verified else "",
+            verified.subject if verified else "",
+            request.user.pk,
         )
-
-
-def identity_refused_response(
-    request: HttpRequest,
-    exc: IdentityRefused,
-    verified: oidc.IdTokenClaims | None,
-    *,
-    template_name: str,
-) -> HttpResponse:
-    """The refusal page (403): why the identity may not be used and how to go on; logged."""
-    logger.warning(
-        "Pagero identity refused (%s): issuer %r, subject %r, user #%s",
-        exc.error,
-        verified.issuer if verified else "",
-        verified.subject if verified else "",
-        request.user.pk,
-    )
-    message = explain(Place.LOGIN, exc)
-    link_url = ""
-    if exc.error == "unknown_identity":
-        link_url = (
-            f"{resolve_url(settings.LOGIN_URL)}?"
-            f"{urlencode({'next': reverse('pagero_oauth:sign_in')})}"
+        message = explain(Place.LOGIN, exc)
+        link_url = ""
+        if exc.error == "unknown_identity":
+            sign_in = urlencode({"next": reverse("pagero_oauth:sign_in")})
+            link_url = f"{resolve_url(settings.LOGIN_URL)}?{sign_in}"
+        context = {"message": message, "reason": exc.error, "link_url": link_url}
+        response = TemplateResponse(
+            request, self.identity_refused_template_name, context, status=403
         )
-    response = TemplateResponse(
-        request,
-        template_name,
-        {"message": message, "reason": exc.error, "link_url": link_url},
-        status=403,
-    )
-    # Mostly answered at the callback's URL, which holds the code; the page has no form.
-    response["Referrer-Policy"] = "no-referrer"
-    return response
+        # Mostly answered at the callback's URL, which holds the code; the page has no form.
+        response["Referrer-Policy"] = "no-referrer"
+        return response

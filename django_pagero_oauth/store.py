@@ -24,7 +24,6 @@ from .exceptions import (
     PageroUnavailable,
     TokenGone,
 )
-from .locking import write_locked
 from .models import PageroToken, refresh_token_expiry
 from .revocation import revoke_best_effort
 
@@ -46,22 +45,21 @@ def store_answer(
     current: PageroToken, used_refresh_token: str, held: lease.Lease, response: oauth.TokenResponse
 ) -> tuple[PageroToken, bool]:
     """Store Pagero's answer in a new short transaction, only on the row that still holds the
-    refresh token that was spent, and end the lease with it; return the row and whether it
-    holds the answer's access token. A broken connection is replaced and the transaction tried
-    again, for half a lease's length: the lease was extended at most a quarter of one ago
-    (``lease.kept``), so the retries end before it does.
-
-    :class:`RefreshFailed` (with a back-off) when only the new refresh token could be stored;
-    :class:`TokenGone` when the row was deleted meanwhile.
+    spent refresh token, and end the lease with it; return the row and whether it holds the
+    answer's access token. A broken connection is replaced and the transaction run again for
+    half a lease's length: the lease was extended at most a quarter of one ago (``lease.kept``),
+    so the retries end before it does. :class:`RefreshFailed` (with a back-off) when only the
+    new refresh token could be stored; :class:`TokenGone` when the row was deleted meanwhile.
     """
 
     def write() -> tuple[PageroToken | None, bool | None]:
         row = locked_row(router.db_for_write(PageroToken), current.pk)
         if row is not None and _holds_answer(row, response, used_refresh_token):
-            # An earlier run of this write committed, and its acknowledgement was lost (or an
-            # ``on_commit`` hook raised a database error): stored, so nothing to do again.
+            # An earlier run of this write committed, its acknowledgement lost (or an
+            # ``on_commit`` hook raised a database error): only the lease is left to end.
             lease.clear(row, held)
-            _update_without_signals(row, cast(str, row._state.db), _LEASE_FIELDS)
+            lease_fields = ("refresh_lease_until", "refresh_lease_owner")
+            _update_without_signals(row, cast(str, row._state.db), lease_fields)
             return row, row.access_token == response.access_token
         if row is None or not row.holds_refresh_token(used_refresh_token):
             return row, None
@@ -99,9 +97,7 @@ def store_invalid_grant(
     current: PageroToken, used_refresh_token: str, held: lease.Lease, exc: OAuthErrorResponse
 ) -> tuple[PageroToken, bool]:
     """Pagero answered ``invalid_grant``: mark the row dead, unless it holds another refresh
-    token by now (then use that); the lease ends either way.
-
-    Not so after taking over a lease that ran out without being ended: its holder may be alive
+    token by now (then use that); the lease ends either way. Not so after taking over a lease that ran out without being ended: its holder may be alive
     (paused), have spent this same refresh token, and still store Pagero's answer to it. Then
     the row keeps its token, the failure is :class:`PageroUnavailable` with a back-off, and the
     next refresh, on a lease taken afresh, decides.
@@ -143,7 +139,6 @@ def store_before_leaving(
     (:func:`_store_refresh_token_only`) on the row that still holds the spent one, and end the
     lease, before the interrupt goes on. A failure here is logged; the interrupt is raised."""
     using = router.db_for_write(PageroToken)
-
     new_refresh_token = response.refresh_token
 
     def write() -> None:
@@ -176,10 +171,6 @@ def _holds_answer(row: PageroToken, response: oauth.TokenResponse, used_refresh_
     return (
         bool(issued) and issued != used_refresh_token and row.holds_refresh_token(cast(str, issued))
     )
-
-
-#: The lease's columns, written when an answer found already stored ends the lease.
-_LEASE_FIELDS = ("refresh_lease_until", "refresh_lease_owner")
 
 
 @sensitive_variables("response", "used_refresh_token")
@@ -228,14 +219,12 @@ def _connected_now(current: PageroToken) -> bool:
 def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -> bool:
     """Save a refresh answer on the locked row ``current``; False if only part of it was saved.
 
-    Pagero has already spent the old single-use refresh token, so whatever else fails, the new
-    one must be stored. The answer is saved with ``save()``, so the project's ``pre_save`` and
-    ``post_save`` receivers run as for any save. If that fails (a receiver raises: its audit
-    service is down; a value some database cannot hold; a bug), the row is written again
-    WITHOUT model signals (``QuerySet.update()``, the values encrypted for the row as ``save()``
-    would): first the whole answer, and if even that fails, only the new refresh token, its
-    fingerprint and lifetime, with the access token expired (the next use refreshes). A
-    receiver's failure is logged (its class name) and can never roll back a rotated token.
+    The answer is saved with ``save()``, so the project's ``pre_save`` and ``post_save``
+    receivers run as for any save. If that fails (a receiver raises: its audit service is down;
+    a value some database cannot hold; a bug), the row is written again WITHOUT model signals
+    (:func:`_update_without_signals`): first the whole answer, and if even that fails, only the
+    new refresh token (:func:`_store_refresh_token_only`). A receiver's failure is logged (its
+    class name) and can never roll back a rotated token.
     """
     using = current._state.db or router.db_for_write(PageroToken)
     applied = False
@@ -249,26 +238,26 @@ def _store_refresh_answer(current: PageroToken, response: oauth.TokenResponse) -
     except Exception as exc:
         if not response.refresh_token:
             raise
-        failure = exc
-    try:
-        if not applied:  # a half-applied answer is never written
-            raise failure
+        failure: Exception = exc
+    if applied:  # a half-applied answer is never written
         logger.error(
             "Pagero refresh of token %s: saving the answer failed (%s); writing it without "
             "model signals",
             current.fingerprint,
             type(failure).__name__,
         )
-        with transaction.atomic(using=using):
-            _update_without_signals(current, using, _ANSWER_FIELDS)
-        return True
-    except Exception as exc:
-        logger.error(
-            "Pagero refresh of token %s: the answer could not be stored (%s); storing only the "
-            "new refresh token",
-            current.fingerprint,
-            type(exc).__name__,
-        )
+        try:
+            with transaction.atomic(using=using):
+                _update_without_signals(current, using, _ANSWER_FIELDS)
+            return True
+        except Exception as exc:
+            failure = exc
+    logger.error(
+        "Pagero refresh of token %s: the answer could not be stored (%s); storing only the "
+        "new refresh token",
+        current.fingerprint,
+        type(failure).__name__,
+    )
     _store_refresh_token_only(current, response.refresh_token, using)
     return False
 
@@ -279,29 +268,20 @@ def _store_refresh_token_only(current: PageroToken, refresh_token: str, using: s
     token expired (the next use refreshes); ``current`` is read back."""
     now = timezone.now()
     row = PageroToken.objects.db_manager(using).get(pk=current.pk)
-    row.refresh_token = refresh_token
-    row.fingerprint = fingerprint(refresh_token)
-    row.refresh_token_expires_at = refresh_token_expiry(now)
-    row.access_token = ""
-    row.access_token_issued_at = row.access_token_expires_at = now
-    row.refresh_lease_until = current.refresh_lease_until
-    row.refresh_lease_owner = current.refresh_lease_owner
-    _update_without_signals(row, using, _TOKEN_ONLY_FIELDS)
+    changes = {
+        "refresh_token": refresh_token,
+        "fingerprint": fingerprint(refresh_token),
+        "refresh_token_expires_at": refresh_token_expiry(now),
+        "access_token": "",
+        "access_token_issued_at": now,
+        "access_token_expires_at": now,
+        "refresh_lease_until": current.refresh_lease_until,
+        "refresh_lease_owner": current.refresh_lease_owner,
+    }
+    for name, value in changes.items():
+        setattr(row, name, value)
+    _update_without_signals(row, using, (*changes, "updated"))
     current.refresh_from_db(using=using)
-
-
-#: The columns :func:`_store_refresh_token_only` writes.
-_TOKEN_ONLY_FIELDS = (
-    "refresh_token",
-    "fingerprint",
-    "refresh_token_expires_at",
-    "access_token",
-    "access_token_issued_at",
-    "access_token_expires_at",
-    "refresh_lease_until",
-    "refresh_lease_owner",
-    "updated",
-)
 
 
 #: The columns a refresh answer writes (``apply_token_response``, ``last_refreshed``), and
@@ -315,11 +295,8 @@ _ANSWER_FIELDS = tuple(
 
 def _update_without_signals(row: PageroToken, using: str, names: tuple[str, ...]) -> None:
     """Write ``row``'s ``names`` columns with one ``UPDATE``: no ``pre_save``/``post_save``.
-
-    Each value is prepared by its field's ``pre_save`` as ``save()`` would: an
-    :class:`~.crypto.EncryptedTextField` encrypts it for this row (``crypto.bound_context``),
-    ``auto_now`` sets the time.
-    """
+    Each value is prepared by its field's ``pre_save`` as ``save()`` would (encrypted for this
+    row, ``auto_now``)."""
     values = {}
     for name in names:
         field = PageroToken._meta.get_field(name)
@@ -336,8 +313,7 @@ def _rotated_meanwhile(current: PageroToken, used_refresh_token: str) -> PageroT
     A row deleted meanwhile (a disconnect) is :class:`TokenGone`: there is nothing to mark.
     """
     # The database the lock is on, never a read replica that may not have the rotation yet.
-    manager = PageroToken.objects.db_manager(current._state.db)
-    fresh: PageroToken | None = write_locked(manager.filter(pk=current.pk)).first()
+    fresh = locked_row(cast(str, current._state.db), current.pk)
     if fresh is None:
         raise TokenGone("The user has no Pagero connection any more.")
     if fresh.refresh_token != used_refresh_token and not fresh.needs_reauthorization:

@@ -40,7 +40,7 @@ from .exceptions import (
     TokenLockTimeout,
     nearest_reason,
 )
-from .models import PageroToken
+from .models import PageroToken, PageroTokenQuerySet
 from .revocation import Revocation, revoke
 from .signals import token_refresh_failed, token_refreshed
 from .store import RefreshFailed
@@ -100,12 +100,28 @@ def _lease_running(token: PageroToken) -> bool:
 
 
 def _stored_token(user: AbstractBaseUser | AnonymousUser | None) -> PageroToken:
-    """The user's stored token, if it can be used or refreshed; else why not."""
+    """The user's stored token, if it can be used or refreshed; else why not. The one loaded
+    with the user for this request, else one indexed query (which re-reads ``is_active``).
+
+    The hot path: only the access token is decrypted; the refresh token is read, under the
+    lock, only when a refresh is due. The access token is decrypted here, so that a token that
+    cannot be decrypted (its key was lost, or the value was copied from another row) raises
+    ``UndecryptableToken``, a :class:`PageroAuthorizationRequired`, not an error in the view.
+    """
     if user is None or not user.is_authenticated or not user.is_active:
         raise PageroAuthorizationRequired("The user is anonymous or inactive.")
-    token = _token_of(user)
+    token: PageroToken | None
+    if getattr(user, PRELOADED, False) and _USER_RELATION.is_cached(user):
+        token = cast("PageroToken | None", _USER_RELATION.get_cached_value(user))
+    else:
+        token = _read_on_primary().filter(user_id=user.pk).first()
+        if token is not None and not token.user.is_active:
+            # The row's user, not the caller's object: a job may hold a user loaded before the
+            # deactivation (the join costs no query).
+            raise PageroAuthorizationRequired("The user is inactive.")
     if token is None:
         raise PageroAuthorizationRequired("The user has not connected to Pagero.")
+    token.access_token  # noqa: B018 (decrypts it, see above)
     if token.needs_reauthorization:
         raise PageroAuthorizationRequired("The Pagero connection must be renewed by logging in.")
     return token
@@ -125,52 +141,26 @@ _USER_RELATION = PageroToken._meta.get_field("user").remote_field
 PRELOADED = "_pagero_token_preloaded"
 
 
-def _token_of(user: AbstractBaseUser) -> PageroToken | None:
-    """The user's token: the one loaded with the user for this request, else one indexed query
-    (which re-reads the user's ``is_active``).
-
-    The hot path: only the access token is decrypted; the refresh token is read, under the
-    lock, only when a refresh is due. The access token is decrypted here, so that a token that
-    cannot be decrypted (its key was lost, or the value was copied from another row) raises
-    ``UndecryptableToken``, a :class:`PageroAuthorizationRequired`, not an error in the view.
-    """
-    token: PageroToken | None
-    if getattr(user, PRELOADED, False) and _USER_RELATION.is_cached(user):
-        token = cast("PageroToken | None", _USER_RELATION.get_cached_value(user))
-    else:
-        try:
-            # Read where writes go: a lagging read replica may still hold a token
-            # disconnected, or a user deactivated, on the primary.
-            token = (
-                PageroToken.objects.db_manager(router.db_for_write(PageroToken))
-                .defer("refresh_token", "id_token")
-                .select_related("user")
-                .get(user_id=user.pk)
-            )
-        except PageroToken.DoesNotExist:
-            return None
-        if not token.user.is_active:
-            # The row's user, not the caller's object: a job may hold a user loaded before the
-            # deactivation (the join costs no query).
-            raise PageroAuthorizationRequired("The user is inactive.")
-    if token is not None:
-        token.access_token  # noqa: B018 (decrypts it, see above)
-    return token
+def _read_on_primary() -> PageroTokenQuerySet:
+    """Tokens with their users, read where writes go (a lagging read replica may still hold a
+    token disconnected, or a user deactivated, on the primary); no refresh or ID token."""
+    manager = PageroToken.objects.db_manager(router.db_for_write(PageroToken))
+    return manager.select_related("user").defer("refresh_token", "id_token")
 
 
 async def aget_valid_token(
     user: AbstractBaseUser | AnonymousUser | None, *, force_refresh: bool = False
 ) -> PageroToken:
-    """:func:`get_valid_token` for async code.
-
-    The read runs in Django's shared sync thread (as every ORM call from async code does); a
-    refresh, which waits for Pagero, runs on a worker thread with a database connection of its
-    own, closed afterwards, so other requests' ORM calls do not queue behind it. (Only when the
-    shared thread is inside a transaction, e.g. a test case's, whose rows another connection
-    cannot see, does the refresh run there.)
+    """:func:`get_valid_token` for async code. The read runs in Django's shared sync thread (as
+    every ORM call from async code does); a refresh, which waits for Pagero, runs on a worker
+    thread with a database connection of its own, closed afterwards, so other requests' ORM
+    calls do not queue behind it; only inside a transaction (a test case's, whose rows another
+    connection cannot see) does it run in the shared thread.
     """
     with about_user(getattr(user, "pk", None)):
-        token, in_transaction = await sync_to_async(_read_for_async, thread_sensitive=True)(user)
+        token, in_transaction = await sync_to_async(
+            lambda: (_stored_token(user), _in_atomic_block()), thread_sensitive=True
+        )()
         if _must_refresh(token, force_refresh):
             token = await _arefresh(token, force=force_refresh, in_transaction=in_transaction)
             _remember(user, token)
@@ -193,11 +183,6 @@ async def _arefresh(token: PageroToken, *, force: bool, in_transaction: bool) ->
 
 def _in_atomic_block() -> bool:
     return connections[router.db_for_write(PageroToken)].in_atomic_block
-
-
-def _read_for_async(user: AbstractBaseUser | AnonymousUser | None) -> tuple[PageroToken, bool]:
-    token = _stored_token(user)
-    return token, _in_atomic_block()
 
 
 def _refresh_on_own_thread(token: PageroToken, *, force: bool) -> PageroToken:
@@ -256,21 +241,15 @@ def _single_flight(
     whether this caller refreshed it. A failure is raised (:class:`.store.RefreshFailed`).
 
     A caller whose access token still works only tries to take the lease, in one statement,
-    and only if no other caller of this process is trying: if another caller has it (or has
-    just refreshed), it goes on with the token it has. A caller whose token has expired tries
-    the same; if another caller has the lease, it waits for it to end and reads the row again,
-    without a lock.
+    and only if no other caller of this process is trying; else it goes on with the token it
+    has. A caller whose token has expired tries the same, else waits for the lease to end.
     """
     if force:
         return _take_turns(token, force, seen_access_token, None)
     if token.is_access_token_expired():
         held = None if _lease_running(token) else lease.try_take(token)
-        if held is None:  # another caller holds the lease, or has just refreshed
-            lease.Waiter(token.pk).wait()
-            settled = _settled(token.pk, force, seen_access_token)
-            if settled is not None:
-                return settled, False
-        return _take_turns(token, force, seen_access_token, held)
+        # None: another caller holds the lease, or has just refreshed; wait for it first.
+        return _take_turns(token, force, seen_access_token, held, wait_first=held is None)
     if not lease.first_here(token.pk):
         return token, False  # another caller of this process is on it
     held = None
@@ -285,22 +264,30 @@ def _single_flight(
 
 @sensitive_variables("seen_access_token")
 def _take_turns(
-    token: PageroToken, force: bool, seen_access_token: str, held: lease.Lease | None
+    token: PageroToken,
+    force: bool,
+    seen_access_token: str,
+    held: lease.Lease | None,
+    *,
+    wait_first: bool = False,
 ) -> tuple[PageroToken, bool]:
     """Take turns on the row (see :func:`_take_turn`) until the caller can go on with it or
-    this caller refreshed it; between turns, wait while another holds the lease."""
+    this caller refreshed it. Between turns (and before the first, with ``wait_first``) wait
+    while another holds the lease, then read the row again without a lock."""
     waiter = lease.Waiter(token.pk)
     while True:
+        if wait_first:
+            waiter.wait()
+            settled = _settled(token.pk, force, seen_access_token)
+            if settled is not None:
+                return settled, False
         row, taken = _take_turn(token, force, seen_access_token, held)
         held = None
         if taken is not None:
             return _refresh_with_lease(row, taken)
         if _usable(row, force, seen_access_token):
             return row, False
-        waiter.wait()
-        settled = _settled(token.pk, force, seen_access_token)
-        if settled is not None:
-            return settled, False
+        wait_first = True
 
 
 @sensitive_variables("seen_access_token")
@@ -324,9 +311,7 @@ def _usable(row: PageroToken, force: bool, seen_access_token: str) -> bool:
 @sensitive_variables("seen_access_token")
 def _settled(pk: Any, force: bool, seen_access_token: str) -> PageroToken | None:
     """After a wait: the row as committed now (read without a lock), if it needs nothing more."""
-    manager = PageroToken.objects.db_manager(router.db_for_write(PageroToken))
-    row = manager.select_related("user").defer("refresh_token", "id_token").filter(pk=pk).first()
-    current = _refreshable(row)
+    current = _refreshable(_read_on_primary().filter(pk=pk).first())
     return current if _needs_nothing(current, force, seen_access_token) else None
 
 
@@ -348,9 +333,9 @@ def _take_turn(
         current = _refreshable(locked_row(router.db_for_write(PageroToken), token.pk))
         if _needs_nothing(current, force, seen_access_token) or lease.held_by_other(current, mine):
             return current, None
-        backoff = None if force else lease.backoff_remaining(current)
+        backoff = None if force else lease.backoff_failure(current)
         if backoff is not None:
-            raise RefreshFailed(current, backoff.failure(), reported=False)
+            raise RefreshFailed(current, backoff, reported=False)
         return current, held or lease.take(current, mine.owner)
 
     try:
@@ -390,11 +375,9 @@ def _refreshable(current: PageroToken | None) -> PageroToken:
 
 @sensitive_variables("used_refresh_token", "response")
 def _refresh_with_lease(current: PageroToken, held: lease.Lease) -> tuple[PageroToken, bool]:
-    """Spend the refresh token of ``current`` once, holding the lease and no transaction.
-
-    On failure nothing is written but the re-authorization mark after ``invalid_grant``; the
-    lease ends either way (after the back-off started, so that the waiters see it).
-    """
+    """Spend the refresh token of ``current`` once, holding the lease and no transaction. On
+    failure nothing is written but the re-authorization mark after ``invalid_grant``; the lease
+    ends either way (after the back-off started, so that the waiters see it)."""
     used_refresh_token = current.refresh_token
     response: oauth.TokenResponse | None = None
     try:
@@ -430,12 +413,10 @@ def _refresh_with_lease(current: PageroToken, held: lease.Lease) -> tuple[Pagero
 def _refresh_failed(failed: RefreshFailed, *, force: bool) -> PageroToken:
     """After the lock: report the failure and raise it, or fall back on a still-valid token."""
     current, failure = failed.row, failed.failure
-    if not isinstance(failure, SERVICE_ERRORS):
+    service = isinstance(failure, SERVICE_ERRORS)
+    if failed.reported or not service:
         _report_failure(current, failure)
-        raise failure
-    if failed.reported:
-        _report_failure(current, failure)
-    if not force and not current.is_access_token_expired():
+    if service and not force and not current.is_access_token_expired():
         logger.info(
             "Pagero refresh of token %s failed; its access token is still valid, using it",
             current.fingerprint,

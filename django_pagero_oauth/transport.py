@@ -121,7 +121,7 @@ class Cutoff:
 
     def disarm(self) -> bool:
         """The request is over: a later :meth:`cut` (its timer firing as it ended) does nothing,
-        so it never shuts a pooled connection another request uses. Returns :attr:`cut_off`:
+        so it never shuts a pooled connection another request uses. Returns ``cut_off``:
         if True, the caller drops its pooled connections (one may be shut down)."""
         with self._lock:
             self._disarmed = True

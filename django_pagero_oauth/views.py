@@ -57,14 +57,7 @@ from .revocation import (
     revoke_unstored,
 )
 from .signals import token_obtained
-from .signin import (
-    LinkNeedsConfirmation,
-    SignInCallbackMixin,
-    SignInOutcome,
-    identity_refused_response,
-    link_identity,
-    pending_link,
-)
+from .signin import LinkNeedsConfirmation, SignInCallbackMixin, SignInOutcome, pending_link
 
 logger = logging.getLogger("django_pagero_oauth")
 
@@ -342,21 +335,16 @@ class DisconnectView(LoginRequiredMixin, View):
     # Nothing here needs the request's transaction: each write commits on its own.
     dispatch._non_atomic_requests = EVERY_DATABASE  # type: ignore[attr-defined]
 
-    @property
-    def user_pk(self) -> Any:
-        """The logged-in user's pk (``LoginRequiredMixin``: never an anonymous user here)."""
-        return self.request.user.pk
-
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         # The encrypted columns are not loaded: a token that cannot be decrypted any more
         # (a lost key) can still be shown and removed. Read where the revocation and the
         # unlink write: a lagging read replica may not hold a connection made moments ago.
         tokens = PageroToken.objects.db_manager(router.db_for_write(PageroToken))
         identities = PageroIdentity.objects.db_manager(router.db_for_write(PageroIdentity))
-        token = tokens.without_secrets().filter(user_id=self.user_pk).first()
+        user_pk: Any = self.request.user.pk  # LoginRequiredMixin: never anonymous here
         return {
-            "token": token,
-            "has_identity": identities.filter(user_id=self.user_pk).exists(),
+            "token": tokens.without_secrets().filter(user_id=user_pk).first(),
+            "has_identity": identities.filter(user_id=user_pk).exists(),
             "next": safe_next_url(
                 self.request, self.request.GET.get("next") or self.request.POST.get("next")
             ),
@@ -405,13 +393,12 @@ class DisconnectView(LoginRequiredMixin, View):
         return HttpResponseRedirect(context["next"])
 
     def unlink_identities(self) -> bool:
-        """Asked for: "Sign in with Pagero" no longer logs in as this user. Kept otherwise.
-
-        True when an identity was unlinked.
-        """
-        deleted, _rows = PageroIdentity.objects.filter(user_id=self.user_pk).delete()
+        """Asked for: "Sign in with Pagero" no longer logs in as this user. True when an
+        identity was unlinked."""
+        user_pk: Any = self.request.user.pk
+        deleted, _rows = PageroIdentity.objects.filter(user_id=user_pk).delete()
         if deleted:
-            logger.info("Pagero identity unlinked from user #%s", self.request.user.pk)
+            logger.info("Pagero identity unlinked from user #%s", user_pk)
         return bool(deleted)
 
     @staticmethod
@@ -419,12 +406,12 @@ class DisconnectView(LoginRequiredMixin, View):
         return _("Your Pagero account was unlinked: “Sign in with Pagero” no longer logs you in.")
 
 
-@method_decorator(form_page_referrer_policy, name="dispatch")
-class LinkIdentityView(LoginRequiredMixin, View):
+@method_decorator([form_page_referrer_policy, never_cache], name="dispatch")
+class LinkIdentityView(LoginRequiredMixin, SignInCallbackMixin, View):
     """Confirm linking a new Pagero identity to the logged-in user (a POST with CSRF).
 
     The callback of a logged-in user's flow that found an identity not linked to anyone sends
-    the user here instead of linking it (``signin.remember_pending_link``): "Link your Pagero
+    the user here instead of linking it (``SignInCallbackMixin.confirm_link``): "Link your Pagero
     account X to this site's account Y?". Only a POST with ``confirm`` links it (and sends
     ``identity_linked``); anything else drops the pending link. The pending link belongs to the
     user and session that started the flow and expires after ``STATE_MAX_AGE``.
@@ -432,17 +419,7 @@ class LinkIdentityView(LoginRequiredMixin, View):
 
     http_method_names = ["get", "post"]
     template_name = "django_pagero_oauth/link_identity.html"
-    identity_refused_template_name = SignInCallbackMixin.identity_refused_template_name
 
-    def identity_refused(self, exc: IdentityRefused, entry: dict[str, Any]) -> HttpResponse:
-        """The refusal page of the callback (the same words for the same reasons), logged with
-        the identity that waited."""
-        verified = oidc.IdTokenClaims(issuer=entry["issuer"], subject=entry["subject"], claims={})
-        return identity_refused_response(
-            self.request, exc, verified, template_name=self.identity_refused_template_name
-        )
-
-    @method_decorator(never_cache)
     @method_decorator(csrf_protect)
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         entry = pending_link(request)
@@ -456,7 +433,6 @@ class LinkIdentityView(LoginRequiredMixin, View):
         }
         return TemplateResponse(request, self.template_name, context)
 
-    @method_decorator(never_cache)
     @method_decorator(csrf_protect)
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         entry = pending_link(request, pop=True)
@@ -466,10 +442,16 @@ class LinkIdentityView(LoginRequiredMixin, View):
         if request.POST.get("confirm") != "1":
             messages.info(request, _("Nothing was linked."), fail_silently=True)
             return HttpResponseRedirect(next_url)
+        claims = oidc.IdTokenClaims(issuer=entry["issuer"], subject=entry["subject"], claims={})
+        user: Any = request.user
         try:
-            link_identity(request, issuer=entry["issuer"], subject=entry["subject"])
-        except IdentityRefused as exc:
-            return self.identity_refused(exc, entry)
+            with transaction.atomic(using=router.db_for_write(PageroIdentity)):
+                identity, created = PageroIdentity.link(
+                    user, issuer=claims.issuer, subject=claims.subject
+                )
+        except IdentityRefused as exc:  # the callback's refusal page, for the same reasons
+            return self.identity_refused(exc, claims)
+        self.finish_sign_in(SignInOutcome(user, identity, newly_linked=created))
         messages.success(
             request,
             _("Your Pagero account is linked: you can now sign in with Pagero."),

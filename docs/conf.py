@@ -69,7 +69,7 @@ nitpick_ignore_regex = [
         r"HttpRequest|HttpResponse|HttpResponseBase|HttpResponseRedirect|JsonResponse|"
         r"AbstractBaseUser|AnonymousUser|User|Model|QuerySet|Manager|Field|Q|F|"
         r"PermissionDenied|SuspiciousOperation|ImproperlyConfigured|ValidationError|"
-        r"Session|PreparedRequest|Response|Request|HTTPAdapter|Fernet|MultiFernet|"
+        r"Session|PreparedRequest|Response|Request|HTTPAdapter|Retry|Fernet|MultiFernet|"
         r"BaseCommand|CommandParser|CommandError|CheckMessage|Signal|Task|RequestHistory|LazyObject|"
         r"View|TemplateView|APIView|BasePermission|APIException|"
         r"timedelta|datetime|date|Path|Enum|Exception|ValueError|TypeError|"
@@ -79,13 +79,13 @@ nitpick_ignore_regex = [
     # annotations, private helpers a docstring mentions, and the mock's instance attributes,
     # which its class docstring describes.
     (r"py:.*", r"(django_pagero_oauth\.decorators\.)?View|ResponseHandler"),
-    (r"py:.*", r"_\w+"),
+    (r"py:.*", r"django_pagero_oauth\.kinds\.T"),
+    (r"py:.*", r"(django_pagero_oauth\.[\w.]+\.)?_\w+"),
     (r"py:attr", r"lock|counts|issued_refresh_tokens|expires_in"),
-    # MockPagero's endpoint mixins (internal modules of the mock, documented in architecture).
+    # MockPagero's endpoint mixin and state (internal modules of the mock, see architecture).
     (
         r"py:class",
-        r"django_pagero_oauth\.testing\.mock\.(authorization\.AuthorizationEndpoint|"
-        r"token_endpoint\.TokenEndpoints|resources\.ResourceEndpoints|state\.MockPageroState)",
+        r"django_pagero_oauth\.testing\.mock\.(endpoints\.OAuthEndpoints|state\.MockPageroState)",
     ),
 ]
 

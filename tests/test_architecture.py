@@ -130,3 +130,86 @@ def test_the_page_allows_nothing_a_module_does_not_import() -> None:
         if name in stale and not set(stale[name]) - shared:
             del stale[name]
     assert stale == {}
+
+
+# How big a piece of the package may grow before it has to be split: a module a reader can
+# hold in mind, a function that fits on a screen.
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 50
+
+
+def package_files() -> list[Path]:
+    return [
+        path
+        for path in sorted((REPO / PACKAGE).rglob("*.py"))
+        if "migrations" not in path.relative_to(REPO / PACKAGE).parts
+    ]
+
+
+def test_no_module_is_longer_than_the_limit() -> None:
+    long = {
+        str(path.relative_to(REPO)): lines
+        for path in package_files()
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
+
+
+def test_no_function_is_longer_than_the_limit() -> None:
+    long = {}
+    for path in package_files():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                assert node.end_lineno is not None
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long[f"{path.relative_to(REPO)}:{node.lineno} {node.name}"] = lines
+    assert long == {}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, set())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_import_cycles_are_found() -> None:
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    """Counting imports inside functions too: a cycle there is a cycle of design."""
+    graph = {
+        name or PACKAGE: {t or PACKAGE for t in targets} for name, targets in code_modules().items()
+    }
+    assert import_cycles(graph) == []

@@ -3,8 +3,10 @@ hint, and stays quiet on a correct configuration."""
 
 from __future__ import annotations
 
+import importlib
 import re
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -19,10 +21,11 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.utils import timezone
 
-from django_pagero_oauth import checks
+from django_pagero_oauth import checks, guard
 from django_pagero_oauth.backends import PageroModelBackend
 from django_pagero_oauth.checks import deployment, keys, values, wiring
 from django_pagero_oauth.conf import DEFAULTS, SETTINGS
+from django_pagero_oauth.decorators import pagero_token_required
 from django_pagero_oauth.models import PageroToken
 
 GOOD_MIDDLEWARE = [
@@ -100,28 +103,68 @@ def test_i001_middleware_without_the_preloading_backend(settings: Any, db: None)
     assert message in run_checks(tags=[checks.APP])  # registered
 
 
+@pytest.fixture
+def no_guards_applied(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
+    """A process whose views have applied no front end of the guard yet."""
+    saved = set(guard.GUARDS_APPLIED)
+    guard.GUARDS_APPLIED.clear()
+    yield guard.GUARDS_APPLIED
+    guard.GUARDS_APPLIED.clear()
+    guard.GUARDS_APPLIED.update(saved)
+
+
+def _import_afresh(monkeypatch: pytest.MonkeyPatch, name: str) -> Any:
+    """Import module ``name`` as a site's first import of it would (the copy loaded before is
+    put back afterwards)."""
+    package_name, _dot, attribute = name.rpartition(".")
+    monkeypatch.setattr(sys.modules[package_name], attribute, sys.modules[name])
+    monkeypatch.delitem(sys.modules, name)
+    return importlib.import_module(name)
+
+
 @pytest.mark.parametrize("kind", ["decorator", "async decorator", "mixin", "async mixin", "drf"])
-def test_i001_guarded_views_without_the_preloading_backend(settings: Any, kind: str) -> None:
+def test_i001_guarded_views_without_the_preloading_backend(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, no_guards_applied: set[str], kind: str
+) -> None:
     from tests import views
     from tests.contrib import drf_views
 
+    async def async_view(request: Any) -> Any:
+        raise NotImplementedError
+
+    no_guards_applied.clear()  # what importing the test views applied
+    assert _i001(settings, middleware=False, views=(_plain_view,)) == []
+    if kind == "drf":  # importing HasPageroToken is what counts
+        _import_afresh(monkeypatch, "django_pagero_oauth.contrib.rest_framework")
     view = {
-        "decorator": views.protected,
-        "async decorator": views.protected_async,
-        "mixin": views.ProtectedView.as_view(),
-        "async mixin": views.ProtectedAsyncView.as_view(),
-        "drf": drf_views.TokenView.as_view(),
-    }[kind]
+        "decorator": lambda: pagero_token_required(_plain_view),
+        "async decorator": lambda: pagero_token_required(async_view),
+        "mixin": views.ProtectedView.as_view,
+        "async mixin": views.ProtectedAsyncView.as_view,
+        "drf": drf_views.TokenView.as_view,
+    }[kind]()
     [message] = _i001(settings, middleware=False, views=(_plain_view, view))
     assert message.id == "django_pagero_oauth.I001"
     assert "views (decorator, mixin or HasPageroToken)" in message.msg
 
 
-def test_i001_silent_without_guards(settings: Any) -> None:
+def test_i001_silent_without_guards(settings: Any, no_guards_applied: set[str]) -> None:
     from tests.contrib import drf_views
 
+    no_guards_applied.clear()  # what importing the test views applied
     unguarded = (_plain_view, drf_views.APIView.as_view())
     assert _i001(settings, middleware=False, views=unguarded) == []
+
+
+def test_i001_loads_the_urlconf_to_find_guarded_views(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, no_guards_applied: set[str]
+) -> None:
+    """The views a URLconf imports apply their guards as the check loads it."""
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != wiring.OUR_MIDDLEWARE]
+    monkeypatch.delitem(sys.modules, "tests.urls_i001", raising=False)
+    settings.ROOT_URLCONF = "tests.urls_i001"
+    [message] = wiring.check_preloading_backend()
+    assert "views (decorator, mixin or HasPageroToken)" in message.msg
 
 
 @pytest.mark.parametrize(

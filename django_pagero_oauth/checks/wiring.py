@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator, Sequence
+import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -70,57 +70,27 @@ def check_middleware(**kwargs: Any) -> list[CheckMessage]:
     return errors
 
 
-def _has_preloading_backend() -> bool:
-    from ..backends import PageroModelBackend
-
-    backends = getattr(settings, "AUTHENTICATION_BACKENDS", None) or []
-    return _index_of(PageroModelBackend, backends) is not None
-
-
-def _callbacks(patterns: Sequence[Any]) -> Iterator[Any]:
-    """Every view callable of a URLconf, included ones too."""
-    for pattern in patterns:
-        if hasattr(pattern, "url_patterns"):
-            yield from _callbacks(pattern.url_patterns)
-        elif callable(getattr(pattern, "callback", None)):
-            yield pattern.callback
-
-
-def _is_guarded_view(callback: Any) -> bool:
-    """Behind ``@pagero_token_required``, ``PageroTokenRequiredMixin`` or DRF's
-    ``HasPageroToken``."""
-    from ..mixins import PageroTokenRequiredMixin
-
-    if getattr(callback, "pagero_token_required", False):
-        return True
-    view_class = getattr(callback, "view_class", None)
-    if isinstance(view_class, type) and issubclass(view_class, PageroTokenRequiredMixin):
-        return True
-    # Loaded only where a view module imported it (so only where DRF is installed).
-    drf = sys.modules.get("django_pagero_oauth.contrib.rest_framework")
-    permissions = getattr(getattr(callback, "cls", None), "permission_classes", None) or ()
-    return drf is not None and any(
-        isinstance(permission, type) and issubclass(permission, drf.HasPageroToken)
-        for permission in permissions
-    )
-
-
 def _guards_in_use() -> list[str]:
+    """The middleware, and the guarded views: the front ends of the guard record themselves
+    (:data:`~django_pagero_oauth.guard.GUARDS_APPLIED`) as the URLconf's modules load."""
     from django.urls import get_resolver
 
+    from ..guard import GUARDS_APPLIED
+
     used = ["PageroTokenMiddleware"] if _middleware_index(OUR_MIDDLEWARE) is not None else []
-    try:
-        callbacks = list(_callbacks(get_resolver().url_patterns))
-    except Exception:  # a broken URLconf: Django's own URL checks report it
-        callbacks = []
-    if any(_is_guarded_view(callback) for callback in callbacks):
+    with contextlib.suppress(Exception):  # a broken URLconf: Django's URL checks report it
+        get_resolver().url_patterns  # noqa: B018 (loads the URLconf and the views it imports)
+    if GUARDS_APPLIED:
         used.append("views (decorator, mixin or HasPageroToken)")
     return used
 
 
 def check_preloading_backend(**kwargs: Any) -> list[CheckMessage]:
     """Info: the middleware or guarded views run without ``PageroModelBackend``."""
-    used = [] if _has_preloading_backend() else _guards_in_use()
+    from ..backends import PageroModelBackend
+
+    backends = getattr(settings, "AUTHENTICATION_BACKENDS", None) or []
+    used = [] if _index_of(PageroModelBackend, backends) is not None else _guards_in_use()
     if not used:
         return []
     return [

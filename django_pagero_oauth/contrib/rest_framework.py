@@ -45,51 +45,50 @@ from rest_framework.request import Request
 
 from ..conf import app_settings
 from ..exceptions import PageroAuthorizationRequired, PageroOAuthError
-from ..guard import GUARDED_ERRORS, answers, pagero_login_url
+from ..guard import GUARDED_ERRORS, GUARDS_APPLIED, answers, pagero_login_url
 from ..tokens import get_valid_token
 
+GUARDS_APPLIED.add("HasPageroToken")  # imported by a view module: check I001 counts it
 
-class PageroConnectionRequired(APIException):
-    """401: the user must connect (again) to Pagero; the body says where."""
+
+class _PageroAPIException(APIException):
+    """The body: ``detail``, ``error`` (the code) and what the client needs to go on;
+    ``retry_after`` is also sent as ``Retry-After`` (DRF's handler sends ``wait``)."""
+
+    def __init__(self, **more: Any) -> None:
+        super().__init__()
+        self.wait = more.get("retry_after")
+        self.detail = {
+            "detail": ErrorDetail(str(self.default_detail), self.default_code),
+            "error": self.default_code,
+            **more,
+        }
+
+
+class PageroConnectionRequired(_PageroAPIException):
+    """401: the user must connect (again) to Pagero; ``login_url`` in the body says where."""
 
     status_code = status.HTTP_401_UNAUTHORIZED
     default_detail = _("Connect your account to Pagero to use this API.")
     default_code = "pagero_authorization_required"
 
-    def __init__(self, login_url: str) -> None:
-        super().__init__()
-        self.detail = {
-            "detail": ErrorDetail(str(self.default_detail), self.default_code),
-            "error": self.default_code,
-            "login_url": login_url,
-        }
 
-
-class PageroServiceUnavailable(APIException):
-    """503 with ``Retry-After`` (DRF's handler sends ``wait`` as that header)."""
+class PageroServiceUnavailable(_PageroAPIException):
+    """503 with ``Retry-After``, and ``retry_after`` in the body."""
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = _("Pagero cannot be reached right now. Try again later.")
     default_code = "pagero_unavailable"
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__()
-        self.wait = retry_after
-        self.detail = {
-            "detail": ErrorDetail(str(self.default_detail), self.default_code),
-            "error": self.default_code,
-            "retry_after": retry_after,
-        }
 
 
 def _api_exception(exc: PageroOAuthError, request: Request) -> APIException:
     """The DRF answer for one of :data:`~django_pagero_oauth.guard.GUARDED_ERRORS`."""
     if isinstance(exc, PageroAuthorizationRequired):
         django_request: HttpRequest = request._request
-        return PageroConnectionRequired(pagero_login_url(django_request))
+        return PageroConnectionRequired(login_url=pagero_login_url(django_request))
     # PageroUnavailable, and rejected client credentials too: 503, as the guard.
     retry_after = getattr(exc, "retry_after", None) or app_settings.UNAVAILABLE_RETRY_AFTER
-    return PageroServiceUnavailable(retry_after)
+    return PageroServiceUnavailable(retry_after=retry_after)
 
 
 def _answer_the_views_errors(view: Any, request: Request) -> None:

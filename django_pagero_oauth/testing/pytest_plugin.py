@@ -13,6 +13,7 @@ Nothing here imports Django at plugin load time.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -29,33 +30,19 @@ if TYPE_CHECKING:
 def pagero_mock_server() -> Iterator[MockPageroServer]:
     from .mock import MockPageroServer
 
-    server = MockPageroServer().start()
-    try:
+    with MockPageroServer() as server:
         yield server
-    finally:
-        server.stop()
-
-
-#: The mock's configuration attributes: a test may change them; the next test gets them back.
-_MOCK_CONFIGURATION = (
-    "client_id",
-    "client_secret",
-    "issuer",
-    "expires_in",
-    "code_lifetime",
-    "refresh_token_lifetime",
-    "clock",
-    "redirect_uris",
-    "require_pkce",
-    "signing_keys",
-    "id_token_alg",
-)
 
 
 @pytest.fixture
 def pagero_mock(pagero_mock_server: MockPageroServer, settings: Any) -> Iterator[MockPageroServer]:
+    from .mock import MockPagero
+
     mock = pagero_mock_server.mock
-    configuration = {name: getattr(mock, name) for name in _MOCK_CONFIGURATION}
+    # What a test may change and the next test gets back: the constructor's options and the
+    # OpenID Connect signing keys and algorithm.
+    names = [*inspect.signature(MockPagero).parameters, "signing_keys", "id_token_alg"]
+    configuration = {name: getattr(mock, name) for name in names}
     mock.reset()
     current = getattr(settings, "PAGERO_OAUTH", {}) or {}
     settings.PAGERO_OAUTH = {**current, **pagero_mock_server.settings()}
@@ -91,10 +78,10 @@ def pagero_token_factory(pagero_mock: MockPageroServer, db: None) -> Callable[..
         with transaction.atomic():
             token = PageroToken.store_for_user(user, response)
         if expired:
-            token.access_token_expires_at = timezone.now() - timedelta(seconds=1)
+            fields["access_token_expires_at"] = timezone.now() - timedelta(seconds=1)
         for name, value in fields.items():
             setattr(token, name, value)
-        if expired or fields:
+        if fields:
             token.save()
         return token
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
@@ -37,30 +36,19 @@ def get_mock() -> MockPagero:
         return _mock
 
 
-def mock_allowed() -> bool:
-    return bool(settings.DEBUG or app_settings.ALLOW_MOCK_SERVER)
-
-
 @csrf_exempt
 def mock_pagero(request: HttpRequest, path: str = "") -> HttpResponse:
-    if not mock_allowed():
+    if not (settings.DEBUG or app_settings.ALLOW_MOCK_SERVER):
         raise Http404("The mock Pagero server runs only with DEBUG or ALLOW_MOCK_SERVER.")
     prefix = request.path[: len(request.path) - len(path)].rstrip("/")
-    content_type = request.content_type or ""
-    form = (
-        parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True)
-        if request.method == "POST" and content_type == "application/x-www-form-urlencoded"
-        else {}
-    )
+    query = request.META.get("QUERY_STRING", "")
     answer = get_mock().handle(
-        MockRequest(
+        MockRequest.build(
             method=request.method or "GET",
-            path="/" + path,
-            query=parse_qs(request.META.get("QUERY_STRING", ""), keep_blank_values=True),
-            form=form,
-            headers={key.lower(): value for key, value in request.headers.items()},
-            base_url=request.build_absolute_uri(prefix).rstrip("/"),
+            target=f"/{path}?{query}" if query else f"/{path}",
+            headers=list(request.headers.items()),
             body=request.body,
+            base_url=request.build_absolute_uri(prefix),
         )
     )
     if answer.delay:

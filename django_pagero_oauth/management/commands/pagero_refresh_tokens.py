@@ -77,24 +77,19 @@ def tokens_to_refresh(within_days: int | None) -> PageroTokenQuerySet:
 
 
 def refresh_token_by_pk(
-    pk: Any,
-    token: PageroToken | None = None,
-    *,
-    serialized: AbstractContextManager[Any] | None = None,
+    pk: Any, token: PageroToken | None = None
 ) -> tuple[Outcome, PageroToken | None, BaseException | None]:
     """One forced, single-flight refresh, classified; never raises.
 
     Returns the outcome, the token (``None`` if it could not be loaded) and the exception of a
-    failure. ``token`` is the already loaded row of ``pk``, if any; ``serialized`` is held
-    around the refresh (see ``Command.one_writer_at_a_time``).
+    failure. ``token`` is the already loaded row of ``pk``, if any.
     """
     try:
         if token is None:
             token = PageroToken.objects.select_related("user").filter(pk=pk).first()
             if token is None:
                 return "gone", None, None
-        with serialized or nullcontext():
-            tokens.refresh_now(token)
+        tokens.refresh_now(token)
     except Exception as exc:  # a database error, a bug: counted as "error"
         outcome = nearest_reason(exc, {*FAILURE_LABELS, "gone"})
         if outcome == "gone" or (
@@ -116,7 +111,9 @@ class Command(PageroCommand):
     # The configuration is validated by preflight(), which exits with 2 rather than 1.
     requires_system_checks: list[str] = []
     verbosity = 1
-    #: Held around each refresh; a real lock only without row locks (see one_writer_at_a_time).
+    #: Held around each refresh. Without row locks (SQLite) a real lock: the database has one
+    #: write lock, so the threads' writes cannot overlap, and queued in SQLite's busy handler
+    #: (which polls with growing sleeps) they would leave the released lock idle in between.
     serialized: AbstractContextManager[Any] = nullcontext()
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -179,12 +176,11 @@ class Command(PageroCommand):
         self.report(outcomes, len(pks), elapsed, dead)
 
     def refresh_all(self, pks: list[Any], concurrency: int) -> Counter[Outcome]:
-        """Refresh ``pks`` in ``concurrency`` threads; stops early on invalid_client.
-
-        Threads take small batches of primary keys and load each batch in one query.
-        """
+        """Refresh ``pks`` in ``concurrency`` threads, which take small batches of primary keys
+        and load each batch in one query; stops early on invalid_client."""
         pending: Iterator[Any] = iter(pks)
-        self.serialized = self.one_writer_at_a_time()
+        if not has_row_locks(router.db_for_write(PageroToken)):
+            self.serialized = threading.Lock()
         batch_size = max(1, min(MAX_BATCH, len(pks) // (concurrency * 4)))
         lock = threading.Lock()
         stop = threading.Event()
@@ -228,21 +224,10 @@ class Command(PageroCommand):
         progress.finish()
         return outcomes
 
-    @staticmethod
-    def one_writer_at_a_time() -> AbstractContextManager[Any]:
-        """A lock around each refresh where the database has no row locks (SQLite).
-
-        There a refresh holds the database's write lock during its HTTP call anyway, so the
-        threads cannot overlap; without this lock they would wait in SQLite's busy handler,
-        which polls with growing sleeps and leaves the released lock idle in between.
-        """
-        if has_row_locks(router.db_for_write(PageroToken)):
-            return nullcontext()
-        return threading.Lock()
-
     def refresh_one(self, pk: Any, token: PageroToken | None = None) -> Outcome:
         """One forced, single-flight refresh; never raises. A failure gets a line on stderr."""
-        outcome, token, exc = refresh_token_by_pk(pk, token, serialized=self.serialized)
+        with self.serialized:
+            outcome, token, exc = refresh_token_by_pk(pk, token)
         if exc is not None and self.verbosity >= 1:
             if token is not None:
                 who = _("token of user #%(user)s (fingerprint %(fingerprint)s)") % {

@@ -1,8 +1,8 @@
 """A strict, in-memory mock of Pagero Online's OAuth 2.0 server and a tiny API.
 
-Standard library only (no Django; ``cryptography`` signs the id_tokens), so it serves the project's tests, users' test suites, the
-example project (through a Django adapter calling :meth:`MockPagero.handle`) and benchmarks
-(``python -m django_pagero_oauth.testing.mock --port 8765``).
+No Django (the standard library, and ``cryptography`` to sign id_tokens), so it serves the
+project's tests, users' test suites, the example project (through a Django adapter calling
+:meth:`MockPagero.handle`) and benchmarks (``python -m django_pagero_oauth.testing.mock``).
 
 It is deliberately *stricter* than a lenient server, so that a protocol slip or a client race
 fails a test instead of passing silently:
@@ -20,18 +20,8 @@ fails a test instead of passing silently:
   exchange returns a really signed ``id_token`` carrying it back; JWKS and discovery are served
   (:mod:`.oidc`: keys, signing, and the ``id_token`` faults).
 
-All time comes from the ``clock`` callable, so tests move time instead of sleeping.
-
-Import everything from here; the modules, each owning one concern:
-
-- ``http``: the URL paths, :class:`MockRequest` / :class:`MockResponse`, RFC-shaped answers;
-- ``state``: configuration, codes, tokens, counters, the fault queue, token minting;
-- ``authorization``, ``token_endpoint``, ``resources``: the endpoints;
-- ``app``: :class:`MockPagero`, routing, faults applied, ``/_mock`` control, WSGI;
-- ``faults``: :class:`Fault` and ``OMIT``;
-- ``oidc``: signing keys, JWKS, discovery, signed ``id_token`` s and their faults;
-- ``server``: :class:`MockPageroServer`, a threaded server on a local port;
-- ``cli``: ``python -m django_pagero_oauth.testing.mock``.
+All time comes from the ``clock`` callable, so tests move time instead of sleeping. Import
+everything from here (docs/architecture.rst says which module owns what).
 """
 
 from .app import MockPagero

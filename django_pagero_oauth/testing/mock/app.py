@@ -1,16 +1,17 @@
 """The mock as one application: :class:`MockPagero` routes each request to its endpoint.
 
-:meth:`MockPagero.handle` is the one entry point of every adapter (the threaded server in
-:mod:`.server`, :meth:`MockPagero.wsgi_app` below, the Django view in
-:mod:`django_pagero_oauth.testing.views`): it counts the request, takes the first matching
-:class:`~.faults.Fault` and applies it (instead of, or on top of, the real answer), and
-routes to the endpoints, mixins over the shared state of :mod:`.state`:
-:mod:`.authorization`, :mod:`.token_endpoint` and :mod:`.resources`.
+The endpoints are those of :mod:`.endpoints` (a mixin over the state of :mod:`.state`) and,
+here, a tiny Pagero API (bearer tokens, RFC 6750) and the JWKS and discovery documents of
+OpenID Connect (:mod:`.oidc` owns the keys).
 
-The ``/_mock/...`` control endpoints (stats, reset, config, faults, release, revoke_grant) are
-answered here as well, so they exist only where a mock is served on purpose: a test's :class:`~.server.MockPageroServer`,
-the CLI, or ``django_pagero_oauth.testing.urls`` mounted in a project, whose view answers 404
-unless ``DEBUG`` or ``ALLOW_MOCK_SERVER`` is set. The app's own URLconf never includes them.
+:meth:`MockPagero.handle` is the one entry point of every adapter (:mod:`.server`,
+:meth:`MockPagero.wsgi_app`, :mod:`django_pagero_oauth.testing.views`): it counts the request
+and applies the first matching :class:`~.faults.Fault`, instead of or on top of the answer.
+
+The ``/_mock/...`` control endpoints (stats, reset, config, fault, release, revoke_grant) are
+answered here, so they exist only where a mock is served on purpose: a test's
+:class:`~.server.MockPageroServer`, the CLI, or ``django_pagero_oauth.testing.urls`` mounted
+in a project (404 unless ``DEBUG`` or ``ALLOW_MOCK_SERVER``). The app's URLconf never has them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .authorization import AuthorizationEndpoint
+from .endpoints import OAuthEndpoints
 from .faults import Fault, _parse_fault_form, _with_fields
 from .http import (
     _NO_STORE,
@@ -31,16 +32,36 @@ from .http import (
     MockResponse,
     _json_response,
     _method_not_allowed,
-    _oauth_405,
+    _OAuthError,
+    _Params,
     _reason,
+    _required,
     _single,
 )
-from .oidc import DISCOVERY_PATH, JWKS_PATH
-from .resources import ResourceEndpoints
-from .token_endpoint import TokenEndpoints
+from .oidc import DISCOVERY_PATH, JWKS_PATH, discovery_document
+
+#: The endpoints a :class:`~.faults.Fault` and :attr:`MockPagero.counts` name, by path.
+_ENDPOINTS = {
+    AUTHORIZE_PATH: "authorize",
+    TOKEN_PATH: "token",
+    REVOKE_PATH: "revoke",
+    API_PREFIX: "api",
+    JWKS_PATH: "jwks",
+    DISCOVERY_PATH: "discovery",
+}
+_LIFETIMES = ("expires_in", "code_lifetime", "refresh_token_lifetime")
+_DOCUMENTS: tuple[dict[str, str], ...] = (
+    {"number": "INV-1001", "amount": "1250.00", "currency": "SEK", "status": "delivered"},
+    {"number": "INV-1002", "amount": "99.90", "currency": "EUR", "status": "pending"},
+    {"number": "INV-1003", "amount": "18400.00", "currency": "SEK", "status": "paid"},
+)
 
 
-class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
+def _endpoint(path: str) -> str | None:
+    return _ENDPOINTS.get(API_PREFIX if path.startswith(API_PREFIX + "/") else path)
+
+
+class MockPagero(OAuthEndpoints):
     """The in-memory server. Thread-safe: all state is guarded by :attr:`lock`.
 
     Tests read (and may write) :attr:`counts` (a :class:`collections.Counter`):
@@ -58,35 +79,22 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
     and the public helpers are :class:`~.state.MockPageroState`'s.
     """
 
-    # --- dispatch ---------------------------------------------------------------------
-
     def handle(self, request: MockRequest) -> MockResponse:
         """Answer one request (thread-safe)."""
-        endpoint = self._fault_endpoint(request)
+        route = _endpoint(request.path)
+        # Of the authorization endpoint, faults and counters see only the form post.
+        endpoint = None if route == "authorize" and request.method != "POST" else route
         grant_type = _single(request.form, "grant_type") if endpoint == "token" else None
+        count_key = endpoint
+        if endpoint == "token":
+            token_grants = ("authorization_code", "refresh_token")
+            count_key = grant_type if grant_type in token_grants else None
         with self.lock:
             self._last_base_url = request.base_url
-            count_key = self._count_key(request, grant_type)
             if count_key is not None:
                 self.counts[count_key] += 1
             fault = self._take_fault(endpoint, grant_type)
-        if fault is not None and fault.hold and not fault.process:
-            self._hold()
-        if fault is not None and fault.short_circuits and not fault.process:
-            response = fault.response(endpoint or "")
-        else:
-            response = self._dispatch(request, fault)
-            if fault is not None and fault.short_circuits:
-                replacement = fault.response(endpoint or "")
-                if fault.status is not None or fault.body is not None or fault.drop:
-                    response = replacement
-                else:
-                    response.headers.extend(fault.headers)
-                    response.delay = fault.delay
-        if fault is not None and fault.fields is not None and response.status == 200:
-            response = _with_fields(response, fault.fields)
-        if fault is not None and fault.hold and fault.process:
-            self._hold()
+        response = self._faulted(request, route, fault)
         if count_key == "refresh_token" and (
             response.drop_connection or not 200 <= response.status < 300
         ):
@@ -94,26 +102,28 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
                 self.counts["refresh_token_failed"] += 1
         return response
 
-    def _fault_endpoint(self, request: MockRequest) -> str | None:
-        if request.path == TOKEN_PATH:
-            return "token"
-        if request.path == REVOKE_PATH:
-            return "revoke"
-        if request.path == AUTHORIZE_PATH and request.method == "POST":
-            return "authorize"
-        if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
-            return "api"
-        if request.path == JWKS_PATH:
-            return "jwks"
-        if request.path == DISCOVERY_PATH:
-            return "discovery"
-        return None
-
-    def _count_key(self, request: MockRequest, grant_type: str | None) -> str | None:
-        endpoint = self._fault_endpoint(request)
-        if endpoint == "token":
-            return grant_type if grant_type in ("authorization_code", "refresh_token") else None
-        return endpoint
+    def _faulted(
+        self, request: MockRequest, route: str | None, fault: Fault | None
+    ) -> MockResponse:
+        """The answer, changed as ``fault`` says (:class:`~.faults.Fault`)."""
+        if fault is None:
+            return self._route(request, route, None)
+        if fault.hold and not fault.process:
+            self._hold()
+        if fault.short_circuits and not fault.process:
+            response = fault.response(fault.endpoint)
+        else:
+            response = self._route(request, route, fault)
+            if fault.status is not None or fault.body is not None or fault.drop:
+                response = fault.response(fault.endpoint)
+            elif fault.short_circuits:
+                response.headers.extend(fault.headers)
+                response.delay = fault.delay
+        if fault.fields is not None and response.status == 200:
+            response = _with_fields(response, fault.fields)
+        if fault.hold and fault.process:
+            self._hold()
+        return response
 
     def _take_fault(self, endpoint: str | None, grant_type: str | None) -> Fault | None:
         """Find, count down and (at zero) remove the first matching fault. Lock held."""
@@ -125,76 +135,102 @@ class MockPagero(AuthorizationEndpoint, TokenEndpoints, ResourceEndpoints):
                 return fault
         return None
 
-    def _dispatch(self, request: MockRequest, fault: Fault | None) -> MockResponse:
-        path, method = request.path, request.method
-        if path == AUTHORIZE_PATH:
-            if method in ("GET", "HEAD"):
-                return self._authorize_page(request)
-            if method == "POST":
+    def _route(self, request: MockRequest, route: str | None, fault: Fault | None) -> MockResponse:
+        """The endpoint's answer; a raised :class:`~.http._OAuthError` is answered here."""
+        try:
+            if route == "authorize" and request.method == "POST":
                 return self._authorize_submit(request, fault)
-            return _method_not_allowed("GET, POST")
-        if path == TOKEN_PATH:
-            return self._token(request, fault) if method == "POST" else _oauth_405()
-        if path == REVOKE_PATH:
-            return self._revoke(request, fault) if method == "POST" else _oauth_405()
-        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
-            return self._api(request)
-        if path in (JWKS_PATH, DISCOVERY_PATH):
-            return self._openid_document(request)
+            if route == "authorize":
+                return self._authorize_page(request)
+            if route == "token":
+                return self._token(request, fault)
+            if route == "revoke":
+                return self._revoke(request, fault)
+            if route == "api":
+                return self._api(request)
+            if route in ("jwks", "discovery"):
+                return self._openid_document(request)
+        except _OAuthError as refusal:
+            return refusal.response
+        path, method = request.path, request.method
         if path == "/_mock/stats" and method == "GET":
             return _json_response(200, self.stats(), _NO_STORE)
-        if path == "/_mock/reset" and method == "POST":
+        answer = None
+        if path.startswith("/_mock/") and method == "POST":
+            try:
+                answer = self._control(path.removeprefix("/_mock/"), request.form)
+            except (ValueError, _OAuthError) as exc:
+                return _json_response(400, {"error": str(exc)})
+        if answer is None:
+            return _json_response(404, {"error": "not_found", "path": path})
+        return _json_response(200, {"ok": True, **answer})
+
+    def _control(self, name: str, form: _Params) -> dict[str, Any] | None:
+        """``POST /_mock/<name>``: what the answer adds to ``ok``, ``None`` for no such control.
+        A :class:`ValueError` is a 400."""
+        if name == "reset":
             self.reset()
-            return _json_response(200, {"ok": True})
-        if path == "/_mock/config" and method == "POST":
-            return self._config(request)
-        if path == "/_mock/fault" and method == "POST":
-            return self._fault_from_form(request)
-        if path == "/_mock/release" and method == "POST":
+        elif name == "release":
             self.release_held()
-            return _json_response(200, {"ok": True})
-        if path == "/_mock/revoke_grant" and method == "POST":
-            return self._revoke_grant_from_form(request)
-        return _json_response(404, {"error": "not_found", "path": path})
+        elif name == "fault":
+            self.add_fault(_parse_fault_form(form))
+        elif name == "revoke_grant":
+            return {"revoked": self.revoke_grant(_required(form, "publicid"))}
+        elif name == "config":
+            return self._configure(form)
+        else:
+            return None
+        return {}
 
-    # --- /_mock control endpoints ------------------------------------------------------
-
-    def _config(self, request: MockRequest) -> MockResponse:
-        """``POST /_mock/config``: set ``expires_in``, ``code_lifetime`` and/or
-        ``refresh_token_lifetime`` (positive integers, seconds)."""
-        names = ("expires_in", "code_lifetime", "refresh_token_lifetime")
-        values: dict[str, int] = {}
-        for name in names:
-            value = _single(request.form, name)
-            if value is None:
-                continue
+    def _configure(self, form: _Params) -> dict[str, int]:
+        """``POST /_mock/config``: set any of :data:`_LIFETIMES` (positive integers, seconds);
+        returns all three."""
+        given = {name: value for name in _LIFETIMES if (value := _single(form, name)) is not None}
+        for name, value in given.items():
             if not value.isdigit() or int(value) < 1:
-                return _json_response(400, {"error": f"{name} must be a positive integer"})
-            values[name] = int(value)
-        if not values:
-            return _json_response(400, {"error": f"set one of {', '.join(names)}"})
+                raise ValueError(f"{name} must be a positive integer")
+        if not given:
+            raise ValueError(f"set one of {', '.join(_LIFETIMES)}")
         with self.lock:
-            for name, number in values.items():
-                setattr(self, name, number)
-            return _json_response(200, {"ok": True, **{n: getattr(self, n) for n in names}})
+            for name, value in given.items():
+                setattr(self, name, int(value))
+            return {name: getattr(self, name) for name in _LIFETIMES}
 
-    def _fault_from_form(self, request: MockRequest) -> MockResponse:
-        """``POST /_mock/fault`` with form fields named like :class:`Fault`'s."""
-        try:
-            fault = _parse_fault_form(request.form)
-        except ValueError as exc:
-            return _json_response(400, {"error": str(exc)})
-        self.add_fault(fault)
-        return _json_response(200, {"ok": True})
+    def _api(self, request: MockRequest) -> MockResponse:
+        """RFC 6750: a live access token in ``Authorization: Bearer``, else a 401 challenge."""
+        route = request.path[len(API_PREFIX) :]
+        if route not in ("/v1/me", "/v1/documents"):
+            return _json_response(404, {"error": "not_found", "path": request.path})
+        if request.method not in ("GET", "HEAD"):
+            return _method_not_allowed("GET")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        with self.lock:
+            record = self._live_token_locked(token.strip(), "access")
+        if record is None or scheme.lower() != "bearer":
+            challenge = ("WWW-Authenticate", 'Bearer realm="mock-pagero", error="invalid_token"')
+            raise _OAuthError("invalid_token", "Missing or invalid token.", 401, [challenge])
+        grant = record.grant
+        data: dict[str, Any] = {"publicid": grant.publicid}
+        if route == "/v1/me":
+            data.update({"name": "Demo Company AB", "client_id": grant.client_id})
+        else:
+            data["documents"] = [
+                {"id": f"{grant.publicid}-{index}", **document}
+                for index, document in enumerate(_DOCUMENTS, start=1)
+            ]
+        return _json_response(200, data)
 
-    def _revoke_grant_from_form(self, request: MockRequest) -> MockResponse:
-        """``POST /_mock/revoke_grant`` with ``publicid``: :meth:`revoke_grant` over HTTP."""
-        publicid = _single(request.form, "publicid")
-        if not publicid:
-            return _json_response(400, {"error": "publicid is required"})
-        return _json_response(200, {"ok": True, "revoked": self.revoke_grant(publicid)})
-
-    # --- WSGI ---------------------------------------------------------------------------
+    def _openid_document(self, request: MockRequest) -> MockResponse:
+        """The JWKS or the discovery document (:mod:`.oidc`)."""
+        if request.method not in ("GET", "HEAD"):
+            return _method_not_allowed("GET")
+        if request.path == JWKS_PATH:
+            with self.lock:
+                return _json_response(200, self.signing_keys.jwks())
+        document = discovery_document(
+            self._issuer(request), request.base_url, AUTHORIZE_PATH, TOKEN_PATH
+        )
+        return _json_response(200, document)
 
     def wsgi_app(
         self, environ: dict[str, Any], start_response: Callable[..., Any]

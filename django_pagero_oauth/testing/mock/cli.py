@@ -8,6 +8,7 @@ it); the lines for a site's ``settings.py`` that point it at the server follow, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import threading
 from collections.abc import Sequence
@@ -74,44 +75,30 @@ def settings_block(
     )
 
 
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; prints the URL (first line of stdout) and serves."""
     args = _parser().parse_args(argv)
-    mock = MockPagero(
-        client_id=args.client_id,
-        client_secret=args.client_secret,
-        issuer=args.issuer,
-        expires_in=args.expires_in,
-        code_lifetime=args.code_lifetime,
-        require_pkce=args.require_pkce,
-    )
-    server = MockPageroServer(mock, host=args.host, port=args.port, verbose=args.verbose)
+    # The options other than the server's are named like MockPagero's arguments.
+    server_options = ("host", "port", "verbose")
+    mock = MockPagero(**{k: v for k, v in vars(args).items() if k not in server_options})
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    server.start()
-    print(f"Mock Pagero listening on {server.url}", flush=True)
-    block = settings_block(
-        server.url,
-        client_id=args.client_id,
-        client_secret=args.client_secret,
-        issuer=args.issuer,
-    )
-    print(
-        "\nAt the end of your settings.py (development only; REDIRECT_URI is your site's):\n\n"
-        + "".join(f"    {line}\n" if line else "\n" for line in block.splitlines()),
-        flush=True,
-    )
-    print("These PAGERO_OAUTH values:", flush=True)
-    for name, value in server.settings().items():
-        print(f"  {name} = {value}", flush=True)
-    try:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # KeyboardInterrupt
+    server = MockPageroServer(mock, host=args.host, port=args.port, verbose=args.verbose)
+    with contextlib.suppress(KeyboardInterrupt), server:
+        print(f"Mock Pagero listening on {server.url}", flush=True)
+        block = settings_block(
+            server.url,
+            client_id=mock.client_id,
+            client_secret=mock.client_secret,
+            issuer=mock.issuer,
+        )
+        print(
+            "\nAt the end of your settings.py (development only; REDIRECT_URI is your site's):\n\n"
+            + "".join(f"    {line}\n" if line else "\n" for line in block.splitlines()),
+            flush=True,
+        )
+        print("These PAGERO_OAUTH values:", flush=True)
+        for name, value in server.settings().items():
+            print(f"  {name} = {value}", flush=True)
         server.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
     return 0

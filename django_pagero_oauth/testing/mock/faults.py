@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from types import EllipsisType
 from typing import Any, Literal
 
-from .http import _JSON, MockResponse, _single
+from .http import _JSON, MockResponse, _Params, _single
 from .oidc import ID_TOKEN_FAULTS
 
 FAULT_ENDPOINTS = ("token", "revoke", "api", "authorize", "jwks", "discovery")
+#: The switches that concern one endpoint only.
+_ONLY_FOR = {"grant_type": "token", "revoke_grant": "revoke", "id_token": "token"}
 
 
 class _Omit(enum.Enum):
@@ -92,16 +94,13 @@ class Fault:
     def __post_init__(self) -> None:
         if self.endpoint not in FAULT_ENDPOINTS:
             raise ValueError(f"Fault.endpoint must be one of {', '.join(FAULT_ENDPOINTS)}")
-        if self.grant_type is not None and self.endpoint != "token":
-            raise ValueError('Fault.grant_type only applies to endpoint="token"')
+        for name, endpoint in _ONLY_FOR.items():
+            if getattr(self, name) not in (None, False) and self.endpoint != endpoint:
+                raise ValueError(f'Fault.{name} only applies to endpoint="{endpoint}"')
         if self.times < 1:
             raise ValueError("Fault.times must be at least 1")
         if self.delay < 0:
             raise ValueError("Fault.delay cannot be negative")
-        if self.revoke_grant and self.endpoint != "revoke":
-            raise ValueError('Fault.revoke_grant only applies to endpoint="revoke"')
-        if self.id_token is not None and self.endpoint != "token":
-            raise ValueError('Fault.id_token only applies to endpoint="token"')
         if self.id_token is not None and self.id_token not in ID_TOKEN_FAULTS:
             raise ValueError(f"Fault.id_token must be one of {', '.join(ID_TOKEN_FAULTS)}")
 
@@ -159,7 +158,7 @@ def _with_fields(response: MockResponse, fields: dict[str, Any]) -> MockResponse
     return MockResponse(response.status, headers, json.dumps(data).encode(), delay=response.delay)
 
 
-def _parse_fault_form(form: dict[str, list[str]]) -> Fault:
+def _parse_fault_form(form: _Params) -> Fault:
     """The :class:`Fault` that ``POST /_mock/fault`` describes with form fields named like
     its attributes; raises :class:`ValueError` for a bad one."""
 

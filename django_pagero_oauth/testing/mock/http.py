@@ -2,9 +2,9 @@
 
 :class:`MockRequest` and :class:`MockResponse` are independent of any server framework: the
 threaded server (:mod:`.server`), the WSGI app (:meth:`.app.MockPagero.wsgi_app`) and the
-Django view (:mod:`django_pagero_oauth.testing.views`) convert to and from them. The
-``_`` helpers build the RFC-shaped answers the endpoints send (RFC 6749 5.2 errors, the
-``no-store`` headers, the HTML error page that is never a redirect). Standard library only.
+Django view (:mod:`django_pagero_oauth.testing.views`) convert to and from them. An endpoint
+refuses a request by raising :class:`_OAuthError` (RFC 6749 5.2); the HTML error page is never
+a redirect. Standard library only.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import html
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
+from http.client import responses
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -27,20 +27,33 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _JSON = "application/json"
 _HTML = "text/html; charset=utf-8"
 _NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+_Headers = Sequence[tuple[str, str]]
+#: Query or form parameters: every value of each name, in order.
+_Params = dict[str, list[str]]
 
 
 def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def _parse_qs(text: str) -> dict[str, list[str]]:
-    return parse_qs(text, keep_blank_values=True)
-
-
-def _single(params: dict[str, list[str]], name: str) -> str | None:
+def _single(params: _Params, name: str) -> str | None:
     """The first value of ``name`` (repetition is checked separately)."""
     values = params.get(name)
     return values[0] if values else None
+
+
+def _required(params: _Params, name: str) -> str:
+    value = _single(params, name)
+    if not value:
+        raise _OAuthError("invalid_request", f"The {name} parameter is missing.")
+    return value
+
+
+def _refuse_repeated(params: _Params) -> None:
+    """RFC 6749 3.1, 3.2: a parameter is sent at most once."""
+    repeated = sorted(name for name, values in params.items() if len(values) > 1)
+    if repeated:
+        raise _OAuthError("invalid_request", f"Repeated parameter: {repeated[0]}.")
 
 
 @dataclass
@@ -50,9 +63,9 @@ class MockRequest:
     method: str
     #: Path relative to the mock's mount point, e.g. ``"/oauth/v2/oauth-token"``.
     path: str
-    query: dict[str, list[str]]
+    query: _Params
     #: Parsed body when it is ``application/x-www-form-urlencoded``, else ``{}``.
-    form: dict[str, list[str]]
+    form: _Params
     #: Header names are normalised to lower case.
     headers: dict[str, str]
     #: Absolute URL of the mount point, without a trailing slash.
@@ -81,13 +94,13 @@ class MockRequest:
             key = name.lower()
             header_map[key] = f"{header_map[key]}, {value}" if key in header_map else value
         split = urlsplit(target)
-        form: dict[str, list[str]] = {}
+        form: _Params = {}
         if _media_type(header_map.get("content-type")) == FORM_CONTENT_TYPE:
-            form = _parse_qs(body.decode("utf-8", "replace"))
+            form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         return cls(
             method=method,
             path=split.path or "/",
-            query=_parse_qs(split.query),
+            query=parse_qs(split.query, keep_blank_values=True),
             form=form,
             headers=header_map,
             base_url=base_url,
@@ -131,33 +144,38 @@ class MockResponse:
     #: Seconds the adapter waits before answering (or before dropping).
     delay: float = 0.0
 
-    def header(self, name: str) -> str | None:
-        """The first header called ``name`` (case-insensitive), or ``None``."""
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
-
     def json(self) -> Any:
         """The body parsed as JSON."""
         return json.loads(self.body)
 
 
-def _json_response(status: int, data: Any, headers: Sequence[tuple[str, str]] = ()) -> MockResponse:
+def _json_response(status: int, data: Any, headers: _Headers = ()) -> MockResponse:
     body = json.dumps(data, separators=(",", ":")).encode()
     return MockResponse(status, [("Content-Type", _JSON), *headers], body)
 
 
-def _oauth_error(
-    error: str, description: str, status: int = 400, headers: Sequence[tuple[str, str]] = ()
-) -> MockResponse:
-    """An RFC 6749 5.2 error response (also used for RFC 7009 and RFC 6750 errors)."""
-    data = {"error": error, "error_description": description}
-    return _json_response(status, data, [*_NO_STORE, *headers])
+class _OAuthError(Exception):
+    """An RFC 6749 5.2 error (also RFC 7009 and RFC 6750): raised to refuse a request, answered
+    by :meth:`.app.MockPagero.handle` (the authorization endpoint redirects it back instead)."""
+
+    def __init__(
+        self, error: str, description: str, status: int = 400, headers: _Headers = ()
+    ) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        data = {"error": error, "error_description": description}
+        self.response = _json_response(status, data, [*_NO_STORE, *headers])
 
 
-def _invalid_client(description: str) -> MockResponse:
+def _invalid_request(description: str) -> _OAuthError:
+    return _OAuthError("invalid_request", description)
+
+
+def _invalid_client(description: str) -> _OAuthError:
     """RFC 6749 5.2: ``invalid_client`` is a 401 with a ``WWW-Authenticate`` challenge."""
-    return _oauth_error(
-        "invalid_client", description, 401, [("WWW-Authenticate", 'Basic realm="mock-pagero"')]
-    )
+    challenge = ("WWW-Authenticate", 'Basic realm="mock-pagero"')
+    return _OAuthError("invalid_client", description, 401, [challenge])
 
 
 #: The mock's pages look like the example project's (its ``demo.css``), inline: the mock
@@ -221,12 +239,5 @@ def _method_not_allowed(allow: str) -> MockResponse:
     return _json_response(405, {"error": "method_not_allowed"}, [("Allow", allow)])
 
 
-def _oauth_405() -> MockResponse:
-    return _oauth_error("invalid_request", "Use POST.", 405, [("Allow", "POST")])
-
-
 def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    return responses.get(status, "Unknown")

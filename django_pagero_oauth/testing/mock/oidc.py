@@ -68,25 +68,13 @@ class SigningKey:
 
     def public_jwk(self) -> dict[str, str]:
         """The public key as a JWK (RFC 7517 4, RFC 7518 6.2.1 and 6.3.1)."""
+        jwk = {"kty": self.kty, "use": "sig", "kid": self.kid}
         public = self.private_key.public_key()
         if isinstance(public, rsa.RSAPublicKey):
             numbers = public.public_numbers()
-            return {
-                "kty": "RSA",
-                "use": "sig",
-                "kid": self.kid,
-                "n": _b64url_int(numbers.n),
-                "e": _b64url_int(numbers.e),
-            }
+            return {**jwk, "n": _b64url_int(numbers.n), "e": _b64url_int(numbers.e)}
         point = public.public_numbers()
-        return {
-            "kty": "EC",
-            "use": "sig",
-            "kid": self.kid,
-            "crv": "P-256",
-            "x": _b64url_int(point.x, 32),
-            "y": _b64url_int(point.y, 32),
-        }
+        return {**jwk, "crv": "P-256", "x": _b64url_int(point.x, 32), "y": _b64url_int(point.y, 32)}
 
     def public_pem(self) -> bytes:
         return self.private_key.public_key().public_bytes(
@@ -174,6 +162,28 @@ def _encode(header: dict[str, Any], claims: dict[str, Any]) -> bytes:
     return ".".join(_b64url(part) for part in parts).encode("ascii")
 
 
+def _break_claims(
+    claims: dict[str, Any], fault: str | None, access_token: str, previous_nonce: str | None
+) -> None:
+    """Apply to ``claims`` the fault of :data:`ID_TOKEN_FAULTS` that concerns a claim."""
+    if fault == "wrong_iss":
+        claims["iss"] = "https://impostor.example"
+    elif fault == "wrong_aud":
+        claims["aud"] = "another-client"
+    elif fault == "multiple_aud_without_azp":
+        claims["aud"] = [claims["aud"], "another-client"]
+    elif fault in ("expired", "future_iat"):
+        shift = -3600 if fault == "expired" else 3600
+        claims["iat"] = int(claims["iat"]) + shift
+        claims["exp"] = int(claims["exp"]) + shift
+    elif fault in ("missing_nonce", "missing_sub"):
+        claims.pop(fault.removeprefix("missing_"), None)
+    elif fault == "replayed_nonce":
+        claims["nonce"] = previous_nonce or secrets.token_urlsafe(32)
+    elif fault == "bad_at_hash":
+        claims["at_hash"] = at_hash(access_token + "x")
+
+
 def make_id_token(
     claims: dict[str, Any],
     *,
@@ -192,27 +202,7 @@ def make_id_token(
     if fault == "omit":
         return None
     claims = {**claims, "at_hash": at_hash(access_token)}
-    now = int(claims["iat"])
-    lifetime = int(claims["exp"]) - now
-    if fault == "wrong_iss":
-        claims["iss"] = "https://impostor.example"
-    elif fault == "wrong_aud":
-        claims["aud"] = "another-client"
-    elif fault == "multiple_aud_without_azp":
-        claims["aud"] = [claims["aud"], "another-client"]
-    elif fault == "expired":
-        claims["iat"], claims["exp"] = now - 3600, now - 3600 + lifetime
-    elif fault == "future_iat":
-        claims["iat"], claims["exp"] = now + 3600, now + 3600 + lifetime
-    elif fault == "missing_nonce":
-        claims.pop("nonce", None)
-    elif fault == "replayed_nonce":
-        claims["nonce"] = previous_nonce or secrets.token_urlsafe(32)
-    elif fault == "missing_sub":
-        claims.pop("sub", None)
-    elif fault == "bad_at_hash":
-        claims["at_hash"] = at_hash(access_token + "x")
-    key = keys.key_for(alg)
+    _break_claims(claims, fault, access_token, previous_nonce)
     if fault == "alg_none":
         return _encode({"alg": "none", "typ": "JWT"}, claims).decode() + "."
     if fault == "hs256_public_key":
@@ -220,6 +210,7 @@ def make_id_token(
         signing_input = _encode({"alg": "HS256", "typ": "JWT", "kid": rsa_key.kid}, claims)
         mac = hmac.new(rsa_key.public_pem(), signing_input, hashlib.sha256).digest()
         return f"{signing_input.decode()}.{_b64url(mac)}"
+    key = keys.key_for(alg)
     if fault == "unknown_kid":
         key = _new_keys(0)[0 if alg != "ES256" else 1]
         key.kid = f"unknown-{secrets.token_hex(4)}"

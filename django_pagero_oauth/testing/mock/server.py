@@ -93,12 +93,8 @@ class _Server(ThreadingHTTPServer):
         self.mock = mock
         self.verbose = verbose
         self.stopping = threading.Event()
-        host = address[0]
-        self.base_url = (
-            f"http://[{host}]:{self.server_port}"
-            if ":" in host
-            else (f"http://{host}:{self.server_port}")
-        )
+        host = f"[{address[0]}]" if ":" in address[0] else address[0]
+        self.base_url = f"http://{host}:{self.server_port}"
 
     def log(self, message: str) -> None:
         if self.verbose:

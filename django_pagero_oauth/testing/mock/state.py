@@ -1,12 +1,8 @@
 """The authorization server's state: its configuration, the codes and tokens it issued.
 
-:class:`MockPageroState` holds what the endpoints read and change (all under :attr:`lock`:
-the configuration, the codes, the tokens, the counters and the queue of faults), the public
-helpers tests call directly (:meth:`~MockPageroState.issue_tokens`,
-:meth:`~MockPageroState.is_refresh_token_valid`, :meth:`~MockPageroState.reset`, ...), and
-the one place tokens are minted (``_issue_locked``). Nothing here reads an HTTP request beyond
-its ``base_url`` (the default issuer); the endpoints that do are the mixins in
-:mod:`.authorization`, :mod:`.token_endpoint` and :mod:`.resources`.
+:class:`MockPageroState` holds what the endpoints read and change, all under :attr:`lock`,
+the helpers tests call directly, and the one place tokens are minted (``_issue_locked``). The
+endpoints are :mod:`.endpoints` (a mixin over it) and :mod:`.app`.
 """
 
 from __future__ import annotations
@@ -14,18 +10,17 @@ from __future__ import annotations
 import base64
 import collections
 import hashlib
-import json
 import secrets
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .faults import Fault
 from .http import API_PREFIX, AUTHORIZE_PATH, REVOKE_PATH, TOKEN_PATH, MockRequest
-from .oidc import KeySet, _b64url, make_id_token
+from .oidc import KeySet, _b64url, _encode, make_id_token
 
 REFRESH_TOKEN_PREFIX = "_1XBPWQQ_"
 JWT_KID = "mock-key-1"
@@ -52,26 +47,30 @@ COUNT_KEYS = (
 )
 
 
+@dataclass(frozen=True)
+class _Grant:
+    """What a user let a client do; its code and every token issued from it share ``family``."""
+
+    client_id: str
+    publicid: str
+    scope: str
+    family: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
 @dataclass
 class _Code:
-    client_id: str
+    grant: _Grant
     redirect_uri: str
-    scope: str
-    publicid: str
     code_challenge: str | None
     nonce: str | None
     expires_at: float
-    family: str
     used: bool = False
 
 
 @dataclass
 class _Token:
     kind: Literal["access", "refresh"]
-    client_id: str
-    publicid: str
-    scope: str
-    family: str
+    grant: _Grant
     expires_at: float
     revoked: bool = False
     consumed: bool = False
@@ -155,8 +154,6 @@ class MockPageroState:
         self._held_changed = threading.Condition(self.lock)
         self._hold_gate = threading.Event()
 
-    # --- public helpers ---------------------------------------------------------------
-
     def reset(self) -> None:
         """Forget all codes, tokens, counters and faults (configuration stays); release what
         is held."""
@@ -179,14 +176,8 @@ class MockPageroState:
         """Mint a token response directly (a test "token factory"); the tokens are valid."""
         with self.lock:
             issuer = self.issuer or self._last_base_url or "http://mock-pagero.invalid"
-            return self._issue_locked(
-                client_id=self.client_id,
-                publicid=publicid,
-                scope=scope,
-                family=uuid.uuid4().hex,
-                issuer=issuer,
-                expires_in=expires_in,
-            )
+            grant = _Grant(self.client_id, publicid, scope)
+            return self._issue_locked(grant, issuer, expires_in=expires_in)
 
     def wait_held(self, count: int = 1, timeout: float = 10.0) -> bool:
         """Wait until ``count`` requests in all were held by ``Fault(hold=True)`` since the last
@@ -225,30 +216,20 @@ class MockPageroState:
     def is_refresh_token_valid(self, token: str) -> bool:
         """Known, unused, unrevoked and unexpired."""
         with self.lock:
-            record = self._tokens.get(token)
-            return (
-                record is not None and record.kind == "refresh" and self._live(record, self.clock())
-            )
+            return self._live_token_locked(token, "refresh") is not None
 
     def is_access_token_valid(self, token: str) -> bool:
         """Known, unrevoked and unexpired."""
         with self.lock:
-            record = self._tokens.get(token)
-            return (
-                record is not None and record.kind == "access" and self._live(record, self.clock())
-            )
+            return self._live_token_locked(token, "access") is not None
 
     def stats(self) -> dict[str, Any]:
         """What ``GET /_mock/stats`` answers."""
         with self.lock:
-            counts = {key: self.counts[key] for key in COUNT_KEYS}
-            counts.update(self.counts)
             return {
-                "counts": counts,
+                "counts": {**dict.fromkeys(COUNT_KEYS, 0), **self.counts},
                 "issued_refresh_tokens": len(self.issued_refresh_tokens),
-                "last_refresh_token": (
-                    self.issued_refresh_tokens[-1] if self.issued_refresh_tokens else None
-                ),
+                "last_refresh_token": next(reversed(self.issued_refresh_tokens), None),
                 "pending_faults": len(self.faults),
                 "expires_in": self.expires_in,
             }
@@ -259,20 +240,15 @@ class MockPageroState:
             base_url, client_id=self.client_id, client_secret=self.client_secret, issuer=self.issuer
         )
 
-    # --- issuing and checking tokens -------------------------------------------------
-
     def _issuer(self, request: MockRequest) -> str:
         """The ``iss`` of this server: the configured issuer, else where it is mounted."""
         return self.issuer or request.base_url
 
     def _issue_locked(
         self,
-        *,
-        client_id: str,
-        publicid: str,
-        scope: str,
-        family: str,
+        grant: _Grant,
         issuer: str,
+        *,
         expires_in: int | None = None,
         nonce: str | None = None,
         with_refresh_token: bool = True,
@@ -284,31 +260,27 @@ class MockPageroState:
         iat = int(now)
         claims: dict[str, Any] = {
             "iss": issuer,
-            "sub": publicid,
-            "publicid": publicid,
-            "aud": client_id,
+            "sub": grant.publicid,
+            "publicid": grant.publicid,
+            "aud": grant.client_id,
             "iat": iat,
             "exp": iat + lifetime,
         }
-        access_token = _jwt({**claims, "jti": uuid.uuid4().hex, "scope": scope})
-        self._tokens[access_token] = _Token(
-            "access", client_id, publicid, scope, family, now + lifetime
-        )
+        access_token = _jwt({**claims, "jti": uuid.uuid4().hex, "scope": grant.scope})
+        self._tokens[access_token] = _Token("access", grant, now + lifetime)
         data: dict[str, Any] = {"token_type": "bearer", "access_token": access_token}
         if with_refresh_token:
             refresh_token = f"{REFRESH_TOKEN_PREFIX}{uuid.uuid4()}"
             self._tokens[refresh_token] = _Token(
-                "refresh", client_id, publicid, scope, family, now + self.refresh_token_lifetime
+                "refresh", grant, now + self.refresh_token_lifetime
             )
             self.issued_refresh_tokens.append(refresh_token)
             data["refresh_token"] = refresh_token
         data.update({"scope": "", "claims": "publicid", "expires_in": lifetime})
-        if "openid" in scope.split(" "):
-            id_claims = {**claims, "auth_time": iat}
-            if nonce is not None:
-                id_claims["nonce"] = nonce
+        if "openid" in grant.scope.split(" "):
+            nonce_claim = {} if nonce is None else {"nonce": nonce}
             id_token = make_id_token(
-                id_claims,
+                {**claims, "auth_time": iat, **nonce_claim},
                 keys=self.signing_keys,
                 alg=self.id_token_alg,
                 access_token=access_token,
@@ -317,24 +289,27 @@ class MockPageroState:
             )
             if id_token is not None:
                 data["id_token"] = id_token
+        self._previous_nonce = nonce or self._previous_nonce
         return data
 
-    @staticmethod
-    def _live(record: _Token, now: float) -> bool:
-        return not record.revoked and not record.consumed and now < record.expires_at
+    def _live(self, record: _Token) -> bool:
+        return not record.revoked and not record.consumed and self.clock() < record.expires_at
+
+    def _live_token_locked(self, token: str, kind: str) -> _Token | None:
+        record = self._tokens.get(token)
+        return record if record is not None and record.kind == kind and self._live(record) else None
 
     def _revoke_family_locked(self, family: str) -> None:
         for record in self._tokens.values():
-            if record.family == family:
+            if record.grant.family == family:
                 record.revoked = True
 
     def _revoke_grant_locked(self, client_id: str, publicid: str) -> int:
         """Revoke every live token of ``client_id`` for ``publicid``; returns how many."""
-        now = self.clock()
         revoked = 0
         for record in self._tokens.values():
-            if record.client_id == client_id and record.publicid == publicid:
-                revoked += self._live(record, now)
+            if (record.grant.client_id, record.grant.publicid) == (client_id, publicid):
+                revoked += self._live(record)
                 record.revoked = True
         return revoked
 
@@ -342,5 +317,4 @@ class MockPageroState:
 def _jwt(payload: dict[str, Any]) -> str:
     """A JWT-shaped token (RFC 7519) whose signature is random bytes: never verify it."""
     header = {"alg": "RS256", "typ": "JWT", "kid": JWT_KID, "x5t": JWT_X5T}
-    parts = (json.dumps(part, separators=(",", ":")).encode() for part in (header, payload))
-    return ".".join([*(_b64url(part) for part in parts), _b64url(secrets.token_bytes(32))])
+    return f"{_encode(header, payload).decode()}.{_b64url(secrets.token_bytes(32))}"
