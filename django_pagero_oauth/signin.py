@@ -22,6 +22,7 @@ ends their sessions: see :func:`unlink_on_password_change`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -84,13 +85,9 @@ def create_user_from_claims(claims: oidc.IdTokenClaims, request: HttpRequest) ->
         if not users.filter(**{field: username}).exists():
             user = user_model(**{field: username})
             user.set_unusable_password()
-            try:
-                # A savepoint on the users' database: a taken name must not spoil the rest.
-                with transaction.atomic(using=router.db_for_write(user_model)):
-                    user.save()
-            except IntegrityError:
-                pass
-            else:
+            # A savepoint on the users' database: a taken name must not spoil the rest.
+            with contextlib.suppress(IntegrityError), transaction.atomic(using=users.db):
+                user.save()
                 return user
         # Taken (by anyone, even a user who chose the name on purpose): never reuse it.
         username = f"pagero-{digest}-{secrets.token_hex(4)}"
@@ -157,9 +154,7 @@ def unlink_on_password_change(sender: Any, instance: Any, raw: bool = False, **k
 
     if not is_password_usable(old):
         return
-    upgrade_save = getattr(instance, "_password", None) is None and update_fields == frozenset(
-        {"password"}
-    )
+    upgrade_save = update_fields == {"password"} and getattr(instance, "_password", None) is None
     if upgrade_save and _is_hash_upgrade(old, instance.password):
         return  # check_password()'s hash upgrade: the same password, re-hashed
     deleted, _rows = PageroIdentity.objects.filter(user_id=instance.pk).delete()
@@ -356,12 +351,11 @@ class SignInCallbackMixin:
             verified.subject if verified else "",
             request.user.pk,
         )
-        message = explain(Place.LOGIN, exc)
         link_url = ""
         if exc.error == "unknown_identity":
             sign_in = urlencode({"next": reverse("pagero_oauth:sign_in")})
             link_url = f"{resolve_url(settings.LOGIN_URL)}?{sign_in}"
-        context = {"message": message, "reason": exc.error, "link_url": link_url}
+        context = {"message": explain(Place.LOGIN, exc), "reason": exc.error, "link_url": link_url}
         response = TemplateResponse(
             request, self.identity_refused_template_name, context, status=403
         )

@@ -134,20 +134,17 @@ def check_openid(**kwargs: Any) -> list[CheckMessage]:
                 id="django_pagero_oauth.E015",
             )
         )
-    if sign_in and app_settings.SIGN_IN_CREATE_USERS:
-        messages += _check_user_factory(app_settings.SIGN_IN_USER_FACTORY)
-    return messages
-
-
-def _check_user_factory(path: str) -> list[CheckMessage]:
+    create_users = sign_in and app_settings.SIGN_IN_CREATE_USERS
+    factory = app_settings.SIGN_IN_USER_FACTORY if create_users else None
     try:
-        import_string(path)
+        if factory is not None:
+            import_string(factory)
     except ImportError:
-        return [
+        messages.append(
             Error(
-                f"PAGERO_OAUTH['SIGN_IN_USER_FACTORY'] cannot be imported: {path!r}.",
+                f"PAGERO_OAUTH['SIGN_IN_USER_FACTORY'] cannot be imported: {factory!r}.",
                 hint="A dotted path to a callable(claims, request) that returns a saved user.",
                 id="django_pagero_oauth.E016",
             )
-        ]
-    return []
+        )
+    return messages
