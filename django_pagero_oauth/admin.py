@@ -249,9 +249,7 @@ class PageroTokenAdmin(TokenActionsAdmin, _ReadOnlyAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """No token is ever edited; without ``obj`` this is the permission the actions need."""
-        if obj is not None:
-            return False
-        return super().has_change_permission(request)
+        return obj is None and super().has_change_permission(request)
 
     @admin.display(description=_("status"), ordering="health")
     def health_display(self, obj: PageroToken) -> SafeString:

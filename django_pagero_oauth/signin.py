@@ -188,9 +188,8 @@ def _is_hash_upgrade(old: str, new: str) -> bool:
 
 @dataclass(frozen=True)
 class SignInOutcome:
-    """What the callback's OpenID Connect half decided inside the token's transaction; the
-    callback acts on it once the token is committed (:meth:`SignInCallbackMixin.finish_sign_in`).
-    """
+    """What the callback's OpenID Connect half decided inside the token's transaction, acted on
+    once the token is committed (:meth:`SignInCallbackMixin.finish_sign_in`)."""
 
     #: Whose token this is: the logged-in user, or the verified identity's.
     user: Any

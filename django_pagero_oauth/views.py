@@ -173,12 +173,10 @@ class CallbackView(SignInCallbackMixin, View):
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         """Every answer at this URL, which holds the code and the state, sends
-        :data:`SECRET_URL_REFERRER_POLICY`: also the error page Django makes of an exception
-        (a project's ``token_obtained`` receiver, a database error), made here with Django's
-        own ``response_for_exception`` (its logging, ``got_request_exception`` and
-        ``handler403``/``handler500`` pages; the ``ATOMIC_REQUESTS`` transactions roll back as
-        for the exception). Middleware's ``process_exception`` does not see such an exception.
-        """
+        :data:`SECRET_URL_REFERRER_POLICY`, also the page of an exception (a project's
+        ``token_obtained`` receiver, a database error): Django's ``response_for_exception``
+        (logging, ``got_request_exception``, ``handler403``/``handler500``) makes it here, and
+        the ``ATOMIC_REQUESTS`` transactions roll back. ``process_exception`` never sees it."""
         try:
             response = super().dispatch(request, *args, **kwargs)
         except Exception as exc:

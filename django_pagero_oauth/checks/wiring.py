@@ -21,8 +21,7 @@ PRELOADING_BACKEND = "django_pagero_oauth.backends.PageroModelBackend"
 
 
 def _index_of(wanted: type, paths: Sequence[str]) -> int | None:
-    """Index of the first of ``paths`` that is ``wanted`` or a subclass of it (like the admin's
-    checks)."""
+    """Index of the first of ``paths`` that is ``wanted`` or a subclass (as the admin checks)."""
     for index, path in enumerate(paths):
         try:
             cls = import_string(path)
