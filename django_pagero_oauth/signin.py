@@ -35,6 +35,7 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import get_user_model, load_backend
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.hashers import get_hasher, identify_hasher, is_password_usable
 from django.db import IntegrityError, router, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
@@ -148,11 +149,7 @@ def unlink_on_password_change(sender: Any, instance: Any, raw: bool = False, **k
         .values_list("password", flat=True)
         .first()
     )
-    if old is None or old == instance.password:
-        return
-    from django.contrib.auth.hashers import is_password_usable
-
-    if not is_password_usable(old):
+    if old is None or old == instance.password or not is_password_usable(old):
         return
     upgrade_save = update_fields == {"password"} and getattr(instance, "_password", None) is None
     if upgrade_save and _is_hash_upgrade(old, instance.password):
@@ -173,8 +170,6 @@ def _is_hash_upgrade(old: str, new: str) -> bool:
     current hash over an outdated one with ``update_fields=["password"]``, and no
     ``set_password()``, in the same save.
     """
-    from django.contrib.auth.hashers import get_hasher, identify_hasher
-
     try:
         old_hasher = identify_hasher(old)
         new_hasher = identify_hasher(new)
