@@ -88,11 +88,6 @@ def pagero_login_url(request: HttpRequest) -> str:
 def default_response(request: HttpRequest, exc: PageroOAuthError | None) -> HttpResponse:
     """The built-in answer; see the module docstring."""
     json_wanted = wants_json(request) or request.method not in ("GET", "HEAD")
-    if exc is None:
-        if json_wanted:
-            login = redirect_to_login(request.get_full_path())["Location"]
-            return JsonResponse({"error": "login_required", "login_url": login}, status=401)
-        return redirect_to_login(request.get_full_path())
     if isinstance(exc, SERVICE_ERRORS):
         retry_after = exc.retry_after or app_settings.UNAVAILABLE_RETRY_AFTER
         response: HttpResponse
@@ -110,12 +105,14 @@ def default_response(request: HttpRequest, exc: PageroOAuthError | None) -> Http
             )
         response["Retry-After"] = str(retry_after)
         return response
-    login_url = pagero_login_url(request)
+    if exc is None:
+        redirect = redirect_to_login(request.get_full_path())
+    else:
+        redirect = HttpResponseRedirect(pagero_login_url(request))
     if json_wanted:
-        return JsonResponse(
-            {"error": "pagero_authorization_required", "login_url": login_url}, status=401
-        )
-    return HttpResponseRedirect(login_url)
+        error = "login_required" if exc is None else "pagero_authorization_required"
+        return JsonResponse({"error": error, "login_url": redirect["Location"]}, status=401)
+    return redirect
 
 
 def handle_missing_token(request: HttpRequest, exc: PageroOAuthError | None) -> HttpResponse:

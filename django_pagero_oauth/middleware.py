@@ -90,9 +90,8 @@ def _exempt_paths() -> set[str]:
 
 def is_protected(request: HttpRequest) -> bool:
     patterns = _compiled(tuple(app_settings.PROTECTED_PATHS))
-    if not patterns or not any(pattern.match(request.path_info) for pattern in patterns):
-        return False
-    return request.path not in _exempt_paths()
+    matched = any(pattern.match(request.path_info) for pattern in patterns)
+    return matched and request.path not in _exempt_paths()
 
 
 class PageroTokenMiddleware:

@@ -22,6 +22,7 @@ ends their sessions: see :func:`unlink_on_password_change`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -34,6 +35,7 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import get_user_model, load_backend
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.hashers import get_hasher, identify_hasher, is_password_usable
 from django.db import IntegrityError, router, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
@@ -84,13 +86,9 @@ def create_user_from_claims(claims: oidc.IdTokenClaims, request: HttpRequest) ->
         if not users.filter(**{field: username}).exists():
             user = user_model(**{field: username})
             user.set_unusable_password()
-            try:
-                # A savepoint on the users' database: a taken name must not spoil the rest.
-                with transaction.atomic(using=router.db_for_write(user_model)):
-                    user.save()
-            except IntegrityError:
-                pass
-            else:
+            # A savepoint on the users' database: a taken name must not spoil the rest.
+            with contextlib.suppress(IntegrityError), transaction.atomic(using=users.db):
+                user.save()
                 return user
         # Taken (by anyone, even a user who chose the name on purpose): never reuse it.
         username = f"pagero-{digest}-{secrets.token_hex(4)}"
@@ -151,15 +149,9 @@ def unlink_on_password_change(sender: Any, instance: Any, raw: bool = False, **k
         .values_list("password", flat=True)
         .first()
     )
-    if old is None or old == instance.password:
+    if old is None or old == instance.password or not is_password_usable(old):
         return
-    from django.contrib.auth.hashers import is_password_usable
-
-    if not is_password_usable(old):
-        return
-    upgrade_save = getattr(instance, "_password", None) is None and update_fields == frozenset(
-        {"password"}
-    )
+    upgrade_save = update_fields == {"password"} and getattr(instance, "_password", None) is None
     if upgrade_save and _is_hash_upgrade(old, instance.password):
         return  # check_password()'s hash upgrade: the same password, re-hashed
     deleted, _rows = PageroIdentity.objects.filter(user_id=instance.pk).delete()
@@ -178,8 +170,6 @@ def _is_hash_upgrade(old: str, new: str) -> bool:
     current hash over an outdated one with ``update_fields=["password"]``, and no
     ``set_password()``, in the same save.
     """
-    from django.contrib.auth.hashers import get_hasher, identify_hasher
-
     try:
         old_hasher = identify_hasher(old)
         new_hasher = identify_hasher(new)
@@ -193,9 +183,8 @@ def _is_hash_upgrade(old: str, new: str) -> bool:
 
 @dataclass(frozen=True)
 class SignInOutcome:
-    """What the callback's OpenID Connect half decided inside the token's transaction; the
-    callback acts on it once the token is committed (:meth:`SignInCallbackMixin.finish_sign_in`).
-    """
+    """What the callback's OpenID Connect half decided inside the token's transaction, acted on
+    once the token is committed (:meth:`SignInCallbackMixin.finish_sign_in`)."""
 
     #: Whose token this is: the logged-in user, or the verified identity's.
     user: Any
@@ -356,12 +345,11 @@ class SignInCallbackMixin:
             verified.subject if verified else "",
             request.user.pk,
         )
-        message = explain(Place.LOGIN, exc)
         link_url = ""
         if exc.error == "unknown_identity":
             sign_in = urlencode({"next": reverse("pagero_oauth:sign_in")})
             link_url = f"{resolve_url(settings.LOGIN_URL)}?{sign_in}"
-        context = {"message": message, "reason": exc.error, "link_url": link_url}
+        context = {"message": explain(Place.LOGIN, exc), "reason": exc.error, "link_url": link_url}
         response = TemplateResponse(
             request, self.identity_refused_template_name, context, status=403
         )

@@ -108,11 +108,8 @@ def _answer_the_views_errors(view: Any, request: Request) -> None:
 
 
 class HasPageroToken(BasePermission):
-    """Allow only users with a valid Pagero token, and put it on ``request.pagero_token``.
-
-    The view's own ``PageroAuthorizationRequired`` and ``PageroUnavailable`` then get the same
-    answers as the permission's (see the module's documentation).
-    """
+    """Allow only users with a valid Pagero token, and put it on ``request.pagero_token``; the
+    view's own errors get the same answers (see the module's documentation)."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
