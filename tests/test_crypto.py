@@ -231,14 +231,12 @@ def test_a_context_with_nul_is_refused(context: str) -> None:
         crypto.encrypt("a-token", context)
 
 
-def test_an_unbound_value_is_refused_with_its_reason_when_not_accepted(
-    keys: Any, settings: Any
-) -> None:
+def test_a_value_bound_to_no_row_is_refused_even_under_a_configured_key(keys: Any) -> None:
+    """Only ``pgo2$<key id>$...`` is read: a bare Fernet token of a configured key is not."""
     keys(OLD_KEY)
-    legacy = Fernet(OLD_KEY.encode()).encrypt(b"old-refresh-token").decode()
-    settings.PAGERO_OAUTH = {**settings.PAGERO_OAUTH, "ACCEPT_UNBOUND_CIPHERTEXTS": False}
-    with pytest.raises(UndecryptableToken, match="in the old format, bound to no row"):
-        crypto.decrypt(legacy, "ctx:1")
+    unbound = Fernet(OLD_KEY.encode()).encrypt(b"old-refresh-token").decode()
+    with pytest.raises(UndecryptableToken, match="cannot be decrypted with the configured keys"):
+        crypto.decrypt(unbound, "ctx:1")
 
 
 def test_the_field_deconstructs_bind_to_only_when_not_the_default() -> None:
