@@ -181,7 +181,7 @@ def dotted_path(value: Any) -> str | None:
 
 def texts(value: Any) -> list[str]:
     """One string (or bytes) or a list of them, read as a list of strings."""
-    values = [value] if isinstance(value, (str, bytes)) else value
+    values = [value] if isinstance(value, (str, bytes)) else value or []
     return [item.decode() if isinstance(item, bytes) else str(item) for item in values]
 
 
