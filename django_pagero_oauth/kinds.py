@@ -136,11 +136,8 @@ def absolute_url(optional: bool) -> Rule:
 
 def one_of(choices: tuple[str, ...]) -> Rule:
     """One of ``choices``."""
-
-    def rule(value: Any) -> str | None:
-        return None if value in choices else f"one of {', '.join(map(repr, choices))}"
-
-    return rule
+    what = f"one of {', '.join(map(repr, choices))}"
+    return lambda value: None if value in choices else what
 
 
 def text_or_texts(value: Any) -> str | None:
