@@ -3,14 +3,10 @@
 The decorator, the mixin and the middleware all call :func:`resolve_token` (or
 :func:`aresolve_token`) before the view, and answer in the same way when the view itself
 raises one of :data:`GUARDED_ERRORS` (its API call found the connection dead, or Pagero
-unreachable): none of them decides anything on its own. The answer:
-
-- anonymous user: HTML -> ``settings.LOGIN_URL?next=...``; JSON or non-GET -> 401 JSON.
-- no usable connection: HTML GET -> ``pagero_oauth:login?next=...``; JSON (``Accept:
-  application/json`` preferred, or ``X-Requested-With: XMLHttpRequest``) or any non-GET -> 401
-  JSON ``{"error": "pagero_authorization_required", "login_url": ...}``.
-- Pagero unavailable, or this site's client credentials rejected: 503 with ``Retry-After``, as
-  HTML or JSON (for the visitor both mean "not now"; the operator is told by the error log).
+unreachable): none of them decides anything on its own. An anonymous user goes to
+``settings.LOGIN_URL``, a user without a usable connection to ``pagero_oauth:login`` (401 JSON
+for JSON or non-GET requests), and Pagero unavailable or this site's client credentials
+rejected is a 503 with ``Retry-After``: the whole table is in :doc:`/protecting-views`.
 
 A project changes this with ``PAGERO_OAUTH["RESPONSE_HANDLER"]`` (dotted path to a callable
 ``(request, exc) -> HttpResponse``, where ``exc`` is None for an anonymous user), or per view by

@@ -1,23 +1,15 @@
 """'Sign in with Pagero': the callback's OpenID Connect half, and the default user factory.
 
-:class:`SignInCallbackMixin` is mixed into :class:`~.views.CallbackView`. After the code
+:class:`SignInCallbackMixin` is mixed into :class:`~.views.CallbackView`: after the code
 exchange and before anything is stored it verifies the ``id_token`` (when the flow asked for
 one); inside the transaction that stores the token it finds, links or creates the user; after
-the commit it logs the visitor in. The rules, in the order they apply:
-
-- nothing is linked and nobody logged in unless ``SIGN_IN_ENABLED`` (a connect flow with
-  ``openid`` still has its ``id_token`` verified; a sign-in flow is refused);
-- a flow started by a logged-in user whose identity is already theirs goes on as a connect;
-  a NEW identity is only linked after the user confirms it with a POST (:class:`LinkIdentityView`
-  in ``views``): a session alone (a moment at someone else's keyboard, a stolen cookie) must not
-  become a login that outlives it. Refused when it belongs to another user, or the user has
-  another identity of this issuer;
-- a flow started anonymously logs in the identity's user; an unknown identity is refused, or
-  with ``SIGN_IN_CREATE_USERS`` gets a new user from ``SIGN_IN_USER_FACTORY``;
-- an inactive user is refused. Nothing is ever matched by e-mail address.
-
-A password change (of a user who had a usable password) unlinks the user's identities, as it
-ends their sessions: see :func:`unlink_on_password_change`.
+the commit it logs the visitor in. The rules (:doc:`/signin`): nothing is linked or logged in
+unless ``SIGN_IN_ENABLED``; a logged-in user's NEW identity is linked only once the user
+confirms it with a POST (:class:`LinkIdentityView` in ``views``), never on a session alone;
+an identity of another user, or a second one of the same issuer, is refused; an anonymous
+visitor's identity logs its user in (an unknown one is refused, or gets a new user with
+``SIGN_IN_CREATE_USERS``); an inactive user is refused; nothing is matched by e-mail address;
+a password change unlinks (:func:`unlink_on_password_change`).
 """
 
 from __future__ import annotations
