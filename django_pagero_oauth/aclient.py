@@ -1,9 +1,5 @@
 """``aget_client(user)``: an ``httpx.AsyncClient`` that calls Pagero's API as ``user``, for async
-views and tasks (optional extra ``async``: ``pip install django-pagero-oauth[async]``)::
-
-    user = await request.auser()
-    async with aget_client(user, token=request.pagero_token) as client:
-        response = await client.get("v1/documents")  # relative to API_BASE_URL
+views and tasks (the ``async`` extra; usage: :doc:`/api-client`).
 
 The guarantees of :func:`~django_pagero_oauth.get_client`, by the same rules (``apirules``): the
 URL rule (:func:`~django_pagero_oauth.client.resolve_api_url`) on every request on the wire,

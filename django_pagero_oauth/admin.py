@@ -10,6 +10,7 @@ but NOT verified. Both actions go through :mod:`django_pagero_oauth.tokens`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -55,11 +56,8 @@ def user_search_fields(user_model: type[Model]) -> list[str]:
     names = [getattr(user_model, "USERNAME_FIELD", "username")]
     get_email_field_name = getattr(user_model, "get_email_field_name", None)
     email = get_email_field_name() if get_email_field_name else "email"
-    try:
+    with contextlib.suppress(FieldDoesNotExist):
         user_model._meta.get_field(email)
-    except FieldDoesNotExist:
-        pass
-    else:
         names.append(email)
     return [f"user__{name}" for name in dict.fromkeys(names)]
 
@@ -99,18 +97,9 @@ class RefreshTokenExpiryFilter(admin.SimpleListFilter):
     EXPIRED = "expired"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> Sequence[tuple[str, Any]]:
-        return [
-            (
-                self.WITHIN,
-                ngettext(
-                    "Expires within %(days)d day",
-                    "Expires within %(days)d days",
-                    REFRESH_TOKEN_WARNING_DAYS,
-                )
-                % {"days": REFRESH_TOKEN_WARNING_DAYS},
-            ),
-            (self.EXPIRED, _("Expired")),
-        ]
+        days = REFRESH_TOKEN_WARNING_DAYS
+        within = ngettext("Expires within %(days)d day", "Expires within %(days)d days", days)
+        return [(self.WITHIN, within % {"days": days}), (self.EXPIRED, _("Expired"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
         now = timezone.now()
@@ -199,10 +188,7 @@ class PageroTokenAdmin(TokenActionsAdmin, _ReadOnlyAdmin):
             },
         ),
     )
-    jwt_fieldset = (
-        _("Access token: decoded, not verified"),
-        {"fields": ("decoded_access_token",)},
-    )
+    jwt_fieldset = (_("Access token: decoded, not verified"), {"fields": ("decoded_access_token",)})
     # Everything shown is read-only: tokens are never edited here.
     readonly_fields = (
         *(str(name) for _title, options in fieldsets for name in options["fields"]),
@@ -263,9 +249,7 @@ class PageroTokenAdmin(TokenActionsAdmin, _ReadOnlyAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """No token is ever edited; without ``obj`` this is the permission the actions need."""
-        if obj is not None:
-            return False
-        return super().has_change_permission(request)
+        return obj is None and super().has_change_permission(request)
 
     @admin.display(description=_("status"), ordering="health")
     def health_display(self, obj: PageroToken) -> SafeString:
@@ -370,12 +354,12 @@ class PageroTokenAdmin(TokenActionsAdmin, _ReadOnlyAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        actions = self.get_actions(request)
         context = {
             # Deleting here would not tell Pagero; the "Revoke" button does.
             "show_delete": False,
             "pagero_actions": [
-                (name, _action_description(action)) for name, action in actions.items()
+                (name, _action_description(action))
+                for name, action in self.get_actions(request).items()
             ],
             **(extra_context or {}),
         }
@@ -412,13 +396,7 @@ class PageroIdentityAdmin(_ReadOnlyAdmin):
             identity.delete()
         self.log_deletions(request, identities)  # type: ignore[arg-type]
         count = len(identities)
-        self.message_user(
-            request,
-            ngettext(
-                "%(count)d Pagero identity unlinked.",
-                "%(count)d Pagero identities unlinked.",
-                count,
-            )
-            % {"count": count},
-            messages.SUCCESS,
+        message = ngettext(
+            "%(count)d Pagero identity unlinked.", "%(count)d Pagero identities unlinked.", count
         )
+        self.message_user(request, message % {"count": count}, messages.SUCCESS)

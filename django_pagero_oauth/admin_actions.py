@@ -79,18 +79,14 @@ class TokenActionsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self, request: HttpRequest, queryset: QuerySet[PageroToken]
     ) -> list[PageroToken] | None:
         if queryset.count() > MAX_ACTION_ITEMS:
-            self.message_user(
-                request,
-                ngettext(
-                    "Select at most %(max)d token at a time; use the management commands "
-                    "pagero_refresh_tokens and pagero_prune_tokens for more.",
-                    "Select at most %(max)d tokens at a time; use the management commands "
-                    "pagero_refresh_tokens and pagero_prune_tokens for more.",
-                    MAX_ACTION_ITEMS,
-                )
-                % {"max": MAX_ACTION_ITEMS},
-                messages.ERROR,
+            message = ngettext(
+                "Select at most %(max)d token at a time; use the management commands "
+                "pagero_refresh_tokens and pagero_prune_tokens for more.",
+                "Select at most %(max)d tokens at a time; use the management commands "
+                "pagero_refresh_tokens and pagero_prune_tokens for more.",
+                MAX_ACTION_ITEMS,
             )
+            self.message_user(request, message % {"max": MAX_ACTION_ITEMS}, messages.ERROR)
             return None
         return list(queryset.order_by("pk"))
 

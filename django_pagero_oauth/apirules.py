@@ -138,36 +138,34 @@ class ForcedRefreshPolicy:
     def __repr__(self) -> str:
         return f"<ForcedRefreshPolicy remembered={len(self._fresh)}>"
 
-    def _unremembered(self, rejected: PageroToken) -> str | None:
-        """The cache key of ``rejected``, or None if this object remembers it as forced."""
-        digest = _digest(rejected.access_token)
-        return None if digest in self._fresh else f"{self.cache_prefix}{digest}"
+    def _key(self, token: PageroToken) -> str:
+        return f"{self.cache_prefix}{_digest(token.access_token)}"
 
-    def _remember(self, fresh: PageroToken) -> tuple[str, int]:
-        digest = _digest(fresh.access_token)
-        self._fresh.add(digest)
+    def _remember(self, fresh: PageroToken) -> int:
+        """Remember ``fresh`` here; the seconds the cache keeps it (until it expires)."""
+        self._fresh.add(_digest(fresh.access_token))
         ttl = int((fresh.access_token_expires_at - timezone.now()).total_seconds()) + 1
-        return f"{self.cache_prefix}{digest}", max(1, ttl)
+        return max(1, ttl)
 
     def may_refresh(self, rejected: PageroToken) -> bool:
         """May a 401 with ``rejected``'s access token cause a forced refresh?"""
-        key = self._unremembered(rejected)
-        return key is not None and caches[DEFAULT_CACHE_ALIAS].get(key) is None
+        if _digest(rejected.access_token) in self._fresh:
+            return False
+        return caches[DEFAULT_CACHE_ALIAS].get(self._key(rejected)) is None
 
     def refreshed(self, fresh: PageroToken) -> None:
         """Remember that ``fresh`` came out of a forced refresh."""
-        key, ttl = self._remember(fresh)
-        caches[DEFAULT_CACHE_ALIAS].set(key, True, ttl)
+        caches[DEFAULT_CACHE_ALIAS].set(self._key(fresh), True, self._remember(fresh))
 
     async def amay_refresh(self, rejected: PageroToken) -> bool:
         """:meth:`may_refresh` for async clients."""
-        key = self._unremembered(rejected)
-        return key is not None and await caches[DEFAULT_CACHE_ALIAS].aget(key) is None
+        if _digest(rejected.access_token) in self._fresh:
+            return False
+        return await caches[DEFAULT_CACHE_ALIAS].aget(self._key(rejected)) is None
 
     async def arefreshed(self, fresh: PageroToken) -> None:
         """:meth:`refreshed` for async clients."""
-        key, ttl = self._remember(fresh)
-        await caches[DEFAULT_CACHE_ALIAS].aset(key, True, ttl)
+        await caches[DEFAULT_CACHE_ALIAS].aset(self._key(fresh), True, self._remember(fresh))
 
 
 #: Methods that may be sent again (RFC 9110 9.2.2; TRACE and the unsafe ones never are).

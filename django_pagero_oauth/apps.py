@@ -19,10 +19,8 @@ class PageroOAuthConfig(AppConfig):
         # Every sender, each receiver keeping to users: Django sends the instance's class, so
         # sender=AUTH_USER_MODEL would miss saves and deletes through a proxy of it.
         pre_delete.connect(
-            revoke_on_user_delete,
-            dispatch_uid="django_pagero_oauth.revoke_on_user_delete",
+            revoke_on_user_delete, dispatch_uid="django_pagero_oauth.revoke_on_user_delete"
         )
         pre_save.connect(
-            unlink_on_password_change,
-            dispatch_uid="django_pagero_oauth.unlink_on_password_change",
+            unlink_on_password_change, dispatch_uid="django_pagero_oauth.unlink_on_password_change"
         )

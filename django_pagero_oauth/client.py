@@ -1,24 +1,13 @@
-"""``get_client(user)``: a ``requests.Session`` that calls Pagero's API as ``user``.
-
-Usable anywhere (views, management commands, Celery tasks)::
-
-    session = get_client(user)
-    response = session.get("v1/documents")   # relative to API_BASE_URL
-    response.raise_for_status()
+"""``get_client(user)``: a ``requests.Session`` that calls Pagero's API as ``user``
+(:doc:`/api-client`).
 
 Every request gets ``Authorization: Bearer`` from :func:`~django_pagero_oauth.get_valid_token`
-(refreshed single-flight when expiring), the configured timeout unless one is given, and, if
-the API answers 401, at most one retry after a forced single-flight refresh (see
-:class:`ForcedRefreshPolicy`). Every URL goes through :func:`resolve_api_url`: the token goes to
-``API_BASE_URL`` and nowhere else. Refresh failures raise
-:class:`~django_pagero_oauth.exceptions.PageroUnavailable` or
-:class:`~django_pagero_oauth.exceptions.PageroAuthorizationRequired`, with ``status_code``;
-transport failures raise the ``requests`` exception of the same class, without the frames of
-``requests`` and ``urllib3`` (whose local variables hold the header) in its traceback.
-
-With ``API_RETRIES`` set, busy answers to idempotent requests are retried by this session's
-transport adapter for ``API_BASE_URL`` (see :ref:`api-retries`). The decisions are those of
-``apirules.ApiRules``, shared with :mod:`django_pagero_oauth.aclient`; this module sends.
+and, on the API's 401, at most one retry after a forced single-flight refresh
+(:class:`ForcedRefreshPolicy`). Every URL goes through :func:`resolve_api_url`: the token goes to
+``API_BASE_URL`` and nowhere else. Transport failures raise the ``requests`` exception of the
+same class, without the frames of ``requests`` and ``urllib3`` (whose local variables hold the
+header). The decisions are ``apirules.ApiRules``', shared with
+:mod:`django_pagero_oauth.aclient`; this module sends.
 """
 
 from __future__ import annotations

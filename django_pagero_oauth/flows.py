@@ -137,8 +137,7 @@ def pop_flow(request: HttpRequest, state: str | None) -> Flow:
     if not state:
         raise _refused(_("The answer from Pagero has no state."))
     pending = _pending(request)
-    # Compare in constant time; a dict lookup by an attacker-chosen key would not leak much,
-    # but this keeps the comparison obviously safe.
+    # In constant time: a dict lookup by an attacker-chosen key would leak little, this nothing.
     given = state.encode("utf-8", "surrogatepass")  # compare_digest refuses non-ASCII str
     match = next((key for key in pending if hmac.compare_digest(key.encode("utf-8"), given)), None)
     entry = pending.pop(match) if match is not None else None

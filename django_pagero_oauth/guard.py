@@ -3,14 +3,10 @@
 The decorator, the mixin and the middleware all call :func:`resolve_token` (or
 :func:`aresolve_token`) before the view, and answer in the same way when the view itself
 raises one of :data:`GUARDED_ERRORS` (its API call found the connection dead, or Pagero
-unreachable): none of them decides anything on its own. The answer:
-
-- anonymous user: HTML -> ``settings.LOGIN_URL?next=...``; JSON or non-GET -> 401 JSON.
-- no usable connection: HTML GET -> ``pagero_oauth:login?next=...``; JSON (``Accept:
-  application/json`` preferred, or ``X-Requested-With: XMLHttpRequest``) or any non-GET -> 401
-  JSON ``{"error": "pagero_authorization_required", "login_url": ...}``.
-- Pagero unavailable, or this site's client credentials rejected: 503 with ``Retry-After``, as
-  HTML or JSON (for the visitor both mean "not now"; the operator is told by the error log).
+unreachable): none of them decides anything on its own. An anonymous user goes to
+``settings.LOGIN_URL``, a user without a usable connection to ``pagero_oauth:login`` (401 JSON
+for JSON or non-GET requests), and Pagero unavailable or this site's client credentials
+rejected is a 503 with ``Retry-After``: the whole table is in :doc:`/protecting-views`.
 
 A project changes this with ``PAGERO_OAUTH["RESPONSE_HANDLER"]`` (dotted path to a callable
 ``(request, exc) -> HttpResponse``, where ``exc`` is None for an anonymous user), or per view by
@@ -88,11 +84,6 @@ def pagero_login_url(request: HttpRequest) -> str:
 def default_response(request: HttpRequest, exc: PageroOAuthError | None) -> HttpResponse:
     """The built-in answer; see the module docstring."""
     json_wanted = wants_json(request) or request.method not in ("GET", "HEAD")
-    if exc is None:
-        if json_wanted:
-            login = redirect_to_login(request.get_full_path())["Location"]
-            return JsonResponse({"error": "login_required", "login_url": login}, status=401)
-        return redirect_to_login(request.get_full_path())
     if isinstance(exc, SERVICE_ERRORS):
         retry_after = exc.retry_after or app_settings.UNAVAILABLE_RETRY_AFTER
         response: HttpResponse
@@ -110,12 +101,14 @@ def default_response(request: HttpRequest, exc: PageroOAuthError | None) -> Http
             )
         response["Retry-After"] = str(retry_after)
         return response
-    login_url = pagero_login_url(request)
+    if exc is None:
+        redirect = redirect_to_login(request.get_full_path())
+    else:
+        redirect = HttpResponseRedirect(pagero_login_url(request))
     if json_wanted:
-        return JsonResponse(
-            {"error": "pagero_authorization_required", "login_url": login_url}, status=401
-        )
-    return HttpResponseRedirect(login_url)
+        error = "login_required" if exc is None else "pagero_authorization_required"
+        return JsonResponse({"error": error, "login_url": redirect["Location"]}, status=401)
+    return redirect
 
 
 def handle_missing_token(request: HttpRequest, exc: PageroOAuthError | None) -> HttpResponse:

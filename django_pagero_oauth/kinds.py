@@ -136,11 +136,8 @@ def absolute_url(optional: bool) -> Rule:
 
 def one_of(choices: tuple[str, ...]) -> Rule:
     """One of ``choices``."""
-
-    def rule(value: Any) -> str | None:
-        return None if value in choices else f"one of {', '.join(map(repr, choices))}"
-
-    return rule
+    what = f"one of {', '.join(map(repr, choices))}"
+    return lambda value: None if value in choices else what
 
 
 def text_or_texts(value: Any) -> str | None:
@@ -181,7 +178,7 @@ def dotted_path(value: Any) -> str | None:
 
 def texts(value: Any) -> list[str]:
     """One string (or bytes) or a list of them, read as a list of strings."""
-    values = [value] if isinstance(value, (str, bytes)) else value
+    values = [value] if isinstance(value, (str, bytes)) else value or []
     return [item.decode() if isinstance(item, bytes) else str(item) for item in values]
 
 

@@ -9,8 +9,8 @@
   require a valid token, answered by :mod:`django_pagero_oauth.guard` otherwise; their views
   get the same answer when they raise one of :data:`~django_pagero_oauth.guard.GUARDED_ERRORS`
   (``process_exception``). On any path, a view that read ``request.pagero_token`` and whose
-  transaction the database then ended answers 503, not 500. The app's own
-  login, sign-in, callback, link and disconnect URLs and ``settings.LOGIN_URL`` are never enforced (that would
+  transaction the database then ended answers 503, not 500. The app's own login, sign-in,
+  callback, link and disconnect URLs and ``settings.LOGIN_URL`` are never enforced (that would
   lock the user out of the pages that get them a token, or loop).
 
 Must come after ``AuthenticationMiddleware`` (system check ``django_pagero_oauth.E003``).
@@ -90,9 +90,8 @@ def _exempt_paths() -> set[str]:
 
 def is_protected(request: HttpRequest) -> bool:
     patterns = _compiled(tuple(app_settings.PROTECTED_PATHS))
-    if not patterns or not any(pattern.match(request.path_info) for pattern in patterns):
-        return False
-    return request.path not in _exempt_paths()
+    matched = any(pattern.match(request.path_info) for pattern in patterns)
+    return matched and request.path not in _exempt_paths()
 
 
 class PageroTokenMiddleware:

@@ -7,13 +7,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from .exceptions import PageroOAuthError
-from .guard import (
-    EVERY_DATABASE,
-    GUARDS_APPLIED,
-    arun_guarded,
-    handle_missing_token,
-    run_guarded,
-)
+from .guard import EVERY_DATABASE, GUARDS_APPLIED, arun_guarded, handle_missing_token, run_guarded
 
 
 class PageroTokenRequiredMixin:

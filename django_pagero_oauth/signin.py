@@ -1,27 +1,20 @@
 """'Sign in with Pagero': the callback's OpenID Connect half, and the default user factory.
 
-:class:`SignInCallbackMixin` is mixed into :class:`~.views.CallbackView`. After the code
+:class:`SignInCallbackMixin` is mixed into :class:`~.views.CallbackView`: after the code
 exchange and before anything is stored it verifies the ``id_token`` (when the flow asked for
 one); inside the transaction that stores the token it finds, links or creates the user; after
-the commit it logs the visitor in. The rules, in the order they apply:
-
-- nothing is linked and nobody logged in unless ``SIGN_IN_ENABLED`` (a connect flow with
-  ``openid`` still has its ``id_token`` verified; a sign-in flow is refused);
-- a flow started by a logged-in user whose identity is already theirs goes on as a connect;
-  a NEW identity is only linked after the user confirms it with a POST (:class:`LinkIdentityView`
-  in ``views``): a session alone (a moment at someone else's keyboard, a stolen cookie) must not
-  become a login that outlives it. Refused when it belongs to another user, or the user has
-  another identity of this issuer;
-- a flow started anonymously logs in the identity's user; an unknown identity is refused, or
-  with ``SIGN_IN_CREATE_USERS`` gets a new user from ``SIGN_IN_USER_FACTORY``;
-- an inactive user is refused. Nothing is ever matched by e-mail address.
-
-A password change (of a user who had a usable password) unlinks the user's identities, as it
-ends their sessions: see :func:`unlink_on_password_change`.
+the commit it logs the visitor in. The rules (:doc:`/signin`): nothing is linked or logged in
+unless ``SIGN_IN_ENABLED``; a logged-in user's NEW identity is linked only once the user
+confirms it with a POST (:class:`LinkIdentityView` in ``views``), never on a session alone;
+an identity of another user, or a second one of the same issuer, is refused; an anonymous
+visitor's identity logs its user in (an unknown one is refused, or gets a new user with
+``SIGN_IN_CREATE_USERS``); an inactive user is refused; nothing is matched by e-mail address;
+a password change unlinks (:func:`unlink_on_password_change`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -34,6 +27,7 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import get_user_model, load_backend
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.hashers import get_hasher, identify_hasher, is_password_usable
 from django.db import IntegrityError, router, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
@@ -84,13 +78,9 @@ def create_user_from_claims(claims: oidc.IdTokenClaims, request: HttpRequest) ->
         if not users.filter(**{field: username}).exists():
             user = user_model(**{field: username})
             user.set_unusable_password()
-            try:
-                # A savepoint on the users' database: a taken name must not spoil the rest.
-                with transaction.atomic(using=router.db_for_write(user_model)):
-                    user.save()
-            except IntegrityError:
-                pass
-            else:
+            # A savepoint on the users' database: a taken name must not spoil the rest.
+            with contextlib.suppress(IntegrityError), transaction.atomic(using=users.db):
+                user.save()
                 return user
         # Taken (by anyone, even a user who chose the name on purpose): never reuse it.
         username = f"pagero-{digest}-{secrets.token_hex(4)}"
@@ -151,15 +141,9 @@ def unlink_on_password_change(sender: Any, instance: Any, raw: bool = False, **k
         .values_list("password", flat=True)
         .first()
     )
-    if old is None or old == instance.password:
+    if old is None or old == instance.password or not is_password_usable(old):
         return
-    from django.contrib.auth.hashers import is_password_usable
-
-    if not is_password_usable(old):
-        return
-    upgrade_save = getattr(instance, "_password", None) is None and update_fields == frozenset(
-        {"password"}
-    )
+    upgrade_save = update_fields == {"password"} and getattr(instance, "_password", None) is None
     if upgrade_save and _is_hash_upgrade(old, instance.password):
         return  # check_password()'s hash upgrade: the same password, re-hashed
     deleted, _rows = PageroIdentity.objects.filter(user_id=instance.pk).delete()
@@ -178,8 +162,6 @@ def _is_hash_upgrade(old: str, new: str) -> bool:
     current hash over an outdated one with ``update_fields=["password"]``, and no
     ``set_password()``, in the same save.
     """
-    from django.contrib.auth.hashers import get_hasher, identify_hasher
-
     try:
         old_hasher = identify_hasher(old)
         new_hasher = identify_hasher(new)
@@ -193,9 +175,8 @@ def _is_hash_upgrade(old: str, new: str) -> bool:
 
 @dataclass(frozen=True)
 class SignInOutcome:
-    """What the callback's OpenID Connect half decided inside the token's transaction; the
-    callback acts on it once the token is committed (:meth:`SignInCallbackMixin.finish_sign_in`).
-    """
+    """What the callback's OpenID Connect half decided inside the token's transaction, acted on
+    once the token is committed (:meth:`SignInCallbackMixin.finish_sign_in`)."""
 
     #: Whose token this is: the logged-in user, or the verified identity's.
     user: Any
@@ -356,12 +337,11 @@ class SignInCallbackMixin:
             verified.subject if verified else "",
             request.user.pk,
         )
-        message = explain(Place.LOGIN, exc)
         link_url = ""
         if exc.error == "unknown_identity":
             sign_in = urlencode({"next": reverse("pagero_oauth:sign_in")})
             link_url = f"{resolve_url(settings.LOGIN_URL)}?{sign_in}"
-        context = {"message": message, "reason": exc.error, "link_url": link_url}
+        context = {"message": explain(Place.LOGIN, exc), "reason": exc.error, "link_url": link_url}
         response = TemplateResponse(
             request, self.identity_refused_template_name, context, status=403
         )

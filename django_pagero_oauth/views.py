@@ -90,10 +90,7 @@ def form_page_referrer_policy(view: Callable[..., HttpResponseBase]) -> Callable
 
 def safe_next_url(request: HttpRequest, candidate: str | None) -> str:
     """``candidate`` if it stays on this site (no open redirect), else ``LOGIN_REDIRECT_URL``.
-
-    The candidate is stripped first, as Django's check does, so that what is checked is what is
-    used.
-    """
+    Stripped first, as Django's check does: what is checked is what is used."""
     candidate = (candidate or "").strip()
     if candidate and url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -176,12 +173,10 @@ class CallbackView(SignInCallbackMixin, View):
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         """Every answer at this URL, which holds the code and the state, sends
-        :data:`SECRET_URL_REFERRER_POLICY`: also the error page Django makes of an exception
-        (a project's ``token_obtained`` receiver, a database error), made here with Django's
-        own ``response_for_exception`` (its logging, ``got_request_exception`` and
-        ``handler403``/``handler500`` pages; the ``ATOMIC_REQUESTS`` transactions roll back as
-        for the exception). Middleware's ``process_exception`` does not see such an exception.
-        """
+        :data:`SECRET_URL_REFERRER_POLICY`, also the page of an exception (a project's
+        ``token_obtained`` receiver, a database error): Django's ``response_for_exception``
+        (logging, ``got_request_exception``, ``handler403``/``handler500``) makes it here, and
+        the ``ATOMIC_REQUESTS`` transactions roll back. ``process_exception`` never sees it."""
         try:
             response = super().dispatch(request, *args, **kwargs)
         except Exception as exc:
@@ -236,8 +231,7 @@ class CallbackView(SignInCallbackMixin, View):
             response, verified = self.verify_id_token(flow, response)
             token, outcome = self.store_token(flow, response, verified)
         except LinkNeedsConfirmation:
-            answer = self.confirm_link(flow, verified)
-            return self.discard(obtained, answer, why="link to confirm")
+            return self.discard(obtained, self.confirm_link(flow, verified), why="link to confirm")
         except IdentityRefused as exc:
             answer = self.identity_refused(exc, verified)
             return self.discard(obtained, answer, why="identity refused")
@@ -388,8 +382,9 @@ class DisconnectView(LoginRequiredMixin, View):
                 text = _("The connection was removed from this site; Pagero was not told.")
             messages.success(request, text, fail_silently=True)
         elif not unlinked:
-            text = _("There was no Pagero connection to remove.")
-            messages.info(request, text, fail_silently=True)
+            messages.info(
+                request, _("There was no Pagero connection to remove."), fail_silently=True
+            )
         return HttpResponseRedirect(context["next"])
 
     def unlink_identities(self) -> bool:
@@ -452,15 +447,11 @@ class LinkIdentityView(LoginRequiredMixin, SignInCallbackMixin, View):
         except IdentityRefused as exc:  # the callback's refusal page, for the same reasons
             return self.identity_refused(exc, claims)
         self.finish_sign_in(SignInOutcome(user, identity, newly_linked=created))
-        messages.success(
-            request,
-            _("Your Pagero account is linked: you can now sign in with Pagero."),
-            fail_silently=True,
-        )
+        text = _("Your Pagero account is linked: you can now sign in with Pagero.")
+        messages.success(request, text, fail_silently=True)
         return HttpResponseRedirect(next_url)
 
     def nothing_to_confirm(self) -> HttpResponse:
-        messages.info(
-            self.request, _("There is no Pagero account waiting to be linked."), fail_silently=True
-        )
+        text = _("There is no Pagero account waiting to be linked.")
+        messages.info(self.request, text, fail_silently=True)
         return HttpResponseRedirect(resolve_url(app_settings.LOGIN_REDIRECT_URL))

@@ -173,3 +173,11 @@ def test_booleans(pagero: Any) -> None:
     pagero(PKCE=1, ALLOW_MOCK_SERVER="yes")
     assert app_settings.PKCE is True
     assert app_settings.ALLOW_MOCK_SERVER is True
+
+
+@pytest.mark.parametrize("value", [0, False])
+def test_falsy_lists_read_as_empty(pagero: Any, value: Any) -> None:
+    pagero(PROTECTED_PATHS=value, ENCRYPTION_KEYS=value, SCOPE=value)
+    assert app_settings.PROTECTED_PATHS == []
+    assert app_settings.ENCRYPTION_KEYS == []
+    assert app_settings.SCOPE == ""

@@ -231,13 +231,12 @@ def test_a_context_with_nul_is_refused(context: str) -> None:
         crypto.encrypt("a-token", context)
 
 
-def test_a_value_not_in_the_bound_format_is_refused(keys: Any) -> None:
-    """A bare Fernet token of a configured key (no prefix, no key id, no context) is never
-    decrypted: only the bound format is read."""
+def test_a_value_bound_to_no_row_is_refused_even_under_a_configured_key(keys: Any) -> None:
+    """Only ``pgo2$<key id>$...`` is read: a bare Fernet token of a configured key is not."""
     keys(OLD_KEY)
-    bare = Fernet(OLD_KEY.encode()).encrypt(b"old-refresh-token").decode()
+    unbound = Fernet(OLD_KEY.encode()).encrypt(b"old-refresh-token").decode()
     with pytest.raises(UndecryptableToken, match="cannot be decrypted with the configured keys"):
-        crypto.decrypt(bare, "ctx:1")
+        crypto.decrypt(unbound, "ctx:1")
 
 
 def test_the_field_deconstructs_bind_to_only_when_not_the_default() -> None:

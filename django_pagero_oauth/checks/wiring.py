@@ -21,8 +21,7 @@ PRELOADING_BACKEND = "django_pagero_oauth.backends.PageroModelBackend"
 
 
 def _index_of(wanted: type, paths: Sequence[str]) -> int | None:
-    """Index of the first of ``paths`` that is ``wanted`` or a subclass of it (like the admin's
-    checks)."""
+    """Index of the first of ``paths`` that is ``wanted`` or a subclass (as the admin checks)."""
     for index, path in enumerate(paths):
         try:
             cls = import_string(path)
@@ -134,20 +133,17 @@ def check_openid(**kwargs: Any) -> list[CheckMessage]:
                 id="django_pagero_oauth.E015",
             )
         )
-    if sign_in and app_settings.SIGN_IN_CREATE_USERS:
-        messages += _check_user_factory(app_settings.SIGN_IN_USER_FACTORY)
-    return messages
-
-
-def _check_user_factory(path: str) -> list[CheckMessage]:
+    create_users = sign_in and app_settings.SIGN_IN_CREATE_USERS
+    factory = app_settings.SIGN_IN_USER_FACTORY if create_users else None
     try:
-        import_string(path)
+        if factory is not None:
+            import_string(factory)
     except ImportError:
-        return [
+        messages.append(
             Error(
-                f"PAGERO_OAUTH['SIGN_IN_USER_FACTORY'] cannot be imported: {path!r}.",
+                f"PAGERO_OAUTH['SIGN_IN_USER_FACTORY'] cannot be imported: {factory!r}.",
                 hint="A dotted path to a callable(claims, request) that returns a saved user.",
                 id="django_pagero_oauth.E016",
             )
-        ]
-    return []
+        )
+    return messages

@@ -1,24 +1,11 @@
-"""Celery: keep Pagero connections alive from workers, and retry when Pagero is down.
+"""Celery: keep Pagero connections alive from workers, and retry when Pagero is down (the
+``celery`` extra; the layout, the schedule and the guarantees: :doc:`/background-jobs`).
 
-The ``celery`` extra. Nothing here defines a Celery app: the tasks are ``shared_task``\\ s, so
-the project's app (``app.autodiscover_tasks()`` does not look in ``contrib``; list this module
-in ``app.conf.imports`` or import it in a ``tasks.py``) registers them.
-
-- :func:`refresh_pagero_tokens` (``django_pagero_oauth.refresh_tokens``): the selection of
-  ``manage.py pagero_refresh_tokens`` (refresh tokens that expire within ``within_days``),
-  fanned out as :func:`refresh_pagero_token_chunk` tasks of ``chunk_size`` tokens, so that every
-  worker takes a share. Schedule it with :func:`keep_alive_schedule` in ``beat_schedule``.
-- :func:`retry_if_pagero_unavailable`: in a bound task, turns
-  :class:`~django_pagero_oauth.exceptions.PageroUnavailable` into ``self.retry(countdown=...)``.
-
-Runs overlap safely: a chunk re-applies the selection when it loads its tokens (a token that
-another run refreshed in the meantime no longer expires soon, so it is skipped), skips every
-token refreshed since its run fanned out (the message carries that time: this is what makes a
-second delivery of an ``--all`` chunk, whose selection skips nothing, harmless), and each
-refresh is forced through the single-flight path, which does nothing when another worker
-replaced the access token after this one read it. Messages carry primary keys and that time
-only, never a token; results are counts. Chunks are acknowledged late, so a chunk whose worker
-died is delivered again, and refreshes only what it had not refreshed yet.
+The tasks are ``shared_task``\\ s that the project's app registers (``autodiscover_tasks()``
+does not look in ``contrib``: list this module in ``app.conf.imports``). Messages carry primary
+keys and the run's start time only, never a token; results are counts. A chunk re-applies the
+selection, skips every token refreshed since its run fanned out and refreshes through the
+single-flight path, so overlapping runs and a redelivered chunk refresh nothing twice.
 """
 
 from __future__ import annotations

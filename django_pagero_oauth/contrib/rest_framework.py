@@ -1,35 +1,14 @@
 """Django REST framework: ``HasPageroToken``, a permission class (the ``drf`` extra).
 
-::
-
-    from rest_framework.permissions import IsAuthenticated
-    from django_pagero_oauth.contrib.rest_framework import HasPageroToken
-
-    class InvoiceList(APIView):
-        permission_classes = [IsAuthenticated, HasPageroToken]
-
-        def get(self, request):
-            client = get_client(request.user, token=request.pagero_token)
-            ...
-
 The view runs only with a valid token on ``request.pagero_token`` (refreshed single-flight
-first when needed, through :func:`~django_pagero_oauth.tokens.get_valid_token`). Otherwise
-DRF's exception handling answers (so a project's ``EXCEPTION_HANDLER`` sees it):
-
-- no usable connection: 401, ``{"detail": ..., "error": "pagero_authorization_required",
-  "login_url": ...}``, where ``login_url`` starts the Pagero login;
-- Pagero unavailable: 503 with ``Retry-After``, ``{"detail": ..., "error": "pagero_unavailable",
-  "retry_after": <seconds>}``.
-
-The view's own ``PageroAuthorizationRequired`` (its API call got a 401 and the forced refresh
-``invalid_grant``: the connection was revoked at Pagero) and ``PageroUnavailable`` get the same
-two answers, through the same exception handling: once the permission is granted, the view's
-``handle_exception`` turns them into these exceptions first. Other exceptions are untouched.
-
-An anonymous user is DRF's business: ``has_permission`` is False and DRF answers as it does
-for ``IsAuthenticated``. Works for ``APIView``, generic views and viewsets; in async views of
-`adrf <https://github.com/em1208/adrf>`_ DRF's ``initial()`` runs in a worker thread, where this
-(synchronous, database-using) check belongs.
+first when needed). Otherwise DRF's exception handling answers, so a project's
+``EXCEPTION_HANDLER`` sees it: 401 with ``login_url`` when there is no usable connection, 503
+with ``Retry-After`` when Pagero is unavailable (the bodies: :doc:`/protecting-views`). Once
+the permission is granted, the view's own ``PageroAuthorizationRequired`` and
+``PageroUnavailable`` get the same two answers through the view's ``handle_exception``; other
+exceptions are untouched. An anonymous user is DRF's business (``has_permission`` is False, as
+for ``IsAuthenticated``). In async views of ``adrf``, DRF's ``initial()`` runs in a worker
+thread, where this synchronous, database-using check belongs.
 """
 
 from __future__ import annotations
@@ -108,11 +87,8 @@ def _answer_the_views_errors(view: Any, request: Request) -> None:
 
 
 class HasPageroToken(BasePermission):
-    """Allow only users with a valid Pagero token, and put it on ``request.pagero_token``.
-
-    The view's own ``PageroAuthorizationRequired`` and ``PageroUnavailable`` then get the same
-    answers as the permission's (see the module's documentation).
-    """
+    """Allow only users with a valid Pagero token, and put it on ``request.pagero_token``; the
+    view's own errors get the same answers (see the module's documentation)."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user

@@ -1,27 +1,15 @@
-"""A strict, in-memory mock of Pagero Online's OAuth 2.0 server and a tiny API.
+"""A strict, in-memory mock of Pagero Online's OAuth 2.0 server and a tiny API
+(:doc:`/testing`).
 
-No Django (the standard library, and ``cryptography`` to sign id_tokens), so it serves the
-project's tests, users' test suites, the example project (through a Django adapter calling
-:meth:`MockPagero.handle`) and benchmarks (``python -m django_pagero_oauth.testing.mock``).
-
-It is deliberately *stricter* than a lenient server, so that a protocol slip or a client race
-fails a test instead of passing silently:
-
-- authorization codes are single-use; a second use revokes every token issued from the code
-  (RFC 6749 4.1.2) and they are bound to the client and the exact ``redirect_uri`` (4.1.3);
-- refresh tokens are single-use (Pagero's rule): check-and-consume is atomic, so of two
-  concurrent refreshes with one token exactly one wins, the other gets ``invalid_grant``;
-- client authentication is RFC 6749 2.3.1 to the letter (form-urlencoded *before* base64 in
-  HTTP Basic, one method per request, constant-time comparison);
-- PKCE is S256 only (RFC 7636 4.2), every parameter may appear at most once (RFC 6749 3.1, 3.2);
-- faults (:class:`Fault`) inject errors, slowness and dropped connections, or hold a request
-  until the test releases it;
-- with ``openid`` in the scope, the authorization request must carry a ``nonce``, and the code
-  exchange returns a really signed ``id_token`` carrying it back; JWKS and discovery are served
-  (:mod:`.oidc`: keys, signing, and the ``id_token`` faults).
-
-All time comes from the ``clock`` callable, so tests move time instead of sleeping. Import
-everything from here (docs/architecture.rst says which module owns what).
+Standard library only (and ``cryptography`` to sign id_tokens), so it serves the project's
+tests, users' test suites, the example project (through a Django adapter calling
+:meth:`MockPagero.handle`) and benchmarks (``python -m django_pagero_oauth.testing.mock``). It
+is stricter than a lenient server, so that a protocol slip or a client race fails a test:
+single-use codes (RFC 6749 4.1.2) and refresh tokens (check-and-consume is atomic), client
+authentication to the letter of RFC 6749 2.3.1, PKCE S256 only, each parameter at most once,
+a signed ``id_token`` carrying the ``nonce`` back (:mod:`.oidc`), and faults (:class:`Fault`)
+that inject errors, slowness and dropped connections or hold a request until released. All time
+comes from the ``clock`` callable, so tests move time instead of sleeping.
 """
 
 from .app import MockPagero

@@ -108,35 +108,27 @@ def mock_settings(
     }
 
 
+@dataclass(kw_only=True, eq=False)
 class MockPageroState:
-    """The in-memory state of one mock server. Thread-safe: all of it is guarded by :attr:`lock`."""
+    """The in-memory state of one mock server. Thread-safe: all of it is guarded by :attr:`lock`.
 
-    def __init__(
-        self,
-        *,
-        client_id: str = DEFAULT_CLIENT_ID,
-        client_secret: str = DEFAULT_CLIENT_SECRET,
-        issuer: str | None = None,
-        expires_in: int = 600,
-        code_lifetime: int = 60,
-        refresh_token_lifetime: int = 3 * 365 * 24 * 3600,
-        clock: Callable[[], float] = time.time,
-        redirect_uris: Iterable[str] | None = None,
-        require_pkce: bool = False,
-    ) -> None:
-        """``issuer=None`` uses each request's ``base_url``; ``redirect_uris=None`` accepts any
-        absolute http(s) URI, a list accepts exactly those (Pagero's registered URIs).
-        ``require_pkce`` refuses an authorization request without a ``code_challenge`` (as
-        RFC 9700 2.1.1 lets a server do); by default PKCE is accepted, not required (Pagero)."""
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.issuer = issuer
-        self.expires_in = expires_in
-        self.code_lifetime = code_lifetime
-        self.refresh_token_lifetime = refresh_token_lifetime
-        self.clock = clock
-        self.redirect_uris = None if redirect_uris is None else list(redirect_uris)
-        self.require_pkce = require_pkce
+    ``issuer=None`` uses each request's ``base_url``; ``redirect_uris=None`` accepts any
+    absolute http(s) URI, a list accepts exactly those (Pagero's registered URIs).
+    ``require_pkce`` refuses an authorization request without a ``code_challenge`` (as
+    RFC 9700 2.1.1 lets a server do); by default PKCE is accepted, not required (Pagero)."""
+
+    client_id: str = DEFAULT_CLIENT_ID
+    client_secret: str = DEFAULT_CLIENT_SECRET
+    issuer: str | None = None
+    expires_in: int = 600
+    code_lifetime: int = 60
+    refresh_token_lifetime: int = 3 * 365 * 24 * 3600
+    clock: Callable[[], float] = time.time
+    redirect_uris: Iterable[str] | None = None
+    require_pkce: bool = False
+
+    def __post_init__(self) -> None:
+        self.redirect_uris = None if self.redirect_uris is None else list(self.redirect_uris)
         self.lock = threading.Lock()
         self.counts: collections.Counter[str] = collections.Counter()
         self.issued_refresh_tokens: list[str] = []
