@@ -123,7 +123,7 @@ def spend_state(state: str) -> bool:
     as the flow could still be accepted, ``STATE_MAX_AGE`` from now, plus a margin.
     """
     digest = hashlib.sha256(state.encode("utf-8", "surrogatepass")).hexdigest()
-    timeout = max(app_settings.STATE_MAX_AGE, 0) + SPENT_STATE_MARGIN
+    timeout = app_settings.STATE_MAX_AGE + SPENT_STATE_MARGIN
     return bool(caches[DEFAULT_CACHE_ALIAS].add(SPENT_STATE_KEY_PREFIX + digest, 1, timeout))
 
 
@@ -200,7 +200,8 @@ def hide_callback_secrets(request: HttpRequest) -> None:
     masked_query = masked.urlencode(safe="*")
     request.META["QUERY_STRING"] = masked_query
     # The server's own copies of the request line (gunicorn's RAW_URI, uWSGI's and mod_wsgi's
-    # REQUEST_URI, ...) are in META too, and error reports list META.
+    # REQUEST_URI, ...) are in META too, and error reports list META; QUERY_STRING is masked
+    # the same way, for a secret that a non-secret parameter repeats.
     forms = sorted(
         {
             form
@@ -212,7 +213,7 @@ def hide_callback_secrets(request: HttpRequest) -> None:
         reverse=True,
     )
     for key, value in list(request.META.items()):
-        if key == "QUERY_STRING" or not isinstance(value, str):
+        if not isinstance(value, str):
             continue
         hidden = value.replace(raw_query, masked_query) if raw_query else value
         for form in forms:
@@ -223,4 +224,5 @@ def hide_callback_secrets(request: HttpRequest) -> None:
     if isinstance(scope, dict) and isinstance(scope.get("query_string"), bytes | str):
         # Bytes from a server (ASGI spec); Django's AsyncRequestFactory puts a str there.
         is_bytes = isinstance(scope["query_string"], bytes)
-        scope["query_string"] = masked_query.encode("ascii") if is_bytes else masked_query
+        query = request.META["QUERY_STRING"]
+        scope["query_string"] = query.encode("ascii") if is_bytes else query

@@ -128,3 +128,77 @@ def test_the_worker_threads_connection_is_closed_afterwards(
     finally:
         del connections.close_all
     assert seen == [(threads[0], True), (threads[0], True)]
+
+
+def test_the_guards_answer_runs_in_the_shared_sync_thread(user, pagero_mock, rf):
+    """A response handler is sync code that may use the ORM: from async views it runs where
+    every other ORM call of the request runs, for an anonymous visitor and a missing token."""
+    async_to_sync(_answers)(user, rf)
+
+
+async def _answers(user: Any, rf: Any) -> None:
+    from django.contrib.auth.models import AnonymousUser
+    from django.http import HttpResponse
+
+    seen: list[tuple[int, Any]] = []
+
+    def handler(request: Any, exc: Any) -> HttpResponse:
+        seen.append((threading.get_ident(), exc))
+        return HttpResponse("answered", status=418)
+
+    for visitor in (AnonymousUser(), user):  # no login; no Pagero connection
+        request = rf.get("/")
+        request.user = visitor
+        answer = await aresolve_token(request, handler)
+        assert answer.status_code == 418
+
+    shared = await _shared_thread()
+    assert [thread for thread, _ in seen] == [shared, shared]
+    assert seen[0][1] is None and seen[1][1] is not None
+
+
+def test_an_async_views_error_is_judged_and_answered_in_the_shared_sync_thread(
+    user, pagero_mock, pagero_token_factory, rf
+):
+    """``request.user`` may still be lazy when the view raises: reading its pk may query the
+    database, so it is read (and the answer made) where every other ORM call of the request
+    runs."""
+    pagero_token_factory(user)
+    async_to_sync(_own_connection_refused)(user, rf)
+
+
+async def _own_connection_refused(user: Any, rf: Any) -> None:
+    from django.utils.functional import SimpleLazyObject
+
+    from django_pagero_oauth.decorators import pagero_token_required
+    from django_pagero_oauth.exceptions import PageroAuthorizationRequired
+
+    read_in: list[int] = []
+    answered_in: list[int] = []
+
+    def handler(request: Any, exc: Any) -> Any:
+        from django.http import HttpResponse
+
+        answered_in.append(threading.get_ident())
+        return HttpResponse(status=401)
+
+    @pagero_token_required(response_handler=handler)
+    async def view(request: Any) -> Any:
+        raise PageroAuthorizationRequired("renew it", user_pk=user.pk)
+
+    def load() -> Any:
+        read_in.append(threading.get_ident())
+        return user
+
+    async def auser() -> Any:
+        return user
+
+    request = rf.get("/")
+    request.user = SimpleLazyObject(load)
+    request.auser = auser
+
+    response = await view(request)
+
+    assert response.status_code == 401  # the visitor's own connection: the guard's answer
+    shared = await _shared_thread()
+    assert read_in == [shared] and answered_in == [shared]

@@ -8,10 +8,14 @@ from urllib.parse import quote
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.db import connections, transaction
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
+from django.urls import path
 
+from django_pagero_oauth.decorators import pagero_token_required
 from django_pagero_oauth.exceptions import (
     PageroAuthorizationRequired,
     PageroConfigurationError,
@@ -52,6 +56,9 @@ def request_for(rf: RequestFactory, user: Any, method: str = "get", **headers: s
         ({"Accept": "application/json, text/plain, */*"}, True),
         ({"Accept": "text/html, application/json;q=0.5"}, False),
         ({"X-Requested-With": "XMLHttpRequest"}, True),
+        # JSON only when named: a wildcard that would also match it is no JSON client.
+        ({"Accept": "application/*"}, False),
+        ({"Accept": "*/*"}, False),
     ],
 )
 def test_wants_json(rf, headers, expected):
@@ -312,3 +319,85 @@ def test_other_exceptions_of_the_view_are_not_the_guards(
         assert response.status_code == status
         assert "Location" not in response
     assert pagero_mock.mock.counts["api"] == 0
+
+
+# --- the view's writes when the guard answers -------------------------------------------------
+
+
+def _write_then_lose_pagero(request: HttpRequest) -> HttpResponse:
+    """A write of the view's own, then Pagero found unusable: the guard answers 503."""
+    get_user_model().objects.filter(pk=request.user.pk).update(first_name="kept?")
+    raise PageroUnavailable("Pagero is down")
+
+
+def _write_then_succeed(request: HttpRequest) -> HttpResponse:
+    get_user_model().objects.filter(pk=request.user.pk).update(first_name="kept?")
+    return HttpResponse("ok")
+
+
+#: The guard opens the transaction (the decorator alone), or Django's handler does (a
+#: ``non_atomic_requests`` on top replaces the guard's "every database" mark).
+ANSWERED_VIEWS = {
+    "guard's transaction": pagero_token_required(_write_then_lose_pagero),
+    "handler's transaction": transaction.non_atomic_requests(using="other")(
+        pagero_token_required(_write_then_lose_pagero)
+    ),
+}
+
+urlpatterns = [
+    *(path(f"answered/{index}/", view) for index, view in enumerate(ANSWERED_VIEWS.values())),
+    path("answered/ok/", pagero_token_required(_write_then_succeed)),
+]
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("index", range(len(ANSWERED_VIEWS)), ids=list(ANSWERED_VIEWS))
+def test_the_views_writes_are_rolled_back_when_the_guard_answers(
+    index, client, user, pagero_mock, pagero_token_factory, monkeypatch
+):
+    """Under ``ATOMIC_REQUESTS``, a view that raises one of the guard's errors gets the guard's
+    answer instead of the exception, and its writes roll back as they would for an exception."""
+    monkeypatch.setitem(connections.settings["default"], "ATOMIC_REQUESTS", True)
+    pagero_token_factory(user)
+    client.force_login(user)
+
+    response = client.get(f"/answered/{index}/")
+
+    assert (response.status_code, response["Retry-After"]) == (503, "30")
+    user.refresh_from_db()
+    assert user.first_name != "kept?"
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.django_db(transaction=True)
+def test_the_views_writes_are_committed_when_it_answers(
+    client, user, pagero_mock, pagero_token_factory, monkeypatch
+):
+    monkeypatch.setitem(connections.settings["default"], "ATOMIC_REQUESTS", True)
+    pagero_token_factory(user)
+    client.force_login(user)
+
+    assert client.get("/answered/ok/").status_code == 200
+    user.refresh_from_db()
+    assert user.first_name == "kept?"
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize("called", ["through the URLconf", "directly, without a resolver match"])
+def test_the_guards_answer_never_dooms_a_transaction_it_did_not_get_from_the_handler(
+    called, client, rf, user, pagero_mock, pagero_token_factory, monkeypatch
+):
+    """The test's own transaction stands for a caller's: only the ``ATOMIC_REQUESTS``
+    transactions Django's handler opened around the view roll back, never an outer one."""
+    monkeypatch.setitem(connections.settings["default"], "ATOMIC_REQUESTS", True)
+    pagero_token_factory(user)
+    assert transaction.get_connection().in_atomic_block
+    if called == "through the URLconf":
+        client.force_login(user)
+        response = client.get("/answered/0/")
+    else:
+        response = ANSWERED_VIEWS["guard's transaction"](request_for(rf, user))
+
+    assert response.status_code == 503
+    assert not transaction.get_rollback()

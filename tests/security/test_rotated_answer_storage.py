@@ -19,10 +19,13 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
+from django_pagero_oauth.conf import app_settings
 from django_pagero_oauth.exceptions import PageroUnavailable
 from django_pagero_oauth.models import PageroToken
 from django_pagero_oauth.testing.mock import Fault
@@ -111,8 +114,11 @@ def test_whatever_fails_while_storing_the_answer_the_new_refresh_token_is_kept(
         raise RuntimeError("a bug while storing the answer")
 
     monkeypatch.setattr(PageroToken, "apply_token_response", apply_then_fail)
+    lifetime = timedelta(days=app_settings.REFRESH_TOKEN_LIFETIME_DAYS)
+    before = timezone.now()
     with pytest.raises(PageroUnavailable):
         get_valid_token(user)
+    after = timezone.now()
     monkeypatch.setattr(PageroToken, "apply_token_response", real_apply)
 
     mock = pagero_mock.mock
@@ -120,6 +126,10 @@ def test_whatever_fails_while_storing_the_answer_the_new_refresh_token_is_kept(
     assert stored.refresh_token == mock.issued_refresh_tokens[-1]
     assert mock.is_refresh_token_valid(stored.refresh_token)
     assert stored.fingerprint not in ("", old_fingerprint)
+    # The new refresh token's lifetime starts now; the old access token is gone, expired.
+    assert before + lifetime <= stored.refresh_token_expires_at <= after + lifetime
+    assert stored.access_token == ""
+    assert before <= stored.access_token_expires_at <= after
     assert stored.is_access_token_expired()
     backoff_passed()
     assert is_bearer_token(get_valid_token(user).access_token)
