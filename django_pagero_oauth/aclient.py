@@ -5,10 +5,9 @@ The guarantees of :func:`~django_pagero_oauth.get_client`, by the same rules (``
 URL rule (:func:`~django_pagero_oauth.client.resolve_api_url`) on every request on the wire,
 redirect hops included; the check of a given token; the 401 rule
 (:class:`~django_pagero_oauth.client.ForcedRefreshPolicy`); ``TIMEOUT`` unless one is given
-(``None`` is not "forever"); ``API_RETRIES``. A refresh runs single-flight on a worker thread
-(:func:`~django_pagero_oauth.tokens.arefresh`). The header is on a request object only while it
-is sent; transport failures raise the ``httpx`` exception of the same class, without the frames
-of ``httpx`` and ``httpcore``.
+(``None`` is not "forever"); ``API_RETRIES``; a refresh single-flight on a worker thread. The
+header is on a request object only while it is sent; transport failures raise the ``httpx``
+exception of the same class, without the frames of ``httpx`` and ``httpcore``.
 """
 
 from __future__ import annotations

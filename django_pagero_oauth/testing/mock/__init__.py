@@ -1,5 +1,4 @@
-"""A strict, in-memory mock of Pagero Online's OAuth 2.0 server and a tiny API
-(:doc:`/testing`).
+"""A strict, in-memory mock of Pagero Online's OAuth 2.0 server and a tiny API (:doc:`/testing`).
 
 Standard library only (and ``cryptography`` to sign id_tokens), so it serves the project's
 tests, users' test suites, the example project (through a Django adapter calling
