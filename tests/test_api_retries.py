@@ -126,21 +126,27 @@ def test_a_retry_after_beyond_the_cap_is_not_waited_for(
     assert pagero_mock.mock.counts["api"] == 1
 
 
-@CLIENTS
-def test_a_retry_after_within_the_cap_is_honoured(
-    call, user, pagero_mock, pagero_token_factory, retries, monkeypatch
-):
-    """The wait is the server's ``Retry-After`` (recorded, not slept through)."""
+@pytest.fixture
+def waits(monkeypatch):
+    """The waits of both clients between retries, recorded instead of slept through."""
     import asyncio
     import time
 
-    waits: list[float] = []
+    recorded: list[float] = []
 
     async def async_sleep(seconds: float) -> None:
-        waits.append(seconds)
+        recorded.append(seconds)
 
-    monkeypatch.setattr(time, "sleep", waits.append)
+    monkeypatch.setattr(time, "sleep", recorded.append)
     monkeypatch.setattr(asyncio, "sleep", async_sleep)
+    return recorded
+
+
+@CLIENTS
+def test_a_retry_after_within_the_cap_is_honoured(
+    call, user, pagero_mock, pagero_token_factory, retries, waits
+):
+    """The wait is the server's ``Retry-After`` (recorded, not slept through)."""
     pagero_token_factory(user)
     retries(1, retry_after_max=5)
     busy(pagero_mock, retry_after="4")
@@ -234,20 +240,10 @@ def test_an_async_stream_is_retried_too(user, pagero_mock, pagero_token_factory,
 
 @CLIENTS
 def test_the_back_off_is_capped_as_documented(
-    call, user, pagero_mock, pagero_token_factory, retries, monkeypatch
+    call, user, pagero_mock, pagero_token_factory, retries, waits
 ):
     """Without ``Retry-After``: no wait before the first retry, then 1, 2, 4 s, at most 8 s
     (recorded, not slept through)."""
-    import asyncio
-    import time
-
-    waits: list[float] = []
-
-    async def async_sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    monkeypatch.setattr(time, "sleep", waits.append)
-    monkeypatch.setattr(asyncio, "sleep", async_sleep)
     pagero_token_factory(user)
     retries(7)
     busy(pagero_mock, times=7, retry_after="")
